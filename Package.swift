@@ -1,0 +1,29 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "jvpn",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "jvpn", targets: ["jvpn"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSodium", path: "Sources/CSodium", pkgConfig: "libsodium",
+                       providers: [.apt(["libsodium-dev"])]),
+        .target(name: "CTun", path: "CTun"),
+        .target(name: "CMnl", path: "CMnl", linkerSettings: [.linkedLibrary("mnl")]),
+        .target(name: "JVPNCore", dependencies: ["CSodium"]),
+        .target(name: "JVPNSystem", dependencies: ["CTun", "CMnl", "JVPNCore"]),
+        .target(name: "JVPNDaemon", dependencies: ["JVPNCore", "JVPNSystem"]),
+        .executableTarget(name: "jvpn", dependencies: [
+            "JVPNDaemon", "JVPNCore", "JVPNSystem",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "JVPNCoreTests", dependencies: ["JVPNCore"]),
+        .testTarget(name: "JVPNSystemTests", dependencies: ["JVPNSystem", "JVPNCore", "JVPNDaemon"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
