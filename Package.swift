@@ -15,8 +15,9 @@ let package = Package(
                        providers: [.apt(["libsodium-dev"])]),
         .target(name: "CTun", path: "CTun"),
         .target(name: "CMnl", path: "CMnl", linkerSettings: [.linkedLibrary("mnl")]),
+        .target(name: "CUDP"),
         .target(name: "JVPNCore", dependencies: ["CSodium"]),
-        .target(name: "JVPNSystem", dependencies: ["CTun", "CMnl", "JVPNCore"]),
+        .target(name: "JVPNSystem", dependencies: ["CTun", "CMnl", "CUDP", "JVPNCore"]),
         .target(name: "JVPNDaemon", dependencies: ["JVPNCore", "JVPNSystem"]),
         .executableTarget(name: "jvpn", dependencies: [
             "JVPNDaemon", "JVPNCore", "JVPNSystem",

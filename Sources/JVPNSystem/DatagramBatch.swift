@@ -1,0 +1,103 @@
+import CUDP
+import Glibc
+
+/// Preallocated slots for `recvmmsg`/`sendmmsg`: one buffer, iovec, cudp_msg and address per slot.
+/// Every slot has `headroom` bytes before the payload so frames can be sealed in place.
+public final class DatagramBatch: @unchecked Sendable {
+    public let capacity: Int
+    public let slotSize: Int
+    public let headroom: Int
+    public var count = 0
+
+    private let memory: UnsafeMutableRawPointer
+    private let iovecs: UnsafeMutablePointer<iovec>
+    private let headers: UnsafeMutablePointer<cudp_msg>
+    public let addresses: UnsafeMutablePointer<SocketAddress>
+    /// Payload length per slot (sent or received datagram length, headroom excluded).
+    public let lengths: UnsafeMutablePointer<Int>
+
+    public init(capacity: Int, slotSize: Int, headroom: Int = 0) {
+        self.capacity = capacity
+        self.slotSize = slotSize
+        self.headroom = headroom
+        memory = UnsafeMutableRawPointer.allocate(byteCount: capacity * (slotSize + headroom), alignment: 64)
+        memory.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * (slotSize + headroom))
+        iovecs = .allocate(capacity: capacity)
+        headers = .allocate(capacity: capacity)
+        addresses = .allocate(capacity: capacity)
+        addresses.initialize(repeating: SocketAddress(), count: capacity)
+        lengths = .allocate(capacity: capacity)
+        lengths.initialize(repeating: 0, count: capacity)
+        for i in 0..<capacity {
+            iovecs[i] = iovec(iov_base: payload(i), iov_len: slotSize)
+            var h = cudp_msg()
+            h.hdr.msg_iov = iovecs + i
+            h.hdr.msg_iovlen = 1
+            h.hdr.msg_name = UnsafeMutableRawPointer(addresses + i)
+            h.hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            headers[i] = h
+        }
+    }
+
+    deinit {
+        memory.deallocate()
+        iovecs.deallocate()
+        headers.deallocate()
+        addresses.deallocate()
+        lengths.deallocate()
+    }
+
+    /// Start of slot `i`'s payload (after its headroom).
+    @inline(__always)
+    public func payload(_ i: Int) -> UnsafeMutableRawPointer {
+        memory + i * (slotSize + headroom) + headroom
+    }
+
+    /// Receives up to `capacity` datagrams without blocking. Returns how many (0 if none).
+    public func receive(from socket: UDPSocket) throws -> Int {
+        for i in 0..<capacity {
+            iovecs[i].iov_len = slotSize
+            headers[i].hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            headers[i].len = 0
+        }
+        let n = cudp_recvmmsg(socket.fileDescriptor, headers, UInt32(capacity), Int32(MSG_DONTWAIT))
+        if n < 0 {
+            let e = -n
+            count = 0
+            if e == EAGAIN || e == EINTR || e == ECONNREFUSED { return 0 }
+            throw SystemError("recvmmsg", errno: e)
+        }
+        count = Int(n)
+        for i in 0..<count {
+            lengths[i] = Int(headers[i].len)
+            addresses[i].length = headers[i].hdr.msg_namelen
+        }
+        return count
+    }
+
+    /// Sends slots [0, count) to their `addresses`, with their `lengths`. Returns datagrams sent;
+    /// a datagram the kernel refuses (e.g. no route right now) is skipped, not retried forever.
+    @discardableResult
+    public func send(on socket: UDPSocket) -> Int {
+        guard count > 0 else { return 0 }
+        for i in 0..<count {
+            iovecs[i].iov_len = lengths[i]
+            headers[i].hdr.msg_namelen = addresses[i].length
+        }
+        var sent = 0
+        var attempts = 0
+        while sent < count && attempts < count + 4 {
+            attempts += 1
+            let n = cudp_sendmmsg(socket.fileDescriptor, headers + sent, UInt32(count - sent), 0)
+            if n > 0 {
+                sent += Int(n)
+            } else if n == -EINTR {
+                continue
+            } else {
+                sent += 1 // drop the datagram the kernel refused and go on with the rest
+            }
+        }
+        count = 0
+        return sent
+    }
+}

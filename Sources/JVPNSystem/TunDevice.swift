@@ -1,0 +1,54 @@
+import CTun
+import Glibc
+
+/// A layer-3 TUN interface (IFF_TUN|IFF_NO_PI). Closing the last fd removes the interface.
+public final class TunDevice: @unchecked Sendable {
+    public let name: String
+    public let fileDescriptor: Int32
+
+    public struct Options: OptionSet, Sendable {
+        public let rawValue: Int32
+        public init(rawValue: Int32) { self.rawValue = rawValue }
+        public static let vnetHeader = Options(rawValue: Int32(CTUN_OPT_VNET_HDR))
+        public static let multiQueue = Options(rawValue: Int32(CTUN_OPT_MULTI_QUEUE))
+        public static let nonBlocking = Options(rawValue: Int32(CTUN_OPT_NONBLOCK))
+    }
+
+    public init(name: String, options: Options = [.nonBlocking]) throws {
+        var out = [CChar](repeating: 0, count: 16)
+        let fd = ctun_open(name, options.rawValue, &out, out.count)
+        guard fd >= 0 else { throw SystemError("open tun \(name)", negativeErrno: fd) }
+        self.fileDescriptor = fd
+        self.name = String(cString: out)
+    }
+
+    deinit { close(fileDescriptor) }
+
+    public func setMTU(_ mtu: Int) throws {
+        let rc = ctun_set_mtu(name, Int32(mtu))
+        guard rc == 0 else { throw SystemError("set mtu \(name)", negativeErrno: rc) }
+    }
+
+    public func setUp(_ up: Bool) throws {
+        let rc = ctun_set_up(name, up ? 1 : 0)
+        guard rc == 0 else { throw SystemError("set link \(name) \(up ? "up" : "down")", negativeErrno: rc) }
+    }
+
+    /// Reads one packet; returns its length, 0 when nothing is pending (non-blocking), or throws.
+    @inline(__always)
+    public func read(into buffer: UnsafeMutableRawPointer, capacity: Int) throws -> Int {
+        let n = Glibc.read(fileDescriptor, buffer, capacity)
+        if n >= 0 { return n }
+        let e = errno
+        if e == EAGAIN || e == EINTR { return 0 }
+        throw SystemError("read \(name)", errno: e)
+    }
+
+    /// Writes one packet. Errors the kernel gives for a single bad packet (EINVAL) are returned
+    /// as false so the caller counts them instead of stopping.
+    @inline(__always)
+    @discardableResult
+    public func write(_ buffer: UnsafeRawPointer, length: Int) -> Bool {
+        Glibc.write(fileDescriptor, buffer, length) == length
+    }
+}

@@ -1,0 +1,87 @@
+import Glibc
+
+/// A UDP socket for the encrypted transport, optionally bound to one uplink device and marked so
+/// that full-tunnel policy routing never sends it into the tunnel.
+public final class UDPSocket: @unchecked Sendable {
+    public let fileDescriptor: Int32
+    public let family: Int32
+    public private(set) var localPort: UInt16 = 0
+
+    /// Binds `[::]:port` (dual-stack) or `0.0.0.0:port`, or `localAddress` when given.
+    public init(family: Int32 = AF_INET6, localAddress: SocketAddress? = nil, port: UInt16 = 0,
+                device: String? = nil, mark: UInt32? = nil) throws {
+        let fam = localAddress?.family ?? family
+        let fd = socket(fam, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
+        self.fileDescriptor = fd
+        self.family = fam
+        do {
+            if fam == AF_INET6 { try setOption(Int32(IPPROTO_IPV6), IPV6_V6ONLY, 0, "IPV6_V6ONLY") }
+            if let device {
+                let rc = device.withCString { setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, $0, socklen_t(strlen($0) + 1)) }
+                guard rc == 0 else { throw SystemError("bind to device \(device)", errno: errno) }
+            }
+            if let mark { try setOption(SOL_SOCKET, SO_MARK, Int32(bitPattern: mark), "SO_MARK") }
+            // Large buffers absorb bursts while a thread is descheduled.
+            try? setOption(SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20, "SO_RCVBUFFORCE")
+            try? setOption(SOL_SOCKET, SO_SNDBUFFORCE, 4 << 20, "SO_SNDBUFFORCE")
+            var addr: SocketAddress
+            if let localAddress {
+                addr = localAddress
+                addr.storage.sin6_port = port.bigEndian
+            } else if fam == AF_INET6 {
+                addr = SocketAddress(addressBytes: [UInt8](repeating: 0, count: 16), port: port)!
+            } else {
+                addr = SocketAddress(addressBytes: [0, 0, 0, 0], port: port)!
+            }
+            let rc = withUnsafePointer(to: &addr.storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, addr.length) }
+            }
+            guard rc == 0 else { throw SystemError("bind udp port \(port)", errno: errno) }
+            var bound = sockaddr_in6()
+            var len = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            _ = withUnsafeMutablePointer(to: &bound) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+            }
+            localPort = UInt16(bigEndian: bound.sin6_port)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    deinit { close(fileDescriptor) }
+
+    private func setOption(_ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws {
+        var v = value
+        guard setsockopt(fileDescriptor, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw SystemError("setsockopt \(label)", errno: errno)
+        }
+    }
+
+    /// Converts an IPv4 destination to its v4-mapped form when this socket is IPv6 dual-stack.
+    public func destination(for address: SocketAddress) -> SocketAddress {
+        guard family == AF_INET6, address.family == AF_INET else { return address }
+        return SocketAddress(addressBytes: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] + address.addressBytes, port: address.port)!
+    }
+
+    /// Sends one datagram (control traffic; the data path uses `DatagramBatch`).
+    @discardableResult
+    public func send(_ buffer: UnsafeRawPointer, length: Int, to address: SocketAddress) -> Bool {
+        var dst = destination(for: address)
+        let n = withUnsafePointer(to: &dst.storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fileDescriptor, buffer, length, 0, $0, dst.length) }
+        }
+        return n == length
+    }
+}
+
+extension SocketAddress {
+    /// v4-mapped IPv6 addresses (from a dual-stack socket) shown and compared as plain IPv4.
+    public var unmapped: SocketAddress {
+        guard family == AF_INET6 else { return self }
+        let b = addressBytes
+        guard b[0..<10].allSatisfy({ $0 == 0 }), b[10] == 0xff, b[11] == 0xff else { return self }
+        return SocketAddress(addressBytes: Array(b[12..<16]), port: port)!
+    }
+}
