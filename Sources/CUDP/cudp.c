@@ -15,3 +15,15 @@ int cudp_sendmmsg(int fd, struct cudp_msg *msgs, unsigned int n, int flags) {
     int r = sendmmsg(fd, (struct mmsghdr *)msgs, n, flags);
     return r < 0 ? -errno : r;
 }
+
+#include <sys/eventfd.h>
+
+int cudp_eventfd(void) {
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return fd < 0 ? -errno : fd;
+}
+
+int cudp_accept_cloexec(int fd) {
+    int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    return c < 0 ? -errno : c;
+}

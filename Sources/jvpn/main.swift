@@ -1,1 +1,15 @@
-print("jvpn")
+import ArgumentParser
+import Foundation
+
+// Usage errors exit 2 like every other bad input (the contract's code), not ArgumentParser's 64.
+do {
+    var command = try JVPNCommand.parseAsRoot()
+    try command.run()
+} catch {
+    let code = JVPNCommand.exitCode(for: error)
+    if code == .validationFailure {
+        FileHandle.standardError.write(Data((JVPNCommand.fullMessage(for: error) + "\n").utf8))
+        exit(2)
+    }
+    JVPNCommand.exit(withError: error)
+}

@@ -12,4 +12,9 @@ struct cudp_msg {
 int cudp_recvmmsg(int fd, struct cudp_msg *msgs, unsigned int n, int flags);
 int cudp_sendmmsg(int fd, struct cudp_msg *msgs, unsigned int n, int flags);
 
+
+
+/* eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK) and accept4(SOCK_CLOEXEC): GNU APIs Swift cannot see. */
+int cudp_eventfd(void);
+int cudp_accept_cloexec(int fd);
 #endif

@@ -1,0 +1,180 @@
+import Foundation
+import Glibc
+import JVPNCore
+import JVPNSystem
+
+public enum DaemonError: Error, CustomStringConvertible {
+    case alreadyRunning(String)
+    case setup(String)
+
+    public var description: String {
+        switch self {
+        case .alreadyRunning(let n): return "interface \(n) is already up (a jvpn daemon answers on \(Daemon.controlPath(n)))"
+        case .setup(let s): return s
+        }
+    }
+}
+
+/// Wires config, TUN, sockets, netlink, the pump and the session host together, and runs until
+/// SIGTERM/SIGINT or `jvpn down`.
+public final class Daemon: @unchecked Sendable {
+    public static var runDirectory = "/run/jvpn"
+    public static func controlPath(_ name: String) -> String { "\(runDirectory)/\(name).sock" }
+
+    let config: JVPNConfig
+    let name: String
+    private var stopRequested = false
+    private var host: SessionHost!
+    private var client: ClientHost? { host as? ClientHost }
+    private var gateway: GatewayHost? { host as? GatewayHost }
+    private var pump: PacketPump!
+    private var tun: TunDevice!
+    private var eventLog: EventLog!
+    private var network: InterfaceSetup!
+    private var uplinks: UplinkSet?
+    private let startedWall = Clock.wallMilliseconds()
+    /// Called once the interface is up (systemd readiness, logs).
+    public var onReady: (() -> Void)?
+
+    public init(config: JVPNConfig) {
+        self.config = config
+        self.name = config.interface.name
+    }
+
+    public func run() throws {
+        try Sodium.initialize()
+        let privateKey = try KeyLoading.privateKey(for: config)
+        let listener: UnixControlListener
+        do {
+            listener = try UnixControlListener(path: Daemon.controlPath(name))
+        } catch let e as SystemError where e.errno == EADDRINUSE {
+            throw DaemonError.alreadyRunning(name)
+        }
+        defer { listener.removeSocketFile() }
+
+        eventLog = EventLog(path: config.interface.eventLog)
+        eventLog.start()
+        defer { eventLog.stop() }
+        let isClient = config.role == .client
+        let emitter = EventEmitter(log: eventLog, side: isClient ? "client" : "server")
+
+        tun = try TunDevice(name: name)
+        network = try InterfaceSetup(interfaceName: tun.name, config: config)
+        defer { network.teardown() }
+        try tun.setMTU(config.interface.mtu)
+        try network.configureInterface()
+
+        if isClient {
+            let set = try UplinkSet(config: config, network: network)
+            uplinks = set
+            let c = try ClientHost(config: config, privateKey: privateKey, events: emitter)
+            c.sockets = set.sockets
+            c.paths = set.paths
+            host = c
+        } else {
+            host = try GatewayHost(config: config, privateKey: privateKey, events: emitter)
+            host.sockets = [try UDPSocket(port: config.interface.listenPort ?? 51820)]
+        }
+        pump = try PacketPump(tun: tun, mtu: config.interface.mtu, snapshot: host.snapshot)
+        host.pump = pump
+        pump.controller = host as? any PumpController
+        host.lock.withLock { host.republish() }
+        pump.start()
+        try network.configureRoutes()
+        onReady?()
+
+        let wake = try EventFD()
+        Signals.install(wake: wake)
+        let monitor = try? NetlinkMonitor()
+        var fds = [listener.fileDescriptor, wake.fileDescriptor]
+        if let monitor { fds.append(monitor.fileDescriptor) }
+        let poller = Poller(fds)
+        while !stopRequested && !Signals.received {
+            poller.wait(timeoutMs: 10)
+            if poller.isReadable(0) {
+                listener.serveOne { self.handleControl($0) }
+            }
+            if poller.isReadable(1) { wake.drain() }
+            if let monitor, fds.count > 2, poller.isReadable(2) {
+                try? monitor.drain { event in self.handleNetlink(event) }
+            }
+            let now = Clock.monotonicMilliseconds()
+            client?.tick(nowMs: now)
+            gateway?.tick(nowMs: now)
+        }
+        client?.shutdown(reason: .operatorRequest)
+        gateway?.shutdown(reason: .operatorRequest)
+        pump.shutdown()
+    }
+
+    private func handleNetlink(_ event: NetlinkEvent) {
+        guard let client, let uplinks else { return }
+        uplinks.handle(event, client: client)
+    }
+
+    private func handleControl(_ line: String) -> String {
+        switch line {
+        case "ping": return "pong\n"
+        case "status": return statusJSON() + "\n"
+        case "down":
+            stopRequested = true
+            return "ok\n"
+        case "eventlog": return config.interface.eventLog + "\n"
+        default: return "error: unknown command\n"
+        }
+    }
+
+    // MARK: status
+
+    func statusObject() -> [String: Any] {
+        let nowMs = Clock.monotonicMilliseconds()
+        let sessions: [[String: Any]] = host.lock.withLock {
+            host.peers.compactMap { p -> [String: Any]? in
+                guard let sid = p.session else {
+                    return client == nil ? nil : ["session": "", "peer": p.publicKey.base64, "state": SessionState.birth.rawValue,
+                                                  "state_version": 0, "active_path": "", "paths": client?.pathStatus() ?? [],
+                                                  "switches": 0, "last_switch": NSNull(),
+                                                  "tx_bytes": 0, "rx_bytes": 0, "tx_packets": 0, "rx_packets": 0,
+                                                  "rejected": ["replay": 0, "auth": 0, "stale_version": 0, "rate_limited": 0],
+                                                  "events_dropped": eventLog.droppedCount]
+                }
+                if client == nil && p.state == .terminated && nowMs - p.lastAuthenticatedMs > 3_600_000 { return nil }
+                let c = p.counters
+                var activePath = ""
+                var paths: [[String: Any]] = []
+                if let client {
+                    if let a = client.active, p.state != .terminated { activePath = client.paths[a].name }
+                    paths = client.pathStatus()
+                } else if let b = p.bound {
+                    activePath = b.description
+                    paths = [["path": b.description, "uplink": "", "status": p.state == .terminated ? "dead" : "active",
+                              "rtt_ms": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0]]
+                }
+                return [
+                    "session": sid.hex, "peer": p.publicKey.base64, "state": p.state.rawValue,
+                    "state_version": p.machine.stateVersion, "active_path": activePath, "paths": paths,
+                    "switches": p.switches, "last_switch": p.lastSwitch ?? NSNull(),
+                    "binding_version": p.bindingVersion,
+                    "tx_bytes": c.txBytes.load(ordering: .relaxed), "rx_bytes": c.rxBytes.load(ordering: .relaxed),
+                    "tx_packets": c.txPackets.load(ordering: .relaxed), "rx_packets": c.rxPackets.load(ordering: .relaxed),
+                    "rejected": ["replay": c.rejectedReplay.load(ordering: .relaxed), "auth": c.rejectedAuth.load(ordering: .relaxed),
+                                 "stale_version": c.rejectedStaleVersion.load(ordering: .relaxed),
+                                 "rate_limited": c.rejectedRateLimited.load(ordering: .relaxed)],
+                    "events_dropped": eventLog.droppedCount,
+                ]
+            }
+        }
+        return [
+            "interface": tun.name, "role": client == nil ? "server" : "client",
+            "public_key": host.privateKey.publicKey.base64,
+            "listen_port": client == nil ? Int(host.sockets.first??.localPort ?? 0) : Int(config.interface.listenPort ?? 0),
+            "event_log": config.interface.eventLog,
+            "sessions": sessions,
+        ]
+    }
+
+    func statusJSON() -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: statusObject(), options: [.sortedKeys]) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,245 @@
+import Foundation
+import Glibc
+import JVPNCore
+import JVPNSystem
+import Synchronization
+
+/// The data plane. Stages, in the order the functions below follow:
+///   send:    readTunBatch -> routeToPeer -> sealInPlace -> sendmmsg (flushBatch)
+///   receive: recvmmsg (receiveLoop) -> peekHeader -> lookupReceiver -> open -> replay update
+///            -> checkInnerSource -> writeTun; handshake and control frames go to the controller.
+/// One thread per direction. Buffers are allocated once; nothing is allocated per packet.
+protocol PumpController: AnyObject, Sendable {
+    /// Handshake messages (types 1, 2): unauthenticated until the controller verifies them.
+    func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: SocketAddress, socketIndex: Int)
+    /// An authenticated, fresh control message.
+    func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair,
+                       from: SocketAddress, socketIndex: Int)
+    /// A control frame for a known session failed its proof or freshness check.
+    func rejectedControl(peerIndex: Int, reason: ReasonCode, from: SocketAddress, socketIndex: Int)
+    /// Authenticated data arrived on keys the responder had not yet confirmed.
+    func confirmKeypair(peerIndex: Int, keypair: Keypair)
+    /// Authenticated data arrived from an address other than the bound path.
+    func observedUnboundSource(peerIndex: Int, from: SocketAddress, socketIndex: Int)
+}
+
+final class PacketPump: @unchecked Sendable {
+    static let batchSize = 64
+    let tun: TunDevice
+    let snapshot: SnapshotCell
+    weak var controller: (any PumpController)?
+    private let stop = Atomic<Bool>(false)
+    private let wakeSend: EventFD
+    private let wakeReceive: EventFD
+    private let slotSize: Int
+    private var threads: [Thread] = []
+    private let done = DispatchSemaphore(value: 0)
+
+    let droppedNoRoute = Atomic<UInt64>(0)
+    let droppedNoKey = Atomic<UInt64>(0)
+    let droppedMalformed = Atomic<UInt64>(0)
+    let droppedUnknownIndex = Atomic<UInt64>(0)
+
+    init(tun: TunDevice, mtu: Int, snapshot: SnapshotCell) throws {
+        self.tun = tun
+        self.snapshot = snapshot
+        wakeSend = try EventFD()
+        wakeReceive = try EventFD()
+        // Room for the largest inner packet plus header and tag, and for oversized datagrams
+        // (which are then rejected rather than truncated silently).
+        slotSize = max(mtu, 1500) + Frame.overhead + 64
+    }
+
+    func start() {
+        let s = Thread { [self] in sendLoop(); done.signal() }
+        s.name = "jvpn-send"
+        let r = Thread { [self] in receiveLoop(); done.signal() }
+        r.name = "jvpn-recv"
+        threads = [s, r]
+        s.start()
+        r.start()
+    }
+
+    /// Tells the receive thread to pick up a changed socket set now.
+    func socketsChanged() { wakeReceive.signal() }
+
+    func shutdown() {
+        stop.store(true, ordering: .relaxed)
+        wakeSend.signal()
+        wakeReceive.signal()
+        for _ in threads { _ = done.wait(timeout: .now() + 2) }
+        threads = []
+    }
+
+    // MARK: send
+
+    private func sendLoop() {
+        let batch = DatagramBatch(capacity: PacketPump.batchSize, slotSize: slotSize)
+        let poller = Poller([tun.fileDescriptor, wakeSend.fileDescriptor])
+        var generation = UInt64.max
+        var snap = DataPlaneSnapshot.empty
+        var batchSocket = -1
+        while !stop.load(ordering: .relaxed) {
+            poller.wait(timeoutMs: 1000)
+            if poller.isReadable(1) { wakeSend.drain() }
+            let g = snapshot.generation.load(ordering: .acquiring)
+            if g != generation {
+                generation = g
+                snap = snapshot.load()
+            }
+            // readTunBatch
+            var drained = false
+            while !drained {
+                batch.count = 0
+                batchSocket = -1
+                while batch.count < batch.capacity {
+                    let slot = batch.payload(batch.count)
+                    let n: Int
+                    do {
+                        n = try tun.read(into: slot + Frame.headerLength, capacity: slotSize - Frame.overhead)
+                    } catch {
+                        n = 0
+                    }
+                    if n == 0 { drained = true; break }
+                    // routeToPeer
+                    guard let peer = snap.routes.lookupDestination(packet: UnsafeRawPointer(slot + Frame.headerLength), length: n) else {
+                        droppedNoRoute.add(1, ordering: .relaxed)
+                        continue
+                    }
+                    guard peer < snap.send.count, let route = snap.send[peer] else {
+                        droppedNoKey.add(1, ordering: .relaxed)
+                        continue
+                    }
+                    guard let counter = route.keypair.nextCounter() else {
+                        droppedNoKey.add(1, ordering: .relaxed)
+                        continue
+                    }
+                    if batchSocket != -1 && batchSocket != route.socketIndex {
+                        flush(batch, snap, batchSocket) // flushBatch: one socket per sendmmsg
+                        // the packet just read sits in slot `count` which send() reset to 0: move it
+                        let moved = batch.payload(0)
+                        moved.copyMemory(from: slot, byteCount: n + Frame.headerLength)
+                        sealAndQueue(batch, index: 0, length: n, route: route, counter: counter)
+                        batchSocket = route.socketIndex
+                        continue
+                    }
+                    batchSocket = route.socketIndex
+                    sealAndQueue(batch, index: batch.count, length: n, route: route, counter: counter)
+                }
+                if batch.count > 0 && batchSocket >= 0 { flush(batch, snap, batchSocket) }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func flush(_ batch: DatagramBatch, _ snap: DataPlaneSnapshot, _ socket: Int) {
+        if socket < snap.sockets.count, let s = snap.sockets[socket] { batch.send(on: s) } else { batch.count = 0 }
+    }
+
+    @inline(__always)
+    private func sealAndQueue(_ batch: DatagramBatch, index: Int, length: Int, route: PeerSendRoute, counter: UInt64) {
+        // sealInPlace
+        let total = Frame.seal(type: .data, receiverIndex: route.keypair.remoteIndex, counter: counter,
+                               key: route.keypair, buffer: batch.payload(index), plaintextLength: length)
+        batch.lengths[index] = total
+        batch.addresses[index] = route.destination
+        batch.count = index + 1
+        route.counters.txBytes.add(UInt64(length), ordering: .relaxed)
+        route.counters.txPackets.add(1, ordering: .relaxed)
+    }
+
+    // MARK: receive
+
+    private func receiveLoop() {
+        let batch = DatagramBatch(capacity: PacketPump.batchSize, slotSize: slotSize)
+        var generation = UInt64.max
+        var snap = DataPlaneSnapshot.empty
+        var live: [(index: Int, socket: UDPSocket)] = []
+        var poller = Poller([wakeReceive.fileDescriptor])
+        while !stop.load(ordering: .relaxed) {
+            poller.wait(timeoutMs: 1000)
+            if poller.isReadable(live.count) { wakeReceive.drain() }
+            let g = snapshot.generation.load(ordering: .acquiring)
+            if g != generation {
+                generation = g
+                snap = snapshot.load()
+                let now = snap.sockets.enumerated().compactMap { i, s in s.map { (index: i, socket: $0) } }
+                if now.map(\.socket.fileDescriptor) != live.map(\.socket.fileDescriptor) || now.count != live.count {
+                    // Readiness flags belong to the old set: skip reading this round.
+                    live = now
+                    poller = Poller(live.map(\.socket.fileDescriptor) + [wakeReceive.fileDescriptor])
+                    continue
+                }
+            }
+            for (k, entry) in live.enumerated() where poller.isReadable(k) {
+                var rounds = 0
+                // Bounded so one busy socket cannot starve the others.
+                while rounds < 16 {
+                    rounds += 1
+                    let n = (try? batch.receive(from: entry.socket)) ?? 0
+                    if n == 0 { break }
+                    for i in 0..<n { receiveOne(batch, i, socketIndex: entry.index, snap: snap) }
+                    if n < batch.capacity { break }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func receiveOne(_ batch: DatagramBatch, _ i: Int, socketIndex: Int, snap: DataPlaneSnapshot) {
+        let p = batch.payload(i)
+        let len = batch.lengths[i]
+        guard len <= slotSize - 64, let header = Frame.peekHeader(UnsafeRawPointer(p), length: len) else {
+            droppedMalformed.add(1, ordering: .relaxed)
+            return
+        }
+        switch header.type {
+        case .initiation, .response:
+            controller?.handleHandshake(UnsafeRawBufferPointer(start: p, count: len),
+                                        from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+        case .data, .control:
+            guard let entry = snap.receivers[header.receiverIndex] else {
+                droppedUnknownIndex.add(1, ordering: .relaxed)
+                return
+            }
+            guard let plain = Frame.open(header: header, key: entry.keypair, buffer: p, length: len) else {
+                entry.counters.rejectedAuth.add(1, ordering: .relaxed)
+                if header.type == .control {
+                    controller?.rejectedControl(peerIndex: entry.peerIndex, reason: .invalidProof,
+                                                from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+                }
+                return
+            }
+            // Proof first, then freshness: forged packets cannot burn counters.
+            guard entry.keypair.replay.update(header.counter) else {
+                entry.counters.rejectedReplay.add(1, ordering: .relaxed)
+                if header.type == .control {
+                    controller?.rejectedControl(peerIndex: entry.peerIndex, reason: .replayDetected,
+                                                from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+                }
+                return
+            }
+            if entry.isUnconfirmed { controller?.confirmKeypair(peerIndex: entry.peerIndex, keypair: entry.keypair) }
+            let body = UnsafeMutableRawPointer(p + Frame.headerLength)
+            if header.type == .control {
+                controller?.handleControl(UnsafeRawBufferPointer(start: body, count: plain), peerIndex: entry.peerIndex,
+                                          keypair: entry.keypair, from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+                return
+            }
+            if let bound = entry.boundSource, bound != batch.addresses[i].unmapped {
+                // Authenticated but from an unbound address: never moves the session; hint only.
+                controller?.observedUnboundSource(peerIndex: entry.peerIndex, from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+            }
+            if plain == 0 { return } // keepalive
+            // checkInnerSource: a peer may only send from its AllowedIPs.
+            guard snap.routes.lookupSource(packet: UnsafeRawPointer(body), length: plain) == entry.peerIndex else {
+                entry.counters.droppedInnerSource.add(1, ordering: .relaxed)
+                return
+            }
+            if tun.write(body, length: plain) {
+                entry.counters.rxBytes.add(UInt64(plain), ordering: .relaxed)
+                entry.counters.rxPackets.add(1, ordering: .relaxed)
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import JVPNCore
+import JVPNSystem
+
+/// One configured peer and its current session. Mutated only under the host's lock.
+final class PeerRuntime: @unchecked Sendable {
+    let index: Int
+    let config: PeerConfig
+    let publicKey: PublicKey
+    let counters = PeerCounters()
+    var keyRing = KeyRing()
+    var session: SessionID?
+    var machine = SessionStateMachine()
+    var sessionStartedMs: UInt64 = 0
+    var lastAuthenticatedMs: UInt64 = 0
+    // gateway: the single bound path of the session
+    var bound: SocketAddress?
+    var boundSocket = 0
+    var bindingVersion: UInt64 = 0
+    var lastHintMs: UInt64 = 0
+    // status
+    var switches = 0
+    var lastSwitch: [String: Any]?
+
+    init(index: Int, config: PeerConfig, publicKey: PublicKey) {
+        self.index = index
+        self.config = config
+        self.publicKey = publicKey
+    }
+
+    var state: SessionState { machine.state }
+}

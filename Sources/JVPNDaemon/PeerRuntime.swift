@@ -1,0 +1,69 @@
+import JVPNCore
+import JVPNSystem
+import Synchronization
+
+/// Counters the data plane bumps without locks; status reads them.
+final class PeerCounters: @unchecked Sendable {
+    let txBytes = Atomic<UInt64>(0)
+    let rxBytes = Atomic<UInt64>(0)
+    let txPackets = Atomic<UInt64>(0)
+    let rxPackets = Atomic<UInt64>(0)
+    let rejectedReplay = Atomic<UInt64>(0)
+    let rejectedAuth = Atomic<UInt64>(0)
+    let rejectedStaleVersion = Atomic<UInt64>(0)
+    let rejectedRateLimited = Atomic<UInt64>(0)
+    let droppedInnerSource = Atomic<UInt64>(0)
+}
+
+/// What the data plane needs to send to one peer, fixed for one snapshot generation.
+struct PeerSendRoute {
+    let keypair: Keypair
+    let destination: SocketAddress
+    let socketIndex: Int
+    let counters: PeerCounters
+}
+
+/// A receiver index resolved to its peer and keys.
+struct ReceiverEntry {
+    let peerIndex: Int
+    let keypair: Keypair
+    let counters: PeerCounters
+    /// Responder-side keys not yet confirmed by the initiator: first use promotes them.
+    let isUnconfirmed: Bool
+    /// The gateway's bound path for this session (nil on a client: probes may use any path).
+    let boundSource: SocketAddress?
+}
+
+/// An immutable view of routing and keys for the packet threads. The control plane builds a new
+/// one whenever something changes and bumps the generation; packet threads check the generation
+/// once per batch (an atomic load), so no lock is taken per packet.
+final class DataPlaneSnapshot: @unchecked Sendable {
+    let routes: AllowedIPsTable<Int>
+    let send: [PeerSendRoute?]
+    let receivers: [UInt32: ReceiverEntry]
+    /// Transport sockets by index; nil where an uplink is absent (hot-plug fills it later).
+    let sockets: [UDPSocket?]
+
+    init(routes: AllowedIPsTable<Int>, send: [PeerSendRoute?], receivers: [UInt32: ReceiverEntry], sockets: [UDPSocket?]) {
+        self.routes = routes
+        self.send = send
+        self.receivers = receivers
+        self.sockets = sockets
+    }
+
+    static let empty = DataPlaneSnapshot(routes: AllowedIPsTable<Int>(), send: [], receivers: [:], sockets: [])
+}
+
+/// Published snapshot holder.
+final class SnapshotCell: @unchecked Sendable {
+    private let lock = Lock()
+    private var current = DataPlaneSnapshot.empty
+    let generation = Atomic<UInt64>(0)
+
+    func publish(_ s: DataPlaneSnapshot) {
+        lock.withLock { current = s }
+        generation.add(1, ordering: .releasing)
+    }
+
+    func load() -> DataPlaneSnapshot { lock.withLock { current } }
+}

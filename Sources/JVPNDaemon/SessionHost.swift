@@ -1,0 +1,146 @@
+import Foundation
+import Glibc
+import JVPNCore
+import JVPNSystem
+
+/// What client and gateway share: peers, the lock, the snapshot, events, sending control frames.
+class SessionHost: @unchecked Sendable {
+    let config: JVPNConfig
+    let privateKey: PrivateKey
+    let lock = Lock()
+    let snapshot = SnapshotCell()
+    let events: EventEmitter
+    var peers: [PeerRuntime] = []
+    var pump: PacketPump!
+    /// Transport sockets by index (client: one per uplink, nil while the uplink is absent).
+    var sockets: [UDPSocket?] = []
+    var rng = SystemRandomNumberGenerator()
+    /// Receiver indexes in use, so a fresh one never collides.
+    var usedIndexes = Set<UInt32>()
+    let controlBuffer = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
+    var replayGuard = InitiationReplayGuard()
+    var terminatedSessions = 0
+
+    init(config: JVPNConfig, privateKey: PrivateKey, events: EventEmitter) throws {
+        self.config = config
+        self.privateKey = privateKey
+        self.events = events
+        for (i, p) in config.peers.enumerated() {
+            let key = try PublicKey(base64: p.publicKey)
+            peers.append(PeerRuntime(index: i, config: p, publicKey: key))
+        }
+    }
+
+    deinit { controlBuffer.deallocate() }
+
+    func freshIndex() -> UInt32 {
+        while true {
+            let i = UInt32.random(in: 1...UInt32.max, using: &rng)
+            if !usedIndexes.contains(i) { usedIndexes.insert(i); return i }
+        }
+    }
+
+    func releaseIndexes(of ring: KeyRing) {
+        for kp in ring.clear() { usedIndexes.remove(kp.localIndex) }
+    }
+
+    /// Installs fresh keys and frees the receiver indexes of whatever they push out of the ring.
+    func install(_ keypair: Keypair, in ring: KeyRing, nowNs: UInt64) {
+        let before = [ring.current, ring.previous, ring.next].compactMap { $0 }
+        ring.install(keypair, now: nowNs)
+        let after = [ring.current, ring.previous, ring.next].compactMap { $0 }
+        for kp in before where !after.contains(where: { $0 === kp }) { usedIndexes.remove(kp.localIndex) }
+    }
+
+    /// Path the data plane sends on for a peer (socket index, destination), nil = do not send.
+    func sendPath(for peer: PeerRuntime) -> (Int, SocketAddress)? { nil }
+
+    /// Builds and publishes the data-plane view. Called under `lock` after any change.
+    func republish() {
+        var table = AllowedIPsTable<Int>()
+        var send: [PeerSendRoute?] = []
+        var receivers: [UInt32: ReceiverEntry] = [:]
+        for p in peers {
+            for prefix in p.config.allowedIPs { table.insert(prefix, value: p.index) }
+            if p.state != .terminated, let kp = p.keyRing.current, let (sock, dst) = sendPath(for: p) {
+                guard sock < sockets.count, let socket = sockets[sock] else { send.append(nil); continue }
+                send.append(PeerSendRoute(keypair: kp, destination: socket.destination(for: dst),
+                                          socketIndex: sock, counters: p.counters))
+            } else {
+                send.append(nil)
+            }
+            guard p.state != .terminated else { continue }
+            let boundSource = self is GatewayHost ? p.bound : nil
+            if let kp = p.keyRing.current {
+                receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: false, boundSource: boundSource)
+            }
+            if let kp = p.keyRing.previous {
+                receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: false, boundSource: boundSource)
+            }
+            if let kp = p.keyRing.next {
+                receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: true, boundSource: boundSource)
+            }
+        }
+        snapshot.publish(DataPlaneSnapshot(routes: table, send: send, receivers: receivers, sockets: sockets))
+    }
+
+    // MARK: events
+
+    func transition(_ p: PeerRuntime, to: SessionState, reason: ReasonCode, nowMs: UInt64) {
+        let from = p.machine.state
+        switch p.machine.transition(to: to, reason: reason, now: nowMs) {
+        case .applied(let change):
+            var e = events.base(.stateChange, session: p.session, peer: p.publicKey)
+            e.from = from.rawValue
+            e.to = to.rawValue
+            e.reason = reason.rawValue
+            e.stateVersion = change.stateVersion
+            events.emit(e)
+        case .rejected(let audit):
+            var e = events.base(.audit, session: p.session, peer: p.publicKey)
+            e.check = audit.check
+            e.result = audit.result
+            e.detail = audit.detail
+            events.emit(e)
+        }
+    }
+
+    func securityEvent(_ p: PeerRuntime?, reason: ReasonCode, remote: SocketAddress) {
+        guard let p else { return }
+        var e = events.base(.security, session: p.session, peer: p.publicKey)
+        e.reason = reason.rawValue
+        e.remote = remote.description
+        events.emit(e)
+    }
+
+    func audit(_ p: PeerRuntime, check: String, pass: Bool, detail: String) {
+        var e = events.base(.audit, session: p.session, peer: p.publicKey)
+        e.check = check
+        e.result = pass ? "pass" : "fail"
+        e.detail = detail
+        events.emit(e)
+    }
+
+    // MARK: control frames
+
+    /// Seals a control message with the peer's current keys and sends it on `socket` to `to`.
+    @discardableResult
+    func sendControl(_ message: ControlMessage, peer p: PeerRuntime, keypair: Keypair? = nil, socket: Int, to: SocketAddress) -> Bool {
+        guard let kp = keypair ?? p.keyRing.current, let counter = kp.nextCounter() else { return false }
+        let n = message.encode(into: controlBuffer + Frame.headerLength, capacity: 2048 - Frame.overhead)
+        guard n >= 0 else { return false }
+        let total = Frame.seal(type: .control, receiverIndex: kp.remoteIndex, counter: counter, key: kp,
+                               buffer: controlBuffer, plaintextLength: n)
+        guard socket < sockets.count, let s = sockets[socket] else { return false }
+        return s.send(controlBuffer, length: total, to: to)
+    }
+
+    func sendRaw(_ bytes: [UInt8], socket: Int, to: SocketAddress) {
+        guard socket < sockets.count, let s = sockets[socket] else { return }
+        bytes.withUnsafeBytes { _ = s.send($0.baseAddress!, length: $0.count, to: to) }
+    }
+
+    // MARK: status
+
+    func statusSessions(nowMs: UInt64) -> [[String: Any]] { [] }
+}

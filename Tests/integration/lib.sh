@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Shared helpers for the namespace integration tests. Each test sources this, builds a rig with
+# deploy/netns/rig.sh (unique names, cleanup trap) and drives the real jvpn binary.
+set -euo pipefail
+TEST_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$TEST_DIR/../.." && pwd)"
+: "${JVPN_BIN:=$REPO/.build/debug/jvpn}"
+export JVPN_BIN
+# shellcheck source=../../deploy/netns/rig.sh
+. "$REPO/deploy/netns/rig.sh"
+
+TEST_NAME="$(basename "$0" .sh)"
+fail() { echo "FAIL [$TEST_NAME]: $*" >&2; exit 1; }
+pass() { echo "PASS [$TEST_NAME]${1:+: $1}"; }
+step() { echo "--- [$TEST_NAME] $*"; }
+
+# The control socket path (/run/jvpn/NAME.sock) is shared by all namespaces: names carry the rig id.
+tun_name() { echo "j${RIG_ID:2:6}$1"; }
+
+# write_gateway_conf FILE NAME PORT [PEER_PUB ALLOWED]...
+write_gateway_conf() {
+    local file="$1" name="$2" port="$3"; shift 3
+    {
+        echo "[Interface]"
+        echo "Name = $name"
+        echo "PrivateKeyFile = $RIG_DIR/gw.key"
+        echo "Address = 10.77.0.1/24, fd77::1/64"
+        echo "ListenPort = $port"
+        echo "EventLog = $RIG_DIR/$name.events.jsonl"
+        while (($#)); do
+            echo
+            echo "[Peer]"
+            echo "PublicKey = $(cat "$RIG_DIR/$1.pub")"
+            echo "AllowedIPs = $2"
+            shift 2
+        done
+    } >"$file"
+}
+
+# write_client_conf FILE NAME KEYNAME ADDRESSES ENDPOINTS ALLOWED [EXTRA_INTERFACE_LINES] [POLICY_LINES]
+write_client_conf() {
+    local file="$1" name="$2" key="$3" addrs="$4" endpoints="$5" allowed="$6" extra="${7:-}" policy="${8:-}"
+    {
+        echo "[Interface]"
+        echo "Name = $name"
+        echo "PrivateKeyFile = $RIG_DIR/$key.key"
+        echo "Address = $addrs"
+        echo "EventLog = $RIG_DIR/$name.events.jsonl"
+        [[ -n "$extra" ]] && echo "$extra"
+        echo
+        echo "[Peer]"
+        echo "PublicKey = $(cat "$RIG_DIR/gw.pub")"
+        echo "Endpoint = $endpoints"
+        echo "AllowedIPs = $allowed"
+        if [[ -n "$policy" ]]; then echo; echo "[Policy]"; echo "$policy"; fi
+    } >"$file"
+}
+
+# status_field NS NAME PYEXPR  -> evaluates PYEXPR on the status JSON (as `s`)
+status_field() {
+    rig_exec "$1" "$JVPN_BIN" status "$2" --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($3)"
+}
+
+# transfer_check FROM_NS TO_NS TO_IP MB : sends MB random bytes over TCP and compares sha256
+transfer_check() {
+    local from="$1" to="$2" ip="$3" mb="$4" port="${5:-5201}"
+    local src="$RIG_DIR/payload.$port" dst="$RIG_DIR/received.$port"
+    head -c "$((mb * 1024 * 1024))" /dev/urandom >"$src"
+    rig_exec "$to" timeout 120 nc -l -p "$port" >"$dst" &
+    local lpid=$!
+    rig_wait_for "rig_exec $to ss -ltn | grep -q ':$port '" 5 || fail "listener on $port did not start"
+    rig_exec "$from" timeout 120 nc -N "$ip" "$port" <"$src" || fail "sender failed (connection reset or timeout)"
+    wait "$lpid" || fail "receiver failed"
+    local a b
+    a="$(sha256sum <"$src" | cut -d' ' -f1)"
+    b="$(sha256sum <"$dst" | cut -d' ' -f1)"
+    [[ "$a" == "$b" ]] || fail "checksum mismatch after ${mb} MB: $a != $b ($(stat -c %s "$dst") bytes received)"
+    echo "    ${mb} MB transferred, sha256 $a matches at both ends"
+    rm -f "$src" "$dst"
+}
+
+jvpn_keys() { local k; for k in "$@"; do rig_jvpn_keypair "$k"; done; }
+
+# No interface, route or rule from jvpn left in NS after down.
+assert_clean() {
+    local ns="$1" name="$2"
+    ip -n "$ns" link show "$name" >/dev/null 2>&1 && fail "interface $name still present in $ns"
+    ip -n "$ns" route show table all | grep -q "dev $name" && fail "routes via $name left in $ns"
+    ip -n "$ns" rule show | grep -qE 'fwmark|suppress_prefixlength' && fail "policy rules left in $ns: $(ip -n "$ns" rule show)"
+    ip -n "$ns" -6 rule show | grep -qE 'fwmark|suppress_prefixlength' && fail "IPv6 policy rules left in $ns"
+    [[ -S /run/jvpn/$name.sock ]] && fail "control socket /run/jvpn/$name.sock left"
+    return 0
+}
+
+# has_event FILE PYEXPR : true when some event line `e` satisfies PYEXPR
+has_event() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+ok = False
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    try:
+        if eval(sys.argv[2]):
+            ok = True
+    except Exception:
+        pass
+sys.exit(0 if ok else 1)
+PY
+}
+
+# count_events FILE PYEXPR
+count_events() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+n = 0
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+        if eval(sys.argv[2]):
+            n += 1
+    except Exception:
+        pass
+print(n)
+PY
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Ping (v4 and v6) and a 64 MB TCP transfer with sha256 compared at both ends through the tunnel;
+# status JSON; then down leaves no interface, route, rule or socket behind.
+. "$(dirname "$0")/lib.sh"
+rig_init
+rig_create_basic
+jvpn_keys gw c1
+GW=$(tun_name g); CL=$(tun_name c)
+write_gateway_conf "$RIG_DIR/gw.conf" "$GW" 51820 c1 "10.77.0.2/32, fd77::2/128"
+write_client_conf "$RIG_DIR/c1.conf" "$CL" c1 "10.77.0.2/24, fd77::2/64" "$RIG_GW_IP:51820" "10.77.0.0/24, fd77::/64"
+
+step "up"
+rig_exec "$RIG_GW" "$JVPN_BIN" up "$RIG_DIR/gw.conf" || fail "gateway up failed: $(cat /run/jvpn/$GW.log)"
+rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait 10 || fail "client up failed"
+[[ "$(status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['state']")" == ATTACHED ]] || fail "client not ATTACHED"
+
+step "ping v4 and v6 through the tunnel"
+rig_exec "$RIG_CLIENT" ping -c 3 -i 0.2 -W 2 10.77.0.1 >/dev/null || fail "ping 10.77.0.1"
+rig_exec "$RIG_CLIENT" ping -6 -c 3 -i 0.2 -W 2 fd77::1 >/dev/null || fail "ping fd77::1"
+
+step "64 MB TCP with checksum"
+transfer_check "$RIG_CLIENT" "$RIG_GW" 10.77.0.1 64
+
+step "status"
+rx=$(status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['rx_bytes']")
+tx=$(status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['tx_bytes']")
+(( tx > 60000000 )) || fail "client tx_bytes $tx too small"
+(( rx > 0 )) || fail "client rx_bytes $rx"
+[[ "$(status_field "$RIG_GW" "$GW" "s['role']")" == server ]] || fail "gateway role"
+[[ "$(status_field "$RIG_GW" "$GW" "s['sessions'][0]['session']")" == "$(status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['session']")" ]] \
+    || fail "session ids differ between client and gateway"
+rig_exec "$RIG_CLIENT" "$JVPN_BIN" status "$CL" | grep -q ATTACHED || fail "human status"
+rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" 2>/dev/null && fail "second up on a running interface must fail"
+
+step "down"
+rig_exec "$RIG_CLIENT" "$JVPN_BIN" down "$CL" || fail "client down"
+rig_exec "$RIG_GW" "$JVPN_BIN" down "$GW" || fail "gateway down"
+assert_clean "$RIG_CLIENT" "$CL"
+assert_clean "$RIG_GW" "$GW"
+has_event "$RIG_DIR/$CL.events.jsonl" "e['event']=='STATE_CHANGE' and e['to']=='TERMINATED' and e['reason']=='OPERATOR_REQUEST'" \
+    || fail "no OPERATOR_REQUEST termination event"
+for k in c1 gw; do
+    grep -rqF "$(cat "$RIG_DIR/$k.key")" "$RIG_DIR"/*.jsonl /run/jvpn/"$CL".log /run/jvpn/"$GW".log 2>/dev/null && fail "private key $k reached a log"
+done
+rig_exec "$RIG_CLIENT" "$JVPN_BIN" status "$CL" >/dev/null 2>&1 && fail "status after down must exit 1"
+pass
