@@ -157,19 +157,25 @@ final class PacketPump: @unchecked Sendable {
         var live: [(index: Int, socket: UDPSocket)] = []
         var poller = Poller([wakeReceive.fileDescriptor])
         while !stop.load(ordering: .relaxed) {
-            poller.wait(timeoutMs: 1000)
-            if poller.isReadable(live.count) { wakeReceive.drain() }
+            // Pick up a new snapshot (and socket set) before waiting, so a new socket is polled at once.
             let g = snapshot.generation.load(ordering: .acquiring)
             if g != generation {
                 generation = g
                 snap = snapshot.load()
                 let now = snap.sockets.enumerated().compactMap { i, s in s.map { (index: i, socket: $0) } }
-                if now.map(\.socket.fileDescriptor) != live.map(\.socket.fileDescriptor) || now.count != live.count {
-                    // Readiness flags belong to the old set: skip reading this round.
+                if now.map(\.socket.fileDescriptor) != live.map(\.socket.fileDescriptor) {
                     live = now
                     poller = Poller(live.map(\.socket.fileDescriptor) + [wakeReceive.fileDescriptor])
-                    continue
                 }
+            }
+            poller.wait(timeoutMs: 1000)
+            if poller.isReadable(live.count) { wakeReceive.drain() }
+            let g2 = snapshot.generation.load(ordering: .acquiring)
+            if g2 != generation {
+                generation = g2
+                snap = snapshot.load()
+                // A changed socket set invalidates the readiness flags: go round again.
+                if snap.sockets.count != live.count || zip(snap.sockets, live).contains(where: { $0.0 !== $0.1.socket }) { continue }
             }
             for (k, entry) in live.enumerated() where poller.isReadable(k) {
                 var rounds = 0
@@ -189,14 +195,22 @@ final class PacketPump: @unchecked Sendable {
     private func receiveOne(_ batch: DatagramBatch, _ i: Int, socketIndex: Int, snap: DataPlaneSnapshot) {
         let p = batch.payload(i)
         let len = batch.lengths[i]
-        guard len <= slotSize - 64, let header = Frame.peekHeader(UnsafeRawPointer(p), length: len) else {
+        guard len > 0, len <= slotSize - 64, let type = Frame.classify(UnsafeRawPointer(p).load(as: UInt8.self)) else {
+            droppedMalformed.add(1, ordering: .relaxed)
+            return
+        }
+        if type == .initiation || type == .response {
+            controller?.handleHandshake(UnsafeRawBufferPointer(start: p, count: len),
+                                        from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+            return
+        }
+        guard let header = Frame.peekHeader(UnsafeRawPointer(p), length: len) else {
             droppedMalformed.add(1, ordering: .relaxed)
             return
         }
         switch header.type {
         case .initiation, .response:
-            controller?.handleHandshake(UnsafeRawBufferPointer(start: p, count: len),
-                                        from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+            return
         case .data, .control:
             guard let entry = snap.receivers[header.receiverIndex] else {
                 droppedUnknownIndex.add(1, ordering: .relaxed)

@@ -82,6 +82,7 @@ class SessionHost: @unchecked Sendable {
             }
         }
         snapshot.publish(DataPlaneSnapshot(routes: table, send: send, receivers: receivers, sockets: sockets))
+        pump?.socketsChanged()
     }
 
     // MARK: events

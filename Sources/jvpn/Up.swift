@@ -84,7 +84,8 @@ struct Up: ParsableCommand {
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
         posix_spawnattr_setflags(&attr, 0x80) // POSIX_SPAWN_SETSID: glibc hides it without _GNU_SOURCE
-        let exe = "/proc/self/exe"
+        // The real path (not /proc/self/exe) so the daemon's process name is "jvpn".
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
         let argv: [UnsafeMutablePointer<CChar>?] = (["jvpn"] + args).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
