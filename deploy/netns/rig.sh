@@ -344,7 +344,8 @@ rig_selftest() {
                 rig_exec "$RIG_CLIENT" ping -c1 -W2 "$RIG_CLIENT2_IP" >/dev/null
             fi
             # a stray process must be killed by cleanup
-            rig_exec "$RIG_GW" sleep 300 &
+            rig_exec "$RIG_GW" sleep 300 >/dev/null 2>&1 &
+            disown
             echo "$RIG_PREFIX" >"/tmp/rig-selftest-prefix.$$"
         ) || { rig_log "selftest $kind: FAIL"; fails=$((fails + 1)); }
         local p; p="$(cat "/tmp/rig-selftest-prefix.$$" 2>/dev/null || true)"; rm -f "/tmp/rig-selftest-prefix.$$"
