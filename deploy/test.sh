@@ -74,10 +74,12 @@ if [[ ${#scripts[@]} -gt 0 ]]; then
         if [[ -n "${JVPN_BIN:-}" ]]; then
             export JVPN_BIN
             for s in "${scripts[@]}"; do
-                run_step "$s" "$PER_SCRIPT" bash "$s" || true
+                # Each script gets its own rig prefix (rig_init keeps a preset RIG_PREFIX), so a
+                # script that died hard is cleaned up here without touching anyone else's rigs.
+                pfx="jv-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')-"
+                RIG_PREFIX="$pfx" run_step "$s" "$PER_SCRIPT" bash "$s" || true
+                bash deploy/netns/rig.sh cleanup "$pfx" >/dev/null 2>&1 || true
             done
-            # A script that died hard must not leave namespaces behind for the next one.
-            bash deploy/netns/rig.sh cleanup-all >/dev/null 2>&1 || true
         else
             for s in "${scripts[@]}"; do record "$s (no jvpn binary)" 1; done
         fi

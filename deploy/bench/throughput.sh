@@ -84,9 +84,12 @@ median() {
 
 # iperf_run TARGET PARALLEL -> "bits_per_second bytes" (receiver side) or "nan nan"
 iperf_run() {
-    local target="$1" par="$2" out
-    out="$(timeout $(( SECONDS_PER + 30 )) ip netns exec "$RIG_CLIENT" \
-        iperf3 -c "$target" -p "$IPERF_PORT" -t "$SECONDS_PER" -P "$par" -J 2>/dev/null || true)"
+    local target="$1" par="$2" out f="$RIG_DIR/iperf.json"
+    # In the background + `wait`: a TERM/INT trap then runs at once, not after iperf3 ends.
+    timeout $(( SECONDS_PER + 30 )) ip netns exec "$RIG_CLIENT" \
+        iperf3 -c "$target" -p "$IPERF_PORT" -t "$SECONDS_PER" -P "$par" -J >"$f" 2>/dev/null &
+    wait $! || true
+    out="$(cat "$f")"
     python3 -c '
 import json, sys
 try:
@@ -117,13 +120,13 @@ measure() {
         log "$mode: run $r/$RUNS: ping, TCP x1, TCP x4 (${SECONDS_PER}s each)"
         pg+=("$(ping_avg "$target")")
         c0="$(cpu_ticks "${pids[@]+"${pids[@]}"}")"
-        read -r bits bytes < <(iperf_run "$target" 1)
+        iperf_run "$target" 1 >"$RIG_DIR/iperf.res"; read -r bits bytes <"$RIG_DIR/iperf.res"
         c1="$(cpu_ticks "${pids[@]+"${pids[@]}"}")"
         t1+=("$bits")
         if [[ ${#pids[@]} -gt 0 && "$bytes" != nan && "$bytes" != 0 ]]; then
             cg+=("$(awk -v c=$(( c1 - c0 )) -v hz="$CLK_TCK" -v b="$bytes" 'BEGIN { printf "%.3f", (c / hz) / (b / 1e9) }')")
         fi
-        read -r bits bytes < <(iperf_run "$target" 4)
+        iperf_run "$target" 4 >"$RIG_DIR/iperf.res"; read -r bits bytes <"$RIG_DIR/iperf.res"
         t4+=("$bits")
     done
     R[$mode.tcp1]="$(median "${t1[@]}")"
