@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# Reproduce mobile-network life on the router rig (rig.sh rig_create_router).
+#
+# usage: flap.sh [-p PREFIX | -e RIG_ENV_FILE] COMMAND [ARGS]
+#   link-down UPLINK            client side: carrier gone (ip link set upN down)
+#   link-up UPLINK              bring it back, restore addresses and the default routes
+#   addr-del UPLINK             client side: remove the uplink's addresses (link stays up)
+#   addr-add UPLINK             restore addresses and default routes
+#   blackhole UPLINK            at the router: silently drop everything from/to that uplink;
+#                               the client sees no link or address change
+#   unblackhole [UPLINK]        undo (every uplink when none given)
+#   netem UPLINK ARGS...        e.g. `netem up0 loss 30%`, `netem up0 delay 100ms`,
+#                               `netem up0 delay 100ms loss 5%`; at the router side of the
+#                               uplink's veth (router -> client direction), replaces earlier netem
+#   netem-clear [UPLINK]        undo (every uplink when none given)
+#   flap UPLINK HZ SECONDS      link down/up HZ times a second for SECONDS (bounded), ends up
+#   status                      links, rules, qdiscs and filters of the rig
+#
+# The rig is found from RIG_CLIENT/RIG_ROUTER in the environment (exported by rig.sh), or
+# -p PREFIX (namespaces PREFIXclient, PREFIXrouter), or -e FILE (the rig's rig.env).
+#
+# Kernels without sch_netem (tc says "Specified qdisc kind is unknown") get the same effect from
+# netfilter: loss with the iptables `statistic` match, delay with nfq_delay.py on an NFQUEUE.
+set -euo pipefail
+
+FLAP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=rig.sh
+. "$FLAP_DIR/rig.sh"
+
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+
+while getopts "p:e:h" opt; do
+    case "$opt" in
+        p) RIG_PREFIX="$OPTARG"; RIG_CLIENT="${OPTARG}client"; RIG_ROUTER="${OPTARG}router" ;;
+        e) rig_load_env "$OPTARG" || { echo "flap: cannot read $OPTARG" >&2; exit 2; } ;;
+        *) usage ;;
+    esac
+done
+shift $((OPTIND - 1))
+[[ $# -ge 1 ]] || usage
+[[ -n "${RIG_CLIENT:-}" && -n "${RIG_ROUTER:-}" ]] || {
+    echo "flap: no rig: export RIG_CLIENT and RIG_ROUTER, or pass -p PREFIX / -e FILE" >&2; exit 2; }
+C="$RIG_CLIENT" R="$RIG_ROUTER"
+
+log() { printf '[flap %s] %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2; }
+
+uplink_idx() {
+    rig_uplink_index "$1" || { echo "flap: bad uplink '$1' (want up0..up9)" >&2; exit 2; }
+}
+
+restore_uplink() {
+    # Link down drops the default route (and the IPv6 addresses); put back what the rig built.
+    local u="$1" i s4 s6 m k
+    i="$(uplink_idx "$u")"; s4="$(rig_uplink_subnet4 "$i")"; s6="$(rig_uplink_subnet6 "$i")"
+    m="$(rig_uplink_metric "$i")"
+    ip -n "$C" addr replace "$s4.2/24" dev "$u"
+    ip -n "$C" addr replace "$s6::2/64" dev "$u" nodad
+    for k in $(seq 1 50); do
+        if ip -n "$C" route replace default via "$s4.1" dev "$u" metric "$m" 2>/dev/null &&
+           ip -n "$C" -6 route replace default via "$s6::1" dev "$u" metric "$m" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.02
+    done
+    log "warning: could not restore default routes on $u"
+}
+
+netem_supported() {
+    # Probe once per namespace on a throwaway dummy link.
+    if ip -n "$R" link add jvprobe0 type dummy 2>/dev/null; then
+        local ok=1
+        tc -n "$R" qdisc add dev jvprobe0 root netem delay 1ms 2>/dev/null && ok=0
+        ip -n "$R" link del jvprobe0 2>/dev/null || true
+        return "$ok"
+    fi
+    return 1
+}
+
+nfq_num() { echo $(( 4200 + $1 )); }
+
+netfilter_clear() {
+    local u="$1" i chain t pidf
+    i="$(uplink_idx "$u")"; chain="JVFLAP-rt$i"
+    for t in iptables ip6tables; do
+        rig_exec "$R" "$t" -D FORWARD -o "rt$i" -j "$chain" 2>/dev/null || true
+        rig_exec "$R" "$t" -F "$chain" 2>/dev/null || true
+        rig_exec "$R" "$t" -X "$chain" 2>/dev/null || true
+    done
+    for pidf in "${RIG_DIR:-/tmp}/nfq-rt$i.pid" "/tmp/${RIG_PREFIX:-x}nfq-rt$i.pid"; do
+        if [[ -f "$pidf" ]]; then
+            local pid k; pid="$(cat "$pidf")"
+            kill -TERM "$pid" 2>/dev/null || true
+            # The queue number is reused at once: wait (bounded) until the old delayer is gone.
+            for k in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null || true
+            rm -f "$pidf"
+        fi
+    done
+}
+
+netem_clear_one() {
+    local u="$1" i; i="$(uplink_idx "$u")"
+    tc -n "$R" qdisc del dev "rt$i" root 2>/dev/null || true
+    netfilter_clear "$u"
+}
+
+netem_apply() {
+    local u="$1"; shift
+    local i; i="$(uplink_idx "$u")"
+    [[ $# -ge 2 ]] || { echo "flap: netem UPLINK loss N% | delay Nms ..." >&2; exit 2; }
+    netem_clear_one "$u"
+    if netem_supported; then
+        tc -n "$R" qdisc replace dev "rt$i" root netem "$@"
+        log "netem on rt$i (router->$u): $*"
+        return 0
+    fi
+    # Fallback: netfilter. Parse the subset we emulate: loss P%, delay Dms|Ds.
+    local loss="" delay_ms="" a
+    while [[ $# -gt 0 ]]; do
+        a="$1"; shift
+        case "$a" in
+            loss) loss="${1%\%}"; shift ;;
+            delay)
+                case "$1" in
+                    *ms) delay_ms="${1%ms}" ;;
+                    *us) delay_ms="$(awk -v v="${1%us}" 'BEGIN { print v / 1000 }')" ;;
+                    *s) delay_ms="$(awk -v v="${1%s}" 'BEGIN { print v * 1000 }')" ;;
+                    *) delay_ms="$1" ;;
+                esac
+                shift
+                # jitter/correlation arguments are not emulated
+                while [[ $# -gt 0 && "$1" =~ ^[0-9.]+(ms|us|s|%)?$ ]]; do log "ignoring '$1' (no netem)"; shift; done
+                ;;
+            *) log "ignoring netem argument '$a' (kernel has no netem)" ;;
+        esac
+    done
+    local chain="JVFLAP-rt$i" t
+    for t in iptables ip6tables; do
+        rig_exec "$R" "$t" -N "$chain"
+        rig_exec "$R" "$t" -I FORWARD -o "rt$i" -j "$chain"
+    done
+    if [[ -n "$delay_ms" ]]; then
+        # One userspace delayer does both delay and loss, so loss is not applied twice.
+        local pidf="${RIG_DIR:-/tmp}/nfq-rt$i.pid" extra=()
+        [[ -d "${RIG_DIR:-}" ]] || pidf="/tmp/${RIG_PREFIX:-x}nfq-rt$i.pid"
+        [[ -n "$loss" ]] && extra=(--loss "$loss")
+        rm -f "$pidf"
+        rig_exec "$R" python3 "$FLAP_DIR/nfq_delay.py" "$(nfq_num "$i")" "$delay_ms" "${extra[@]}" \
+            --pidfile "$pidf" >/dev/null 2>&1 &
+        # The queue must be bound before traffic is sent to it (NFQUEUE without a listener drops);
+        # the delayer writes its pid file once bound.
+        rig_wait_for "[[ -s '$pidf' ]]" 5 0.05 || { log "nfq_delay.py failed to start"; exit 1; }
+        for t in iptables ip6tables; do
+            rig_exec "$R" "$t" -A "$chain" -j NFQUEUE --queue-num "$(nfq_num "$i")"
+        done
+        log "netfilter on rt$i (router->$u): delay ${delay_ms}ms${loss:+ loss ${loss}%} (nfq_delay.py)"
+    elif [[ -n "$loss" ]]; then
+        local p; p="$(awk -v l="$loss" 'BEGIN { printf "%.4f", l / 100 }')"
+        for t in iptables ip6tables; do
+            rig_exec "$R" "$t" -A "$chain" -m statistic --mode random --probability "$p" -j DROP
+        done
+        log "netfilter on rt$i (router->$u): loss ${loss}%"
+    fi
+}
+
+blackhole_prefs() { echo "$(( 100 + $1 )) $(( 120 + $1 ))"; }
+
+blackhole_one() {
+    local u="$1" i s4 s6 p1 p2
+    i="$(uplink_idx "$u")"; s4="$(rig_uplink_subnet4 "$i")"; s6="$(rig_uplink_subnet6 "$i")"
+    read -r p1 p2 < <(blackhole_prefs "$i")
+    unblackhole_one "$u"
+    # After the local table (pref 0): the router still answers ARP/ND and pings to itself, so
+    # the client's link, neighbour and address all look fine; forwarded traffic vanishes.
+    ip -n "$R" rule add iif "rt$i" blackhole pref "$p1"
+    ip -n "$R" rule add to "$s4.0/24" iif rtg blackhole pref "$p2"
+    ip -n "$R" -6 rule add iif "rt$i" blackhole pref "$p1"
+    ip -n "$R" -6 rule add to "$s6::/64" iif rtg blackhole pref "$p2"
+    log "blackhole $u at router (rt$i)"
+}
+
+unblackhole_one() {
+    local u="$1" i p1 p2 f
+    i="$(uplink_idx "$u")"
+    read -r p1 p2 < <(blackhole_prefs "$i")
+    for f in -4 -6; do
+        while ip -n "$R" "$f" rule del pref "$p1" 2>/dev/null; do :; done
+        while ip -n "$R" "$f" rule del pref "$p2" 2>/dev/null; do :; done
+    done
+}
+
+all_uplinks() { ip -n "$C" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^up[0-9]$' || true; }
+
+cmd="$1"; shift
+case "$cmd" in
+    link-down)
+        [[ $# -eq 1 ]] || usage
+        uplink_idx "$1" >/dev/null
+        ip -n "$C" link set "$1" down
+        log "link-down $1"
+        ;;
+    link-up)
+        [[ $# -eq 1 ]] || usage
+        ip -n "$C" link set "$1" up
+        restore_uplink "$1"
+        log "link-up $1"
+        ;;
+    addr-del)
+        [[ $# -eq 1 ]] || usage
+        uplink_idx "$1" >/dev/null
+        ip -n "$C" addr flush dev "$1" scope global
+        log "addr-del $1"
+        ;;
+    addr-add)
+        [[ $# -eq 1 ]] || usage
+        restore_uplink "$1"
+        log "addr-add $1"
+        ;;
+    blackhole)
+        [[ $# -eq 1 ]] || usage
+        blackhole_one "$1"
+        ;;
+    unblackhole)
+        if [[ $# -eq 1 ]]; then unblackhole_one "$1"; log "unblackhole $1"
+        else for u in $(all_uplinks); do unblackhole_one "$u"; done; log "unblackhole all"; fi
+        ;;
+    netem)
+        [[ $# -ge 3 ]] || usage
+        netem_apply "$@"
+        ;;
+    netem-clear)
+        if [[ $# -eq 1 ]]; then netem_clear_one "$1"; log "netem-clear $1"
+        else for u in $(all_uplinks); do netem_clear_one "$u"; done; log "netem-clear all"; fi
+        ;;
+    flap)
+        [[ $# -eq 3 ]] || usage
+        u="$1" hz="$2" secs="$3"
+        uplink_idx "$u" >/dev/null
+        [[ "$hz" =~ ^[0-9]+(\.[0-9]+)?$ && "$secs" =~ ^[0-9]+(\.[0-9]+)?$ ]] || usage
+        cycles="$(awk -v h="$hz" -v s="$secs" 'BEGIN { c = int(h * s + 0.999); if (c < 1) c = 1; if (c > 10000) c = 10000; print c }')"
+        half="$(awk -v h="$hz" 'BEGIN { printf "%.3f", 0.5 / h }')"
+        log "flap $u: $cycles cycles, ${half}s down / ${half}s up"
+        trap 'ip -n "$C" link set "$u" up 2>/dev/null; restore_uplink "$u"' EXIT
+        for (( n = 0; n < cycles; n++ )); do
+            ip -n "$C" link set "$u" down
+            sleep "$half"
+            ip -n "$C" link set "$u" up
+            restore_uplink "$u"
+            sleep "$half"
+        done
+        trap - EXIT
+        log "flap $u done (link up)"
+        ;;
+    status)
+        echo "== client $C"; ip -n "$C" -br addr; ip -n "$C" route; ip -n "$C" -6 route | grep default || true
+        echo "== router $R"; ip -n "$R" -br addr; ip -n "$R" rule; ip -n "$R" -6 rule
+        tc -n "$R" qdisc show
+        rig_exec "$R" iptables -S 2>/dev/null | grep JVFLAP || true
+        ;;
+    *) usage ;;
+esac
