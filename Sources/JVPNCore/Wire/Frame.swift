@@ -89,6 +89,7 @@ public enum Frame {
     /// nil if the frame does not authenticate, is addressed to another index or its counter is beyond
     /// the limit. The replay window is NOT touched: the caller runs `key.replay.update(counter)` only
     /// after this succeeded, so forged packets cannot burn counters (DESIGN: proof before freshness).
+    /// On failure libsodium zeroes the ciphertext region in place: a failed frame is garbage anyway.
     @inline(__always)
     public static func open(header: FrameHeader, key: Keypair, buffer: UnsafeMutableRawPointer,
                             length: Int) -> Int? {
