@@ -451,3 +451,41 @@ final class ConfigTests: XCTestCase {
         XCTAssertNil(Base64.decode("TQ==TWFu"))
     }
 }
+
+final class ConfigDocExampleTests: XCTestCase {
+    /// The examples in docs/CONFIG.md must stay valid.
+    func testDocExamplesParse() throws {
+        let client = """
+            [Interface]
+            PrivateKeyFile = /etc/jvpn/jvpn0.key
+            Address = 10.77.0.2/32, fd77::2/128
+            Uplinks = wlan0, wwan0
+
+            [Peer]
+            PublicKey = SXFFOJEIAsJebGDywsTxOGMX3Urlo+dVxAYo0sdONik=
+            Endpoint = 203.0.113.7:51820, [2001:db8::7]:51820
+            AllowedIPs = 0.0.0.0/0, ::/0
+
+            [Policy]
+            ProbeIntervalMs = 100
+            DeadAfterMs = 600
+            """
+        let c = try JVPNConfig(parsing: client, file: "/etc/jvpn/jvpn0.conf")
+        XCTAssertEqual(c.role, .client)
+        XCTAssertTrue(c.isFullTunnel)
+        let gateway = """
+            [Interface]
+            PrivateKeyFile = /etc/jvpn/gw0.key
+            Address = 10.77.0.1/24, fd77::1/64
+            ListenPort = 51820
+
+            [Peer]
+            Name = laptop
+            PublicKey = de9NlGy3twRo0mq8LZVY+eGJuzZknn8VltlPjzHhhXc=
+            AllowedIPs = 10.77.0.2/32, fd77::2/128
+            """
+        let g = try JVPNConfig(parsing: gateway, file: "/etc/jvpn/gw0.conf")
+        XCTAssertEqual(g.role, .server)
+        XCTAssertEqual(g.interface.name, "gw0")
+    }
+}

@@ -5,17 +5,24 @@
 /// one or two hash probes, allocates nothing, and memory stays linear in the number of
 /// prefixes (a bit trie would hold up to 128 nodes per IPv6 host route).
 public struct AllowedIPsTable<Value> {
-    struct V6Key: Hashable {
-        var hi: UInt64
-        var lo: UInt64
+    @usableFromInline
+    struct V6Key: Hashable, Sendable {
+        @usableFromInline var hi: UInt64
+        @usableFromInline var lo: UInt64
+        @inlinable init(hi: UInt64, lo: UInt64) {
+            self.hi = hi
+            self.lo = lo
+        }
     }
 
     /// Indexed by prefix length (0...32 / 0...128).
-    private var v4: [[UInt32: Value]] = Array(repeating: [:], count: 33)
-    private var v6: [[V6Key: Value]] = Array(repeating: [:], count: 129)
+    // @usableFromInline so that lookups specialize in the caller's module: an unspecialized
+    // generic lookup measured ~130 ns (runtime metadata calls) against ~20 ns specialized.
+    @usableFromInline var v4: [[UInt32: Value]] = Array(repeating: [:], count: 33)
+    @usableFromInline var v6: [[V6Key: Value]] = Array(repeating: [:], count: 129)
     /// Lengths in use, longest first: the probe order.
-    private var v4Lengths: [Int] = []
-    private var v6Lengths: [Int] = []
+    @usableFromInline var v4Lengths: [Int] = []
+    @usableFromInline var v6Lengths: [Int] = []
 
     public init() {}
 
@@ -96,7 +103,7 @@ public struct AllowedIPsTable<Value> {
 
     // MARK: lookup (packet path: no allocation)
 
-    @inline(__always)
+    @inlinable
     public func lookup(v4 address: UInt32) -> Value? {
         for len in v4Lengths {
             if let v = v4[len][address & IPAddress.v4Mask(len)] { return v }
@@ -104,7 +111,7 @@ public struct AllowedIPsTable<Value> {
         return nil
     }
 
-    @inline(__always)
+    @inlinable
     public func lookup(v6 hi: UInt64, _ lo: UInt64) -> Value? {
         for len in v6Lengths {
             let m = IPAddress.v6Mask(len)
@@ -114,7 +121,7 @@ public struct AllowedIPsTable<Value> {
     }
 
     /// Longest-prefix match for `address`.
-    @inline(__always)
+    @inlinable
     public func lookup(_ address: IPAddress) -> Value? {
         switch address {
         case .v4(let a): return lookup(v4: a)
@@ -124,7 +131,7 @@ public struct AllowedIPsTable<Value> {
 
     /// Route an outgoing packet read from the TUN: match on its destination address.
     /// nil for a packet too short or not IPv4/IPv6.
-    @inline(__always)
+    @inlinable
     public func lookupDestination(packet: UnsafeRawPointer, length: Int) -> Value? {
         guard let dst = IPPacket.destination(packet, length: length) else { return nil }
         return lookup(dst)
@@ -132,7 +139,7 @@ public struct AllowedIPsTable<Value> {
 
     /// Check an incoming decrypted packet: match on its source address (the caller then checks
     /// that the value is the peer it came from).
-    @inline(__always)
+    @inlinable
     public func lookupSource(packet: UnsafeRawPointer, length: Int) -> Value? {
         guard let src = IPPacket.source(packet, length: length) else { return nil }
         return lookup(src)

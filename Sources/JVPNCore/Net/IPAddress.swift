@@ -31,10 +31,12 @@ public enum IPAddress: Hashable, Sendable {
     public static let v6Any = IPAddress.v6(0, 0)
 
     /// Reads 4 (v4) or 16 (v6) bytes in network order from `pointer`. No alignment needed.
+    @inlinable
     public init(v4NetworkBytes pointer: UnsafeRawPointer) {
         self = .v4(UInt32(bigEndian: pointer.loadUnaligned(as: UInt32.self)))
     }
 
+    @inlinable
     public init(v6NetworkBytes pointer: UnsafeRawPointer) {
         let hi = UInt64(bigEndian: pointer.loadUnaligned(as: UInt64.self))
         let lo = UInt64(bigEndian: pointer.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
@@ -95,14 +97,14 @@ public enum IPAddress: Hashable, Sendable {
         }
     }
 
-    @inline(__always)
+    @inlinable
     static func v4Mask(_ length: Int) -> UInt32 {
         if length <= 0 { return 0 }
         if length >= 32 { return .max }
         return UInt32.max << UInt32(32 - length)
     }
 
-    @inline(__always)
+    @inlinable
     static func v6Mask(_ length: Int) -> (hi: UInt64, lo: UInt64) {
         if length <= 0 { return (0, 0) }
         if length >= 128 { return (.max, .max) }

@@ -6,7 +6,7 @@ public enum IPPacket {
     public static let ipv6Header = 40
 
     /// 4 or 6 when the packet is long enough to hold that version's header; nil otherwise.
-    @inline(__always)
+    @inlinable
     public static func version(_ packet: UnsafeRawPointer, length: Int) -> Int? {
         guard length >= 1 else { return nil }
         let b0 = packet.load(as: UInt8.self)
@@ -24,12 +24,12 @@ public enum IPPacket {
     }
 
     /// True when the buffer holds a complete IPv4 or IPv6 header.
-    @inline(__always)
+    @inlinable
     public static func isValid(_ packet: UnsafeRawPointer, length: Int) -> Bool {
         version(packet, length: length) != nil
     }
 
-    @inline(__always)
+    @inlinable
     public static func source(_ packet: UnsafeRawPointer, length: Int) -> IPAddress? {
         switch version(packet, length: length) {
         case 4: return IPAddress(v4NetworkBytes: packet + 12)
@@ -38,7 +38,7 @@ public enum IPPacket {
         }
     }
 
-    @inline(__always)
+    @inlinable
     public static func destination(_ packet: UnsafeRawPointer, length: Int) -> IPAddress? {
         switch version(packet, length: length) {
         case 4: return IPAddress(v4NetworkBytes: packet + 16)
@@ -50,7 +50,7 @@ public enum IPPacket {
     /// The packet length its header claims (IPv4 total length; IPv6 40 + payload length).
     /// nil when the header is incomplete or claims less than its own header or more than
     /// `length` bytes. A decrypted packet is trimmed to this (padding removed).
-    @inline(__always)
+    @inlinable
     public static func claimedLength(_ packet: UnsafeRawPointer, length: Int) -> Int? {
         switch version(packet, length: length) {
         case 4:
@@ -74,9 +74,17 @@ public enum IPPacket {
         public var source: IPAddress
         public var destination: IPAddress
         public var claimedLength: Int?
+
+        @inlinable
+        public init(version: Int, source: IPAddress, destination: IPAddress, claimedLength: Int?) {
+            self.version = version
+            self.source = source
+            self.destination = destination
+            self.claimedLength = claimedLength
+        }
     }
 
-    @inline(__always)
+    @inlinable
     public static func header(_ packet: UnsafeRawPointer, length: Int) -> Header? {
         guard let v = version(packet, length: length),
             let s = source(packet, length: length),

@@ -56,7 +56,7 @@ public struct IPPrefix: Hashable, Sendable {
     public var isDefaultRoute: Bool { length == 0 }
 
     /// True when `other` lies within this prefix (same family only).
-    @inline(__always)
+    @inlinable
     public func contains(_ other: IPAddress) -> Bool {
         switch (address, other) {
         case (.v4(let a), .v4(let b)):
