@@ -1,0 +1,238 @@
+/// One problem in a config file. `description` is the `FILE:LINE: message` that `jvpn check`
+/// prints (lines count from 1).
+public struct ConfigDiagnostic: Error, Equatable, Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var message: String
+
+    public init(file: String, line: Int, message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+
+    public var description: String { "\(file):\(line): \(message)" }
+}
+
+/// Every problem found in a config, in line order.
+public struct ConfigErrors: Error, Equatable, Sendable, CustomStringConvertible {
+    public var diagnostics: [ConfigDiagnostic]
+
+    public init(_ diagnostics: [ConfigDiagnostic]) { self.diagnostics = diagnostics }
+
+    /// One `FILE:LINE: message` per line.
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}
+
+/// A parsed and validated config file (see docs/CONFIG.md).
+public struct JVPNConfig: Equatable, Sendable {
+    /// A client talks to exactly one gateway [Peer] that has Endpoint(s); a server listens on
+    /// ListenPort and its peers have no Endpoint.
+    public enum Role: String, Equatable, Sendable {
+        case client
+        case server
+    }
+
+    public var interface: InterfaceConfig
+    public var peers: [PeerConfig]
+    public var policy: PolicyConfig
+    /// The path given to the parser, used in later `FILE:LINE:` messages (e.g. the daemon
+    /// failing to read PrivateKeyFile).
+    public var sourceFile: String
+
+    public init(interface: InterfaceConfig, peers: [PeerConfig], policy: PolicyConfig, sourceFile: String) {
+        self.interface = interface
+        self.peers = peers
+        self.policy = policy
+        self.sourceFile = sourceFile
+    }
+
+    /// `.client` when a [Peer] has an Endpoint (validation guarantees it is then the only one).
+    public var role: Role {
+        peers.contains { !$0.endpoints.isEmpty } ? .client : .server
+    }
+
+    /// Some peer's AllowedIPs holds `0.0.0.0/0` or `::/0`: routed by policy routing (fwmark).
+    public var isFullTunnel: Bool {
+        peers.contains { $0.allowedIPs.contains { $0.isDefaultRoute } }
+    }
+
+    /// The default fwmark used for full-tunnel policy routing when `FwMark` is not set.
+    public static let defaultFwMark: UInt32 = 51820
+
+    /// FwMark if set, else 51820 for a full tunnel, else nil (no mark needed).
+    public var effectiveFwMark: UInt32? {
+        interface.fwMark ?? (isFullTunnel ? JVPNConfig.defaultFwMark : nil)
+    }
+
+    /// Parses and validates `text`; `file` only names the source in diagnostics and derives the
+    /// interface name (`/etc/jvpn/jvpn0.conf` -> `jvpn0`). Reports every problem found.
+    public static func parse(text: String, file: String) -> Result<JVPNConfig, ConfigErrors> {
+        var p = ConfigParser(file: file)
+        return p.parse(text)
+    }
+
+    /// Throwing form of `parse(text:file:)`; throws `ConfigErrors`.
+    public init(parsing text: String, file: String) throws {
+        self = try JVPNConfig.parse(text: text, file: file).get()
+    }
+
+    /// Decodes standard, padded base64 that must yield exactly 32 bytes (a WireGuard-style
+    /// key: 44 characters ending in `=`). nil otherwise.
+    public static func decodeKey(_ text: String) -> [UInt8]? {
+        Base64.decodeKey32(text)
+    }
+}
+
+public struct InterfaceConfig: Equatable, Sendable {
+    public enum PrivateKeySource: Equatable, Sendable {
+        /// Base64 text, already checked to decode to 32 bytes.
+        case inline(String)
+        /// Absolute path; the daemon reads it and requires mode 0600 (not the parser: no IO).
+        case file(String)
+    }
+
+    public var name: String
+    public var privateKey: PrivateKeySource
+    /// Interface addresses, host bits kept (`10.77.0.2/24`).
+    public var addresses: [IPPrefix]
+    public var listenPort: UInt16?
+    public var mtu: Int
+    /// Client uplinks in priority order; nil = every interface with a default route.
+    public var uplinks: [String]?
+    public var eventLog: String
+    public var fwMark: UInt32?
+    public var metricsListen: Endpoint?
+    public var eventSyslog: SyslogTarget?
+    /// Line of the `[Interface]` header.
+    public var line: Int
+    /// Line of the PrivateKey / PrivateKeyFile key, for messages about reading the key.
+    public var privateKeyLine: Int
+
+    public static let defaultMTU = 1420
+
+    public static func defaultEventLog(name: String) -> String {
+        "/var/log/jvpn/\(name).events.jsonl"
+    }
+
+    public init(name: String, privateKey: PrivateKeySource, addresses: [IPPrefix],
+                listenPort: UInt16? = nil, mtu: Int = InterfaceConfig.defaultMTU,
+                uplinks: [String]? = nil, eventLog: String? = nil, fwMark: UInt32? = nil,
+                metricsListen: Endpoint? = nil, eventSyslog: SyslogTarget? = nil,
+                line: Int = 0, privateKeyLine: Int = 0) {
+        self.name = name
+        self.privateKey = privateKey
+        self.addresses = addresses
+        self.listenPort = listenPort
+        self.mtu = mtu
+        self.uplinks = uplinks
+        self.eventLog = eventLog ?? InterfaceConfig.defaultEventLog(name: name)
+        self.fwMark = fwMark
+        self.metricsListen = metricsListen
+        self.eventSyslog = eventSyslog
+        self.line = line
+        self.privateKeyLine = privateKeyLine
+    }
+}
+
+/// Where `EventSyslog` sends a copy of the event log.
+public enum SyslogTarget: Equatable, Sendable, CustomStringConvertible {
+    case udp(Endpoint)
+    case unix(String)
+
+    public var description: String {
+        switch self {
+        case .udp(let e): return "udp://\(e)"
+        case .unix(let p): return "unix:\(p)"
+        }
+    }
+}
+
+public struct PeerConfig: Equatable, Sendable {
+    /// Base64 text, already checked to decode to 32 bytes.
+    public var publicKey: String
+    /// Gateway addresses in the order given (client only).
+    public var endpoints: [Endpoint]
+    /// Normalized to network prefixes (host bits cleared), duplicates removed, order kept.
+    public var allowedIPs: [IPPrefix]
+    /// Seconds; nil = off.
+    public var persistentKeepalive: UInt16?
+    public var name: String?
+    /// Line of the `[Peer]` header.
+    public var line: Int
+
+    public init(publicKey: String, endpoints: [Endpoint] = [], allowedIPs: [IPPrefix],
+                persistentKeepalive: UInt16? = nil, name: String? = nil, line: Int = 0) {
+        self.publicKey = publicKey
+        self.endpoints = endpoints
+        self.allowedIPs = allowedIPs
+        self.persistentKeepalive = persistentKeepalive
+        self.name = name
+        self.line = line
+    }
+
+    /// The 32 key bytes (validated at parse time, so nil only for a hand-built value).
+    public var publicKeyBytes: [UInt8]? { Base64.decodeKey32(publicKey) }
+}
+
+/// Linux interface name rules (IFNAMSIZ 16 with the NUL; a conservative character set).
+public enum InterfaceName {
+    public static func isValid(_ name: String) -> Bool {
+        let u = name.utf8
+        guard (1...15).contains(u.count), name != ".", name != ".." else { return false }
+        return u.allSatisfy { c in
+            (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z"))
+                || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+                || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+                || c == UInt8(ascii: "_") || c == UInt8(ascii: ".") || c == UInt8(ascii: "-")
+        }
+    }
+}
+
+enum Base64 {
+    /// Strict standard base64 with padding.
+    static func decode(_ text: String) -> [UInt8]? {
+        let u = Array(text.utf8)
+        guard u.count % 4 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count / 4 * 3)
+        var i = 0
+        while i < u.count {
+            var vals: [UInt8] = [0, 0, 0, 0]
+            var pad = 0
+            for k in 0..<4 {
+                let c = u[i + k]
+                if c == UInt8(ascii: "=") {
+                    // Padding only in the last group, only in its last two places.
+                    guard i + 4 == u.count, k >= 2 else { return nil }
+                    pad += 1
+                    continue
+                }
+                guard pad == 0, let v = value(c) else { return nil }
+                vals[k] = v
+            }
+            let n = UInt32(vals[0]) << 18 | UInt32(vals[1]) << 12 | UInt32(vals[2]) << 6 | UInt32(vals[3])
+            out.append(UInt8(truncatingIfNeeded: n >> 16))
+            if pad < 2 { out.append(UInt8(truncatingIfNeeded: n >> 8)) }
+            if pad < 1 { out.append(UInt8(truncatingIfNeeded: n)) }
+            i += 4
+        }
+        return out
+    }
+
+    static func decodeKey32(_ text: String) -> [UInt8]? {
+        guard text.utf8.count == 44, let b = decode(text), b.count == 32 else { return nil }
+        return b
+    }
+
+    private static func value(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return c - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return c - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "+"): return 62
+        case UInt8(ascii: "/"): return 63
+        default: return nil
+        }
+    }
+}

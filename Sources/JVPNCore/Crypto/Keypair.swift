@@ -1,0 +1,65 @@
+import CSodium
+import Synchronization
+
+/// The transport keys of one completed handshake, plus the per-key counters.
+///
+/// Keys live in one 64-byte allocation (stable address, handed to libsodium by pointer) that is wiped
+/// on deinit. `sendCounter` is atomic so that several sender threads may share the keypair;
+/// `replay` belongs to the single receive thread of the keypair's session (it is a plain struct, so
+/// concurrent receivers would need their own lock).
+public final class Keypair: @unchecked Sendable {
+    private let keys: SecretBytes
+    /// Receiver index we chose: peers put it in the header of frames they send us.
+    public let localIndex: UInt32
+    /// Receiver index the peer chose: we put it in frames we send.
+    public let remoteIndex: UInt32
+    /// Caller's monotonic clock, nanoseconds, when the handshake completed.
+    public let createdAt: UInt64
+    public let isInitiator: Bool
+    /// Next counter to use. Only `nextCounter()` should advance it.
+    public let sendCounter = Atomic<UInt64>(0)
+    public var replay = ReplayWindow()
+
+    init(keys: SecretBytes, localIndex: UInt32, remoteIndex: UInt32, createdAt: UInt64, isInitiator: Bool) {
+        self.keys = keys
+        self.localIndex = localIndex
+        self.remoteIndex = remoteIndex
+        self.createdAt = createdAt
+        self.isInitiator = isInitiator
+    }
+
+    /// Builds a keypair from raw 32-byte keys (tests, fixtures). Nil if a key is not 32 bytes.
+    public convenience init?(sendKey: [UInt8], receiveKey: [UInt8], localIndex: UInt32, remoteIndex: UInt32,
+                             createdAt: UInt64, isInitiator: Bool) {
+        guard sendKey.count == 32, receiveKey.count == 32 else { return nil }
+        let s = SecretBytes(count: 64)
+        s.pointer.copyMemory(from: sendKey, byteCount: 32)
+        (s.pointer + 32).copyMemory(from: receiveKey, byteCount: 32)
+        self.init(keys: s, localIndex: localIndex, remoteIndex: remoteIndex, createdAt: createdAt,
+                  isInitiator: isInitiator)
+    }
+
+    var sendKeyPointer: UnsafePointer<UInt8> { UnsafePointer(keys.bytes) }
+    var receiveKeyPointer: UnsafePointer<UInt8> { UnsafePointer(keys.bytes + 32) }
+
+    /// For test vectors and diagnostics only; never log these.
+    public var sendKeyBytes: [UInt8] { Array(UnsafeBufferPointer(start: sendKeyPointer, count: 32)) }
+    public var receiveKeyBytes: [UInt8] { Array(UnsafeBufferPointer(start: receiveKeyPointer, count: 32)) }
+
+    /// Reserves the next send counter; nil once the key may send no more (a nonce is never reused).
+    /// A CAS loop rather than a blind add so the counter can never run past the limit and wrap.
+    @inline(__always)
+    public func nextCounter() -> UInt64? {
+        var current = sendCounter.load(ordering: .relaxed)
+        while true {
+            if current >= MessageLimits.rejectAfterMessages { return nil }
+            let (exchanged, original) = sendCounter.compareExchange(
+                expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return current }
+            current = original
+        }
+    }
+
+    /// Messages sent so far with this key.
+    public var messagesSent: UInt64 { sendCounter.load(ordering: .relaxed) }
+}
