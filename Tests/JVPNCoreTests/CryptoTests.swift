@@ -15,6 +15,13 @@ final class CryptoTests: XCTestCase {
         }
     }
 
+    func testInitSelectsOptimizedImplementations() throws {
+        try Sodium.initialize()
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        guard cpuinfo.contains(" avx2") else { throw XCTSkip("CPU without AVX2") }
+        XCTAssertEqual(sodium_runtime_has_avx2(), 1)
+    }
+
     func testBlake2HashMatchesLibsodiumOneShot() {
         let input = Array("abc".utf8)
         var ours = [UInt8](repeating: 0, count: 32)

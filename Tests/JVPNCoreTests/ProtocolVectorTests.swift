@@ -1,0 +1,145 @@
+import Foundation
+import XCTest
+@testable import JVPNCore
+
+/// Recomputes the test vectors of docs/PROTOCOL.md from their inputs and compares them with the hex in
+/// the document, so the document and the code cannot drift apart.
+final class ProtocolVectorTests: XCTestCase {
+    static var docURL: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/PROTOCOL.md")
+    }
+
+    /// `name = hex` lines of the ```vectors block; indented lines continue the previous value.
+    static func parseVectors(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        var inBlock = false
+        var lastKey: String?
+        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = String(rawLine)
+            if line.hasPrefix("```") {
+                if inBlock { break }
+                inBlock = line.trimmingCharacters(in: .whitespaces) == "```vectors"
+                continue
+            }
+            guard inBlock else { continue }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            if line.hasPrefix(" "), let k = lastKey {
+                out[k, default: ""] += trimmed
+            } else if let eq = trimmed.firstIndex(of: "=") {
+                let k = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
+                out[k] = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+                lastKey = k
+            }
+        }
+        return out
+    }
+
+    /// Inputs are read from the document; the outputs are computed here.
+    static func compute(from doc: [String: String]) throws -> [(String, String)] {
+        func hex(_ k: String) throws -> [UInt8] {
+            guard let v = doc[k], let b = HexCodec.decode(v) else { throw VectorError.missing(k) }
+            return b
+        }
+        func u32(_ k: String) throws -> UInt32 {
+            guard let v = doc[k], let n = UInt32(v.dropFirst(v.hasPrefix("0x") ? 2 : 0), radix: 16) else { throw VectorError.missing(k) }
+            return n
+        }
+        func u64(_ k: String) throws -> UInt64 {
+            guard let v = doc[k], let n = UInt64(v) else { throw VectorError.missing(k) }
+            return n
+        }
+        let iStatic = try PrivateKey(rawBytes: hex("initiator_static_private"))
+        let rStatic = try PrivateKey(rawBytes: hex("responder_static_private"))
+        let iEph = try PrivateKey(rawBytes: hex("initiator_ephemeral_private"))
+        let rEph = try PrivateKey(rawBytes: hex("responder_ephemeral_private"))
+        let iIndex = try u32("initiator_index")
+        let rIndex = try u32("responder_index")
+        let ts = Timestamp12(unixNanoseconds: try u64("timestamp_unix_ns"))
+        let sid = try SessionID(bytes: hex("session_id"))
+        let plaintext = try hex("data_plaintext")
+        let counter = try u64("data_counter")
+
+        let (initiation, ini) = try Handshake.makeInitiation(local: iStatic, remote: rStatic.publicKey, sessionID: sid,
+                                                             localIndex: iIndex, timestamp: ts, ephemeral: iEph)
+        let rx = try initiation.withUnsafeBytes {
+            try Handshake.consumeInitiation($0, local: rStatic, isAuthorized: { $0 == iStatic.publicKey })
+        }
+        let (response, rKP) = try rx.makeResponse(localIndex: rIndex, now: 0, ephemeral: rEph)
+        let iKP = try response.withUnsafeBytes { try ini.consumeResponse($0, now: 0) }
+        guard iKP.sendKeyBytes == rKP.receiveKeyBytes, iKP.receiveKeyBytes == rKP.sendKeyBytes else {
+            throw VectorError.keysDisagree
+        }
+
+        var frame = [UInt8](repeating: 0, count: plaintext.count + Frame.overhead)
+        frame.replaceSubrange(Frame.headerLength..<(Frame.headerLength + plaintext.count), with: plaintext)
+        let n = frame.withUnsafeMutableBytes {
+            Frame.seal(type: .data, receiverIndex: iKP.remoteIndex, counter: counter, key: iKP,
+                       buffer: $0.baseAddress!, plaintextLength: plaintext.count)
+        }
+        // And back, as the responder would.
+        var opened = frame
+        let m = opened.withUnsafeMutableBytes { (p: UnsafeMutableRawBufferPointer) -> Int? in
+            guard let h = Frame.peekHeader(p.baseAddress!, length: n) else { return nil }
+            return Frame.open(header: h, key: rKP, buffer: p.baseAddress!, length: n)
+        }
+        guard m == plaintext.count, Array(opened[16..<(16 + plaintext.count)]) == plaintext else {
+            throw VectorError.frameDoesNotOpen
+        }
+
+        return [
+            ("initiator_static_public", HexCodec.encode(iStatic.publicKey.bytes)),
+            ("responder_static_public", HexCodec.encode(rStatic.publicKey.bytes)),
+            ("initiator_static_public_base64", iStatic.publicKey.base64),
+            ("responder_static_public_base64", rStatic.publicKey.base64),
+            ("timestamp12", HexCodec.encode(ts.bytes)),
+            ("initiation", HexCodec.encode(initiation)),
+            ("response", HexCodec.encode(response)),
+            ("initiator_send_key", HexCodec.encode(iKP.sendKeyBytes)),
+            ("initiator_receive_key", HexCodec.encode(iKP.receiveKeyBytes)),
+            ("data_frame", HexCodec.encode(frame[0..<n])),
+        ]
+    }
+
+    enum VectorError: Error { case missing(String), keysDisagree, frameDoesNotOpen }
+
+    func testDocumentVectorsMatchCode() throws {
+        let text = try String(contentsOf: Self.docURL, encoding: .utf8)
+        let doc = Self.parseVectors(text)
+        XCTAssertGreaterThan(doc.count, 10, "vectors block not found in \(Self.docURL.path)")
+        let computed = try Self.compute(from: doc)
+        var mismatch = false
+        for (k, v) in computed where doc[k] != v {
+            XCTFail("\(k): document has \(doc[k] ?? "nothing"), code computes \(v)")
+            mismatch = true
+        }
+        if mismatch || ProcessInfo.processInfo.environment["JVPN_PRINT_VECTORS"] != nil {
+            // Ready to paste into the document (64 hex digits per line).
+            var block = ""
+            for (k, v) in computed {
+                var chunks: [Substring] = []
+                var rest = Substring(v)
+                while rest.count > 64 { chunks.append(rest.prefix(64)); rest = rest.dropFirst(64) }
+                chunks.append(rest)
+                block += "\(k) = \(chunks[0])\n" + chunks.dropFirst().map { "    \($0)\n" }.joined()
+            }
+            print("---- computed vectors ----\n" + block + "----")
+        }
+    }
+
+    func testVectorParserHandlesContinuations() {
+        let doc = "x\n```vectors\n# c\na = 0011\n    2233\nb = ff\n```\n```vectors\nc = 1\n```\n"
+        let v = Self.parseVectors(doc)
+        XCTAssertEqual(v["a"], "00112233")
+        XCTAssertEqual(v["b"], "ff")
+        XCTAssertNil(v["c"], "only the first vectors block counts")
+    }
+
+    func testSizesMatchDocument() {
+        XCTAssertEqual(Handshake.initiationLength, 144)
+        XCTAssertEqual(Handshake.responseLength, 76)
+        XCTAssertEqual(Frame.overhead, 32)
+        XCTAssertEqual(Handshake.initialChain.ck.count, 32)
+    }
+}
