@@ -177,6 +177,15 @@ final class ClientHost: SessionHost, PumpController {
         }
     }
 
+    /// Uplink facts from netlink. Sockets and path names follow the uplink set.
+    func apply(_ facts: [UplinkSet.UplinkFact], uplinks: UplinkSet) {
+        lock.withLock {
+            sockets = uplinks.sockets
+            paths = uplinks.paths
+            republish()
+        }
+    }
+
     func pathStatus() -> [[String: Any]] {
         paths.enumerated().map { (i, pth) in
             ["path": pth.name, "uplink": pth.uplink, "status": i == active ? "active" : "standby",

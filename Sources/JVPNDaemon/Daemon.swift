@@ -109,7 +109,8 @@ public final class Daemon: @unchecked Sendable {
 
     private func handleNetlink(_ event: NetlinkEvent) {
         guard let client, let uplinks else { return }
-        uplinks.handle(event, client: client)
+        let facts = uplinks.handle(event, network: network)
+        if !facts.isEmpty { client.apply(facts, uplinks: uplinks) }
     }
 
     private func handleControl(_ line: String) -> String {

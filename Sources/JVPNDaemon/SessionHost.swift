@@ -129,7 +129,7 @@ class SessionHost: @unchecked Sendable {
     func sendControl(_ message: ControlMessage, peer p: PeerRuntime, keypair: Keypair? = nil, socket: Int, to: SocketAddress) -> Bool {
         guard let kp = keypair ?? p.keyRing.current, let counter = kp.nextCounter() else { return false }
         let n = message.encode(into: controlBuffer + Frame.headerLength, capacity: 2048 - Frame.overhead)
-        guard n >= 0 else { return false }
+        guard n > 0 else { return false }
         let total = Frame.seal(type: .control, receiverIndex: kp.remoteIndex, counter: counter, key: kp,
                                buffer: controlBuffer, plaintextLength: n)
         guard socket < sockets.count, let s = sockets[socket] else { return false }

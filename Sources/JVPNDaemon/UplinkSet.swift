@@ -65,7 +65,85 @@ final class UplinkSet {
         return found.sorted { $0.0 < $1.0 }.map(\.1)
     }
 
-    func handle(_ event: NetlinkEvent, client: ClientHost) {}
+    /// Facts about one uplink, derived from netlink events, for the client's orchestrator.
+    enum UplinkFact {
+        case linkDown(uplink: Int)
+        case linkUp(uplink: Int)
+        case addressLost(uplink: Int)
+        case addressAdded(uplink: Int)
+        /// The uplink (re)appeared and now has a socket (hot-plug).
+        case socketCreated(uplink: Int)
+    }
+
+    private var indexByUplink: [Int: Int32] = [:]
+    private var upState: [Int: Bool] = [:]
+
+    /// Turns one netlink event into uplink facts; creates the socket of an uplink that appears.
+    func handle(_ event: NetlinkEvent, network: InterfaceSetup) -> [UplinkFact] {
+        func uplinkNamed(_ name: String) -> Int? { names.firstIndex(of: name) }
+        func uplinkIndexed(_ index: Int32) -> Int? {
+            if let u = indexByUplink.first(where: { $0.value == index })?.key { return u }
+            guard let link = try? network.netlink.link(index: index), let u = uplinkNamed(link.name) else { return nil }
+            indexByUplink[u] = index
+            return u
+        }
+        var facts: [UplinkFact] = []
+        switch event {
+        case .linkChanged(let index, let name, let isUp, let isRunning, _):
+            guard let u = uplinkNamed(name) else { return [] }
+            indexByUplink[u] = index
+            let usable = isUp && isRunning
+            if sockets[u] == nil && usable, let s = try? UDPSocket(port: port, device: name, mark: fwMark) {
+                sockets[u] = s
+                refreshLocal(u, network: network)
+                facts.append(.socketCreated(uplink: u))
+            }
+            if upState[u] != usable {
+                upState[u] = usable
+                facts.append(usable ? .linkUp(uplink: u) : .linkDown(uplink: u))
+            }
+        case .linkRemoved(let index, let name):
+            guard let u = uplinkNamed(name) ?? indexByUplink.first(where: { $0.value == index })?.key else { return [] }
+            indexByUplink[u] = nil
+            upState[u] = false
+            sockets[u] = nil // the device is gone; a new one gets a new socket
+            facts.append(.linkDown(uplink: u))
+        case .addressAdded(let index, let address, _):
+            guard let u = uplinkIndexed(index), address.isIPv4 || !address.bytes.starts(with: [0xfe, 0x80]) else { return [] }
+            refreshLocal(u, network: network)
+            facts.append(.addressAdded(uplink: u))
+        case .addressRemoved(let index, let address, _):
+            guard let u = uplinkIndexed(index) else { return [] }
+            let ip = IPAddress(networkBytes: address.bytes)?.description
+            if paths.contains(where: { $0.socketIndex == u && $0.localAddress == ip }) {
+                refreshLocal(u, network: network)
+                facts.append(.addressLost(uplink: u))
+            }
+        case .routeAdded, .routeRemoved, .overflow:
+            break
+        }
+        return facts
+    }
+
+    /// Reads the uplink's current local address (for path names) and port.
+    private func refreshLocal(_ u: Int, network: InterfaceSetup) {
+        let local = UplinkSet.localAddress(of: names[u], network: network)
+        for i in paths.indices where paths[i].socketIndex == u {
+            paths[i].localAddress = local
+            paths[i].localPort = sockets[u]?.localPort ?? 0
+        }
+    }
+
+    /// Current link state of every uplink, read once at start (the monitor reports changes after).
+    func initialFacts(network: InterfaceSetup) -> [UplinkFact] {
+        var facts: [UplinkFact] = []
+        for (u, name) in names.enumerated() where name != "default" {
+            let up = (try? network.netlink.linkIsUp(name: name)) ?? false
+            upState[u] = up
+            if !up { facts.append(.linkDown(uplink: u)) }
+        }
+        return facts
+    }
 }
 
 extension Endpoint {
