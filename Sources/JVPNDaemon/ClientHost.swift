@@ -6,6 +6,7 @@ import JVPNSystem
 struct ClientPath {
     let id: UInt32
     let uplink: String
+    let uplinkIndex: Int
     let socketIndex: Int
     let remote: SocketAddress
     var localAddress: String
@@ -15,48 +16,64 @@ struct ClientPath {
     var name: String { "\(uplink)/\(localAddress):\(localPort)->\(remote.description)" }
 }
 
-/// The client: one peer (its gateway), several candidate paths, exactly one active.
+/// The client: one peer (its gateway), several candidate paths, exactly one active. The decisions
+/// are the pure `ClientOrchestrator`'s; this class performs its actions (probes, REATTACH, the
+/// data-plane switch) and feeds it facts (netlink, probe replies, acks, time).
 final class ClientHost: SessionHost, PumpController {
     var paths: [ClientPath] = []
     var active: Int?
+    var orchestrator: ClientOrchestrator?
     private var pending: (handshake: InitiatorHandshake, path: Int, sentMs: UInt64, rekey: Bool)?
     private var birthMs: UInt64 = 0
     private var lastInitiationMs: UInt64 = 0
     private var attempts = 0
-    private var probeSeq: UInt32 = 0
-    private var lastProbeMs: UInt64 = 0
-    private var lastRtt: [UInt32: Double] = [:]
+    /// Nonce of the REATTACH in flight per path: the ACK must echo it.
+    private var reattachNonces: [UInt32: ControlNonce] = [:]
     static let handshakeRetryMs: UInt64 = 1000
     var handshakeTimeoutMs: UInt64 { min(config.policy.transportLossTtlMs, 90_000) }
 
     var peer: PeerRuntime { peers[0] }
 
     override func sendPath(for p: PeerRuntime) -> (Int, SocketAddress)? {
-        guard let a = active, p.state == .attached || p.state == .volatile || p.state == .degraded else { return nil }
+        guard let a = active, p.state == .attached || p.state == .volatile || p.state == .degraded || p.state == .recovering else { return nil }
         return (paths[a].socketIndex, paths[a].remote)
     }
+
+    private func pathIndex(_ id: UInt32) -> Int? { paths.firstIndex { $0.id == id } }
 
     /// Opens a new session (new id, BIRTH). The TUN interface, addresses and routes are untouched.
     func startSession(nowMs: UInt64) {
         let p = peer
         releaseIndexes(of: p.keyRing)
-        p.keyRing = KeyRing()
         p.session = SessionID.random()
-        p.machine = SessionStateMachine()
+        p.machine = SessionStateMachine(nowMs: nowMs)
         p.sessionStartedMs = nowMs
         p.switches = 0
         p.lastSwitch = nil
+        p.bindingVersion = 0
         birthMs = nowMs
         attempts = 0
         active = nil
         pending = nil
+        reattachNonces = [:]
+        var candidates = paths.map { PathCandidate(id: $0.id, priority: $0.uplinkIndex) }
+        for i in candidates.indices where sockets[paths[i].socketIndex] == nil { candidates[i].linkUp = false }
+        orchestrator = ClientOrchestrator(policy: config.policy, paths: candidates, nowMs: nowMs)
         republish()
-        sendInitiation(path: 0, rekey: false, nowMs: nowMs)
+        sendInitiation(rekey: false, nowMs: nowMs)
     }
 
-    private func sendInitiation(path: Int, rekey: Bool, nowMs: UInt64) {
+    /// Handshakes go on the best usable path (rotating on retries); rekeys on the active one.
+    private func sendInitiation(rekey: Bool, nowMs: UInt64) {
         guard !paths.isEmpty, let sid = peer.session else { return }
-        let pathIndex = path % paths.count
+        var pathIdx: Int
+        if rekey, let a = active {
+            pathIdx = a
+        } else {
+            let usable = paths.indices.filter { sockets[paths[$0].socketIndex] != nil && (orchestrator?.status(of: paths[$0].id, nowMs: nowMs) ?? "standby") != "dead" }
+            let choice = usable.isEmpty ? Array(paths.indices) : usable
+            pathIdx = choice[attempts % choice.count]
+        }
         if let old = pending { usedIndexes.remove(old.handshake.localIndex) }
         let index = freshIndex()
         guard let (message, state) = try? Handshake.makeInitiation(
@@ -65,10 +82,10 @@ final class ClientHost: SessionHost, PumpController {
             usedIndexes.remove(index)
             return
         }
-        pending = (state, pathIndex, nowMs, rekey)
+        pending = (state, pathIdx, nowMs, rekey)
         lastInitiationMs = nowMs
         attempts += 1
-        let pth = paths[pathIndex]
+        let pth = paths[pathIdx]
         sendRaw(message, socket: pth.socketIndex, to: pth.remote)
     }
 
@@ -82,22 +99,22 @@ final class ClientHost: SessionHost, PumpController {
             let p = peer
             install(keypair, in: p.keyRing, nowNs: Clock.monotonicNanoseconds())
             p.lastAuthenticatedMs = nowMs
-            if p.state == .birth {
-                active = pend.path
-                transition(p, to: .attached, reason: .handshakeOK, nowMs: nowMs)
+            if p.state == .birth, var o = orchestrator {
+                let actions = o.handshakeCompleted(path: paths[pend.path].id, nowMs: nowMs)
+                orchestrator = o
+                perform(actions, nowMs: nowMs)
             }
             republish()
-            // Confirms the new keys to the responder at once, and measures the path.
-            sendProbe(path: active ?? pend.path, nowMs: nowMs)
+            // A probe right away confirms the new keys to the responder and measures the path.
+            sendProbeNow(pathIndex: active ?? pend.path, nowMs: nowMs)
         }
     }
 
-    private func sendProbe(path: Int, nowMs: UInt64) {
-        probeSeq &+= 1
-        let pth = paths[path]
-        sendControl(.probe(seq: probeSeq, sentAtNs: Clock.monotonicNanoseconds(), pathID: pth.id), peer: peer,
-                    socket: pth.socketIndex, to: pth.remote)
-        lastProbeMs = nowMs
+    private func sendProbeNow(pathIndex i: Int, nowMs: UInt64) {
+        guard var o = orchestrator else { return }
+        let actions = o.tick(nowMs: nowMs).filter { if case .sendProbe(let id, _) = $0 { return id == paths[i].id }; return true }
+        orchestrator = o
+        perform(actions, nowMs: nowMs)
     }
 
     func confirmKeypair(peerIndex: Int, keypair: Keypair) {}
@@ -109,56 +126,147 @@ final class ClientHost: SessionHost, PumpController {
     func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
-            guard let message = try? ControlMessage.decode(plaintext) else { return }
+            guard let message = try? ControlMessage.decode(plaintext), var o = orchestrator else { return }
             let p = peer
             p.lastAuthenticatedMs = nowMs
+            var actions: [OrchestratorAction] = []
             switch message {
-            case .probeReply(_, let sentAt, let pathID):
-                let rtt = Double(Clock.monotonicNanoseconds() &- sentAt) / 1e6
-                lastRtt[pathID] = rtt
-            case .close:
+            case .probeReply(let seq, _, let pathID):
+                actions = o.probeReplied(path: pathID, seq: seq, nowMs: nowMs)
+            case .reattachAck(let sid, let version, let nonce):
+                guard sid == p.session, let (pathID, _) = reattachNonces.first(where: { $0.value == nonce }) else { break }
+                reattachNonces = [:]
+                actions = o.reattachAcked(path: pathID, bindingVersion: version, nowMs: nowMs)
+            case .reject(let reason, let nonce):
+                guard reattachNonces.values.contains(nonce) else { break }
+                reattachNonces = [:]
+                actions = o.reattachRejected(reason, nowMs: nowMs)
+            case .natHint:
+                actions = o.natRebindHinted(nowMs: nowMs)
+            case .close(let reason):
                 if p.state != .terminated {
-                    transition(p, to: .terminated, reason: .peerClosed, nowMs: nowMs)
-                    republish()
-                    if config.policy.restartOnTerminate { startSession(nowMs: nowMs) }
+                    audit(p, check: "peer_close", pass: true, detail: "gateway closed the session with \(reason.rawValue)")
+                    actions = o.terminate(.peerClosed, nowMs: nowMs) + [.terminated(.peerClosed, restart: config.policy.restartOnTerminate)]
                 }
-            case .probe, .reattachRequest, .reattachAck, .reject, .natHint:
+            case .probe, .reattachRequest:
                 break
             }
+            orchestrator = o
+            perform(actions, nowMs: nowMs)
+        }
+    }
+
+    /// Performs the orchestrator's actions in order. Called under `lock`.
+    private func perform(_ actions: [OrchestratorAction], nowMs: UInt64) {
+        let p = peer
+        var changed = false
+        for action in actions {
+            switch action {
+            case .sendProbe(let id, let seq):
+                guard let i = pathIndex(id) else { continue }
+                sendControl(.probe(seq: seq, sentAtNs: Clock.monotonicNanoseconds(), pathID: id), peer: p,
+                            socket: paths[i].socketIndex, to: paths[i].remote)
+            case .sendReattach(let id, let reason, let version):
+                guard let i = pathIndex(id), let sid = p.session else { continue }
+                let nonce = ControlNonce.random()
+                reattachNonces[id] = nonce
+                sendControl(.reattachRequest(sessionID: sid, bindingVersion: version, pathID: id, nonce: nonce, reason: reason),
+                            peer: p, socket: paths[i].socketIndex, to: paths[i].remote)
+            case .activate(let id):
+                active = pathIndex(id)
+                changed = true
+            case .stateChanged(let c):
+                p.machine = orchestrator?.machine ?? p.machine
+                var e = events.base(.stateChange, session: p.session, peer: p.publicKey)
+                e.from = c.from.rawValue
+                e.to = c.to.rawValue
+                e.reason = c.reason.rawValue
+                e.stateVersion = c.stateVersion
+                events.emit(e)
+                changed = true
+            case .audit(let a):
+                var e = events.base(.audit, session: p.session, peer: p.publicKey)
+                e.check = a.check
+                e.result = a.result
+                e.detail = a.detail
+                events.emit(e)
+            case .switched(let from, let to, let reason, let recoveryMs):
+                var e = events.base(.transportSwitch, session: p.session, peer: p.publicKey)
+                e.fromPath = from.flatMap { pathIndex($0) }.map { paths[$0].name } ?? ""
+                e.toPath = pathIndex(to).map { paths[$0].name } ?? ""
+                e.reason = reason.rawValue
+                e.recoveryMs = recoveryMs
+                events.emit(e)
+                p.switches += 1
+                p.bindingVersion = orchestrator?.bindingVersion ?? p.bindingVersion
+                p.lastSwitch = ["from_path": e.fromPath ?? "", "to_path": e.toPath ?? "", "reason": reason.rawValue,
+                                "recovery_ms": recoveryMs, "ts": SessionEvent.rfc3339(e.timestampMs)]
+            case .terminated(_, let restart):
+                active = nil
+                changed = true
+                republish()
+                if restart { startSession(nowMs: nowMs) }
+            }
+        }
+        p.machine = orchestrator?.machine ?? p.machine
+        p.bindingVersion = orchestrator?.bindingVersion ?? p.bindingVersion
+        if changed { republish() }
+    }
+
+    /// Uplink facts from netlink. Sockets and path names follow the uplink set.
+    func apply(_ facts: [UplinkSet.UplinkFact], uplinks: UplinkSet) {
+        let nowMs = Clock.monotonicMilliseconds()
+        lock.withLock {
+            sockets = uplinks.sockets
+            for (i, p) in uplinks.paths.enumerated() where i < paths.count {
+                paths[i].localAddress = p.localAddress
+                paths[i].localPort = p.localPort
+            }
+            republish()
+            guard var o = orchestrator else { return }
+            var actions: [OrchestratorAction] = []
+            for fact in facts {
+                switch fact {
+                case .linkDown(let u): actions += o.linkChanged(uplinkPriority: u, up: false, nowMs: nowMs)
+                case .linkUp(let u), .socketCreated(let u): actions += o.linkChanged(uplinkPriority: u, up: sockets[u] != nil, nowMs: nowMs)
+                case .addressLost(let u): actions += o.addressChanged(uplinkPriority: u, present: false, nowMs: nowMs)
+                case .addressAdded(let u): actions += o.addressChanged(uplinkPriority: u, present: true, nowMs: nowMs)
+                }
+            }
+            orchestrator = o
+            perform(actions, nowMs: nowMs)
         }
     }
 
     func tick(nowMs: UInt64) {
         lock.withLock {
             let p = peer
-            if p.session == nil || p.state == .terminated {
-                if config.policy.restartOnTerminate || p.session == nil { startSession(nowMs: nowMs) }
+            if p.session == nil {
+                startSession(nowMs: nowMs)
                 return
             }
+            if p.state == .terminated { return }
             if p.state == .birth {
-                if nowMs - birthMs > handshakeTimeoutMs {
-                    transition(p, to: .terminated, reason: .handshakeTimeout, nowMs: nowMs)
-                    republish()
-                    if config.policy.restartOnTerminate { startSession(nowMs: nowMs) }
+                if nowMs - birthMs > handshakeTimeoutMs, var o = orchestrator {
+                    let actions = o.terminate(.handshakeTimeout, nowMs: nowMs)
+                    orchestrator = o
+                    perform(actions + [.terminated(.handshakeTimeout, restart: config.policy.restartOnTerminate)], nowMs: nowMs)
+                    return
                 } else if nowMs - lastInitiationMs >= ClientHost.handshakeRetryMs {
-                    sendInitiation(path: attempts, rekey: false, nowMs: nowMs)
+                    sendInitiation(rekey: false, nowMs: nowMs)
                 }
-                return
             }
             let nowNs = nowMs * 1_000_000
             var changed = false
             for dropped in p.keyRing.expire(now: nowNs) { usedIndexes.remove(dropped.localIndex); changed = true }
-            if p.keyRing.needsRekey(now: nowNs), let a = active,
+            if p.state != .birth, p.keyRing.needsRekey(now: nowNs) || p.keyRing.current == nil,
                pending == nil || nowMs - lastInitiationMs >= 5000 {
-                sendInitiation(path: a, rekey: true, nowMs: nowMs)
+                sendInitiation(rekey: true, nowMs: nowMs)
             }
-            if let a = active, nowMs - lastProbeMs >= config.policy.probeIntervalMs { sendProbe(path: a, nowMs: nowMs) }
-            if nowMs - p.sessionStartedMs > config.policy.sessionTtlMs {
-                transition(p, to: .terminated, reason: .sessionTTLExpired, nowMs: nowMs)
-                changed = true
-            } else if nowMs - p.lastAuthenticatedMs > config.policy.transportLossTtlMs {
-                transition(p, to: .terminated, reason: .transportLossTTLExpired, nowMs: nowMs)
-                changed = true
+            if var o = orchestrator {
+                let actions = o.tick(nowMs: nowMs)
+                orchestrator = o
+                perform(actions, nowMs: nowMs)
             }
             if changed { republish() }
         }
@@ -168,28 +276,29 @@ final class ClientHost: SessionHost, PumpController {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
             let p = peer
-            if p.session != nil && p.state != .terminated {
+            if p.session != nil && p.state != .terminated, var o = orchestrator {
                 if let a = active { sendControl(.close(reason: reason), peer: p, socket: paths[a].socketIndex, to: paths[a].remote) }
-                transition(p, to: .terminated, reason: reason, nowMs: nowMs)
+                let actions = o.terminate(reason, nowMs: nowMs)
+                orchestrator = o
+                perform(actions, nowMs: nowMs)
             }
             active = nil
             republish()
         }
     }
 
-    /// Uplink facts from netlink. Sockets and path names follow the uplink set.
-    func apply(_ facts: [UplinkSet.UplinkFact], uplinks: UplinkSet) {
-        lock.withLock {
-            sockets = uplinks.sockets
-            paths = uplinks.paths
-            republish()
-        }
-    }
-
     func pathStatus() -> [[String: Any]] {
-        paths.enumerated().map { (i, pth) in
-            ["path": pth.name, "uplink": pth.uplink, "status": i == active ? "active" : "standby",
-             "rtt_ms": lastRtt[pth.id] ?? 0.0, "loss_pct": 0.0, "jitter_ms": 0.0] as [String: Any]
+        let now = Clock.monotonicMilliseconds()
+        return paths.map { pth in
+            let q = orchestrator?.quality(of: pth.id)
+            return ["path": pth.name, "uplink": pth.uplink,
+                    "status": orchestrator?.status(of: pth.id, nowMs: now) ?? "standby",
+                    "rtt_ms": (q?.rttMs ?? 0).rounded3, "loss_pct": (orchestrator?.lossPct(of: pth.id, nowMs: now) ?? 0).rounded3,
+                    "jitter_ms": (q?.jitterMs ?? 0).rounded3] as [String: Any]
         }
     }
+}
+
+extension Double {
+    var rounded3: Double { (self * 1000).rounded() / 1000 }
 }

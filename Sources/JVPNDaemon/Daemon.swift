@@ -81,6 +81,11 @@ public final class Daemon: @unchecked Sendable {
         host.lock.withLock { host.republish() }
         pump.start()
         try network.configureRoutes()
+        if let client, let uplinks {
+            let facts = uplinks.initialFacts(network: network)
+            client.tick(nowMs: Clock.monotonicMilliseconds())
+            if !facts.isEmpty { client.apply(facts, uplinks: uplinks) }
+        }
         onReady?()
 
         let wake = try EventFD()

@@ -25,7 +25,7 @@ final class UplinkSet {
             sockets.append(s)
             names.append("default")
             for (e, ep) in endpoints.enumerated() {
-                paths.append(ClientPath(id: UInt32(e), uplink: "default", socketIndex: 0, remote: ep.socketAddress,
+                paths.append(ClientPath(id: UInt32(e), uplink: "default", uplinkIndex: 0, socketIndex: 0, remote: ep.socketAddress,
                                         localAddress: "0.0.0.0", localPort: s.localPort))
             }
             return
@@ -38,7 +38,7 @@ final class UplinkSet {
             names.append(uplink)
             let local = UplinkSet.localAddress(of: uplink, network: network)
             for (e, ep) in endpoints.enumerated() {
-                paths.append(ClientPath(id: UInt32(u * 16 + e), uplink: uplink, socketIndex: u, remote: ep.socketAddress,
+                paths.append(ClientPath(id: UInt32(u * 16 + e), uplink: uplink, uplinkIndex: u, socketIndex: u, remote: ep.socketAddress,
                                         localAddress: local, localPort: s?.localPort ?? 0))
             }
         }

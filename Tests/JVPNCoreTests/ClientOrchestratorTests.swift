@@ -1,0 +1,219 @@
+import XCTest
+@testable import JVPNCore
+
+/// Drives the orchestrator with a simulated network and a fake clock: each path delivers probes
+/// and REATTACHes (after `rtt`) unless it is down or blackholed; a lossy path drops every n-th.
+private struct Sim {
+    var o: ClientOrchestrator
+    var now: UInt64 = 1_000
+    var rtt: [UInt32: UInt64] = [0: 5, 16: 8]
+    var down: Set<UInt32> = []
+    var blackholed: Set<UInt32> = []
+    var dropEvery: [UInt32: Int] = [:]
+    var sentCount: [UInt32: Int] = [:]
+    var inflight: [(at: UInt64, path: UInt32, seq: UInt32?, ackVersion: UInt64?)] = []
+    var gatewayVersion: UInt64 = 1
+    var log: [OrchestratorAction] = []
+
+    init(policy: PolicyConfig) {
+        o = ClientOrchestrator(policy: policy, paths: [PathCandidate(id: 0, priority: 0), PathCandidate(id: 16, priority: 1)], nowMs: 1_000)
+        apply(o.handshakeCompleted(path: 0, nowMs: now))
+    }
+
+    func delivers(_ p: UInt32) -> Bool { !down.contains(p) && !blackholed.contains(p) }
+
+    mutating func apply(_ actions: [OrchestratorAction]) {
+        log += actions
+        for a in actions {
+            switch a {
+            case .sendProbe(let p, let seq):
+                sentCount[p, default: 0] += 1
+                let n = dropEvery[p] ?? 0
+                if delivers(p) && !(n > 0 && sentCount[p]! % n == 0) { inflight.append((now + rtt[p]!, p, seq, nil)) }
+            case .sendReattach(let p, _, let v):
+                if delivers(p) && v == gatewayVersion {
+                    gatewayVersion += 1
+                    inflight.append((now + rtt[p]!, p, nil, gatewayVersion))
+                }
+            default: break
+            }
+        }
+    }
+
+    mutating func run(ms: UInt64) {
+        let end = now + ms
+        while now < end {
+            now += 1
+            let due = inflight.filter { $0.at <= now }
+            inflight.removeAll { $0.at <= now }
+            for d in due where delivers(d.path) {
+                if let seq = d.seq { apply(o.probeReplied(path: d.path, seq: seq, nowMs: now)) }
+                if let v = d.ackVersion { apply(o.reattachAcked(path: d.path, bindingVersion: v, nowMs: now)) }
+            }
+            if now % 10 == 0 { apply(o.tick(nowMs: now)) }
+        }
+    }
+
+    mutating func link(_ p: UInt32, up: Bool) {
+        if up { down.remove(p) } else { down.insert(p) }
+        apply(o.linkChanged(uplinkPriority: p == 0 ? 0 : 1, up: up, nowMs: now))
+    }
+
+    var switchesLogged: [(UInt32?, UInt32, ReasonCode, UInt64)] {
+        log.compactMap { if case .switched(let f, let t, let r, let ms) = $0 { return (f, t, r, ms) }; return nil }
+    }
+
+    func reasons(to state: SessionState) -> [ReasonCode] {
+        log.compactMap { if case .stateChanged(let c) = $0, c.to == state { return c.reason }; return nil }
+    }
+}
+
+private func rigPolicy() -> PolicyConfig {
+    var p = PolicyConfig()
+    p.probeIntervalMs = 50
+    p.standbyProbeIntervalMs = 200
+    p.deadAfterMs = 300
+    p.stableWindowMs = 1000
+    p.switchCooldownMs = 500
+    p.maxSwitchesPerMinute = 10
+    p.transportLossTtlMs = 5000
+    return p
+}
+
+final class ClientOrchestratorTests: XCTestCase {
+    func testHandshakeAttachesAndActivates() {
+        let s = Sim(policy: rigPolicy())
+        XCTAssertEqual(s.o.state, .attached)
+        XCTAssertEqual(s.o.active, 0)
+        XCTAssertTrue(s.log.contains(.activate(path: 0)))
+    }
+
+    func testLinkDownSwitchesAtOnceWithRecoveryTime() {
+        var s = Sim(policy: rigPolicy())
+        s.run(ms: 2_000)
+        s.link(0, up: false)
+        XCTAssertEqual(s.o.state, .recovering)
+        XCTAssertEqual(s.reasons(to: .recovering), [.linkDown])
+        s.run(ms: 100)
+        XCTAssertEqual(s.o.state, .attached)
+        XCTAssertEqual(s.o.active, 16)
+        XCTAssertEqual(s.switchesLogged.count, 1)
+        let sw = s.switchesLogged[0]
+        XCTAssertEqual(sw.0, 0); XCTAssertEqual(sw.1, 16); XCTAssertEqual(sw.2, .linkDown)
+        XCTAssertEqual(sw.3, 8, "recovery = one RTT of the new path")
+        XCTAssertEqual(s.o.bindingVersion, 2)
+    }
+
+    func testBlackholeIsCaughtByProbeTimeout() {
+        var s = Sim(policy: rigPolicy())
+        s.run(ms: 2_000)
+        s.blackholed.insert(0)
+        s.run(ms: 600)
+        XCTAssertEqual(s.reasons(to: .recovering), [.probeTimeout])
+        XCTAssertEqual(s.o.active, 16)
+        XCTAssertEqual(s.switchesLogged.first?.2, .probeTimeout)
+        XCTAssertLessThanOrEqual(s.switchesLogged.first?.3 ?? 9999, 100)
+    }
+
+    func testLossMakesVolatileThenSwitchesToCleanPath() {
+        var s = Sim(policy: rigPolicy())
+        s.run(ms: 2_000)
+        s.dropEvery[0] = 3 // ~33 % loss
+        s.run(ms: 3_000)
+        XCTAssertEqual(s.reasons(to: .volatile).first, .lossThreshold)
+        XCTAssertEqual(s.o.active, 16)
+        XCTAssertEqual(s.switchesLogged.first?.2, .betterPath)
+    }
+
+    func testPreemptsBackToPreferredOnceStable() {
+        var s = Sim(policy: rigPolicy())
+        s.run(ms: 2_000)
+        s.link(0, up: false)
+        s.run(ms: 500)
+        XCTAssertEqual(s.o.active, 16)
+        s.link(0, up: true)
+        s.run(ms: 500)
+        XCTAssertEqual(s.o.active, 16, "not before StableWindowMs")
+        s.run(ms: 1_500)
+        XCTAssertEqual(s.o.active, 0)
+        XCTAssertEqual(s.switchesLogged.last?.2, .betterPath)
+        XCTAssertEqual(s.o.state, .attached)
+    }
+
+    func testFlapping5HzStaysWithinBudgetAndEndsAttached() {
+        var s = Sim(policy: rigPolicy())
+        s.run(ms: 2_000)
+        for i in 0..<100 { // 20 s at 5 Hz
+            s.link(0, up: i % 2 == 1)
+            s.run(ms: 100)
+            s.link(0, up: i % 2 == 0)
+            s.run(ms: 100)
+        }
+        s.link(0, up: true)
+        s.run(ms: 3_000)
+        XCTAssertLessThanOrEqual(s.switchesLogged.count, s.o.policy.maxSwitchesPerMinute)
+        XCTAssertEqual(s.o.state, .attached)
+    }
+
+    func testBothDownPastTransportLossTtlTerminatesAndAsksForRestart() {
+        var s = Sim(policy: rigPolicy())
+        s.run(ms: 1_000)
+        s.link(0, up: false)
+        s.link(16, up: false)
+        s.run(ms: 4_000)
+        XCTAssertNotEqual(s.o.state, .terminated)
+        s.run(ms: 1_500)
+        XCTAssertEqual(s.o.state, .terminated)
+        XCTAssertTrue(s.log.contains(.terminated(.transportLossTTLExpired, restart: true)))
+        XCTAssertEqual(s.reasons(to: .degraded).first, .recoveryWindowExceeded)
+    }
+
+    func testSwitchBudgetLeadsToDegraded() {
+        var p = rigPolicy()
+        p.maxSwitchesPerMinute = 2
+        var s = Sim(policy: p)
+        s.run(ms: 1_000)
+        for _ in 0..<3 {
+            s.link(s.o.active ?? 0, up: false)
+            s.run(ms: 200)
+            s.link(0, up: true); s.link(16, up: true)
+            s.run(ms: 200)
+        }
+        XCTAssertLessThanOrEqual(s.switchesLogged.count, 2)
+        XCTAssertTrue(s.reasons(to: .degraded).contains(.switchRateLimited))
+    }
+
+    func testSameFactsSameActions() {
+        func script() -> [OrchestratorAction] {
+            var s = Sim(policy: rigPolicy())
+            s.run(ms: 1_000); s.link(0, up: false); s.run(ms: 700); s.link(0, up: true)
+            s.blackholed.insert(16); s.run(ms: 2_000); s.dropEvery[0] = 4; s.run(ms: 2_000)
+            return s.log
+        }
+        let a = script(), b = script()
+        XCTAssertEqual(a, b)
+        XCTAssertGreaterThan(a.count, 50)
+    }
+
+    func testRankingIsDeterministic() {
+        var o = ClientOrchestrator(policy: rigPolicy(), paths: [PathCandidate(id: 33, priority: 2), PathCandidate(id: 16, priority: 1),
+                                                                  PathCandidate(id: 17, priority: 1), PathCandidate(id: 0, priority: 0)], nowMs: 0)
+        XCTAssertEqual(o.ranked(nowMs: 10).map(\.id), [0, 16, 17, 33])
+        _ = o.linkChanged(uplinkPriority: 0, up: false, nowMs: 20)
+        XCTAssertEqual(o.ranked(nowMs: 20).map(\.id), [16, 17, 33])
+    }
+
+    func testQualityWindow() {
+        var q = PathQuality()
+        for i in 0..<10 { q.sent(seq: UInt32(i), atMs: UInt64(i * 100)) }
+        for i in 0..<10 where i % 2 == 0 { q.replied(seq: UInt32(i), atMs: UInt64(i * 100 + 10 + i)) }
+        XCTAssertEqual(q.lossPct(nowMs: 5_000, lateAfterMs: 200), 4.0 / 9 * 100, accuracy: 0.01, "the last probe is silence, not loss")
+        XCTAssertEqual(q.rttMs, (10 + 12 + 14 + 16 + 18) / 5)
+        XCTAssertEqual(q.jitterMs, 2)
+        XCTAssertNil(q.replied(seq: 0, atMs: 6_000), "duplicate reply is ignored")
+        XCTAssertFalse(q.isSilent(nowMs: 5_000, deadAfterMs: 300))
+        q.sent(seq: 100, atMs: 6_000)
+        XCTAssertFalse(q.isSilent(nowMs: 6_299, deadAfterMs: 300))
+        XCTAssertTrue(q.isSilent(nowMs: 6_300, deadAfterMs: 300))
+    }
+}
