@@ -112,7 +112,7 @@ final class ClientHost: SessionHost, PumpController {
 
     private func sendProbeNow(pathIndex i: Int, nowMs: UInt64) {
         guard var o = orchestrator else { return }
-        let actions = o.tick(nowMs: nowMs).filter { if case .sendProbe(let id, _) = $0 { return id == paths[i].id }; return true }
+        let actions = o.probeNow(path: paths[i].id, nowMs: nowMs)
         orchestrator = o
         perform(actions, nowMs: nowMs)
     }

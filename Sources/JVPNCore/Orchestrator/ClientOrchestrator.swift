@@ -195,6 +195,13 @@ public struct ClientOrchestrator: Equatable, Sendable {
         return out
     }
 
+    /// Probe one path now (new keys to confirm, a path to measure at once).
+    public mutating func probeNow(path: UInt32, nowMs now: UInt64) -> [OrchestratorAction] {
+        var out: [OrchestratorAction] = []
+        if let i = index(path), paths[i].linkUp, paths[i].hasAddress { probe(i, now, &out) }
+        return out
+    }
+
     // MARK: time
 
     public mutating func tick(nowMs now: UInt64) -> [OrchestratorAction] {
@@ -281,7 +288,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
                 transition(.attached, .stabilityRestored, now, &out)
                 return
             }
-            if let better = ranked(nowMs: now, excluding: active).first(where: { volatility($0, now) == nil && $0.quality.lastReplyMs != nil }),
+            // Leaving a volatile path is still a preference: the candidate must be stable.
+            if let better = ranked(nowMs: now, excluding: active).first(where: { volatility($0, now) == nil && isStable($0, now) }),
                mayPolicySwitch(now) {
                 troubleSinceMs = volatileSinceMs ?? now
                 startReattach(to: better.id, reason: .betterPath, now, &out)
