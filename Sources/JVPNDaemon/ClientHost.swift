@@ -131,8 +131,10 @@ final class ClientHost: SessionHost, PumpController {
             p.lastAuthenticatedMs = nowMs
             var actions: [OrchestratorAction] = []
             switch message {
-            case .probeReply(let seq, _, let pathID):
-                actions = o.probeReplied(path: pathID, seq: seq, nowMs: nowMs)
+            case .probeReply(let seq, let sentAt, let pathID):
+                let nowNs = Clock.monotonicNanoseconds()
+                let rtt = nowNs >= sentAt && nowNs - sentAt < 60_000_000_000 ? Double(nowNs - sentAt) / 1e6 : nil
+                actions = o.probeReplied(path: pathID, seq: seq, nowMs: nowMs, measuredRttMs: rtt)
             case .reattachAck(let sid, let version, let nonce):
                 guard sid == p.session, let (pathID, _) = reattachNonces.first(where: { $0.value == nonce }) else { break }
                 reattachNonces = [:]

@@ -126,3 +126,61 @@ for line in open(sys.argv[1]):
 print(n)
 PY
 }
+
+RIG_POLICY="ProbeIntervalMs = 50
+StandbyProbeIntervalMs = 200
+DeadAfterMs = 300
+StableWindowMs = 1000
+SwitchCooldownMs = 200
+MaxSwitchesPerMinute = 30"
+
+# router_setup [EXTRA_POLICY_LINES] : router rig, gateway + client (Uplinks up0, up1), both up.
+router_setup() {
+    rig_init
+    rig_create_router
+    export RIG_CLIENT RIG_ROUTER
+    jvpn_keys gw c1
+    GW=$(tun_name g); CL=$(tun_name c)
+    write_gateway_conf "$RIG_DIR/gw.conf" "$GW" 51820 c1 "10.77.0.2/32"
+    write_client_conf "$RIG_DIR/c1.conf" "$CL" c1 "10.77.0.2/24" "$RIG_GW_IP:51820" "10.77.0.0/24" \
+        "${CLIENT_EXTRA:-Uplinks = up0, up1}" "$RIG_POLICY${1:+
+$1}"
+    rig_exec "$RIG_GW" "$JVPN_BIN" up "$RIG_DIR/gw.conf" || fail "gateway up"
+    rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait 10 || fail "client up"
+    CL_EVENTS="$RIG_DIR/$CL.events.jsonl"; GW_EVENTS="$RIG_DIR/$GW.events.jsonl"
+}
+
+FLAP="$REPO/deploy/netns/flap.sh"
+flap() { "$FLAP" "$@" >/dev/null 2>&1 || fail "flap.sh $*"; }
+client_state() { status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['state']"; }
+client_session() { status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['session']"; }
+active_uplink() { status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['active_path'].split('/')[0]"; }
+
+# wait_active UPLINK SECONDS
+wait_active() { rig_wait_for "[[ \$(active_uplink) == $1 ]]" "$2" 0.05; }
+wait_state() { rig_wait_for "[[ \$(client_state) == $1 ]]" "$2" 0.05; }
+
+# start_stream SECONDS MBPS : paced TCP stream through the tunnel with a checksum at both ends
+start_stream() {
+    rm -f "$RIG_DIR/ready"
+    rig_exec "$RIG_GW" python3 "$REPO/deploy/netns/xfer.py" serve 10.77.0.1 9000 --ready-file "$RIG_DIR/ready" \
+        --idle-timeout 30 >"$RIG_DIR/recv.json" 2>"$RIG_DIR/recv.err" &
+    RECV_PID=$!
+    rig_wait_for "[[ -f '$RIG_DIR/ready' ]]" 10 || fail "receiver did not start"
+    rig_exec "$RIG_CLIENT" python3 "$REPO/deploy/netns/xfer.py" send 10.77.0.1 9000 "$1" --mbps "$2" \
+        --idle-timeout 30 >"$RIG_DIR/send.json" 2>"$RIG_DIR/send.err" &
+    SEND_PID=$!
+}
+
+# finish_stream : both ends done, same byte count and sha256, no reset
+finish_stream() {
+    wait "$SEND_PID" || fail "sender failed (connection reset?): $(cat "$RIG_DIR/send.err")"
+    wait "$RECV_PID" || fail "receiver failed: $(cat "$RIG_DIR/recv.err")"
+    python3 - "$RIG_DIR/send.json" "$RIG_DIR/recv.json" <<'PY' || fail "stream corrupted"
+import json, sys
+s = json.load(open(sys.argv[1])); r = json.load(open(sys.argv[2]))
+assert s["bytes"] > 0 and s["bytes"] == r["bytes"], (s, r)
+assert s["sha256"] == r["sha256"], (s, r)
+print("    stream intact: %d bytes, sha256 %s..., longest stall %d ms" % (r["bytes"], r["sha256"][:16], r["max_stall_ms"]))
+PY
+}

@@ -140,9 +140,9 @@ public struct ClientOrchestrator: Equatable, Sendable {
         return out
     }
 
-    public mutating func probeReplied(path: UInt32, seq: UInt32, nowMs now: UInt64) -> [OrchestratorAction] {
+    public mutating func probeReplied(path: UInt32, seq: UInt32, nowMs now: UInt64, measuredRttMs: Double? = nil) -> [OrchestratorAction] {
         guard let i = index(path) else { return [] }
-        paths[i].quality.replied(seq: seq, atMs: now)
+        paths[i].quality.replied(seq: seq, atMs: now, measuredRttMs: measuredRttMs)
         return []
     }
 

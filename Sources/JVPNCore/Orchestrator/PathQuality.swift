@@ -16,6 +16,8 @@ public struct PathQuality: Equatable, Sendable {
     /// Send time of the newest answered probe: unanswered probes before it are lost, those after
     /// it are silence (a dead path, judged by `isSilent`, not loss).
     private var newestAnsweredSentMs: UInt64?
+    /// Probes before the first answer (a path still coming up: ARP, routes) are not loss.
+    private var firstAnsweredSentMs: UInt64?
 
     public init() {}
 
@@ -31,13 +33,15 @@ public struct PathQuality: Equatable, Sendable {
 
     /// Records a reply; returns its RTT in ms, or nil for an unknown or duplicate sequence number.
     @discardableResult
-    public mutating func replied(seq: UInt32, atMs now: UInt64) -> Double? {
+    /// `measuredRttMs` (from the probe's echoed send time, finer than the ms clock) wins if given.
+    public mutating func replied(seq: UInt32, atMs now: UInt64, measuredRttMs: Double? = nil) -> Double? {
         for i in 0..<used where seqs[i] == seq && rtts[i] < 0 {
-            let rtt = Double(now >= sentMs[i] ? now - sentMs[i] : 0)
+            let rtt = measuredRttMs ?? Double(now >= sentMs[i] ? now - sentMs[i] : 0)
             rtts[i] = max(rtt, 0.01)
             lastReplyMs = now
             silentSinceMs = nil
             newestAnsweredSentMs = max(newestAnsweredSentMs ?? 0, sentMs[i])
+            firstAnsweredSentMs = min(firstAnsweredSentMs ?? .max, sentMs[i])
             return rtts[i]
         }
         return nil
@@ -64,8 +68,8 @@ public struct PathQuality: Equatable, Sendable {
 
     private func isDue(_ i: Int, _ nowMs: UInt64, _ lateAfterMs: UInt64) -> Bool {
         if rtts[i] >= 0 { return true }
-        guard let newest = newestAnsweredSentMs else { return false }
-        return sentMs[i] < newest && nowMs >= sentMs[i] + lateAfterMs
+        guard let newest = newestAnsweredSentMs, let first = firstAnsweredSentMs else { return false }
+        return sentMs[i] < newest && sentMs[i] > first && nowMs >= sentMs[i] + lateAfterMs
     }
 
     /// RTT samples in send order (oldest first).

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Failures netlink cannot see: a blackhole at the router (switch with PROBE_TIMEOUT) and 30 % loss
+# on the active path (VOLATILE, then a switch to the clean uplink). TCP survives both.
+. "$(dirname "$0")/lib.sh"
+router_setup
+sid=$(client_session)
+[[ $(active_uplink) == up0 ]] || fail "up0 should be active at start"
+start_stream 30 10
+sleep 2
+step "blackhole up0 at the router"
+flap blackhole up0
+wait_active up1 3 || fail "no switch after the blackhole"
+has_event "$CL_EVENTS" "e['event']=='TRANSPORT_SWITCH' and e['reason']=='PROBE_TIMEOUT'" || fail "switch reason is not PROBE_TIMEOUT"
+ip -n "$RIG_CLIENT" link show up0 | grep -q "state UP" || fail "the client saw link-down: not a blackhole"
+flap unblackhole up0
+wait_active up0 8 || fail "no return to the preferred uplink after the blackhole"
+has_event "$CL_EVENTS" "e['event']=='TRANSPORT_SWITCH' and e['reason']=='BETTER_PATH'" || fail "no BETTER_PATH preemption"
+step "30 % loss on up0"
+flap netem up0 loss 30%
+wait_active up1 15 || fail "no switch away from the lossy path"
+has_event "$CL_EVENTS" "e['event']=='STATE_CHANGE' and e['to']=='VOLATILE' and e['reason']=='LOSS_THRESHOLD'" || fail "no VOLATILE/LOSS_THRESHOLD"
+flap netem-clear up0
+finish_stream
+[[ "$(client_session)" == "$sid" ]] || fail "the session id changed"
+pass
