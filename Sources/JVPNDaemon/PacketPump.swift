@@ -170,13 +170,9 @@ final class PacketPump: @unchecked Sendable {
             }
             poller.wait(timeoutMs: 1000)
             if poller.isReadable(live.count) { wakeReceive.drain() }
-            let g2 = snapshot.generation.load(ordering: .acquiring)
-            if g2 != generation {
-                generation = g2
-                snap = snapshot.load()
-                // A changed socket set invalidates the readiness flags: go round again.
-                if snap.sockets.count != live.count || zip(snap.sockets, live).contains(where: { $0.0 !== $0.1.socket }) { continue }
-            }
+            // A new snapshot may change the socket set: reload at the top (poll is level-triggered,
+            // so whatever is ready now is seen again at once).
+            if snapshot.generation.load(ordering: .acquiring) != generation { continue }
             for (k, entry) in live.enumerated() where poller.isReadable(k) {
                 var rounds = 0
                 // Bounded so one busy socket cannot starve the others.

@@ -29,5 +29,5 @@ ip -n "$RIG_CLIENT" route add default via 10.209.0.1 dev up9 metric 900
 rig_wait_for "[[ \$(status_field $RIG_CLIENT $CL \"[p['status'] for p in s['sessions'][0]['paths'] if p['uplink']=='up9'][0]\") == standby ]]" 5 0.1 \
     || fail "up9 did not become a standby candidate"
 flap link-down up1
-wait_active up9 3 || fail "no switch to the hot-plugged uplink"
+wait_active up9 3 || { rig_exec "$RIG_CLIENT" "$JVPN_BIN" status "$CL"; rig_exec "$RIG_CLIENT" "$JVPN_BIN" events "$CL" | tail -8; fail "no switch to the hot-plugged uplink"; }
 pass

@@ -142,9 +142,15 @@ router_setup() {
     jvpn_keys gw c1
     GW=$(tun_name g); CL=$(tun_name c)
     write_gateway_conf "$RIG_DIR/gw.conf" "$GW" 51820 c1 "10.77.0.2/32"
+    # Extra policy lines override the rig's lines with the same key.
+    local policy="$RIG_POLICY" line key
+    while IFS= read -r line; do
+        [[ -z "$line" ]] && continue
+        key="${line%%=*}"; key="${key// /}"
+        policy="$(grep -v "^$key " <<<"$policy")"$'\n'"$line"
+    done <<<"${1:-}"
     write_client_conf "$RIG_DIR/c1.conf" "$CL" c1 "10.77.0.2/24" "$RIG_GW_IP:51820" "10.77.0.0/24" \
-        "${CLIENT_EXTRA:-Uplinks = up0, up1}" "$RIG_POLICY${1:+
-$1}"
+        "${CLIENT_EXTRA:-Uplinks = up0, up1}" "$policy"
     rig_exec "$RIG_GW" "$JVPN_BIN" up "$RIG_DIR/gw.conf" || fail "gateway up"
     rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait 10 || fail "client up"
     CL_EVENTS="$RIG_DIR/$CL.events.jsonl"; GW_EVENTS="$RIG_DIR/$GW.events.jsonl"
