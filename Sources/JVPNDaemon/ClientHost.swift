@@ -143,8 +143,14 @@ final class ClientHost: SessionHost, PumpController {
                 guard reattachNonces.values.contains(nonce) else { break }
                 reattachNonces = [:]
                 actions = o.reattachRejected(reason, nowMs: nowMs)
-            case .natHint:
-                actions = o.natRebindHinted(nowMs: nowMs)
+            case .natHint(let hint):
+                // The gateway saw our authenticated traffic from an address it has not bound. If
+                // that address is one of our own paths, it was a late packet from before a switch;
+                // only an address we do not own (a NAT's new mapping) calls for a re-bind.
+                let observed = IPAddress(networkBytes: hint.address)?.unmapped.description
+                if !paths.contains(where: { $0.localAddress == observed && $0.localPort == hint.port }) {
+                    actions = o.natRebindHinted(nowMs: nowMs)
+                }
             case .close(let reason):
                 if p.state != .terminated {
                     audit(p, check: "peer_close", pass: true, detail: "gateway closed the session with \(reason.rawValue)")

@@ -30,4 +30,5 @@ echo "    switches: $switches, TRANSPORT_SWITCH events: $events (LINK_DOWN: $lin
 [[ $(count_events "$CL_EVENTS" "e['session']!='$sid'") == 0 ]] || fail "events of another session"
 [[ $(count_events "$GW_EVENTS" "e['event']=='TRANSPORT_SWITCH'") == "$events" ]] || fail "gateway saw a different number of switches"
 [[ "$(client_state)" == ATTACHED ]] || fail "not ATTACHED at the end"
+python3 -c "import json,sys,collections; print(\"    reasons:\", dict(collections.Counter(json.loads(l)[\"reason\"] for l in open(sys.argv[1]) if json.loads(l)[\"event\"]==\"TRANSPORT_SWITCH\")))" "$CL_EVENTS"
 pass "$events switches"
