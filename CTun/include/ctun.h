@@ -11,6 +11,17 @@
 #define TUN_F_USO6 0x40
 #endif
 
+/* TUN_F_* offload flags, re-exported so Swift sees them without linux/if_tun.h. */
+enum {
+    CTUN_F_CSUM = 0x01,
+    CTUN_F_TSO4 = 0x02,
+    CTUN_F_TSO6 = 0x04,
+    CTUN_F_TSO_ECN = 0x08,
+    CTUN_F_UFO = 0x10,
+    CTUN_F_USO4 = TUN_F_USO4,
+    CTUN_F_USO6 = TUN_F_USO6,
+};
+
 enum {
     CTUN_OPT_VNET_HDR = 1 << 0,    /* IFF_VNET_HDR: a virtio_net_hdr precedes every packet */
     CTUN_OPT_MULTI_QUEUE = 1 << 1, /* IFF_MULTI_QUEUE: call ctun_open again with the same name for more queues */

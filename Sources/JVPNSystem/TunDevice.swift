@@ -29,6 +29,14 @@ public final class TunDevice: @unchecked Sendable {
         guard rc == 0 else { throw SystemError("set mtu \(name)", negativeErrno: rc) }
     }
 
+    /// Asks the kernel for checksum offload and TSO super-packets (needs `.vnetHeader`); USO is
+    /// left off: our segmenter handles TCP only.
+    public func enableTCPOffload() throws {
+        let flags = UInt32(CTUN_F_CSUM) | UInt32(CTUN_F_TSO4) | UInt32(CTUN_F_TSO6)
+        let rc = ctun_set_offload(fileDescriptor, flags)
+        guard rc == 0 else { throw SystemError("TUNSETOFFLOAD \(name)", negativeErrno: rc) }
+    }
+
     public func setUp(_ up: Bool) throws {
         let rc = ctun_set_up(name, up ? 1 : 0)
         guard rc == 0 else { throw SystemError("set link \(name) \(up ? "up" : "down")", negativeErrno: rc) }

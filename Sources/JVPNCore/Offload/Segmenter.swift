@@ -1,0 +1,85 @@
+/// Splits what the kernel hands a TUN with TSO enabled (a TCP super-packet up to 64 KiB, described
+/// by a `VirtioNetHeader`) into wire-size IP packets, each with correct IP and TCP headers and
+/// checksums, written to caller-provided buffers. Pure; no allocation.
+public enum Segmenter {
+    public enum Failure: Error, Equatable { case malformed, tooManySegments, unsupported }
+
+    /// Segments `packet` into the buffers `destination(i)` (each with room for `capacity` bytes);
+    /// calls `emit(i, length)` per segment. Returns the segment count. A packet without GSO is
+    /// copied as one segment (its checksum completed if the header asks for it).
+    @inlinable
+    public static func segment(_ packet: UnsafeRawPointer, length: Int, header h: VirtioNetHeader, maxSegments: Int,
+                               capacity: Int, destination: (Int) -> UnsafeMutableRawPointer,
+                               emit: (Int, Int) -> Void) throws(Failure) -> Int {
+        guard length >= 20 else { throw .malformed }
+        let version = packet.load(as: UInt8.self) >> 4
+        guard version == 4 || version == 6 else { throw .malformed }
+        let isV6 = version == 6
+        if h.gsoType == VirtioNetHeader.gsoNone {
+            guard length <= capacity else { throw .malformed }
+            let d = destination(0)
+            d.copyMemory(from: packet, byteCount: length)
+            if h.flags & VirtioNetHeader.needsChecksum != 0 {
+                let start = Int(h.checksumStart), field = start + Int(h.checksumOffset)
+                guard start < length, field + 2 <= length else { throw .malformed }
+                // The kernel left the pseudo-header sum in the field: sum from csum_start on.
+                d.storeBytes(of: UInt16(0).bigEndian, toByteOffset: field, as: UInt16.self)
+                let partial = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: field, as: UInt16.self))
+                let s = Checksum.sum(d + start, length - start, initial: UInt64(partial))
+                var c = Checksum.finish(s)
+                if c == 0 && isUDP(packet, isV6) { c = 0xffff }
+                d.storeBytes(of: c.bigEndian, toByteOffset: field, as: UInt16.self)
+            }
+            emit(0, length)
+            return 1
+        }
+        guard h.gsoType == VirtioNetHeader.gsoTCPv4 || h.gsoType == VirtioNetHeader.gsoTCPv6 else { throw .unsupported }
+        let ipLen = isV6 ? 40 : Int(packet.load(as: UInt8.self) & 0x0f) * 4
+        guard (isV6 ? packet.load(fromByteOffset: 6, as: UInt8.self) : packet.load(fromByteOffset: 9, as: UInt8.self)) == 6,
+              length >= ipLen + 20 else { throw .unsupported }
+        let tcpLen = Int(packet.load(fromByteOffset: ipLen + 12, as: UInt8.self) >> 4) * 4
+        let hdrLen = ipLen + tcpLen
+        let mss = Int(h.gsoSize)
+        guard tcpLen >= 20, hdrLen <= length, mss > 0 else { throw .malformed }
+        let payload = length - hdrLen
+        let count = max(1, (payload + mss - 1) / mss)
+        guard count <= maxSegments else { throw .tooManySegments }
+        guard hdrLen + min(mss, payload) <= capacity else { throw .malformed }
+        let seq0 = UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: ipLen + 4, as: UInt32.self))
+        let id0 = isV6 ? 0 : UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+        let flags0 = packet.load(fromByteOffset: ipLen + 13, as: UInt8.self)
+        for i in 0..<count {
+            let off = i * mss
+            let segPayload = min(mss, payload - off)
+            let d = destination(i)
+            d.copyMemory(from: packet, byteCount: hdrLen)
+            (d + hdrLen).copyMemory(from: packet + hdrLen + off, byteCount: segPayload)
+            let total = hdrLen + segPayload
+            if isV6 {
+                d.storeBytes(of: UInt16(total - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
+            } else {
+                d.storeBytes(of: UInt16(total).bigEndian, toByteOffset: 2, as: UInt16.self)
+                d.storeBytes(of: (id0 &+ UInt16(truncatingIfNeeded: i)).bigEndian, toByteOffset: 4, as: UInt16.self)
+                d.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
+                d.storeBytes(of: Checksum.finish(Checksum.sum(d, ipLen)).bigEndian, toByteOffset: 10, as: UInt16.self)
+            }
+            d.storeBytes(of: (seq0 &+ UInt32(off)).bigEndian, toByteOffset: ipLen + 4, as: UInt32.self)
+            // FIN and PSH only on the last segment, CWR only on the first.
+            var f = flags0
+            if i != count - 1 { f &= ~(0x01 | 0x08) }
+            if i != 0 { f &= ~0x80 }
+            d.storeBytes(of: f, toByteOffset: ipLen + 13, as: UInt8.self)
+            d.storeBytes(of: UInt16(0), toByteOffset: ipLen + 16, as: UInt16.self)
+            let l4 = total - ipLen
+            let s = Checksum.sum(d + ipLen, l4, initial: Checksum.pseudoHeader(ip: d, isV6: isV6, proto: 6, l4Length: l4))
+            d.storeBytes(of: Checksum.finish(s).bigEndian, toByteOffset: ipLen + 16, as: UInt16.self)
+            emit(i, total)
+        }
+        return count
+    }
+
+    @inlinable
+    static func isUDP(_ p: UnsafeRawPointer, _ isV6: Bool) -> Bool {
+        (isV6 ? p.load(fromByteOffset: 6, as: UInt8.self) : p.load(fromByteOffset: 9, as: UInt8.self)) == 17
+    }
+}

@@ -1,0 +1,117 @@
+import XCTest
+@testable import JVPNCore
+
+final class SegmenterTests: XCTestCase {
+    /// An IPv4/TCP super-packet as the kernel hands it over with TSO: one header, a long payload.
+    private func superPacket(payload: Int, v6: Bool, flags: UInt8 = 0x18) -> [UInt8] {
+        var p: [UInt8]
+        if v6 {
+            p = [0x60, 0, 0, 0] + [UInt8((payload + 20) >> 8), UInt8((payload + 20) & 0xff), 6, 64]
+            p += [0xfd, 0x77] + [UInt8](repeating: 0, count: 13) + [2] + [0xfd, 0x77] + [UInt8](repeating: 0, count: 13) + [1]
+        } else {
+            let total = 20 + 20 + payload
+            p = [0x45, 0, UInt8(total >> 8 & 0xff), UInt8(total & 0xff), 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 77, 0, 2, 10, 77, 0, 1]
+        }
+        p += [0x9c, 0x40, 0x13, 0x89, 0x00, 0x00, 0x10, 0x00, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]
+        p += (0..<payload).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        return p
+    }
+
+    private func verify(_ seg: [UInt8], v6: Bool) {
+        let ipLen = v6 ? 40 : 20
+        seg.withUnsafeBytes { b in
+            let p = b.baseAddress!
+            if !v6 { XCTAssertEqual(Checksum.fold(Checksum.sum(p, 20)), 0xffff, "IPv4 header checksum") }
+            let l4 = seg.count - ipLen
+            let s = Checksum.sum(p + ipLen, l4, initial: Checksum.pseudoHeader(ip: p, isV6: v6, proto: 6, l4Length: l4))
+            XCTAssertEqual(Checksum.fold(s), 0xffff, "TCP checksum")
+        }
+    }
+
+    private func run(_ packet: [UInt8], _ h: VirtioNetHeader) throws -> [[UInt8]] {
+        var out = [[UInt8]](repeating: [], count: 64)
+        let bufs = UnsafeMutableRawPointer.allocate(byteCount: 64 * 2048, alignment: 16)
+        defer { bufs.deallocate() }
+        let n = try packet.withUnsafeBytes { raw in
+            try Segmenter.segment(raw.baseAddress!, length: raw.count, header: h, maxSegments: 64, capacity: 2048,
+                                  destination: { bufs + $0 * 2048 },
+                                  emit: { i, len in out[i] = Array(UnsafeRawBufferPointer(start: bufs + i * 2048, count: len)) })
+        }
+        return Array(out[0..<n])
+    }
+
+    func testTCPv4SuperPacketIsSplitWithFixedHeaders() throws {
+        let pkt = superPacket(payload: 3500, v6: false, flags: 0x19) // PSH|ACK|FIN
+        var h = VirtioNetHeader()
+        h.flags = VirtioNetHeader.needsChecksum
+        h.gsoType = VirtioNetHeader.gsoTCPv4
+        h.gsoSize = 1000
+        h.headerLength = 40
+        let segs = try run(pkt, h)
+        XCTAssertEqual(segs.map(\.count), [1040, 1040, 1040, 540])
+        var payload: [UInt8] = []
+        for (i, s) in segs.enumerated() {
+            verify(s, v6: false)
+            XCTAssertEqual(Int(s[2]) << 8 | Int(s[3]), s.count)
+            XCTAssertEqual(Int(s[4]) << 8 | Int(s[5]), 0x1234 + i, "IP id increments")
+            let seq = UInt32(s[24]) << 24 | UInt32(s[25]) << 16 | UInt32(s[26]) << 8 | UInt32(s[27])
+            XCTAssertEqual(seq, 0x1000 + UInt32(i * 1000))
+            XCTAssertEqual(s[33] & 0x09 != 0, i == 3, "FIN/PSH only on the last")
+            payload += s[40...]
+        }
+        XCTAssertEqual(payload, Array(pkt[40...]))
+    }
+
+    func testTCPv6SuperPacket() throws {
+        let pkt = superPacket(payload: 2500, v6: true)
+        var h = VirtioNetHeader()
+        h.gsoType = VirtioNetHeader.gsoTCPv6
+        h.gsoSize = 1200
+        let segs = try run(pkt, h)
+        XCTAssertEqual(segs.count, 3)
+        for s in segs {
+            verify(s, v6: true)
+            XCTAssertEqual(Int(s[4]) << 8 | Int(s[5]), s.count - 40)
+        }
+    }
+
+    func testPartialChecksumCompletedWithoutGSO() throws {
+        var pkt = superPacket(payload: 100, v6: false)
+        // What the kernel leaves: the pseudo-header sum, not complemented, in the checksum field.
+        let partial = pkt.withUnsafeBytes { Checksum.fold(Checksum.pseudoHeader(ip: $0.baseAddress!, isV6: false, proto: 6, l4Length: 120)) }
+        pkt[36] = UInt8(partial >> 8); pkt[37] = UInt8(partial & 0xff)
+        pkt.withUnsafeMutableBytes { b in
+            b.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
+            let c = Checksum.finish(Checksum.sum(b.baseAddress!, 20))
+            b.storeBytes(of: c.bigEndian, toByteOffset: 10, as: UInt16.self)
+        }
+        var h = VirtioNetHeader()
+        h.flags = VirtioNetHeader.needsChecksum
+        h.checksumStart = 20
+        h.checksumOffset = 16
+        let segs = try run(pkt, h)
+        XCTAssertEqual(segs.count, 1)
+        verify(segs[0], v6: false)
+    }
+
+    func testMalformedInputIsRejectedNotCrashing() {
+        var h = VirtioNetHeader()
+        h.gsoType = VirtioNetHeader.gsoTCPv4
+        h.gsoSize = 100
+        XCTAssertThrowsError(try run([0x45, 0, 0], h))
+        XCTAssertThrowsError(try run(Array(superPacket(payload: 10, v6: false)[0..<30]), h))
+        h.gsoSize = 1 // 3500 segments: more than the batch holds
+        XCTAssertThrowsError(try run(superPacket(payload: 3500, v6: false), h))
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let junk = (0..<Int.random(in: 0..<200, using: &g)).map { _ in UInt8.random(in: 0...255, using: &g) }
+            var hh = VirtioNetHeader()
+            hh.gsoType = [0, 1, 4, 3][Int.random(in: 0..<4, using: &g)]
+            hh.gsoSize = UInt16.random(in: 0...1500, using: &g)
+            hh.flags = UInt8.random(in: 0...1, using: &g)
+            hh.checksumStart = UInt16.random(in: 0...300, using: &g)
+            hh.checksumOffset = UInt16.random(in: 0...40, using: &g)
+            _ = try? run(junk, hh)
+        }
+    }
+}
