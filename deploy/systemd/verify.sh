@@ -16,7 +16,7 @@
 # Fails on: a non-zero exit of `verify`, ANY diagnostic it prints (unknown keys and bad values are
 # only warnings to systemd, and would silently drop hardening), a security exposure above
 # JVPN_MAX_EXPOSURE tenths (default 30 = 3.0 on systemd's scale from 0 = locked down to 10 = exposed;
-# the unit scores 2.4 with systemd 252), or a missing contract line.
+# the unit scores 2.2 with systemd 252), or a missing contract line.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
