@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", path: "Sources/CSodium", pkgConfig: "libsodium",
@@ -23,8 +24,13 @@ let package = Package(
             "JVPNDaemon", "JVPNCore", "JVPNSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .target(name: "JVPNOps", dependencies: [
+            "JVPNCore",
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .testTarget(name: "JVPNCoreTests", dependencies: ["JVPNCore"]),
         .testTarget(name: "JVPNSystemTests", dependencies: ["JVPNSystem", "JVPNCore", "JVPNDaemon"]),
+        .testTarget(name: "JVPNOpsTests", dependencies: ["JVPNOps", "JVPNCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

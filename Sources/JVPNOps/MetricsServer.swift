@@ -1,0 +1,258 @@
+import Foundation
+import Glibc
+
+/// A minimal HTTP/1.1 server for Prometheus scrapes: `GET /metrics` (and HEAD) answers the
+/// metrics in text format 0.0.4, any other path 404, any other method 405. One thread, one
+/// connection at a time, `Connection: close`: a scraper every few seconds needs nothing more, and a
+/// client that stalls is cut off after `ioTimeoutMs`, so it can delay the next scrape but never
+/// pile up threads or memory (requests are capped at `maxRequestBytes`).
+public final class MetricsServer: @unchecked Sendable {
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    public let listenAddress: String
+    /// The bound port (useful with port 0 in tests).
+    public let port: UInt16
+    private let metrics: JVPNMetrics
+    private let maxRequestBytes: Int
+    private let ioTimeoutMs: Int
+    private let listenFd: Int32
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let lock = NSLock()
+    private var started = false
+    private var stopped = false
+    private var served: UInt64 = 0
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// Scrapes answered with 200.
+    public var requestsServed: UInt64 { lock.lock(); defer { lock.unlock() }; return served }
+
+    /// Binds and listens at once, so that a taken port or a bad address fails `jvpn up` rather
+    /// than surfacing later. `listen` is `IPv4:PORT` or `[IPv6]:PORT`.
+    public init(listen: String, metrics: JVPNMetrics, maxRequestBytes: Int = 8192, ioTimeoutMs: Int = 2000) throws {
+        listenAddress = listen
+        self.metrics = metrics
+        self.maxRequestBytes = max(256, maxRequestBytes)
+        self.ioTimeoutMs = max(10, ioTimeoutMs)
+        let address: OpsSocketAddress
+        switch OpsSocketAddress.parseIP(listen, allowPortZero: true) {
+        case .success(let a): address = a
+        case .failure(let f): throw OpsError.badListenAddress(address: listen, why: f.why)
+        }
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw OpsError.socket(operation: "socket", errno: errno) }
+        var one: Int32 = 1
+        // A restarted daemon must be able to rebind while old connections sit in TIME_WAIT.
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let rc = address.withSockaddr { bind(fd, $0, $1) }
+        guard rc == 0 else {
+            let e = errno
+            close(fd)
+            throw OpsError.socket(operation: "bind \(listen)", errno: e)
+        }
+        guard Glibc.listen(fd, 16) == 0 else {
+            let e = errno
+            close(fd)
+            throw OpsError.socket(operation: "listen \(listen)", errno: e)
+        }
+        var bound = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &bound) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        let boundFamily = Int32(bound.ss_family)
+        port = withUnsafePointer(to: &bound) { p -> UInt16 in
+            if boundFamily == AF_INET6 {
+                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+            }
+            return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+        }
+        var pipeFds: [Int32] = [-1, -1]
+        guard pipe(&pipeFds) == 0 else {
+            let e = errno
+            close(fd)
+            throw OpsError.socket(operation: "pipe", errno: e)
+        }
+        for p in pipeFds {
+            _ = fcntl(p, F_SETFL, fcntl(p, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(p, F_SETFD, FD_CLOEXEC)
+        }
+        listenFd = fd
+        wakeRead = pipeFds[0]
+        wakeWrite = pipeFds[1]
+    }
+
+    deinit {
+        stop()
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    /// Starts the server thread. Calling it twice has no effect.
+    public func start() {
+        lock.lock()
+        let already = started || stopped
+        started = true
+        lock.unlock()
+        if already { return }
+        let thread = Thread { [self] in
+            self.serve()
+            self.finished.signal()
+        }
+        thread.name = "jvpn-metrics"
+        thread.start()
+    }
+
+    /// Stops accepting, waits (bounded by the I/O timeout) for the thread to end and releases the
+    /// port, so that a restarted daemon can bind it again at once.
+    public func stop() {
+        lock.lock()
+        let wasRunning = started && !stopped
+        let wasStopped = stopped
+        stopped = true
+        lock.unlock()
+        if wasStopped { return }
+        if wasRunning {
+            var b: UInt8 = 1
+            _ = write(wakeWrite, &b, 1)
+            _ = finished.wait(timeout: .now() + .milliseconds(ioTimeoutMs * 3 + 1000))
+        }
+        close(listenFd)
+    }
+
+    private var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
+
+    private func serve() {
+        var fds = [pollfd(fd: listenFd, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        while !isStopped {
+            fds[0].revents = 0
+            fds[1].revents = 0
+            let n = poll(&fds, 2, 1000)
+            if n < 0 && errno != EINTR { usleep(10_000); continue }
+            if fds[1].revents != 0 { break }
+            guard fds[0].revents & Int16(POLLIN) != 0 else { continue }
+            // Glibc's Swift module does not export accept4: set the flags right after.
+            let client = accept(listenFd, nil, nil)
+            guard client >= 0 else { continue }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
+            handle(client)
+            close(client)
+        }
+    }
+
+    private func handle(_ fd: Int32) {
+        let deadline = MetricsServer.nowMs() + UInt64(ioTimeoutMs)
+        guard let request = readHead(fd, deadline: deadline) else {
+            return
+        }
+        let response: [UInt8]
+        switch request {
+        case .tooLarge:
+            response = MetricsServer.response(431, "Request Header Fields Too Large", body: "request too large\n", head: false)
+        case .malformed:
+            response = MetricsServer.response(400, "Bad Request", body: "bad request\n", head: false)
+        case .request(let method, let target):
+            let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+            if path != "/metrics" {
+                response = MetricsServer.response(404, "Not Found", body: "not found; metrics are at /metrics\n", head: method == "HEAD")
+            } else if method != "GET" && method != "HEAD" {
+                response = MetricsServer.response(405, "Method Not Allowed", body: "only GET\n", head: false, extra: "Allow: GET, HEAD\r\n")
+            } else {
+                response = MetricsServer.response(200, "OK", body: metrics.render(), head: method == "HEAD",
+                                                  contentType: MetricsServer.contentType)
+                lock.lock(); served &+= 1; lock.unlock()
+            }
+        }
+        writeAll(fd, response, deadline: deadline)
+    }
+
+    private enum Head {
+        case request(method: String, target: String)
+        case tooLarge
+        case malformed
+    }
+
+    /// Reads until the blank line that ends the header block; nil when the client went away or the
+    /// deadline passed (nothing worth answering).
+    private func readHead(_ fd: Int32, deadline: UInt64) -> Head? {
+        var buf = [UInt8](repeating: 0, count: maxRequestBytes)
+        var have = 0
+        while true {
+            if let end = MetricsServer.headerEnd(buf, count: have) {
+                return MetricsServer.parse(Array(buf[0..<end]))
+            }
+            if have == buf.count { return .tooLarge }
+            guard waitFor(fd, Int16(POLLIN), deadline: deadline) else { return nil }
+            let n = buf.withUnsafeMutableBytes { raw in
+                recv(fd, raw.baseAddress! + have, raw.count - have, 0)
+            }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+            if n <= 0 { return nil }
+            have += n
+        }
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8], deadline: UInt64) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { raw in
+                Glibc.send(fd, raw.baseAddress! + off, raw.count - off, Int32(MSG_NOSIGNAL))
+            }
+            if n > 0 { off += n; continue }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                guard waitFor(fd, Int16(POLLOUT), deadline: deadline) else { return }
+                continue
+            }
+            return
+        }
+    }
+
+    /// poll() one descriptor until the deadline; also returns false when stop() was called.
+    private func waitFor(_ fd: Int32, _ events: Int16, deadline: UInt64) -> Bool {
+        while true {
+            let now = MetricsServer.nowMs()
+            if now >= deadline || isStopped { return false }
+            var p = [pollfd(fd: fd, events: events, revents: 0),
+                     pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            let n = poll(&p, 2, Int32(min(deadline - now, 1000)))
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 || p[1].revents != 0 { return false }
+            if p[0].revents != 0 { return true }
+        }
+    }
+
+    static func headerEnd(_ b: [UInt8], count: Int) -> Int? {
+        guard count >= 4 else { return nil }
+        for i in 0...(count - 4) where b[i] == 13 && b[i + 1] == 10 && b[i + 2] == 13 && b[i + 3] == 10 {
+            return i
+        }
+        return nil
+    }
+
+    private static func parse(_ head: [UInt8]) -> Head {
+        guard let text = String(validating: head, as: UTF8.self) else { return .malformed }
+        let firstLine = text.split(separator: "\r\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let parts = firstLine.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[2].hasPrefix("HTTP/1."), !parts[0].isEmpty, parts[1].hasPrefix("/") else {
+            return .malformed
+        }
+        return .request(method: String(parts[0]), target: String(parts[1]))
+    }
+
+    private static func response(_ code: Int, _ reason: String, body: String, head: Bool,
+                                 contentType: String = "text/plain; charset=utf-8", extra: String = "") -> [UInt8] {
+        let bodyBytes = Array(body.utf8)
+        var out = Array(("HTTP/1.1 \(code) \(reason)\r\nContent-Type: \(contentType)\r\n"
+            + "Content-Length: \(bodyBytes.count)\r\nConnection: close\r\n\(extra)\r\n").utf8)
+        if !head { out += bodyBytes }
+        return out
+    }
+
+    private static func nowMs() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec / 1_000_000)
+    }
+}
