@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", path: "Sources/CSodium", pkgConfig: "libsodium",
@@ -19,10 +20,12 @@ let package = Package(
         .target(name: "CUDP"),
         .target(name: "JVPNCore", dependencies: ["CSodium"]),
         .target(name: "JVPNSystem", dependencies: ["CTun", "CMnl", "CUDP", "JVPNCore"]),
-        .target(name: "JVPNDaemon", dependencies: ["JVPNCore", "JVPNSystem"]),
+        .target(name: "JVPNDaemon", dependencies: ["JVPNCore", "JVPNSystem", "JVPNOps",
+                                                  .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "jvpn", dependencies: [
             "JVPNDaemon", "JVPNCore", "JVPNSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "JVPNOps", dependencies: [
             "JVPNCore",

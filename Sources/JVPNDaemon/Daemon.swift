@@ -1,7 +1,9 @@
 import Foundation
 import Glibc
 import JVPNCore
+import JVPNOps
 import JVPNSystem
+import Logging
 
 public enum DaemonError: Error, CustomStringConvertible {
     case alreadyRunning(String)
@@ -35,6 +37,11 @@ public final class Daemon: @unchecked Sendable {
     private let startedWall = Clock.wallMilliseconds()
     /// Called once the interface is up (systemd readiness, logs).
     public var onReady: (() -> Void)?
+    private var metrics: JVPNMetrics?
+    private var metricsServer: MetricsServer?
+    private var syslog: SyslogSink?
+    private var lastMetricsMs: UInt64 = 0
+    private let logger = Logger(label: "jvpn")
 
     public init(config: JVPNConfig) {
         self.config = config
@@ -53,10 +60,26 @@ public final class Daemon: @unchecked Sendable {
         defer { listener.removeSocketFile() }
 
         eventLog = EventLog(path: config.interface.eventLog)
+        if let target = config.interface.eventSyslog {
+            let sink = try SyslogSink(target: target.description)
+            syslog = sink
+            eventLog.forward.append { line in
+                sink.send(jsonLine: line, eventName: SessionEvent(jsonLine: line)?.kind.rawValue ?? "EVENT")
+            }
+        }
         eventLog.start()
         defer { eventLog.stop() }
         let isClient = config.role == .client
         let emitter = EventEmitter(log: eventLog, side: isClient ? "client" : "server")
+        if let listen = config.interface.metricsListen {
+            let m = JVPNMetrics(interface: name)
+            metrics = m
+            emitter.metrics = m
+            let server = try MetricsServer(listen: listen.description, metrics: m)
+            server.start()
+            metricsServer = server
+        }
+        defer { metricsServer?.stop() }
 
         // TSO from the TUN: one read per 64 KiB of TCP instead of one per packet.
         // JVPN_NO_OFFLOAD=1 turns it off (benchmark comparisons, old kernels).
@@ -98,6 +121,8 @@ public final class Daemon: @unchecked Sendable {
             client.tick(nowMs: Clock.monotonicMilliseconds())
             if !facts.isEmpty { client.apply(facts, uplinks: uplinks) }
         }
+        logger.info("\(name) up: \(isClient ? "client" : "server"), public key \(privateKey.publicKey.base64), MTU \(config.interface.mtu), TUN offload \(vnet ? "on" : "off")")
+        SystemdNotify.ready(status: "\(name) up")
         onReady?()
 
         let wake = try EventFD()
@@ -118,10 +143,41 @@ public final class Daemon: @unchecked Sendable {
             let now = Clock.monotonicMilliseconds()
             client?.tick(nowMs: now)
             gateway?.tick(nowMs: now)
+            if metrics != nil && now - lastMetricsMs >= 1000 {
+                lastMetricsMs = now
+                updateMetrics()
+            }
         }
+        SystemdNotify.stopping()
+        logger.info("\(name) going down (\(Signals.received ? "signal" : "jvpn down"))")
         client?.shutdown(reason: .operatorRequest)
         gateway?.shutdown(reason: .operatorRequest)
         pump.shutdown()
+    }
+
+    /// Gauges and counters from the status view, about once a second (never per packet).
+    private func updateMetrics() {
+        guard let metrics else { return }
+        let status = statusObject()
+        var livePaths = Set<String>()
+        for s in status["sessions"] as? [[String: Any]] ?? [] {
+            guard let sid = s["session"] as? String, !sid.isEmpty,
+                  let state = (s["state"] as? String).flatMap(SessionState.init(rawValue:)) else { continue }
+            metrics.setSessionState(session: sid, peer: s["peer"] as? String ?? "", state: state)
+            if state == .terminated { continue }
+            metrics.setTraffic(session: sid, txBytes: s["tx_bytes"] as? UInt64 ?? 0, rxBytes: s["rx_bytes"] as? UInt64 ?? 0,
+                               txPackets: s["tx_packets"] as? UInt64 ?? 0, rxPackets: s["rx_packets"] as? UInt64 ?? 0)
+            for p in s["paths"] as? [[String: Any]] ?? [] {
+                guard let path = p["path"] as? String else { continue }
+                livePaths.insert(path)
+                metrics.setPath(path: path, uplink: p["uplink"] as? String ?? "", rttMs: p["rtt_ms"] as? Double ?? 0,
+                                lossPct: p["loss_pct"] as? Double ?? 0, jitterMs: p["jitter_ms"] as? Double ?? 0,
+                                status: p["status"] as? String ?? "")
+            }
+        }
+        metrics.retainPaths(livePaths)
+        metrics.setEventsDropped(eventLog.droppedCount)
+        if let syslog { metrics.setSyslogFailures(syslog.failures) }
     }
 
     private func handleNetlink(_ event: NetlinkEvent) {

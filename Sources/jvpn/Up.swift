@@ -25,6 +25,7 @@ struct Up: ParsableCommand {
             throw fail("\(name) is already up; run `jvpn down \(name)` first")
         }
         if foreground {
+            Log.bootstrap()
             let daemon = Daemon(config: cfg)
             daemon.onReady = {
                 print("jvpn: \(name) is up (\(cfg.role == .client ? "client" : "server"))")
