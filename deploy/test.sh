@@ -57,6 +57,7 @@ fi
 run_step "swift build" 600 swift build ${SWIFT_BUILD_FLAGS:-} || { summary; exit 1; }
 # shellcheck disable=SC2086
 run_step "swift test" 700 swift test ${SWIFT_BUILD_FLAGS:-} || true
+run_step "systemd unit: systemd-analyze verify" 300 bash deploy/systemd/verify.sh || true
 
 shopt -s nullglob
 scripts=(Tests/integration/*.sh)

@@ -210,6 +210,56 @@ final class PacketPump: @unchecked Sendable {
 
     // MARK: receive
 
+    // Receive-thread only: opened packets of the current batch, waiting for writeCoalesced.
+    private let pendingPointers = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: PacketPump.batchSize)
+    private let pendingLengths = UnsafeMutablePointer<Int>.allocate(capacity: PacketPump.batchSize)
+    private var pendingCount = 0
+    private let mergeSegments = UnsafeMutablePointer<Coalescer.Segment>.allocate(capacity: PacketPump.batchSize)
+    private let mergeBuffer = UnsafeMutableRawPointer.allocate(byteCount: PacketPump.superPacketCapacity, alignment: 64)
+
+    /// coalesceTCP -> writeTun: consecutive segments of one TCP flow become one TSO write; anything
+    /// else is written alone behind a zero virtio_net_hdr (placed in the frame header's room).
+    private func writeCoalesced() {
+        var i = 0
+        while i < pendingCount {
+            let p = pendingPointers[i]
+            guard let first = Coalescer.parse(p, pendingLengths[i]) else {
+                writeSingle(p, pendingLengths[i])
+                i += 1
+                continue
+            }
+            mergeSegments[0] = first
+            var prev = first
+            var total = first.headerLength + first.payloadLength
+            var j = i + 1
+            while j < pendingCount, prev.flags == 0x10, let s = Coalescer.parse(pendingPointers[j], pendingLengths[j]),
+                  total + s.payloadLength <= 65535,
+                  Coalescer.follows(first: first, prev, pendingPointers[j - 1], s, pendingPointers[j]) {
+                mergeSegments[j - i] = s
+                total += s.payloadLength
+                prev = s
+                j += 1
+            }
+            if j - i == 1 {
+                writeSingle(p, pendingLengths[i])
+            } else {
+                let base = i
+                let n = Coalescer.build(into: mergeBuffer, count: j - i, pointer: { UnsafeRawPointer(self.pendingPointers[base + $0]) },
+                                        segment: { self.mergeSegments[$0] })
+                tun.write(mergeBuffer, length: n)
+            }
+            i = j
+        }
+        pendingCount = 0
+    }
+
+    @inline(__always)
+    private func writeSingle(_ body: UnsafeMutableRawPointer, _ length: Int) {
+        let h = body - VirtioNetHeader.size
+        h.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
+        tun.write(h, length: length + VirtioNetHeader.size)
+    }
+
     private func receiveLoop() {
         let batch = DatagramBatch(capacity: PacketPump.batchSize, slotSize: slotSize)
         var generation = UInt64.max
@@ -241,6 +291,7 @@ final class PacketPump: @unchecked Sendable {
                     let n = (try? batch.receive(from: entry.socket)) ?? 0
                     if n == 0 { break }
                     for i in 0..<n { receiveOne(batch, i, socketIndex: entry.index, snap: snap) }
+                    if pendingCount > 0 { writeCoalesced() }
                     if n < batch.capacity { break }
                 }
             }
@@ -306,16 +357,16 @@ final class PacketPump: @unchecked Sendable {
                 entry.counters.droppedInnerSource.add(1, ordering: .relaxed)
                 return
             }
-            let written: Bool
             if vnet {
-                // A zero virtio_net_hdr (no offload, checksum complete) in the frame header's room.
-                let h = body - VirtioNetHeader.size
-                h.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
-                written = tun.write(h, length: plain + VirtioNetHeader.size)
-            } else {
-                written = tun.write(body, length: plain)
+                // Held until the batch ends, so that a TSO burst can go to the TUN as one write.
+                pendingPointers[pendingCount] = body
+                pendingLengths[pendingCount] = plain
+                pendingCount += 1
+                entry.counters.rxBytes.add(UInt64(plain), ordering: .relaxed)
+                entry.counters.rxPackets.add(1, ordering: .relaxed)
+                return
             }
-            if written {
+            if tun.write(body, length: plain) {
                 entry.counters.rxBytes.add(UInt64(plain), ordering: .relaxed)
                 entry.counters.rxPackets.add(1, ordering: .relaxed)
             }

@@ -115,3 +115,69 @@ final class SegmenterTests: XCTestCase {
         }
     }
 }
+
+final class CoalescerTests: XCTestCase {
+    private func roundTrip(v6: Bool, payload: Int, mss: Int) throws {
+        var pkt: [UInt8]
+        if v6 {
+            pkt = [0x60, 0, 0, 0, UInt8((payload + 32) >> 8), UInt8((payload + 32) & 0xff), 6, 64]
+            pkt += [0xfd, 0x77] + [UInt8](repeating: 0, count: 13) + [2] + [0xfd, 0x77] + [UInt8](repeating: 0, count: 13) + [1]
+        } else {
+            let total = 20 + 32 + payload
+            pkt = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 9, 0x40, 0, 64, 6, 0, 0, 10, 77, 0, 2, 10, 77, 0, 1]
+        }
+        // TCP with a 12-byte timestamp option block, PSH|ACK
+        pkt += [0x9c, 0x40, 0x13, 0x89, 0, 0, 0x20, 0, 0, 0, 0, 7, 0x80, 0x18, 1, 0, 0, 0, 0, 0, 1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6]
+        pkt += (0..<payload).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }
+        var h = VirtioNetHeader()
+        h.gsoType = v6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4
+        h.gsoSize = UInt16(mss)
+        let slots = UnsafeMutableRawPointer.allocate(byteCount: 64 * 2048, alignment: 16)
+        defer { slots.deallocate() }
+        var lens = [Int](repeating: 0, count: 64)
+        let n = try pkt.withUnsafeBytes {
+            try Segmenter.segment($0.baseAddress!, length: $0.count, header: h, maxSegments: 64, capacity: 2048,
+                                  destination: { slots + $0 * 2048 }, emit: { lens[$0] = $1 })
+        }
+        let segs = (0..<n).map { Coalescer.parse(slots + $0 * 2048, lens[$0])! }
+        for i in 1..<n {
+            XCTAssertTrue(Coalescer.follows(first: segs[0], segs[i - 1], slots + (i - 1) * 2048, segs[i], slots + i * 2048), "segment \(i)")
+        }
+        XCTAssertFalse(Coalescer.follows(first: segs[0], segs[1], slots + 2048, segs[0], slots), "out of order")
+        let out = UnsafeMutableRawPointer.allocate(byteCount: 70_000, alignment: 16)
+        defer { out.deallocate() }
+        let total = Coalescer.build(into: out, count: n, pointer: { UnsafeRawPointer(slots + $0 * 2048) }, segment: { segs[$0] })
+        XCTAssertEqual(total, pkt.count + VirtioNetHeader.size)
+        let vh = VirtioNetHeader(out)
+        XCTAssertEqual(Int(vh.gsoSize), mss)
+        XCTAssertEqual(vh.gsoType, h.gsoType)
+        XCTAssertEqual(vh.flags, VirtioNetHeader.needsChecksum)
+        let merged = Array(UnsafeRawBufferPointer(start: out + VirtioNetHeader.size, count: pkt.count))
+        let ipLen = v6 ? 40 : 20
+        XCTAssertEqual(Array(merged[(ipLen + 32)...]), Array(pkt[(ipLen + 32)...]), "payload")
+        XCTAssertEqual(merged[ipLen + 13], 0x18, "PSH from the last segment")
+        if !v6 { XCTAssertEqual(merged.withUnsafeBytes { Checksum.fold(Checksum.sum($0.baseAddress!, 20)) }, 0xffff) }
+        // Completing the checksum as the kernel would gives a valid segment.
+        var full = merged
+        full.withUnsafeMutableBytes { b in
+            let c = Checksum.finish(Checksum.sum(b.baseAddress! + ipLen, b.count - ipLen))
+            b.storeBytes(of: c.bigEndian, toByteOffset: ipLen + 16, as: UInt16.self)
+            let v = Checksum.sum(b.baseAddress! + ipLen, b.count - ipLen,
+                                 initial: Checksum.pseudoHeader(ip: b.baseAddress!, isV6: v6, proto: 6, l4Length: b.count - ipLen))
+            XCTAssertEqual(Checksum.fold(v), 0xffff)
+        }
+    }
+
+    func testSegmentsCoalesceBackIntoTheSuperPacket() throws {
+        try roundTrip(v6: false, payload: 20_000, mss: 1388)
+        try roundTrip(v6: true, payload: 9_000, mss: 1368)
+        try roundTrip(v6: false, payload: 1388 * 5, mss: 1388)
+    }
+
+    func testOnlyPlainACKSegmentsAreCandidates() {
+        var syn: [UInt8] = [0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
+        syn += [0, 1, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 1, 0, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 20)
+        XCTAssertNil(syn.withUnsafeBytes { Coalescer.parse($0.baseAddress!, $0.count) })
+        XCTAssertNil([UInt8](repeating: 0x45, count: 10).withUnsafeBytes { Coalescer.parse($0.baseAddress!, $0.count) })
+    }
+}

@@ -1,0 +1,128 @@
+/// GRO for the way into the TUN: consecutive TCP segments of one flow (as a TSO burst arrives,
+/// same headers and options, back-to-back sequence numbers) are merged into one super-packet
+/// described by a `VirtioNetHeader`, so the kernel takes 64 KiB per write instead of one packet.
+/// Pure; writes into a caller buffer; no allocation.
+public enum Coalescer {
+    public struct Segment {
+        public let ipLength: Int
+        public let headerLength: Int
+        public let payloadLength: Int
+        public let seq: UInt32
+        public let flags: UInt8
+        public let isV6: Bool
+
+        @inlinable
+        public init(ipLength: Int, headerLength: Int, payloadLength: Int, seq: UInt32, flags: UInt8, isV6: Bool) {
+            self.ipLength = ipLength
+            self.headerLength = headerLength
+            self.payloadLength = payloadLength
+            self.seq = seq
+            self.flags = flags
+            self.isV6 = isV6
+        }
+    }
+
+    /// Parses a plain TCP segment that may take part in coalescing (no IPv4 options or fragments,
+    /// IPv6 without extension headers, only ACK or PSH|ACK set, non-empty payload).
+    @inlinable
+    public static func parse(_ p: UnsafeRawPointer, _ length: Int) -> Segment? {
+        guard length >= 40 else { return nil }
+        let v = p.load(as: UInt8.self) >> 4
+        let ipLen: Int
+        let isV6: Bool
+        if v == 4 {
+            guard p.load(as: UInt8.self) == 0x45, p.load(fromByteOffset: 9, as: UInt8.self) == 6,
+                  Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))) == length,
+                  UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0x3fff == 0 else { return nil }
+            ipLen = 20
+            isV6 = false
+        } else if v == 6 {
+            guard length >= 60, p.load(fromByteOffset: 6, as: UInt8.self) == 6,
+                  Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt16.self))) + 40 == length else { return nil }
+            ipLen = 40
+            isV6 = true
+        } else {
+            return nil
+        }
+        let tcpLen = Int(p.load(fromByteOffset: ipLen + 12, as: UInt8.self) >> 4) * 4
+        let flags = p.load(fromByteOffset: ipLen + 13, as: UInt8.self)
+        guard tcpLen >= 20, ipLen + tcpLen < length, flags == 0x10 || flags == 0x18 else { return nil }
+        return Segment(ipLength: ipLen, headerLength: ipLen + tcpLen, payloadLength: length - ipLen - tcpLen,
+                       seq: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: ipLen + 4, as: UInt32.self)), flags: flags, isV6: isV6)
+    }
+
+    /// Can `b` directly follow `a` (and `first`, whose payload size is the MSS) in one super-packet?
+    @inlinable
+    public static func follows(first: Segment, _ a: Segment, _ pa: UnsafeRawPointer, _ b: Segment, _ pb: UnsafeRawPointer) -> Bool {
+        guard a.flags == 0x10, a.isV6 == b.isV6, a.headerLength == b.headerLength,
+              a.payloadLength == first.payloadLength, b.payloadLength <= first.payloadLength,
+              b.seq == a.seq &+ UInt32(a.payloadLength) else { return false }
+        if a.isV6 {
+            // version/class/flow, next header, hop limit, addresses
+            guard pa.loadUnaligned(as: UInt32.self) == pb.loadUnaligned(as: UInt32.self),
+                  memcmpEqual(pa + 6, pb + 6, 34) else { return false }
+        } else {
+            // TOS, TTL, protocol, addresses (length, id and checksum differ)
+            guard pa.load(fromByteOffset: 1, as: UInt8.self) == pb.load(fromByteOffset: 1, as: UInt8.self),
+                  pa.load(fromByteOffset: 8, as: UInt8.self) == pb.load(fromByteOffset: 8, as: UInt8.self),
+                  memcmpEqual(pa + 12, pb + 12, 8) else { return false }
+        }
+        let t = a.ipLength
+        // ports, ack number, window and every option byte must match (as Linux GRO requires)
+        return memcmpEqual(pa + t, pb + t, 4) && memcmpEqual(pa + t + 8, pb + t + 8, 4)
+            && memcmpEqual(pa + t + 14, pb + t + 14, 2) && memcmpEqual(pa + t + 20, pb + t + 20, a.headerLength - t - 20)
+    }
+
+    @usableFromInline
+    static func memcmpEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool {
+        var i = 0
+        while i + 4 <= n {
+            if a.loadUnaligned(fromByteOffset: i, as: UInt32.self) != b.loadUnaligned(fromByteOffset: i, as: UInt32.self) { return false }
+            i += 4
+        }
+        while i < n {
+            if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// Writes `VirtioNetHeader` + the merged packet to `out` from segments (pointer, parsed) in order.
+    /// Returns the bytes written (header included).
+    @inlinable
+    public static func build(into out: UnsafeMutableRawPointer, count: Int, pointer: (Int) -> UnsafeRawPointer, segment: (Int) -> Segment) -> Int {
+        let first = segment(0)
+        let p0 = pointer(0)
+        let pkt = out + VirtioNetHeader.size
+        pkt.copyMemory(from: p0, byteCount: first.headerLength)
+        var off = first.headerLength
+        var lastFlags = first.flags
+        for i in 0..<count {
+            let s = segment(i)
+            (pkt + off).copyMemory(from: pointer(i) + s.headerLength, byteCount: s.payloadLength)
+            off += s.payloadLength
+            lastFlags = s.flags
+        }
+        let ipLen = first.ipLength
+        if first.isV6 {
+            pkt.storeBytes(of: UInt16(off - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
+        } else {
+            pkt.storeBytes(of: UInt16(off).bigEndian, toByteOffset: 2, as: UInt16.self)
+            pkt.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
+            pkt.storeBytes(of: Checksum.finish(Checksum.sum(pkt, 20)).bigEndian, toByteOffset: 10, as: UInt16.self)
+        }
+        pkt.storeBytes(of: lastFlags, toByteOffset: ipLen + 13, as: UInt8.self)
+        // NEEDS_CSUM: the field holds the pseudo-header sum; the kernel adds the rest.
+        let pseudo = Checksum.fold(Checksum.pseudoHeader(ip: pkt, isV6: first.isV6, proto: 6, l4Length: off - ipLen))
+        pkt.storeBytes(of: pseudo.bigEndian, toByteOffset: ipLen + 16, as: UInt16.self)
+        var h = VirtioNetHeader()
+        h.flags = VirtioNetHeader.needsChecksum
+        h.gsoType = first.isV6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4
+        h.headerLength = UInt16(first.headerLength)
+        h.gsoSize = UInt16(first.payloadLength)
+        h.checksumStart = UInt16(ipLen)
+        h.checksumOffset = 16
+        h.write(to: out)
+        return off + VirtioNetHeader.size
+    }
+}
