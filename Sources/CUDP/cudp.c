@@ -27,3 +27,42 @@ int cudp_accept_cloexec(int fd) {
     int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
     return c < 0 ? -errno : c;
 }
+
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+long cudp_send_gso(int fd, const struct iovec *iov, int iovcnt, const void *addr, unsigned int addrlen,
+                   unsigned short segment) {
+    char control[CMSG_SPACE(sizeof(unsigned short))];
+    memset(control, 0, sizeof control);
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_name = (void *)addr;
+    msg.msg_namelen = addrlen;
+    msg.msg_iov = (struct iovec *)iov;
+    msg.msg_iovlen = iovcnt;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(unsigned short));
+    memcpy(CMSG_DATA(cm), &segment, sizeof segment);
+    ssize_t n = sendmsg(fd, &msg, 0);
+    return n < 0 ? -errno : (long)n;
+}
+
+int cudp_gso_supported(int fd) {
+    int v = 0;
+    socklen_t len = sizeof v;
+    return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &len) < 0 ? -errno : 0;
+}

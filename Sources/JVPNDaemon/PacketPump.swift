@@ -142,6 +142,13 @@ final class PacketPump: @unchecked Sendable {
     }
 
     static let superPacketCapacity = 65536 + VirtioNetHeader.size + 64
+    /// UDP GSO (UDP_SEGMENT) for bursts; off for good once the kernel refuses it.
+    private var useUDPGSO = ProcessInfo.processInfo.environment["JVPN_NO_UDP_GSO"] != "1"
+
+    @inline(__always)
+    private func socketFor(_ snap: DataPlaneSnapshot, _ index: Int) -> UDPSocket? {
+        index >= 0 && index < snap.sockets.count ? snap.sockets[index] : nil
+    }
 
     /// With TSO: one read returns up to 64 KiB of TCP; segmentInPlace splits it straight into
     /// batch slots, each is sealed, and full batches go out with one sendmmsg.
@@ -187,6 +194,14 @@ final class PacketPump: @unchecked Sendable {
                 continue
             }
             if batch.count != base + produced { batch.count = base } // keys exhausted mid-way: drop it all
+            // A burst of equal-size frames to one peer: one UDP GSO send instead of one per frame.
+            if produced > 1 && useUDPGSO, batch.count == base + produced, let sock = socketFor(snap, batchSocket) {
+                if batch.sendSegmented(on: sock, start: base, count: produced) {
+                    batch.count = base
+                } else {
+                    useUDPGSO = false
+                }
+            }
         }
         if batch.count > 0 && batchSocket >= 0 { flush(batch, snap, batchSocket) }
     }

@@ -75,6 +75,33 @@ public final class DatagramBatch: @unchecked Sendable {
         return count
     }
 
+    /// Sends slots [start, start + n), all to `addresses[start]`, with UDP GSO: one sendmsg per
+    /// up to 64 KiB, the kernel cutting datagrams of `lengths[start]` bytes (all slots but the last
+    /// must have that length). Returns false if the kernel refused GSO (nothing was sent then).
+    public func sendSegmented(on socket: UDPSocket, start: Int, count n: Int) -> Bool {
+        let segment = lengths[start]
+        var i = start
+        let end = start + n
+        while i < end {
+            var bytes = 0
+            var k = i
+            while k < end && k - i < 64 && bytes + lengths[k] <= 65_000 {
+                iovecs[k].iov_len = lengths[k]
+                bytes += lengths[k]
+                k += 1
+            }
+            let rc = withUnsafePointer(to: &addresses[start].storage) { a in
+                cudp_send_gso(socket.fileDescriptor, iovecs + i, Int32(k - i), a, addresses[start].length, UInt16(segment))
+            }
+            if rc < 0 {
+                if i == start && (rc == -EIO || rc == -EINVAL || rc == -ENOPROTOOPT || rc == -EOPNOTSUPP) { return false }
+                // a transient failure (no route now): the datagrams are dropped like sendmmsg would
+            }
+            i = k
+        }
+        return true
+    }
+
     /// Sends slots [0, count) to their `addresses`, with their `lengths`. Returns datagrams sent;
     /// a datagram the kernel refuses (e.g. no route right now) is skipped, not retried forever.
     @discardableResult
