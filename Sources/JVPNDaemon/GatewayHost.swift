@@ -7,11 +7,12 @@ import JVPNSystem
 final class GatewayHost: SessionHost, PumpController {
     private var byKey: [PublicKey: PeerRuntime] = [:]
     private var handshakeBucket = TokenBucket(capacity: 200, refillPerSecond: 100, nowMs: 0)
-    private var reattachBuckets: [Int: TokenBucket] = [:]
-    private var globalReattachBucket = TokenBucket(capacity: 200, refillPerSecond: 100, nowMs: 0)
+    /// Owner, binding and binding_version of every session: the pure table decides REATTACHes.
+    private var table: SessionTable<PublicKey, SocketAddress>
     private var securityEventBucket = TokenBucket(capacity: 50, refillPerSecond: 10, nowMs: 0)
 
     override init(config: JVPNConfig, privateKey: PrivateKey, events: EventEmitter) throws {
+        table = SessionTable(maxSwitchesPerMinute: config.policy.maxSwitchesPerMinute, nowMs: Clock.monotonicMilliseconds())
         try super.init(config: config, privateKey: privateKey, events: events)
         for p in peers { byKey[p.publicKey] = p }
     }
@@ -50,8 +51,9 @@ final class GatewayHost: SessionHost, PumpController {
                 releaseIndexes(of: p.keyRing)
                 p.keyRing = KeyRing()
                 install(keypair, in: p.keyRing, nowNs: Clock.monotonicNanoseconds())
+                _ = table.open(received.sessionID, owner: p.publicKey, path: from, nowMs: nowMs)
                 p.session = received.sessionID
-                p.machine = SessionStateMachine()
+                p.machine = SessionStateMachine(nowMs: nowMs)
                 p.sessionStartedMs = nowMs
                 p.bound = from
                 p.boundSocket = socketIndex
@@ -117,6 +119,7 @@ final class GatewayHost: SessionHost, PumpController {
                 if p.state != .terminated {
                     audit(p, check: "peer_close", pass: true, detail: "peer closed with \(reason.rawValue)")
                     transition(p, to: .terminated, reason: .peerClosed, nowMs: nowMs)
+                    if let sid = p.session { table.terminate(sid) }
                     republish()
                 }
             case .probeReply, .reattachAck, .reject, .natHint:
@@ -138,18 +141,17 @@ final class GatewayHost: SessionHost, PumpController {
             securityEvent(p, reason: r, remote: from)
             sendControl(.reject(reason: r, nonce: nonce), peer: p, keypair: keypair, socket: socketIndex, to: from)
         }
-        guard p.session == sessionID, p.state != .terminated else { return reject(.unknownSession) }
-        guard version == p.bindingVersion else { return reject(.staleVersion) }
-        var bucket = reattachBuckets[p.index] ?? TokenBucket(capacity: UInt64(max(config.policy.maxSwitchesPerMinute, 1)) + 2,
-                                                             refillPerSecond: Double(max(config.policy.maxSwitchesPerMinute, 1)) / 60.0 + 0.5,
-                                                             nowMs: nowMs)
-        let allowed = bucket.take(nowMs: nowMs) && globalReattachBucket.take(nowMs: nowMs)
-        reattachBuckets[p.index] = bucket
-        guard allowed else { return reject(.rateLimited) }
+        // Proof and freshness were checked by the pump before this message was decoded.
+        guard table.entry(sessionID)?.owner == p.publicKey, p.session == sessionID, p.state != .terminated else {
+            return reject(.unknownSession)
+        }
+        switch table.validateReattach(sessionID, proofValid: true, fresh: true, expectedVersion: version, newPath: from, nowMs: nowMs) {
+        case .failure(let r): return reject(r.reason)
+        case .success(let newVersion): p.bindingVersion = newVersion
+        }
         let old = p.bound
         p.bound = from
         p.boundSocket = socketIndex
-        p.bindingVersion += 1
         p.lastAuthenticatedMs = nowMs
         if p.state != .recovering { transition(p, to: .recovering, reason: reason, nowMs: nowMs) }
         transition(p, to: .attached, reason: .reattachOK, nowMs: nowMs)
@@ -182,6 +184,7 @@ final class GatewayHost: SessionHost, PumpController {
                     transition(p, to: .terminated, reason: .sessionTTLExpired, nowMs: nowMs)
                     changed = true
                 }
+                if p.state == .terminated, let sid = p.session { table.terminate(sid) }
             }
             if changed { republish() }
         }
@@ -193,6 +196,7 @@ final class GatewayHost: SessionHost, PumpController {
             for p in peers where p.session != nil && p.state != .terminated {
                 if let b = p.bound { sendControl(.close(reason: reason), peer: p, socket: p.boundSocket, to: b) }
                 transition(p, to: .terminated, reason: reason, nowMs: nowMs)
+                if let sid = p.session { table.terminate(sid) }
             }
             republish()
         }
