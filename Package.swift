@@ -31,6 +31,7 @@ let package = Package(
             "JVPNCore",
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        .executableTarget(name: "jvpn-microbench", dependencies: ["JVPNCore", "CSodium"]),
         .testTarget(name: "JVPNCoreTests", dependencies: ["JVPNCore"]),
         .testTarget(name: "JVPNSystemTests", dependencies: ["JVPNSystem", "JVPNCore", "JVPNDaemon"]),
         .testTarget(name: "JVPNOpsTests", dependencies: ["JVPNOps", "JVPNCore"]),
