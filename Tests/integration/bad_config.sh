@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bad configs: `jvpn check` and `jvpn up` exit 2 and name FILE:LINE: for each problem; a key
 # file that is not 0600 is refused; bad CLI input gets exit 2, never a crash.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 D="$(mktemp -d /tmp/jvpn-badcfg.XXXX)"
 trap 'rm -rf "$D"' EXIT
 KEY="$("$JVPN_BIN" genkey)"

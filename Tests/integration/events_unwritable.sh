@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # An event log that cannot be written never stops the data plane: packets flow, and the lost
 # telemetry is counted in events_dropped. `jvpn events` prints the readable timeline.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 rig_init
 rig_create_basic
 jvpn_keys gw c1

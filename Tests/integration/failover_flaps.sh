@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A TCP stream runs while the active uplink goes down and comes back 10 times: the stream
 # completes intact, one TRANSPORT_SWITCH (with recovery_ms) per switch, the session id never changes.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 router_setup
 sid=$(client_session)
 ifindex=$(ip -n "$RIG_CLIENT" -o link show "$CL" | cut -d: -f1)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # up0 flapping at 5 Hz for 20 s: switches stay within MaxSwitchesPerMinute, no crash, the session
 # ends ATTACHED with the same id.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 router_setup "MaxSwitchesPerMinute = 6"
 sid=$(client_session)
 pid=$(rig_pids_by_comm "$RIG_CLIENT" '^jvpn$' | head -1)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Failures netlink cannot see: a blackhole at the router (switch with PROBE_TIMEOUT) and 30 % loss
 # on the active path (VOLATILE, then a switch to the clean uplink). TCP survives both.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 router_setup
 sid=$(client_session)
 [[ $(active_uplink) == up0 ]] || fail "up0 should be active at start"

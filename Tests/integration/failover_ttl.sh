@@ -2,7 +2,7 @@
 # Both uplinks down past TransportLossTtlMs: TERMINATED with TRANSPORT_LOSS_TTL_EXPIRED; when an
 # uplink returns a NEW session comes up and the TUN interface (with its address) was never removed.
 # Also: an uplink named in Uplinks that does not exist at start becomes a candidate when it appears.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 CLIENT_EXTRA="Uplinks = up0, up1, up9" router_setup "TransportLossTtlMs = 3000
 MaxRecoveryWindowMs = 1000"
 sid=$(client_session)

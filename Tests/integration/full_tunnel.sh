@@ -2,7 +2,7 @@
 # Full tunnel (AllowedIPs = 0.0.0.0/0, ::/0) through policy routing: everything goes into the
 # tunnel, the encrypted UDP does not loop, a host only reachable via the gateway answers, and down
 # removes the table route and both rules.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 rig_init
 rig_create_basic
 jvpn_keys gw c1

@@ -3,7 +3,7 @@
 # a syslog receiver on loopback as RFC 5424 with the JSON event as the message, the daemon log
 # free of private keys, and the CLI niceties (--version, completion scripts, genkey -o 0600,
 # events --session/--since filters).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 rig_init
 rig_create_basic
 jvpn_keys gw c1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ping (v4 and v6) and a 64 MB TCP transfer with sha256 compared at both ends through the tunnel;
 # status JSON; then down leaves no interface, route, rule or socket behind.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 rig_init
 rig_create_basic
 jvpn_keys gw c1

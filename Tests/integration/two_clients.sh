@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two clients at once through one gateway: AllowedIPs pick the session for each packet; both
 # transfer concurrently with checksums; client-to-client traffic is routed by the gateway.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 rig_init
 rig_create_two_clients
 jvpn_keys gw c1 c2
