@@ -150,6 +150,9 @@ final class GatewayHost: SessionHost, PumpController {
         case .success(let newVersion): p.bindingVersion = newVersion
         }
         let old = p.bound
+        // The gateway cannot see when the client lost its path: its recovery time is the gap since
+        // the last authenticated packet on the old binding (probes arrive every ProbeIntervalMs).
+        let recoveryMs = nowMs >= p.lastAuthenticatedMs ? nowMs - p.lastAuthenticatedMs : 0
         p.bound = from
         p.boundSocket = socketIndex
         p.lastAuthenticatedMs = nowMs
@@ -159,10 +162,10 @@ final class GatewayHost: SessionHost, PumpController {
         e.fromPath = old?.description ?? ""
         e.toPath = from.description
         e.reason = reason.rawValue
-        e.recoveryMs = 0
+        e.recoveryMs = recoveryMs
         events.emit(e)
         p.switches += 1
-        p.lastSwitch = ["from_path": e.fromPath ?? "", "to_path": e.toPath ?? "", "reason": reason.rawValue, "recovery_ms": 0,
+        p.lastSwitch = ["from_path": e.fromPath ?? "", "to_path": e.toPath ?? "", "reason": reason.rawValue, "recovery_ms": recoveryMs,
                         "ts": SessionEvent.rfc3339(e.timestampMs)]
         republish()
         sendControl(.reattachAck(sessionID: sessionID, bindingVersion: p.bindingVersion, nonce: nonce), peer: p, keypair: keypair, socket: socketIndex, to: from)
