@@ -32,6 +32,21 @@ tx=$(status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['tx_bytes']")
 rig_exec "$RIG_CLIENT" "$JVPN_BIN" status "$CL" | grep -q ATTACHED || fail "human status"
 rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" 2>/dev/null && fail "second up on a running interface must fail"
 
+step "garbage datagrams at the gateway: dropped, counted, no crash"
+rig_exec "$RIG_CLIENT" python3 -c '
+import os, random, socket
+random.seed(7)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3000):
+    n = random.choice([0, 1, 15, 16, 31, 32, 33, 76, 144, 148, 1500, 2000, 65000])
+    b = bytearray(os.urandom(n))
+    if n: b[0] = random.choice([1, 2, 3, 4, 5, 6, 255])
+    try: s.sendto(bytes(b), ("10.201.0.1", 51820))
+    except OSError: pass
+'
+rig_exec "$RIG_CLIENT" ping -c 2 -W 2 10.77.0.1 >/dev/null || fail "tunnel broken after garbage"
+[[ "$(status_field "$RIG_GW" "$GW" "s['sessions'][0]['state']")" == ATTACHED ]] || fail "gateway session disturbed by garbage"
+
 step "down"
 rig_exec "$RIG_CLIENT" "$JVPN_BIN" down "$CL" || fail "client down"
 rig_exec "$RIG_GW" "$JVPN_BIN" down "$GW" || fail "gateway down"
