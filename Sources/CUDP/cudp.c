@@ -66,3 +66,22 @@ int cudp_gso_supported(int fd) {
     socklen_t len = sizeof v;
     return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &len) < 0 ? -errno : 0;
 }
+
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+int cudp_gro_size(const struct msghdr *msg) {
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR((struct msghdr *)msg); cm != NULL; cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
+        if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO && cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int v;
+            memcpy(&v, CMSG_DATA(cm), sizeof v);
+            return v;
+        }
+    }
+    return 0;
+}
+
+int cudp_enable_gro(int fd, int on) {
+    return setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) < 0 ? -errno : 0;
+}

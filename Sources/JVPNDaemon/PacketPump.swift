@@ -226,10 +226,13 @@ final class PacketPump: @unchecked Sendable {
     // MARK: receive
 
     // Receive-thread only: opened packets of the current batch, waiting for writeCoalesced.
-    private let pendingPointers = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: PacketPump.batchSize)
-    private let pendingLengths = UnsafeMutablePointer<Int>.allocate(capacity: PacketPump.batchSize)
+    static let pendingCapacity = 512
+    private let pendingPointers = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: PacketPump.pendingCapacity)
+    private let pendingLengths = UnsafeMutablePointer<Int>.allocate(capacity: PacketPump.pendingCapacity)
     private var pendingCount = 0
-    private let mergeSegments = UnsafeMutablePointer<Coalescer.Segment>.allocate(capacity: PacketPump.batchSize)
+    private let mergeSegments = UnsafeMutablePointer<Coalescer.Segment>.allocate(capacity: PacketPump.pendingCapacity)
+    /// UDP GRO on the transport sockets (JVPN_NO_UDP_GRO=1 turns it off).
+    private let useUDPGRO = ProcessInfo.processInfo.environment["JVPN_NO_UDP_GRO"] != "1"
     private let mergeBuffer = UnsafeMutableRawPointer.allocate(byteCount: PacketPump.superPacketCapacity, alignment: 64)
 
     /// coalesceTCP -> writeTun: consecutive segments of one TCP flow become one TSO write; anything
@@ -276,7 +279,10 @@ final class PacketPump: @unchecked Sendable {
     }
 
     private func receiveLoop() {
-        let batch = DatagramBatch(capacity: PacketPump.batchSize, slotSize: slotSize)
+        // With UDP GRO a slot may hold up to 64 KiB of same-size frames, so fewer, bigger slots.
+        let batch = useUDPGRO
+            ? DatagramBatch(capacity: 8, slotSize: PacketPump.superPacketCapacity, control: true)
+            : DatagramBatch(capacity: PacketPump.batchSize, slotSize: slotSize)
         var generation = UInt64.max
         var snap = DataPlaneSnapshot.empty
         var live: [(index: Int, socket: UDPSocket)] = []
@@ -289,6 +295,7 @@ final class PacketPump: @unchecked Sendable {
                 snap = snapshot.load()
                 let now = snap.sockets.enumerated().compactMap { i, s in s.map { (index: i, socket: $0) } }
                 if now.map(\.socket.fileDescriptor) != live.map(\.socket.fileDescriptor) {
+                    if useUDPGRO { for e in now { e.socket.enableGRO() } }
                     live = now
                     poller = Poller(live.map(\.socket.fileDescriptor) + [wakeReceive.fileDescriptor])
                 }
@@ -305,7 +312,16 @@ final class PacketPump: @unchecked Sendable {
                     rounds += 1
                     let n = (try? batch.receive(from: entry.socket)) ?? 0
                     if n == 0 { break }
-                    for i in 0..<n { receiveOne(batch, i, socketIndex: entry.index, snap: snap) }
+                    for i in 0..<n {
+                        let p = batch.payload(i)
+                        let total = batch.lengths[i]
+                        let step = batch.segmentSizes[i] > 0 ? batch.segmentSizes[i] : total
+                        var off = 0
+                        while off < total && step > 0 { // splitGRO: same-size frames back to back
+                            receiveOne(p + off, min(step, total - off), from: batch.addresses[i], socketIndex: entry.index, snap: snap)
+                            off += step
+                        }
+                    }
                     if pendingCount > 0 { writeCoalesced() }
                     if n < batch.capacity { break }
                 }
@@ -314,16 +330,14 @@ final class PacketPump: @unchecked Sendable {
     }
 
     @inline(__always)
-    private func receiveOne(_ batch: DatagramBatch, _ i: Int, socketIndex: Int, snap: DataPlaneSnapshot) {
-        let p = batch.payload(i)
-        let len = batch.lengths[i]
+    private func receiveOne(_ p: UnsafeMutableRawPointer, _ len: Int, from source: SocketAddress, socketIndex: Int, snap: DataPlaneSnapshot) {
         guard len > 0, len <= slotSize - 64, let type = Frame.classify(UnsafeRawPointer(p).load(as: UInt8.self)) else {
             droppedMalformed.add(1, ordering: .relaxed)
             return
         }
         if type == .initiation || type == .response {
             controller?.handleHandshake(UnsafeRawBufferPointer(start: p, count: len),
-                                        from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+                                        from: source.unmapped, socketIndex: socketIndex)
             return
         }
         guard let header = Frame.peekHeader(UnsafeRawPointer(p), length: len) else {
@@ -342,7 +356,7 @@ final class PacketPump: @unchecked Sendable {
                 entry.counters.rejectedAuth.add(1, ordering: .relaxed)
                 if header.type == .control {
                     controller?.rejectedControl(peerIndex: entry.peerIndex, reason: .invalidProof,
-                                                from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+                                                from: source.unmapped, socketIndex: socketIndex)
                 }
                 return
             }
@@ -351,7 +365,7 @@ final class PacketPump: @unchecked Sendable {
                 entry.counters.rejectedReplay.add(1, ordering: .relaxed)
                 if header.type == .control {
                     controller?.rejectedControl(peerIndex: entry.peerIndex, reason: .replayDetected,
-                                                from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+                                                from: source.unmapped, socketIndex: socketIndex)
                 }
                 return
             }
@@ -359,12 +373,12 @@ final class PacketPump: @unchecked Sendable {
             let body = UnsafeMutableRawPointer(p + Frame.headerLength)
             if header.type == .control {
                 controller?.handleControl(UnsafeRawBufferPointer(start: body, count: plain), peerIndex: entry.peerIndex,
-                                          keypair: entry.keypair, from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+                                          keypair: entry.keypair, from: source.unmapped, socketIndex: socketIndex)
                 return
             }
-            if let bound = entry.boundSource, bound != batch.addresses[i].unmapped {
+            if let bound = entry.boundSource, bound != source { // both in the socket's own (mapped) form
                 // Authenticated but from an unbound address: never moves the session; hint only.
-                controller?.observedUnboundSource(peerIndex: entry.peerIndex, from: batch.addresses[i].unmapped, socketIndex: socketIndex)
+                controller?.observedUnboundSource(peerIndex: entry.peerIndex, from: source.unmapped, socketIndex: socketIndex)
             }
             if plain == 0 { return } // keepalive
             // checkInnerSource: a peer may only send from its AllowedIPs.
@@ -374,6 +388,7 @@ final class PacketPump: @unchecked Sendable {
             }
             if vnet {
                 // Held until the batch ends, so that a TSO burst can go to the TUN as one write.
+                if pendingCount == PacketPump.pendingCapacity { writeCoalesced() }
                 pendingPointers[pendingCount] = body
                 pendingLengths[pendingCount] = plain
                 pendingCount += 1

@@ -70,7 +70,9 @@ class SessionHost: @unchecked Sendable {
                 send.append(nil)
             }
             guard p.state != .terminated else { continue }
-            let boundSource = self is GatewayHost ? p.bound : nil
+            // In the receiving socket's own form (v4-mapped on a dual-stack socket): compared per packet.
+            let boundSource = self is GatewayHost ? p.bound.flatMap { b in
+                p.boundSocket < sockets.count ? sockets[p.boundSocket]?.destination(for: b) : nil } : nil
             if let kp = p.keyRing.current {
                 receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: false, boundSource: boundSource)
             }

@@ -15,8 +15,13 @@ public final class DatagramBatch: @unchecked Sendable {
     public let addresses: UnsafeMutablePointer<SocketAddress>
     /// Payload length per slot (sent or received datagram length, headroom excluded).
     public let lengths: UnsafeMutablePointer<Int>
+    /// With `control`: the UDP_GRO segment size per received slot (0 = one datagram).
+    public let segmentSizes: UnsafeMutablePointer<Int>
+    private let controlSize = 64
+    private let control: UnsafeMutableRawPointer?
 
-    public init(capacity: Int, slotSize: Int, headroom: Int = 0) {
+    /// `control`: room for ancillary data per slot (UDP_GRO segment sizes on receive).
+    public init(capacity: Int, slotSize: Int, headroom: Int = 0, control wantsControl: Bool = false) {
         self.capacity = capacity
         self.slotSize = slotSize
         self.headroom = headroom
@@ -28,6 +33,9 @@ public final class DatagramBatch: @unchecked Sendable {
         addresses.initialize(repeating: SocketAddress(), count: capacity)
         lengths = .allocate(capacity: capacity)
         lengths.initialize(repeating: 0, count: capacity)
+        segmentSizes = .allocate(capacity: capacity)
+        segmentSizes.initialize(repeating: 0, count: capacity)
+        control = wantsControl ? UnsafeMutableRawPointer.allocate(byteCount: capacity * 64, alignment: 16) : nil
         for i in 0..<capacity {
             iovecs[i] = iovec(iov_base: payload(i), iov_len: slotSize)
             var h = cudp_msg()
@@ -45,6 +53,8 @@ public final class DatagramBatch: @unchecked Sendable {
         headers.deallocate()
         addresses.deallocate()
         lengths.deallocate()
+        segmentSizes.deallocate()
+        control?.deallocate()
     }
 
     /// Start of slot `i`'s payload (after its headroom).
@@ -59,6 +69,10 @@ public final class DatagramBatch: @unchecked Sendable {
             iovecs[i].iov_len = slotSize
             headers[i].hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
             headers[i].len = 0
+            if let control {
+                headers[i].hdr.msg_control = control + i * controlSize
+                headers[i].hdr.msg_controllen = controlSize
+            }
         }
         let n = cudp_recvmmsg(socket.fileDescriptor, headers, UInt32(capacity), Int32(MSG_DONTWAIT))
         if n < 0 {
@@ -71,6 +85,7 @@ public final class DatagramBatch: @unchecked Sendable {
         for i in 0..<count {
             lengths[i] = Int(headers[i].len)
             addresses[i].length = headers[i].hdr.msg_namelen
+            segmentSizes[i] = control != nil ? Int(cudp_gro_size(&headers[i].hdr)) : 0
         }
         return count
     }
@@ -110,6 +125,8 @@ public final class DatagramBatch: @unchecked Sendable {
         for i in 0..<count {
             iovecs[i].iov_len = lengths[i]
             headers[i].hdr.msg_namelen = addresses[i].length
+            headers[i].hdr.msg_control = nil
+            headers[i].hdr.msg_controllen = 0
         }
         var sent = 0
         var attempts = 0

@@ -1,3 +1,4 @@
+import CUDP
 import Glibc
 
 /// A UDP socket for the encrypted transport, optionally bound to one uplink device and marked so
@@ -51,6 +52,10 @@ public final class UDPSocket: @unchecked Sendable {
     }
 
     deinit { close(fileDescriptor) }
+
+    /// UDP_GRO: the kernel may hand over several same-size datagrams of one flow in one read.
+    @discardableResult
+    public func enableGRO() -> Bool { cudp_enable_gro(fileDescriptor, 1) == 0 }
 
     private func setOption(_ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws {
         var v = value

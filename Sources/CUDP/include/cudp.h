@@ -22,6 +22,12 @@ int cudp_accept_cloexec(int fd);
 long cudp_send_gso(int fd, const struct iovec *iov, int iovcnt, const void *addr, unsigned int addrlen,
                    unsigned short segment);
 
+/* Segment size the kernel reported for a UDP_GRO-coalesced datagram (0 when not coalesced). */
+int cudp_gro_size(const struct msghdr *msg);
+
+/* setsockopt(SOL_UDP, UDP_GRO, on). 0 or -errno. */
+int cudp_enable_gro(int fd, int on);
+
 /* Probes UDP_SEGMENT support on a socket: 0 if usable, -errno otherwise. */
 int cudp_gso_supported(int fd);
 
