@@ -70,12 +70,16 @@ public final class UDPSocket: @unchecked Sendable {
         return SocketAddress(addressBytes: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] + address.addressBytes, port: address.port)!
     }
 
-    /// Sends one datagram (control traffic; the data path uses `DatagramBatch`).
+    /// Sends one datagram (control traffic; the data path uses `DatagramBatch`). Never blocks:
+    /// callers hold the session lock, and a full send buffer (a data burst towards a path that
+    /// just died) must not stall the control plane; a dropped probe is what probes are for.
     @discardableResult
     public func send(_ buffer: UnsafeRawPointer, length: Int, to address: SocketAddress) -> Bool {
         var dst = destination(for: address)
         let n = withUnsafePointer(to: &dst.storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fileDescriptor, buffer, length, 0, $0, dst.length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fileDescriptor, buffer, length, Int32(MSG_DONTWAIT), $0, dst.length)
+            }
         }
         return n == length
     }
