@@ -255,12 +255,12 @@ final class ClientHost: SessionHost, PumpController {
             }
             if p.state == .terminated { return }
             if p.state == .birth {
-                if nowMs - birthMs > handshakeTimeoutMs, var o = orchestrator {
+                if elapsedMs(nowMs, since: birthMs) > handshakeTimeoutMs, var o = orchestrator {
                     let actions = o.terminate(.handshakeTimeout, nowMs: nowMs)
                     orchestrator = o
                     perform(actions + [.terminated(.handshakeTimeout, restart: config.policy.restartOnTerminate)], nowMs: nowMs)
                     return
-                } else if nowMs - lastInitiationMs >= ClientHost.handshakeRetryMs {
+                } else if elapsedMs(nowMs, since: lastInitiationMs) >= ClientHost.handshakeRetryMs {
                     sendInitiation(rekey: false, nowMs: nowMs)
                 }
             }
@@ -268,7 +268,7 @@ final class ClientHost: SessionHost, PumpController {
             var changed = false
             for dropped in p.keyRing.expire(now: nowNs) { usedIndexes.remove(dropped.localIndex); changed = true }
             if p.state != .birth, p.keyRing.needsRekey(now: nowNs) || p.keyRing.current == nil,
-               pending == nil || nowMs - lastInitiationMs >= 5000 {
+               pending == nil || elapsedMs(nowMs, since: lastInitiationMs) >= 5000 {
                 sendInitiation(rekey: true, nowMs: nowMs)
             }
             if var o = orchestrator {

@@ -143,7 +143,7 @@ public final class Daemon: @unchecked Sendable {
             let now = Clock.monotonicMilliseconds()
             client?.tick(nowMs: now)
             gateway?.tick(nowMs: now)
-            if metrics != nil && now - lastMetricsMs >= 1000 {
+            if metrics != nil && elapsedMs(now, since: lastMetricsMs) >= 1000 {
                 lastMetricsMs = now
                 updateMetrics()
             }
@@ -212,7 +212,7 @@ public final class Daemon: @unchecked Sendable {
                                                   "rejected": ["replay": 0, "auth": 0, "stale_version": 0, "rate_limited": 0],
                                                   "events_dropped": eventLog.droppedCount]
                 }
-                if client == nil && p.state == .terminated && nowMs - p.lastAuthenticatedMs > 3_600_000 { return nil }
+                if client == nil && p.state == .terminated && elapsedMs(nowMs, since: p.lastAuthenticatedMs) > 3_600_000 { return nil }
                 let c = p.counters
                 var activePath = ""
                 var paths: [[String: Any]] = []

@@ -85,7 +85,7 @@ final class GatewayHost: SessionHost, PumpController {
             let p = peers[peerIndex]
             p.lastAuthenticatedMs = nowMs
             // NAT rebinding: tell the client (rate-limited); only its REATTACH may move the session.
-            guard nowMs - p.lastHintMs >= 1000 else { return }
+            guard elapsedMs(nowMs, since: p.lastHintMs) >= 1000 else { return }
             p.lastHintMs = nowMs
             if let hint = NATHint(address: from.addressBytes, port: from.port) {
                 sendControl(.natHint(hint), peer: p, socket: socketIndex, to: from)
@@ -152,7 +152,7 @@ final class GatewayHost: SessionHost, PumpController {
         let old = p.bound
         // The gateway cannot see when the client lost its path: its recovery time is the gap since
         // the last authenticated packet on the old binding (probes arrive every ProbeIntervalMs).
-        let recoveryMs = nowMs >= p.lastAuthenticatedMs ? nowMs - p.lastAuthenticatedMs : 0
+        let recoveryMs = elapsedMs(nowMs, since: p.lastAuthenticatedMs)
         p.bound = from
         p.boundSocket = socketIndex
         p.lastAuthenticatedMs = nowMs
@@ -180,10 +180,10 @@ final class GatewayHost: SessionHost, PumpController {
                     usedIndexes.remove(dropped.localIndex)
                     changed = true
                 }
-                if nowMs - p.lastAuthenticatedMs > config.policy.transportLossTtlMs {
+                if elapsedMs(nowMs, since: p.lastAuthenticatedMs) > config.policy.transportLossTtlMs {
                     transition(p, to: .terminated, reason: .transportLossTTLExpired, nowMs: nowMs)
                     changed = true
-                } else if nowMs - p.sessionStartedMs > config.policy.sessionTtlMs {
+                } else if elapsedMs(nowMs, since: p.sessionStartedMs) > config.policy.sessionTtlMs {
                     transition(p, to: .terminated, reason: .sessionTTLExpired, nowMs: nowMs)
                     changed = true
                 }

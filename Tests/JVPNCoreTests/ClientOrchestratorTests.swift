@@ -216,4 +216,17 @@ final class ClientOrchestratorTests: XCTestCase {
         XCTAssertFalse(q.isSilent(nowMs: 6_299, deadAfterMs: 300))
         XCTAssertTrue(q.isSilent(nowMs: 6_300, deadAfterMs: 300))
     }
+
+    func testClockReadingsOutOfOrderNeverTrap() {
+        var o = ClientOrchestrator(policy: rigPolicy(), paths: [PathCandidate(id: 0, priority: 0), PathCandidate(id: 16, priority: 1)], nowMs: 5_000)
+        _ = o.handshakeCompleted(path: 0, nowMs: 5_000)
+        _ = o.tick(nowMs: 6_000)
+        _ = o.linkChanged(uplinkPriority: 0, up: false, nowMs: 6_100)
+        // an ACK whose clock was read on another thread just before the link-down was processed
+        _ = o.reattachAcked(path: 16, bindingVersion: 2, nowMs: 6_050)
+        _ = o.probeReplied(path: 16, seq: 1, nowMs: 100)
+        _ = o.tick(nowMs: 0)
+        XCTAssertEqual(elapsedMs(5, since: 9), 0)
+        XCTAssertEqual(elapsedMs(9, since: 5), 4)
+    }
 }

@@ -50,6 +50,14 @@ public struct ClientOrchestrator: Equatable, Sendable {
     private var volatileSinceMs: UInt64?
     private var noTransportSinceMs: UInt64?
     private var degradedRetryMs: UInt64 = 0
+    /// Latest time seen: facts may arrive with clock readings taken on other threads, slightly
+    /// older than one already processed; the orchestrator never lets its time run backwards.
+    private var latestMs: UInt64 = 0
+
+    private mutating func clock(_ now: UInt64) -> UInt64 {
+        latestMs = max(latestMs, now)
+        return latestMs
+    }
 
     public init(policy: PolicyConfig, paths: [PathCandidate], nowMs: UInt64) {
         self.policy = policy
@@ -100,6 +108,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     // MARK: facts
 
     public mutating func handshakeCompleted(path: UInt32, nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
         var out: [OrchestratorAction] = []
         guard machine.state == .birth else { return out }
         transition(.attached, .handshakeOK, now, &out)
@@ -110,6 +119,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     public mutating func linkChanged(uplinkPriority: Int, up: Bool, nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
         var out: [OrchestratorAction] = []
         for i in paths.indices where paths[i].priority == uplinkPriority {
             paths[i].linkUp = up
@@ -126,6 +136,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     public mutating func addressChanged(uplinkPriority: Int, present: Bool, nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
         var out: [OrchestratorAction] = []
         for i in paths.indices where paths[i].priority == uplinkPriority {
             paths[i].hasAddress = present
@@ -141,6 +152,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     public mutating func probeReplied(path: UInt32, seq: UInt32, nowMs now: UInt64, measuredRttMs: Double? = nil) -> [OrchestratorAction] {
+        let now = clock(now)
         guard let i = index(path) else { return [] }
         paths[i].quality.replied(seq: seq, atMs: now, measuredRttMs: measuredRttMs)
         return []
@@ -148,6 +160,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
 
     /// The gateway asked us (authenticated hint) to re-bind the active path after a NAT change.
     public mutating func natRebindHinted(nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
         var out: [OrchestratorAction] = []
         guard let a = active, machine.state == .attached || machine.state == .volatile || machine.state == .degraded,
               pendingPath == nil else { return out }
@@ -161,6 +174,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     public mutating func reattachAcked(path: UInt32, bindingVersion version: UInt64, nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
         var out: [OrchestratorAction] = []
         guard machine.state == .recovering, pendingPath == path, version > bindingVersion else { return out }
         let from = active
@@ -168,7 +182,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
         active = path
         pendingPath = nil
         let reason = recoveryReason ?? .betterPath
-        let recovery = now - (troubleSinceMs ?? now)
+        let recovery = elapsedMs(now, since: troubleSinceMs ?? now)
         switchTimes.append(now)
         lastSwitchMs = now
         switches += 1
@@ -183,6 +197,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     public mutating func reattachRejected(_ reason: ReasonCode, nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
         var out: [OrchestratorAction] = []
         out.append(.audit(AuditRecord(check: "reattach", result: "fail", detail: "gateway rejected REATTACH: \(reason.rawValue)")))
         pendingPath = nil // the next tick retries, bounded by the recovery window
@@ -190,6 +205,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     public mutating func terminate(_ reason: ReasonCode, nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
         var out: [OrchestratorAction] = []
         transition(.terminated, reason, now, &out)
         return out
@@ -197,6 +213,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
 
     /// Probe one path now (new keys to confirm, a path to measure at once).
     public mutating func probeNow(path: UInt32, nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
         var out: [OrchestratorAction] = []
         if let i = index(path), paths[i].linkUp, paths[i].hasAddress { probe(i, now, &out) }
         return out
@@ -205,6 +222,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     // MARK: time
 
     public mutating func tick(nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
         var out: [OrchestratorAction] = []
         guard machine.state != .terminated else { return out }
         if now >= sessionStartMs + policy.sessionTtlMs {
