@@ -185,6 +185,8 @@ median() {
         if (NR == 0) { print "nan"; exit }
         if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
+label() { case "$1" in link) echo link-down ;; blackhole) echo blackhole ;; loss) echo "loss 30%" ;; esac; }
+sysname() { [[ "$1" == wg ]] && echo wireguard-go || echo jvpn; }
 maxv() { printf '%s\n' "$@" | sort -g | tail -n1; }
 jget() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); v=d.get(sys.argv[2]); print('' if v is None else (str(v).lower() if isinstance(v, bool) else v))" "$1" "$2"; }
 
@@ -384,6 +386,15 @@ if [[ "${FAILOVER_PREEMPT:-0}" == 1 ]]; then JV_POLICY+=("PreemptToPreferred = t
 else JV_POLICY+=("PreemptToPreferred = false"); fi
 STABLE_S=3.5   # StableWindowMs (3000, default) + margin
 
+# jv_alive -> 0 when both daemons answer on their control sockets; else prints which one is gone
+jv_alive() {
+    local ok=0
+    timeout 5 ip netns exec "$RIG_GW" "$JVPN_BIN" status "$JV_G" >/dev/null 2>&1 || { echo gateway; ok=1; }
+    timeout 5 ip netns exec "$RIG_CLIENT" "$JVPN_BIN" status "$JV_C" >/dev/null 2>&1 || { echo client; ok=1; }
+    return "$ok"
+}
+JV_DEAD=""
+
 jvpn_active_uplink() { local st up sw nd loss; read -r st up sw nd loss < <(jv_view); echo "$up"; }
 
 # --- wireguard-go ----------------------------------------------------------------------------
@@ -469,6 +480,7 @@ run_system() {   # run_system jvpn|wg
     if [[ "$sys" == jvpn ]]; then ip=10.77.0.1; else ip=10.99.0.1; fi
     for sc in link blackhole loss; do
         want_s "$sc" || continue
+        if [[ "$sys" == jvpn && -n "$JV_DEAD" ]]; then R[$sys.$sc.note]="not run: $JV_DEAD"; continue; fi
         log "$sys / $sc: $REPS repetitions"
         gaps=() cleans=() recs=0 SWS=()
         ev0="$(ev_lines)"
@@ -476,6 +488,15 @@ run_system() {   # run_system jvpn|wg
         if [[ "$sys" == jvpn ]]; then jvpn_settle "$sc" || true; fi
         tcp_start "$ip" "$sys.$sc" || { R[$sys.$sc.tcp]="no (stream did not start)"; }
         for (( REP = 1; REP <= REPS; REP++ )); do
+            if [[ "$sys" == jvpn ]]; then
+                local gone; gone="$(jv_alive | tr '\n' ' ')" || true
+                if [[ -n "${gone// /}" ]]; then
+                    JV_DEAD="jvpn ${gone% } daemon no longer running (before $(label "$sc") rep $REP)"
+                    log "$JV_DEAD; last jvpn trap in the kernel log (may be older): $(dmesg 2>/dev/null | grep -E 'traps: jvpn\[|jvpn\[[0-9]+\]: segfault' | tail -n1)"
+                    R[$sys.$sc.note]="$JV_DEAD"
+                    break
+                fi
+            fi
             if [[ "$sys" == jvpn ]]; then up="$(jvpn_active_uplink)"; else up="$(wg_active_uplink)"; fi
             [[ " ${UPLINKS[*]} " == *" $up "* ]] || { log "no active uplink ($up), using ${UPLINKS[0]}"; up="${UPLINKS[0]}"; }
             local evr; evr="$(ev_lines)"
@@ -505,6 +526,7 @@ run_system() {   # run_system jvpn|wg
         R[$sys.$sc.gaps]="${gaps[*]}"
         R[$sys.$sc.cleans]="${cleans[*]}"
         R[$sys.$sc.rec]="$recs"
+        R[$sys.$sc.n]="${#gaps[@]}"
         if [[ "$sys" == jvpn ]]; then
             R[$sys.$sc.evrec]="$(python3 - "${SWS[@]+"${SWS[@]}"}" <<'PY'
 import collections, sys
@@ -526,6 +548,7 @@ PY
 failed=()
 if want jvpn; then
     if jvpn_setup; then run_system jvpn || failed+=(jvpn); else failed+=(jvpn); fi
+    [[ -z "$JV_DEAD" ]] || failed+=(jvpn)
     jvpn_stop
 fi
 if want wg; then
@@ -542,8 +565,6 @@ fmt_ms() {  # fmt_ms VALUE RECOVERED_ALL
     awk -v v="$v" 'BEGIN { printf "%.0f", v }'
 }
 commit="$(git -C /work/main rev-parse --short HEAD 2>/dev/null || git -C "$RIG_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-label() { case "$1" in link) echo link-down ;; blackhole) echo blackhole ;; loss) echo "loss 30%" ;; esac; }
-sysname() { [[ "$1" == wg ]] && echo wireguard-go || echo jvpn; }
 
 echo
 echo "jvpn failover benchmark"
@@ -562,11 +583,13 @@ for sc in link blackhole loss; do
     want_s "$sc" || continue
     for m in jvpn wg; do
         want "$m" || continue
-        if [[ -z "${R[$m.$sc.rec]:-}" ]]; then printf '%-10s %-13s %s\n' "$(label "$sc")" "$(sysname "$m")" "failed/skipped"; continue; fi
+        if [[ -z "${R[$m.$sc.rec]:-}" ]]; then printf '%-10s %-13s %s\n' "$(label "$sc")" "$(sysname "$m")" "${R[$m.$sc.note]:-failed/skipped}"; continue; fi
+        if [[ "${R[$m.$sc.n]:-0}" -eq 0 ]]; then printf '%-10s %-13s %s\n' "$(label "$sc")" "$(sysname "$m")" "no repetition: ${R[$m.$sc.note]:-}"; continue; fi
         read -r -a g <<<"${R[$m.$sc.gaps]}"; read -r -a c <<<"${R[$m.$sc.cleans]}"
         printf '%-10s %-13s %-26s %-26s %-26s %-9s %s\n' "$(label "$sc")" "$(sysname "$m")" \
             "$(fmt_ms "$(median "${g[@]}")")" "$(fmt_ms "$(maxv "${g[@]}")")" "$(fmt_ms "$(median "${c[@]}")")" \
-            "${R[$m.$sc.rec]}/$REPS" "${R[$m.$sc.tcp]}"
+            "${R[$m.$sc.rec]}/${R[$m.$sc.n]}" "${R[$m.$sc.tcp]}"
+        [[ -n "${R[$m.$sc.note]:-}" ]] && printf '%-10s %-13s   ! %s\n' "" "" "${R[$m.$sc.note]}"
     done
 done
 if want jvpn; then
