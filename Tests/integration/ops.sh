@@ -72,9 +72,10 @@ done
 grep -q "up: server" /run/jvpn/"$GW".log || fail "daemon log lacks the start line"
 
 step "CLI"
-"$JVPN_BIN" --version | grep -qE '^[0-9]+\.[0-9]+' || fail "--version"
-"$JVPN_BIN" --generate-completion-script bash | grep -q "_jvpn" || fail "bash completion"
-"$JVPN_BIN" --generate-completion-script zsh | grep -q "#compdef jvpn" || fail "zsh completion"
+# Whole output first: `cmd | grep -q` under pipefail fails when grep exits before cmd has written all.
+out="$("$JVPN_BIN" --version)"; grep -qE '^[0-9]+\.[0-9]+' <<<"$out" || fail "--version"
+out="$("$JVPN_BIN" --generate-completion-script bash)"; grep -q "_jvpn" <<<"$out" || fail "bash completion"
+out="$("$JVPN_BIN" --generate-completion-script zsh)"; grep -q "#compdef jvpn" <<<"$out" || fail "zsh completion"
 "$JVPN_BIN" genkey -o "$RIG_DIR/new.key"
 [[ "$(stat -c %a "$RIG_DIR/new.key")" == 600 ]] || fail "genkey -o mode $(stat -c %a "$RIG_DIR/new.key")"
 "$JVPN_BIN" pubkey <"$RIG_DIR/new.key" >/dev/null || fail "pubkey of genkey -o output"

@@ -119,34 +119,28 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     public mutating func linkChanged(uplinkPriority: Int, up: Bool, nowMs now: UInt64) -> [OrchestratorAction] {
-        let now = clock(now)
-        var out: [OrchestratorAction] = []
-        for i in paths.indices where paths[i].priority == uplinkPriority {
-            paths[i].linkUp = up
-            paths[i].quality.reset()
-            paths[i].healthySinceMs = nil
-        }
-        if !up, let a = active, let i = index(a), paths[i].priority == uplinkPriority {
-            beginRecovery(.linkDown, now, &out)
-        } else if up {
-            probeNow(uplinkPriority: uplinkPriority, now, &out)
-            if machine.state == .degraded { evaluate(now, &out) }
-        }
-        return out
+        uplinkChanged(uplinkPriority, usable: up, lost: .linkDown, now: clock(now)) { $0.linkUp = up }
     }
 
     public mutating func addressChanged(uplinkPriority: Int, present: Bool, nowMs now: UInt64) -> [OrchestratorAction] {
-        let now = clock(now)
+        uplinkChanged(uplinkPriority, usable: present, lost: .addressLost, now: clock(now)) { $0.hasAddress = present }
+    }
+
+    /// A netlink fact about one uplink: its paths start measuring afresh; losing the active one
+    /// starts recovery at once, a returning one is probed at once.
+    private mutating func uplinkChanged(_ priority: Int, usable: Bool, lost: ReasonCode, now: UInt64,
+                                        _ update: (inout PathCandidate) -> Void) -> [OrchestratorAction] {
         var out: [OrchestratorAction] = []
-        for i in paths.indices where paths[i].priority == uplinkPriority {
-            paths[i].hasAddress = present
+        for i in paths.indices where paths[i].priority == priority {
+            update(&paths[i])
             paths[i].quality.reset()
             paths[i].healthySinceMs = nil
         }
-        if !present, let a = active, let i = index(a), paths[i].priority == uplinkPriority {
-            beginRecovery(.addressLost, now, &out)
-        } else if present {
-            probeNow(uplinkPriority: uplinkPriority, now, &out)
+        if !usable, let a = active, let i = index(a), paths[i].priority == priority {
+            beginRecovery(lost, now, &out)
+        } else if usable {
+            probeNow(uplinkPriority: priority, now, &out)
+            if machine.state == .degraded { evaluate(now, &out) }
         }
         return out
     }
