@@ -340,34 +340,11 @@ jvpn_setup() {
     rig_on_cleanup jvpn_stop
     mkdir -p "$JV_D"; chmod 700 "$JV_D"
     rig_jvpn_keypair gw && rig_jvpn_keypair client || { log "jvpn genkey/pubkey failed"; return 1; }
-    cat >"$JV_D/$JV_G.conf" <<EOF
-[Interface]
-PrivateKey = $(cat "$RIG_DIR/gw.key")
-Address = 10.77.0.1/24
-ListenPort = 51820
-EventLog = $JV_D/$JV_G.events.jsonl
-
-[Peer]
-PublicKey = $(cat "$RIG_DIR/client.pub")
-AllowedIPs = 10.77.0.2/32
-EOF
-    cat >"$JV_D/$JV_C.conf" <<EOF
-[Interface]
-PrivateKey = $(cat "$RIG_DIR/client.key")
-Address = 10.77.0.2/32
-Uplinks = ${UPLINKS[0]}, ${UPLINKS[1]}
-EventLog = $JV_D/$JV_C.events.jsonl
-
-[Peer]
-PublicKey = $(cat "$RIG_DIR/gw.pub")
-Endpoint = $RIG_GW_IP:51820
-AllowedIPs = 10.77.0.0/24
-
-[Policy]
-$(printf '%s\n' "${JV_POLICY[@]}")
-${FAILOVER_POLICY_EXTRA:-}
-EOF
-    chmod 600 "$JV_D"/*.conf
+    local policy
+    policy="$(printf '%s\n' "${JV_POLICY[@]}")"
+    [[ -n "${FAILOVER_POLICY_EXTRA:-}" ]] && policy+=$'\n'"$FAILOVER_POLICY_EXTRA"
+    rig_jvpn_pair_configs "$JV_D" "$JV_G" "$JV_C" 51820 "${UPLINKS[0]}, ${UPLINKS[1]}" "$policy" \
+        || { log "jvpn configs failed"; return 1; }
     timeout 30 ip netns exec "$RIG_GW" "$JVPN_BIN" up "$JV_D/$JV_G.conf" >&2 || { log "jvpn up (gateway) failed"; return 1; }
     timeout 30 ip netns exec "$RIG_CLIENT" "$JVPN_BIN" up "$JV_D/$JV_C.conf" >&2 || { log "jvpn up (client) failed"; return 1; }
     rig_wait_for "ip netns exec '$RIG_CLIENT' ping -c1 -W1 10.77.0.1" 15 || { log "jvpn tunnel does not pass ping"; return 1; }

@@ -204,30 +204,7 @@ run_jvpn() {
     rig_on_cleanup jvpn_stop
     local d="$RIG_DIR/jvpn"; mkdir -p "$d"; chmod 700 "$d"
     rig_jvpn_keypair gw && rig_jvpn_keypair client || { log "jvpn genkey/pubkey failed"; return 1; }
-    cat >"$d/$JV_G.conf" <<EOF
-[Interface]
-PrivateKey = $(cat "$RIG_DIR/gw.key")
-Address = 10.77.0.1/24
-ListenPort = 51821
-EventLog = $d/$JV_G.events.jsonl
-
-[Peer]
-PublicKey = $(cat "$RIG_DIR/client.pub")
-AllowedIPs = 10.77.0.2/32
-EOF
-    cat >"$d/$JV_C.conf" <<EOF
-[Interface]
-PrivateKey = $(cat "$RIG_DIR/client.key")
-Address = 10.77.0.2/32
-Uplinks = up0
-EventLog = $d/$JV_C.events.jsonl
-
-[Peer]
-PublicKey = $(cat "$RIG_DIR/gw.pub")
-Endpoint = $RIG_GW_IP:51821
-AllowedIPs = 10.77.0.0/24
-EOF
-    chmod 600 "$d"/*.conf
+    rig_jvpn_pair_configs "$d" "$JV_G" "$JV_C" 51821 up0 || { log "jvpn configs failed"; return 1; }
     log "jvpn: $JV_C -> $JV_G ($JVPN_BIN)"
     timeout 30 ip netns exec "$RIG_GW" "$JVPN_BIN" up "$d/$JV_G.conf" || { log "jvpn up (gateway) failed"; return 1; }
     timeout 30 ip netns exec "$RIG_CLIENT" "$JVPN_BIN" up "$d/$JV_C.conf" || { log "jvpn up (client) failed"; return 1; }

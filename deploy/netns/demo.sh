@@ -50,30 +50,7 @@ rig_on_cleanup demo_down
 step "keys and configs ($D)"
 rig_jvpn_keypair gw
 rig_jvpn_keypair client
-cat >"$D/$GW.conf" <<EOF
-[Interface]
-PrivateKey = $(cat "$RIG_DIR/gw.key")
-Address = 10.77.0.1/24
-ListenPort = 51820
-EventLog = $D/$GW.events.jsonl
-
-[Peer]
-PublicKey = $(cat "$RIG_DIR/client.pub")
-AllowedIPs = 10.77.0.2/32
-EOF
-cat >"$D/$CL.conf" <<EOF
-[Interface]
-PrivateKey = $(cat "$RIG_DIR/client.key")
-Address = 10.77.0.2/32
-Uplinks = up0, up1
-EventLog = $D/$CL.events.jsonl
-
-[Peer]
-PublicKey = $(cat "$RIG_DIR/gw.pub")
-Endpoint = $RIG_GW_IP:51820
-AllowedIPs = 10.77.0.0/24
-EOF
-chmod 600 "$D"/*.conf
+rig_jvpn_pair_configs "$D" "$GW" "$CL" 51820 "up0, up1"
 sed 's/^PrivateKey = .*/PrivateKey = (hidden)/' "$D/$CL.conf"
 
 step "jvpn up (gateway $GW, client $CL)"

@@ -309,6 +309,38 @@ rig_jvpn_keypair() {
     "$JVPN_BIN" pubkey <"$RIG_DIR/$name.key" >"$RIG_DIR/$name.pub" || return 1
 }
 
+# rig_jvpn_pair_configs DIR GW_NAME CL_NAME PORT UPLINKS [POLICY_LINES]
+# Writes DIR/GW_NAME.conf (gateway 10.77.0.1/24 on PORT) and DIR/CL_NAME.conf (client 10.77.0.2/32,
+# `Uplinks = UPLINKS`, optional [Policy] lines), mode 0600, from the keys of rig_jvpn_keypair gw/client.
+rig_jvpn_pair_configs() {
+    local dir="$1" gw="$2" cl="$3" port="$4" uplinks="$5" policy="${6:-}"
+    cat >"$dir/$gw.conf" <<EOF || return 1
+[Interface]
+PrivateKey = $(cat "$RIG_DIR/gw.key")
+Address = 10.77.0.1/24
+ListenPort = $port
+EventLog = $dir/$gw.events.jsonl
+
+[Peer]
+PublicKey = $(cat "$RIG_DIR/client.pub")
+AllowedIPs = 10.77.0.2/32
+EOF
+    cat >"$dir/$cl.conf" <<EOF || return 1
+[Interface]
+PrivateKey = $(cat "$RIG_DIR/client.key")
+Address = 10.77.0.2/32
+Uplinks = $uplinks
+EventLog = $dir/$cl.events.jsonl
+
+[Peer]
+PublicKey = $(cat "$RIG_DIR/gw.pub")
+Endpoint = $RIG_GW_IP:$port
+AllowedIPs = 10.77.0.0/24
+EOF
+    if [[ -n "$policy" ]]; then printf '\n[Policy]\n%s\n' "$policy" >>"$dir/$cl.conf"; fi
+    chmod 600 "$dir/$gw.conf" "$dir/$cl.conf"
+}
+
 # rig_pids_by_comm NS REGEX -> pids of processes in NS whose comm matches
 rig_pids_by_comm() {
     local ns="$1" re="$2" p c
