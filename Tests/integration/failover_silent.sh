@@ -11,7 +11,7 @@ step "blackhole up0 at the router"
 flap blackhole up0
 wait_active up1 3 || fail "no switch after the blackhole"
 has_event "$CL_EVENTS" "e['event']=='TRANSPORT_SWITCH' and e['reason']=='PROBE_TIMEOUT'" || fail "switch reason is not PROBE_TIMEOUT"
-ip -n "$RIG_CLIENT" link show up0 | grep -q "state UP" || fail "the client saw link-down: not a blackhole"
+rig_output_has "state UP" ip -n "$RIG_CLIENT" link show up0 || fail "the client saw link-down: not a blackhole"
 flap unblackhole up0
 wait_active up0 8 || fail "no return to the preferred uplink after the blackhole"
 has_event "$CL_EVENTS" "e['event']=='TRANSPORT_SWITCH' and e['reason']=='BETTER_PATH'" || fail "no BETTER_PATH preemption"

@@ -17,7 +17,7 @@ wait_state ATTACHED 10 || fail "no new session after up1 came back"
 sid2=$(client_session)
 [[ "$sid2" != "$sid" ]] || fail "the session id did not change"
 [[ "$(ip -n "$RIG_CLIENT" -o link show "$CL" | cut -d: -f1)" == "$ifindex" ]] || fail "the TUN interface was re-created"
-ip -n "$RIG_CLIENT" addr show "$CL" | grep -q 10.77.0.2 || fail "the TUN address was lost"
+rig_output_has "inet 10\.77\.0\.2/" ip -n "$RIG_CLIENT" addr show "$CL" || fail "the TUN address was lost"
 rig_exec "$RIG_CLIENT" ping -c 3 -i 0.2 -W 2 10.77.0.1 >/dev/null || fail "no traffic in the new session"
 has_event "$CL_EVENTS" "e['event']=='STATE_CHANGE' and e['to']=='ATTACHED' and e['reason']=='HANDSHAKE_OK' and e['session']=='$sid2'" \
     || fail "new session not logged"

@@ -16,9 +16,9 @@ rules_before=$(ip -n "$RIG_CLIENT" rule show | wc -l)
 step "up"
 rig_exec "$RIG_GW" "$JVPN_BIN" up "$RIG_DIR/gw.conf" || fail "gateway up"
 rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait 10 || fail "client up"
-rig_exec "$RIG_CLIENT" ip route get 198.51.100.1 | grep -q "dev $CL" || fail "198.51.100.1 is not routed into the tunnel"
-rig_exec "$RIG_CLIENT" ip -6 route get 2001:db8::1 | grep -q "dev $CL" || fail "IPv6 default is not routed into the tunnel"
-rig_exec "$RIG_CLIENT" ip route get "$RIG_GW_IP" mark 51820 | grep -q "dev up0" || fail "marked (encrypted) traffic must leave on up0"
+rig_output_has "dev $CL " rig_exec "$RIG_CLIENT" ip route get 198.51.100.1 || fail "198.51.100.1 is not routed into the tunnel"
+rig_output_has "dev $CL " rig_exec "$RIG_CLIENT" ip -6 route get 2001:db8::1 || fail "IPv6 default is not routed into the tunnel"
+rig_output_has "dev up0 " rig_exec "$RIG_CLIENT" ip route get "$RIG_GW_IP" mark 51820 || fail "marked (encrypted) traffic must leave on up0"
 
 step "traffic through the full tunnel"
 rig_exec "$RIG_CLIENT" ping -c 3 -i 0.2 -W 2 198.51.100.1 >/dev/null || fail "ping 198.51.100.1 via tunnel"

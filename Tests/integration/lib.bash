@@ -68,7 +68,7 @@ transfer_check() {
     head -c "$((mb * 1024 * 1024))" /dev/urandom >"$src"
     rig_exec "$to" timeout 120 nc -l -p "$port" >"$dst" &
     local lpid=$!
-    rig_wait_for "rig_exec $to ss -ltn | grep -q ':$port '" 5 || fail "listener on $port did not start"
+    rig_wait_for "rig_output_has ':$port ' rig_exec $to ss -ltn" 5 || fail "listener on $port did not start"
     rig_exec "$from" timeout 120 nc -N "$ip" "$port" <"$src" || fail "sender failed (connection reset or timeout)"
     wait "$lpid" || fail "receiver failed"
     local a b
@@ -85,9 +85,9 @@ jvpn_keys() { local k; for k in "$@"; do rig_jvpn_keypair "$k"; done; }
 assert_clean() {
     local ns="$1" name="$2"
     ip -n "$ns" link show "$name" >/dev/null 2>&1 && fail "interface $name still present in $ns"
-    ip -n "$ns" route show table all | grep -q "dev $name" && fail "routes via $name left in $ns"
-    ip -n "$ns" rule show | grep -qE 'fwmark|suppress_prefixlength' && fail "policy rules left in $ns: $(ip -n "$ns" rule show)"
-    ip -n "$ns" -6 rule show | grep -qE 'fwmark|suppress_prefixlength' && fail "IPv6 policy rules left in $ns"
+    rig_output_has "dev $name( |$)" ip -n "$ns" route show table all && fail "routes via $name left in $ns"
+    rig_output_has 'fwmark|suppress_prefixlength' ip -n "$ns" rule show && fail "policy rules left in $ns: $(ip -n "$ns" rule show)"
+    rig_output_has 'fwmark|suppress_prefixlength' ip -n "$ns" -6 rule show && fail "IPv6 policy rules left in $ns"
     [[ -S /run/jvpn/$name.sock ]] && fail "control socket /run/jvpn/$name.sock left"
     return 0
 }

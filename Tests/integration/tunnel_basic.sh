@@ -29,7 +29,7 @@ tx=$(status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['tx_bytes']")
 [[ "$(status_field "$RIG_GW" "$GW" "s['role']")" == server ]] || fail "gateway role"
 [[ "$(status_field "$RIG_GW" "$GW" "s['sessions'][0]['session']")" == "$(status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['session']")" ]] \
     || fail "session ids differ between client and gateway"
-rig_exec "$RIG_CLIENT" "$JVPN_BIN" status "$CL" | grep -q ATTACHED || fail "human status"
+rig_output_has ATTACHED rig_exec "$RIG_CLIENT" "$JVPN_BIN" status "$CL" || fail "human status"
 rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" 2>/dev/null && fail "second up on a running interface must fail"
 
 step "garbage datagrams at the gateway: dropped, counted, no crash"

@@ -144,7 +144,7 @@ measure() {
 start_iperf_server() {
     # One server per run, bound to every address of the gateway namespace (tunnel ones too).
     ip netns exec "$RIG_GW" iperf3 -s -p "$IPERF_PORT" >/dev/null 2>&1 &
-    rig_wait_for "ip netns exec '$RIG_GW' ss -Htln 'sport = :$IPERF_PORT' | grep -q ." 10 ||
+    rig_wait_for "rig_output_has . ip netns exec '$RIG_GW' ss -Htln 'sport = :$IPERF_PORT'" 10 ||
         { log "iperf3 server did not start"; exit 1; }
 }
 

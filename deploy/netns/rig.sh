@@ -53,6 +53,14 @@ rig_wait_for() {
     done
 }
 
+# rig_output_has ERE CMD... : true when CMD's whole output matches ERE. `CMD | grep -q` is wrong under
+# pipefail: grep exits at the first match, CMD dies of SIGPIPE and the pipeline reports failure.
+rig_output_has() {
+    local pattern="$1" out; shift
+    out="$("$@" 2>/dev/null)" || true
+    grep -qE -- "$pattern" <<<"$out"
+}
+
 rig_random_id() {
     # 6 hex chars: enough to avoid collisions between parallel runs, short enough for IFNAMSIZ
     od -An -N3 -tx1 /dev/urandom | tr -d ' \n'
