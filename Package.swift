@@ -28,7 +28,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "JVPNOps", dependencies: [
-            "JVPNCore",
+            "JVPNCore", "JVPNSystem",
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "jvpn-microbench", dependencies: ["JVPNCore", "CSodium"]),

@@ -1,4 +1,3 @@
-import Foundation
 import JVPNCore
 import JVPNSystem
 
@@ -207,8 +206,8 @@ final class ClientHost: SessionHost, PumpController {
                 events.emit(e)
                 p.switches += 1
                 p.bindingVersion = orchestrator?.bindingVersion ?? p.bindingVersion
-                p.lastSwitch = ["from_path": e.fromPath ?? "", "to_path": e.toPath ?? "", "reason": reason.rawValue,
-                                "recovery_ms": recoveryMs, "ts": SessionEvent.rfc3339(e.timestampMs)]
+                p.lastSwitch = ["from_path": .string(e.fromPath ?? ""), "to_path": .string(e.toPath ?? ""), "reason": .string(reason.rawValue),
+                                "recovery_ms": JSONValue(recoveryMs), "ts": .string(SessionEvent.rfc3339(e.timestampMs))]
             case .terminated(_, let restart):
                 active = nil
                 changed = true
@@ -295,14 +294,15 @@ final class ClientHost: SessionHost, PumpController {
         }
     }
 
-    func pathStatus() -> [[String: Any]] {
+    func pathStatus() -> [JSONValue] {
         let now = Clock.monotonicMilliseconds()
         return paths.map { pth in
             let q = orchestrator?.quality(of: pth.id)
-            return ["path": pth.name, "uplink": pth.uplink,
-                    "status": orchestrator?.status(of: pth.id, nowMs: now) ?? "standby",
-                    "rtt_ms": (q?.rttMs ?? 0).rounded3, "loss_pct": (orchestrator?.lossPct(of: pth.id, nowMs: now) ?? 0).rounded3,
-                    "jitter_ms": (q?.jitterMs ?? 0).rounded3] as [String: Any]
+            return ["path": .string(pth.name), "uplink": .string(pth.uplink),
+                    "status": .string(orchestrator?.status(of: pth.id, nowMs: now) ?? "standby"),
+                    "rtt_ms": .double((q?.rttMs ?? 0).rounded3),
+                    "loss_pct": .double((orchestrator?.lossPct(of: pth.id, nowMs: now) ?? 0).rounded3),
+                    "jitter_ms": .double((q?.jitterMs ?? 0).rounded3)]
         }
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 import JVPNCore
 import JVPNOps
@@ -67,7 +66,7 @@ public final class Daemon: @unchecked Sendable {
                 sink.send(jsonLine: line, eventName: SessionEvent(jsonLine: line)?.kind.rawValue ?? "EVENT")
             }
         }
-        eventLog.start()
+        try eventLog.start()
         defer { eventLog.stop() }
         let isClient = config.role == .client
         let emitter = EventEmitter(log: eventLog, side: isClient ? "client" : "server")
@@ -76,14 +75,14 @@ public final class Daemon: @unchecked Sendable {
             metrics = m
             emitter.metrics = m
             let server = try MetricsServer(listen: listen.description, metrics: m)
-            server.start()
+            try server.start()
             metricsServer = server
         }
         defer { metricsServer?.stop() }
 
         // TSO from the TUN: one read per 64 KiB of TCP instead of one per packet.
         // JVPN_NO_OFFLOAD=1 turns it off (benchmark comparisons, old kernels).
-        var vnet = ProcessInfo.processInfo.environment["JVPN_NO_OFFLOAD"] != "1"
+        var vnet = FileIO.environment("JVPN_NO_OFFLOAD") != "1"
         if vnet {
             do {
                 tun = try TunDevice(name: name, options: [.nonBlocking, .vnetHeader])
@@ -114,7 +113,7 @@ public final class Daemon: @unchecked Sendable {
         host.pump = pump
         pump.controller = host as? any PumpController
         host.lock.withLock { host.republish() }
-        pump.start()
+        try pump.start()
         try network.configureRoutes()
         if let client, let uplinks {
             let facts = uplinks.initialFacts(network: network)
@@ -160,19 +159,20 @@ public final class Daemon: @unchecked Sendable {
         guard let metrics else { return }
         let status = statusObject()
         var livePaths = Set<String>()
-        for s in status["sessions"] as? [[String: Any]] ?? [] {
-            guard let sid = s["session"] as? String, !sid.isEmpty,
-                  let state = (s["state"] as? String).flatMap(SessionState.init(rawValue:)) else { continue }
-            metrics.setSessionState(session: sid, peer: s["peer"] as? String ?? "", state: state)
+        for s in status["sessions"]?.arrayValue ?? [] {
+            guard let sid = s["session"]?.stringValue, !sid.isEmpty,
+                  let state = s["state"]?.stringValue.flatMap(SessionState.init(rawValue:)) else { continue }
+            metrics.setSessionState(session: sid, peer: s["peer"]?.stringValue ?? "", state: state)
             if state == .terminated { continue }
-            metrics.setTraffic(session: sid, txBytes: s["tx_bytes"] as? UInt64 ?? 0, rxBytes: s["rx_bytes"] as? UInt64 ?? 0,
-                               txPackets: s["tx_packets"] as? UInt64 ?? 0, rxPackets: s["rx_packets"] as? UInt64 ?? 0)
-            for p in s["paths"] as? [[String: Any]] ?? [] {
-                guard let path = p["path"] as? String else { continue }
+            func count(_ key: String) -> UInt64 { UInt64(clamping: s[key]?.intValue ?? 0) }
+            metrics.setTraffic(session: sid, txBytes: count("tx_bytes"), rxBytes: count("rx_bytes"),
+                               txPackets: count("tx_packets"), rxPackets: count("rx_packets"))
+            for p in s["paths"]?.arrayValue ?? [] {
+                guard let path = p["path"]?.stringValue else { continue }
                 livePaths.insert(path)
-                metrics.setPath(path: path, uplink: p["uplink"] as? String ?? "", rttMs: p["rtt_ms"] as? Double ?? 0,
-                                lossPct: p["loss_pct"] as? Double ?? 0, jitterMs: p["jitter_ms"] as? Double ?? 0,
-                                status: p["status"] as? String ?? "")
+                metrics.setPath(path: path, uplink: p["uplink"]?.stringValue ?? "", rttMs: p["rtt_ms"]?.doubleValue ?? 0,
+                                lossPct: p["loss_pct"]?.doubleValue ?? 0, jitterMs: p["jitter_ms"]?.doubleValue ?? 0,
+                                status: p["status"]?.stringValue ?? "")
             }
         }
         metrics.retainPaths(livePaths)
@@ -200,55 +200,56 @@ public final class Daemon: @unchecked Sendable {
 
     // MARK: status
 
-    func statusObject() -> [String: Any] {
+    func statusObject() -> JSONValue {
         let nowMs = Clock.monotonicMilliseconds()
-        let sessions: [[String: Any]] = host.lock.withLock {
-            host.peers.compactMap { p -> [String: Any]? in
+        let eventsDropped = JSONValue(eventLog.droppedCount)
+        let sessions: [JSONValue] = host.lock.withLock {
+            host.peers.compactMap { p -> JSONValue? in
                 guard let sid = p.session else {
-                    return client == nil ? nil : ["session": "", "peer": p.publicKey.base64, "state": SessionState.birth.rawValue,
-                                                  "state_version": 0, "active_path": "", "paths": client?.pathStatus() ?? [],
-                                                  "switches": 0, "last_switch": NSNull(),
-                                                  "tx_bytes": 0, "rx_bytes": 0, "tx_packets": 0, "rx_packets": 0,
-                                                  "rejected": ["replay": 0, "auth": 0, "stale_version": 0, "rate_limited": 0],
-                                                  "events_dropped": eventLog.droppedCount]
+                    guard let client else { return nil }
+                    return ["session": "", "peer": .string(p.publicKey.base64), "state": .string(SessionState.birth.rawValue),
+                            "state_version": 0, "active_path": "", "paths": .array(client.pathStatus()),
+                            "switches": 0, "last_switch": .null,
+                            "tx_bytes": 0, "rx_bytes": 0, "tx_packets": 0, "rx_packets": 0,
+                            "rejected": ["replay": 0, "auth": 0, "stale_version": 0, "rate_limited": 0],
+                            "events_dropped": eventsDropped]
                 }
                 if client == nil && p.state == .terminated && elapsedMs(nowMs, since: p.lastAuthenticatedMs) > 3_600_000 { return nil }
                 let c = p.counters
                 var activePath = ""
-                var paths: [[String: Any]] = []
+                var paths: [JSONValue] = []
                 if let client {
                     if let a = client.active, p.state != .terminated { activePath = client.paths[a].name }
                     paths = client.pathStatus()
                 } else if let b = p.bound {
                     activePath = b.description
-                    paths = [["path": b.description, "uplink": "", "status": p.state == .terminated ? "dead" : "active",
+                    paths = [["path": .string(b.description), "uplink": "", "status": p.state == .terminated ? "dead" : "active",
                               "rtt_ms": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0]]
                 }
                 return [
-                    "session": sid.hex, "peer": p.publicKey.base64, "state": p.state.rawValue,
-                    "state_version": p.machine.stateVersion, "active_path": activePath, "paths": paths,
-                    "switches": p.switches, "last_switch": p.lastSwitch ?? NSNull(),
-                    "binding_version": p.bindingVersion,
-                    "tx_bytes": c.txBytes.load(ordering: .relaxed), "rx_bytes": c.rxBytes.load(ordering: .relaxed),
-                    "tx_packets": c.txPackets.load(ordering: .relaxed), "rx_packets": c.rxPackets.load(ordering: .relaxed),
-                    "rejected": ["replay": c.rejectedReplay.load(ordering: .relaxed), "auth": c.rejectedAuth.load(ordering: .relaxed),
-                                 "stale_version": c.rejectedStaleVersion.load(ordering: .relaxed),
-                                 "rate_limited": c.rejectedRateLimited.load(ordering: .relaxed)],
-                    "events_dropped": eventLog.droppedCount,
+                    "session": .string(sid.hex), "peer": .string(p.publicKey.base64), "state": .string(p.state.rawValue),
+                    "state_version": JSONValue(p.machine.stateVersion), "active_path": .string(activePath), "paths": .array(paths),
+                    "switches": JSONValue(p.switches), "last_switch": p.lastSwitch ?? .null,
+                    "binding_version": JSONValue(p.bindingVersion),
+                    "tx_bytes": JSONValue(c.txBytes.load(ordering: .relaxed)), "rx_bytes": JSONValue(c.rxBytes.load(ordering: .relaxed)),
+                    "tx_packets": JSONValue(c.txPackets.load(ordering: .relaxed)), "rx_packets": JSONValue(c.rxPackets.load(ordering: .relaxed)),
+                    "rejected": ["replay": JSONValue(c.rejectedReplay.load(ordering: .relaxed)),
+                                 "auth": JSONValue(c.rejectedAuth.load(ordering: .relaxed)),
+                                 "stale_version": JSONValue(c.rejectedStaleVersion.load(ordering: .relaxed)),
+                                 "rate_limited": JSONValue(c.rejectedRateLimited.load(ordering: .relaxed))],
+                    "events_dropped": eventsDropped,
                 ]
             }
         }
+        let listenPort = client == nil ? Int(host.sockets.first??.localPort ?? 0) : Int(config.interface.listenPort ?? 0)
         return [
-            "interface": tun.name, "role": client == nil ? "server" : "client",
-            "public_key": host.privateKey.publicKey.base64,
-            "listen_port": client == nil ? Int(host.sockets.first??.localPort ?? 0) : Int(config.interface.listenPort ?? 0),
-            "event_log": config.interface.eventLog,
-            "sessions": sessions,
+            "interface": .string(tun.name), "role": client == nil ? "server" : "client",
+            "public_key": .string(host.privateKey.publicKey.base64),
+            "listen_port": JSONValue(listenPort),
+            "event_log": .string(config.interface.eventLog),
+            "sessions": .array(sessions),
         ]
     }
 
-    func statusJSON() -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: statusObject(), options: [.sortedKeys]) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
-    }
+    func statusJSON() -> String { statusObject().text }
 }

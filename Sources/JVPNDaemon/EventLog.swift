@@ -1,4 +1,4 @@
-import Foundation
+import JVPNSystem
 import Glibc
 import Synchronization
 
@@ -8,13 +8,13 @@ import Synchronization
 public final class EventLog: @unchecked Sendable {
     public let path: String
     private let queue = Mutex<[String]>([])
-    private let wake = DispatchSemaphore(value: 0)
+    private let wake = Semaphore()
     private let dropped = Atomic<UInt64>(0)
     private let stopping = Atomic<Bool>(false)
     private let capacity = 4096
     private var fd: Int32 = -1
-    private var thread: Thread?
-    private let finished = DispatchSemaphore(value: 0)
+    private var running = false
+    private let finished = Semaphore()
     /// Extra sinks (e.g. syslog) get every line on the writer thread.
     public var forward: [(String) -> Void] = []
 
@@ -24,11 +24,9 @@ public final class EventLog: @unchecked Sendable {
 
     public var droppedCount: UInt64 { dropped.load(ordering: .relaxed) }
 
-    public func start() {
-        let t = Thread { [self] in run() }
-        t.name = "jvpn-events"
-        thread = t
-        t.start()
+    public func start() throws {
+        try DetachedThread.start(name: "jvpn-events") { [self] in run() }
+        running = true
     }
 
     public func append(_ line: String) {
@@ -42,23 +40,23 @@ public final class EventLog: @unchecked Sendable {
 
     /// Flushes what is queued and stops the writer (bounded wait).
     public func stop() {
-        guard thread != nil else { return }
+        guard running else { return }
         stopping.store(true, ordering: .relaxed)
         wake.signal()
-        _ = finished.wait(timeout: .now() + 2)
+        finished.wait(timeoutMs: 2000)
     }
 
     private func openIfNeeded() -> Bool {
         if fd >= 0 { return true }
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let dir = FileIO.directory(of: path)
+        if !dir.isEmpty { try? FileIO.createDirectories(dir) }
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         return fd >= 0
     }
 
     private func run() {
         while true {
-            _ = wake.wait(timeout: .now() + 1)
+            wake.wait(timeoutMs: 1000)
             let lines = queue.withLock { q -> [String] in
                 let l = q
                 q.removeAll(keepingCapacity: true)

@@ -1,4 +1,3 @@
-import Foundation
 import JVPNCore
 import JVPNSystem
 
@@ -165,8 +164,8 @@ final class GatewayHost: SessionHost, PumpController {
         e.recoveryMs = recoveryMs
         events.emit(e)
         p.switches += 1
-        p.lastSwitch = ["from_path": e.fromPath ?? "", "to_path": e.toPath ?? "", "reason": reason.rawValue, "recovery_ms": recoveryMs,
-                        "ts": SessionEvent.rfc3339(e.timestampMs)]
+        p.lastSwitch = ["from_path": .string(e.fromPath ?? ""), "to_path": .string(e.toPath ?? ""), "reason": .string(reason.rawValue),
+                        "recovery_ms": JSONValue(recoveryMs), "ts": .string(SessionEvent.rfc3339(e.timestampMs))]
         republish()
         sendControl(.reattachAck(sessionID: sessionID, bindingVersion: p.bindingVersion, nonce: nonce), peer: p, keypair: keypair, socket: socketIndex, to: from)
     }

@@ -1,4 +1,4 @@
-import Foundation
+import JVPNSystem
 import Glibc
 import JVPNCore
 
@@ -23,9 +23,9 @@ public enum KeyLoading {
         guard stat(path, &st) == 0 else { throw KeyFileError.unreadable(path, errno) }
         let mode = UInt32(st.st_mode) & 0o777
         guard mode & 0o077 == 0 else { throw KeyFileError.tooOpen(path, mode) }
-        guard let data = FileManager.default.contents(atPath: path),
-              let text = String(data: data, encoding: .utf8) else { throw KeyFileError.unreadable(path, errno) }
-        guard let key = try? PrivateKey(base64: text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        let text: String?
+        do { text = try FileIO.readUTF8(path, maxBytes: 4096) } catch { throw KeyFileError.unreadable(path, error.errno) }
+        guard let text, let key = try? PrivateKey(base64: text.trimmingWhitespace) else {
             throw KeyFileError.invalid(path)
         }
         return key

@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 import JVPNCore
 import JVPNSystem
@@ -32,8 +31,8 @@ final class PacketPump: @unchecked Sendable {
     private let wakeSend: EventFD
     private let wakeReceive: EventFD
     private let slotSize: Int
-    private var threads: [Thread] = []
-    private let done = DispatchSemaphore(value: 0)
+    private var threads = 0
+    private let done = Semaphore()
 
     let droppedNoRoute = Atomic<UInt64>(0)
     let droppedNoKey = Atomic<UInt64>(0)
@@ -54,14 +53,11 @@ final class PacketPump: @unchecked Sendable {
         slotSize = max(mtu, 1500) + Frame.overhead + 64
     }
 
-    func start() {
-        let s = Thread { [self] in sendLoop(); done.signal() }
-        s.name = "jvpn-send"
-        let r = Thread { [self] in receiveLoop(); done.signal() }
-        r.name = "jvpn-recv"
-        threads = [s, r]
-        s.start()
-        r.start()
+    func start() throws {
+        try DetachedThread.start(name: "jvpn-send") { [self] in sendLoop(); done.signal() }
+        threads += 1
+        try DetachedThread.start(name: "jvpn-recv") { [self] in receiveLoop(); done.signal() }
+        threads += 1
     }
 
     /// Tells the receive thread to pick up a changed socket set now.
@@ -71,8 +67,8 @@ final class PacketPump: @unchecked Sendable {
         stop.store(true, ordering: .relaxed)
         wakeSend.signal()
         wakeReceive.signal()
-        for _ in threads { _ = done.wait(timeout: .now() + 2) }
-        threads = []
+        for _ in 0..<threads { done.wait(timeoutMs: 2000) }
+        threads = 0
     }
 
     // MARK: send
@@ -143,7 +139,7 @@ final class PacketPump: @unchecked Sendable {
 
     static let superPacketCapacity = 65536 + VirtioNetHeader.size + 64
     /// UDP GSO (UDP_SEGMENT) for bursts; off for good once the kernel refuses it.
-    private var useUDPGSO = ProcessInfo.processInfo.environment["JVPN_NO_UDP_GSO"] != "1"
+    private var useUDPGSO = FileIO.environment("JVPN_NO_UDP_GSO") != "1"
 
     @inline(__always)
     private func socketFor(_ snap: DataPlaneSnapshot, _ index: Int) -> UDPSocket? {
@@ -232,7 +228,7 @@ final class PacketPump: @unchecked Sendable {
     private var pendingCount = 0
     private let mergeSegments = UnsafeMutablePointer<Coalescer.Segment>.allocate(capacity: PacketPump.pendingCapacity)
     /// UDP GRO on the transport sockets (JVPN_NO_UDP_GRO=1 turns it off).
-    private let useUDPGRO = ProcessInfo.processInfo.environment["JVPN_NO_UDP_GRO"] != "1"
+    private let useUDPGRO = FileIO.environment("JVPN_NO_UDP_GRO") != "1"
     private let mergeBuffer = UnsafeMutableRawPointer.allocate(byteCount: PacketPump.superPacketCapacity, alignment: 64)
 
     /// coalesceTCP -> writeTun: consecutive segments of one TCP flow become one TSO write; anything

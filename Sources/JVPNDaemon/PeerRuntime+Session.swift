@@ -19,7 +19,7 @@ final class PeerRuntime: @unchecked Sendable {
     var lastHintMs: UInt64 = 0
     // status
     var switches = 0
-    var lastSwitch: [String: Any]?
+    var lastSwitch: JSONValue?
 
     init(index: Int, config: PeerConfig, publicKey: PublicKey) {
         self.index = index

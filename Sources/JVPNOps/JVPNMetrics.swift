@@ -1,4 +1,4 @@
-import Foundation
+import JVPNSystem
 import JVPNCore
 import Prometheus
 
@@ -24,7 +24,7 @@ public final class JVPNMetrics: @unchecked Sendable {
 
     public let registry: PrometheusCollectorRegistry
     private let base: [(String, String)]
-    private let lock = NSLock()
+    private let lock = Lock()
 
     private struct SessionSeries {
         var peer: String

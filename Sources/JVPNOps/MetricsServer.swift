@@ -1,4 +1,4 @@
-import Foundation
+import JVPNSystem
 import Glibc
 
 /// A minimal HTTP/1.1 server for Prometheus scrapes: `GET /metrics` (and HEAD) answers the
@@ -18,11 +18,11 @@ public final class MetricsServer: @unchecked Sendable {
     private let listenFd: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
-    private let lock = NSLock()
+    private let lock = Lock()
     private var started = false
     private var stopped = false
     private var served: UInt64 = 0
-    private let finished = DispatchSemaphore(value: 0)
+    private let finished = Semaphore()
 
     /// Scrapes answered with 200.
     public var requestsServed: UInt64 { lock.lock(); defer { lock.unlock() }; return served }
@@ -89,18 +89,21 @@ public final class MetricsServer: @unchecked Sendable {
     }
 
     /// Starts the server thread. Calling it twice has no effect.
-    public func start() {
+    public func start() throws {
         lock.lock()
         let already = started || stopped
         started = true
         lock.unlock()
         if already { return }
-        let thread = Thread { [self] in
-            self.serve()
-            self.finished.signal()
+        do {
+            try DetachedThread.start(name: "jvpn-metrics") { [self] in
+                self.serve()
+                self.finished.signal()
+            }
+        } catch {
+            lock.withLock { stopped = true }
+            throw error
         }
-        thread.name = "jvpn-metrics"
-        thread.start()
     }
 
     /// Stops accepting, waits (bounded by the I/O timeout) for the thread to end and releases the
@@ -115,7 +118,7 @@ public final class MetricsServer: @unchecked Sendable {
         if wasRunning {
             var b: UInt8 = 1
             _ = write(wakeWrite, &b, 1)
-            _ = finished.wait(timeout: .now() + .milliseconds(ioTimeoutMs * 3 + 1000))
+            finished.wait(timeoutMs: ioTimeoutMs * 3 + 1000)
         }
         close(listenFd)
     }

@@ -1,4 +1,4 @@
-import Foundation
+import JVPNSystem
 import Glibc
 
 /// Sends each event to syslog as one RFC 5424 message whose MSG is the event's JSON line, verbatim:
@@ -29,7 +29,7 @@ public final class SyslogSink: @unchecked Sendable {
     private let fd: Int32
     private let address: OpsSocketAddress
     private let header: String  // "HOSTNAME jvpn PROCID", fixed for the process
-    private let lock = NSLock()
+    private let lock = Lock()
     private var failureCount: UInt64 = 0
     private var sentCount: UInt64 = 0
 

@@ -1,5 +1,4 @@
 import CMnl
-import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +14,7 @@ public final class NetlinkControl: @unchecked Sendable {
     public static let addressFlagNoDAD: UInt32 = 0x02
 
     private let handle: OpaquePointer
-    private let lock = NSLock()
+    private let lock = Lock()
 
     public init() throws {
         var h: OpaquePointer?

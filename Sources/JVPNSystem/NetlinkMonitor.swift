@@ -1,5 +1,4 @@
 import CMnl
-import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -24,7 +23,7 @@ public enum NetlinkEvent: Equatable, Sendable {
 /// `fileDescriptor` for POLLIN (together with a shutdown eventfd), then `drain`.
 public final class NetlinkMonitor: @unchecked Sendable {
     private let handle: OpaquePointer
-    private let lock = NSLock()
+    private let lock = Lock()
     private let sink = EventSink()
     public let fileDescriptor: Int32
 

@@ -1,5 +1,4 @@
 import CMnl
-import Foundation
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Glibc
 import JVPNCore
 import JVPNDaemon
@@ -12,7 +11,7 @@ enum Exit {
 }
 
 func fail(_ message: String, _ code: ExitCode = Exit.runtime) -> ExitCode {
-    FileHandle.standardError.write(Data(("jvpn: " + message + "\n").utf8))
+    FileIO.writeStderr("jvpn: " + message + "\n")
     return code
 }
 
@@ -51,9 +50,9 @@ struct PubKey: ParsableCommand {
 
     func run() throws {
         do { try Sodium.initialize() } catch { throw fail("libsodium failed to initialise") }
-        let data = FileHandle.standardInput.readDataToEndOfFile()
-        guard data.count < 4096, let text = String(data: data, encoding: .utf8),
-              let key = try? PrivateKey(base64: text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        let bytes = (try? FileIO.readAll(fd: 0, maxBytes: 4096)) ?? []
+        guard let text = String(validating: bytes, as: UTF8.self),
+              let key = try? PrivateKey(base64: text.trimmingWhitespace) else {
             throw fail("stdin does not hold a base64 X25519 private key (44 characters)", Exit.badInput)
         }
         print(key.publicKey.base64)
@@ -62,10 +61,11 @@ struct PubKey: ParsableCommand {
 
 /// Reads and validates a config; on any problem prints `FILE:LINE: message` lines and exits 2.
 func loadConfig(_ path: String) throws -> JVPNConfig {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw fail("\(path):0: cannot read the file: \(String(cString: strerror(errno)))", Exit.badInput)
+    let text: String?
+    do { text = try FileIO.readUTF8(path) } catch {
+        throw fail("\(path):0: cannot read the file: \(String(cString: strerror(error.errno)))", Exit.badInput)
     }
-    guard let text = String(data: data, encoding: .utf8) else {
+    guard let text else {
         throw fail("\(path):0: the file is not UTF-8 text", Exit.badInput)
     }
     switch JVPNConfig.parse(text: text, file: path) {
@@ -77,12 +77,12 @@ func loadConfig(_ path: String) throws -> JVPNConfig {
             }
         }
         if !problems.isEmpty {
-            for p in problems { FileHandle.standardError.write(Data((p + "\n").utf8)) }
+            for p in problems { FileIO.writeStderr(p + "\n") }
             throw Exit.badInput
         }
         return config
     case .failure(let errors):
-        for d in errors.diagnostics { FileHandle.standardError.write(Data((d.description + "\n").utf8)) }
+        for d in errors.diagnostics { FileIO.writeStderr(d.description + "\n") }
         throw Exit.badInput
     }
 }

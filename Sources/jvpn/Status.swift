@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Glibc
 import JVPNCore
 import JVPNDaemon
@@ -15,16 +14,15 @@ struct Status: ParsableCommand {
         if let name {
             names = [name]
         } else {
-            let files = (try? FileManager.default.contentsOfDirectory(atPath: Daemon.runDirectory)) ?? []
-            names = files.filter { $0.hasSuffix(".sock") }.map { String($0.dropLast(5)) }.sorted()
+            names = FileIO.list(Daemon.runDirectory).filter { $0.hasSuffix(".sock") }.map { String($0.dropLast(5)) }.sorted()
         }
-        var objects: [[String: Any]] = []
+        var objects: [JSONValue] = []
         var raws: [String] = []
         for n in names {
             guard let reply = UnixControlClient.request(path: Daemon.controlPath(n), line: "status"),
-                  let obj = try? JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Any] else { continue }
+                  let obj = try? JSONValue.parse(reply), obj.objectValue != nil else { continue }
             objects.append(obj)
-            raws.append(reply.trimmingCharacters(in: .whitespacesAndNewlines))
+            raws.append(reply.trimmingWhitespace)
         }
         if objects.isEmpty {
             throw fail(name.map { "\($0) is not running" } ?? "no jvpn interface is running")
@@ -39,7 +37,44 @@ struct Status: ParsableCommand {
 }
 
 enum StatusFormatter {
-    static func human(_ o: [String: Any], color: Bool) -> String {
+    /// A status field as text: strings bare, numbers as written, absent or null as `dflt`.
+    static func show(_ v: JSONValue?, _ dflt: String = "") -> String {
+        switch v {
+        case .string(let s)?: return s
+        case .int(let i)?: return String(i)
+        case .double(let d)?: return d.rounded() == d && abs(d) < 1e15 ? String(Int64(d)) : String(d)
+        case .bool(let b)?: return b ? "true" : "false"
+        case .array?, .object?: return v!.text
+        case .null?, nil: return dflt
+        }
+    }
+
+    /// `d` with `decimals` digits after the point, right-aligned in `width` (printf's %W.Df).
+    static func fixed(_ d: Double, _ decimals: Int, width: Int) -> String {
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = (abs(d) * scale).rounded()
+        var out: String
+        if !scaled.isFinite || scaled >= 9.0e18 {
+            out = String(d)
+        } else {
+            let n = Int64(scaled)
+            let ip = n / Int64(scale), fp = n % Int64(scale)
+            out = String(ip)
+            if decimals > 0 {
+                let f = String(fp)
+                out += "." + String(repeating: "0", count: decimals - f.count) + f
+            }
+            if d < 0 && n != 0 { out = "-" + out }
+        }
+        return out.count >= width ? out : String(repeating: " ", count: width - out.count) + out
+    }
+
+    static func left(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+    }
+
+    static func human(_ o: JSONValue, color: Bool) -> String {
         func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
         func stateColor(_ s: String) -> String {
             switch s {
@@ -49,25 +84,23 @@ enum StatusFormatter {
             default: return s
             }
         }
-        var out = "interface: \(paint(o["interface"] as? String ?? "?", "1"))  role: \(o["role"] ?? "?")  listen_port: \(o["listen_port"] ?? 0)\n"
-        out += "  public key: \(o["public_key"] ?? "")\n"
-        for s in o["sessions"] as? [[String: Any]] ?? [] {
-            let state = s["state"] as? String ?? "?"
-            out += "  session \(s["session"] ?? "")  \(stateColor(state)) (v\(s["state_version"] ?? 0))  peer \(s["peer"] ?? "")\n"
-            out += "    active path: \(s["active_path"] as? String ?? "-")   switches: \(s["switches"] ?? 0)\n"
-            if let ls = s["last_switch"] as? [String: Any] {
-                out += "    last switch: \(ls["from_path"] ?? "") -> \(ls["to_path"] ?? "")  \(ls["reason"] ?? "")  \(ls["recovery_ms"] ?? 0) ms  at \(ls["ts"] ?? "")\n"
+        var out = "interface: \(paint(show(o["interface"], "?"), "1"))  role: \(show(o["role"], "?"))  listen_port: \(show(o["listen_port"], "0"))\n"
+        out += "  public key: \(show(o["public_key"]))\n"
+        for s in o["sessions"]?.arrayValue ?? [] {
+            out += "  session \(show(s["session"]))  \(stateColor(show(s["state"], "?"))) (v\(show(s["state_version"], "0")))  peer \(show(s["peer"]))\n"
+            out += "    active path: \(show(s["active_path"], "-"))   switches: \(show(s["switches"], "0"))\n"
+            if let ls = s["last_switch"], ls.objectValue != nil {
+                out += "    last switch: \(show(ls["from_path"])) -> \(show(ls["to_path"]))  \(show(ls["reason"]))  \(show(ls["recovery_ms"], "0")) ms  at \(show(ls["ts"]))\n"
             }
-            for p in s["paths"] as? [[String: Any]] ?? [] {
-                let st = p["status"] as? String ?? ""
+            for p in s["paths"]?.arrayValue ?? [] {
+                let st = show(p["status"])
                 let mark = st == "active" ? paint("*", "32") : (st == "dead" ? paint("x", "31") : " ")
-                out += String(format: "    %@ %-48@ %-8@ rtt %7.2f ms  loss %5.1f %%  jitter %6.2f ms\n",
-                              mark, (p["path"] as? String ?? "") as NSString, st as NSString,
-                              (p["rtt_ms"] as? Double) ?? 0, (p["loss_pct"] as? Double) ?? 0, (p["jitter_ms"] as? Double) ?? 0)
+                out += "    \(mark) \(left(show(p["path"]), 48)) \(left(st, 8)) rtt \(fixed(p["rtt_ms"]?.doubleValue ?? 0, 2, width: 7)) ms"
+                out += "  loss \(fixed(p["loss_pct"]?.doubleValue ?? 0, 1, width: 5)) %  jitter \(fixed(p["jitter_ms"]?.doubleValue ?? 0, 2, width: 6)) ms\n"
             }
-            out += "    transfer: \(s["rx_bytes"] ?? 0) B received (\(s["rx_packets"] ?? 0) pkts), \(s["tx_bytes"] ?? 0) B sent (\(s["tx_packets"] ?? 0) pkts)\n"
-            if let r = s["rejected"] as? [String: Any] {
-                out += "    rejected: replay \(r["replay"] ?? 0), auth \(r["auth"] ?? 0), stale_version \(r["stale_version"] ?? 0), rate_limited \(r["rate_limited"] ?? 0)   events dropped: \(s["events_dropped"] ?? 0)\n"
+            out += "    transfer: \(show(s["rx_bytes"], "0")) B received (\(show(s["rx_packets"], "0")) pkts), \(show(s["tx_bytes"], "0")) B sent (\(show(s["tx_packets"], "0")) pkts)\n"
+            if let r = s["rejected"], r.objectValue != nil {
+                out += "    rejected: replay \(show(r["replay"], "0")), auth \(show(r["auth"], "0")), stale_version \(show(r["stale_version"], "0")), rate_limited \(show(r["rate_limited"], "0"))   events dropped: \(show(s["events_dropped"], "0"))\n"
             }
         }
         return out
@@ -85,18 +118,20 @@ struct Events: ParsableCommand {
     func run() throws {
         var path = "/var/log/jvpn/\(name).events.jsonl"
         if let reply = UnixControlClient.request(path: Daemon.controlPath(name), line: "eventlog", timeoutMs: 1000) {
-            let p = reply.trimmingCharacters(in: .whitespacesAndNewlines)
+            let p = reply.trimmingWhitespace
             if p.hasPrefix("/") { path = p }
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw fail("no event log for \(name) at \(path)")
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw fail("no event log for \(name) at \(path): \(String(cString: strerror(errno)))")
         }
-        var pending = Data()
-        func emit(_ data: Data) {
-            pending.append(data)
-            while let nl = pending.firstIndex(of: 10) {
-                let line = String(decoding: pending[pending.startIndex..<nl], as: UTF8.self)
-                pending.removeSubrange(pending.startIndex...nl)
+        defer { close(fd) }
+        var pending: [UInt8] = []
+        func emit() {
+            var start = 0
+            while let nl = pending[start...].firstIndex(of: 10) {
+                let line = String(decoding: pending[start..<nl], as: UTF8.self)
+                start = nl + 1
                 guard !line.isEmpty else { continue }
                 guard let event = SessionEvent(jsonLine: line) else {
                     if json { print(line) }
@@ -106,13 +141,22 @@ struct Events: ParsableCommand {
                 if let since, SessionEvent.rfc3339(event.timestampMs) < since { continue }
                 print(json ? line : event.humanLine())
             }
+            pending.removeFirst(start)
             fflush(stdout)
         }
-        emit(handle.readDataToEndOfFile())
-        guard follow else { return }
+        var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            let d = handle.readDataToEndOfFile()
-            if !d.isEmpty { emit(d) } else { usleep(200_000) }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw fail("cannot read \(path): \(String(cString: strerror(errno)))") }
+            if n > 0 {
+                pending.append(contentsOf: chunk[0..<n])
+                emit()
+                continue
+            }
+            // End of file: done, or wait for the daemon to append more.
+            guard follow else { return }
+            usleep(200_000)
         }
     }
 }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Glibc
 import JVPNCore
 import JVPNDaemon
@@ -44,33 +43,36 @@ struct Up: ParsableCommand {
         let name = cfg.interface.name
         mkdir(Daemon.runDirectory, 0o755)
         let logPath = "\(Daemon.runDirectory)/\(name).log"
-        let absConfig = config.hasPrefix("/") ? config : FileManager.default.currentDirectoryPath + "/" + config
+        guard let cwd = config.hasPrefix("/") ? "" : FileIO.currentDirectory() else {
+            throw fail("cannot resolve \(config): the current directory is unreadable")
+        }
+        let absConfig = config.hasPrefix("/") ? config : cwd + "/" + config
         let pid = try spawnDetached(["up", absConfig, "--foreground"], logPath: logPath)
         let deadline = Clock.monotonicMilliseconds() + UInt64(wait) * 1000
         var lastState = "starting"
         while Clock.monotonicMilliseconds() < deadline {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
-                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                FileHandle.standardError.write(Data(log.utf8))
+                let log = (try? FileIO.read(logPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                FileIO.writeStderr(log)
                 throw fail("\(name): the daemon exited during start-up (log: \(logPath))")
             }
             if let reply = UnixControlClient.request(path: Daemon.controlPath(name), line: "status", timeoutMs: 500),
-               let obj = try? JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Any] {
+               let obj = try? JSONValue.parse(reply) {
                 if cfg.role != .client {
-                    print("jvpn: \(name) is up (server, listening on UDP \(obj["listen_port"] ?? "?"))")
+                    print("jvpn: \(name) is up (server, listening on UDP \(obj["listen_port"]?.intValue.map(String.init) ?? "?"))")
                     return
                 }
-                let sessions = obj["sessions"] as? [[String: Any]] ?? []
-                lastState = sessions.first?["state"] as? String ?? "BIRTH"
+                let first = obj["sessions"]?.arrayValue?.first
+                lastState = first?["state"]?.stringValue ?? "BIRTH"
                 if lastState == SessionState.attached.rawValue {
-                    print("jvpn: \(name) is up, session \(sessions.first?["session"] ?? "") ATTACHED via \(sessions.first?["active_path"] ?? "")")
+                    print("jvpn: \(name) is up, session \(first?["session"]?.stringValue ?? "") ATTACHED via \(first?["active_path"]?.stringValue ?? "")")
                     return
                 }
             }
             usleep(50_000)
         }
-        FileHandle.standardError.write(Data("jvpn: \(name) is up but the session is still \(lastState) after \(wait) s; the daemon keeps trying (jvpn status \(name))\n".utf8))
+        FileIO.writeStderr("jvpn: \(name) is up but the session is still \(lastState) after \(wait) s; the daemon keeps trying (jvpn status \(name))\n")
     }
 
     /// Starts `/proc/self/exe args...` in its own session with output to `logPath`.
@@ -86,7 +88,7 @@ struct Up: ParsableCommand {
         defer { posix_spawnattr_destroy(&attr) }
         posix_spawnattr_setflags(&attr, 0x80) // POSIX_SPAWN_SETSID: glibc hides it without _GNU_SOURCE
         // The real path (not /proc/self/exe) so the daemon's process name is "jvpn".
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+        let exe = FileIO.readLink("/proc/self/exe") ?? "/proc/self/exe"
         let argv: [UnsafeMutablePointer<CChar>?] = (["jvpn"] + args).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import Glibc
+import JVPNSystem
 
 // Usage errors exit 2 like every other bad input (the contract's code), not ArgumentParser's 64.
 do {
@@ -8,7 +9,7 @@ do {
 } catch {
     let code = JVPNCommand.exitCode(for: error)
     if code == .validationFailure {
-        FileHandle.standardError.write(Data((JVPNCommand.fullMessage(for: error) + "\n").utf8))
+        FileIO.writeStderr(JVPNCommand.fullMessage(for: error) + "\n")
         exit(2)
     }
     JVPNCommand.exit(withError: error)

@@ -10,7 +10,7 @@ final class MetricsServerTests: XCTestCase {
         metrics.setSessionState(session: "9f3c", peer: "peer=", state: .attached)
         metrics.recordSwitch(reason: .linkDown, recoveryMs: 41)
         let server = try MetricsServer(listen: listen, metrics: metrics, ioTimeoutMs: ioTimeoutMs)
-        server.start()
+        try server.start()
         return (server, metrics)
     }
 
@@ -97,7 +97,7 @@ final class MetricsServerTests: XCTestCase {
         server.stop()
         XCTAssertThrowsError(try TestSockets.http(port: port, request: "GET /metrics HTTP/1.1\r\n\r\n"))
         let again = try MetricsServer(listen: "127.0.0.1:\(port)", metrics: metrics)
-        again.start()
+        try again.start()
         defer { again.stop() }
         XCTAssertEqual(split(try TestSockets.http(port: port, request: "GET /metrics HTTP/1.1\r\n\r\n")).status,
                        "HTTP/1.1 200 OK")

@@ -6,10 +6,13 @@
 # Every mode uses the same basic rig (client ns <-> gateway ns over a veth) and measures:
 #   iperf3 TCP, 1 stream and 4 streams (-P 4), N seconds each: receiver bit/s
 #   ping RTT on an idle tunnel (50 pings, 20 ms apart): average
+#   ping RTT under load: pings 20 ms apart during the 1-stream TCP run: average
 #   CPU seconds per GB moved: utime+stime of both daemons during the 1-stream run
-#   RSS of both daemons (VmRSS, summed) after the runs
+#   RSS per daemon (VmRSS; the larger of the two daemons): idle before the first run, and under
+#   load (VmHWM, the peak, after all runs)
 # With --runs N each measurement is repeated and the median reported. Ratios are quoted
 # jvpn / wireguard-go: these machines are shared and noisy, absolute numbers move around.
+# Added RTT = tunnel RTT minus raw veth RTT (needs the raw mode in the same run).
 #
 # env: JVPN_BIN (default $REPO/.build/release/jvpn), BENCH_SECONDS (default 10)
 set -euo pipefail
@@ -67,13 +70,14 @@ cpu_ticks() {   # sum of utime+stime over the given pids
     echo "$total"
 }
 
-rss_kb() {
-    local total=0 p v
+# rss_max_mb FIELD PIDS... : the largest FIELD (VmRSS, VmHWM) over the pids, in MB
+rss_max_mb() {
+    local field="$1" max=0 p v; shift
     for p in "$@"; do
-        v="$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || true)"
-        total=$(( total + ${v:-0} ))
+        v="$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$p/status" 2>/dev/null || true)"
+        (( ${v:-0} > max )) && max="${v:-0}"
     done
-    echo "$total"
+    awk -v k="$max" 'BEGIN { printf "%.1f", k / 1024 }'
 }
 
 median() {
@@ -103,9 +107,9 @@ except Exception as e:
 ' <<<"$out"
 }
 
-ping_avg() {   # idle RTT average in ms
+ping_avg() {   # ping_avg TARGET [COUNT]: RTT average in ms of COUNT pings 20 ms apart
     local out
-    out="$(ip netns exec "$RIG_CLIENT" ping -c 50 -i 0.02 -q -W 1 "$1" 2>/dev/null || true)"
+    out="$(ip netns exec "$RIG_CLIENT" ping -c "${2:-50}" -i 0.02 -q -W 1 "$1" 2>/dev/null || true)"
     awk -F'/' '/^(rtt|round-trip)/ { print $5; found = 1 } END { if (!found) print "nan" }' <<<"$out"
 }
 
@@ -115,13 +119,21 @@ declare -A R
 # measure MODE TARGET PIDS...
 measure() {
     local mode="$1" target="$2"; shift 2
-    local pids=("$@") r t1=() t4=() pg=() cg=() bits bytes c0 c1
+    local pids=("$@") r t1=() t4=() pg=() pl=() cg=() bits bytes c0 c1 ppid
+    [[ ${#pids[@]} -gt 0 ]] && R[$mode.rss_idle]="$(rss_max_mb VmRSS "${pids[@]}")"
     for (( r = 1; r <= RUNS; r++ )); do
-        log "$mode: run $r/$RUNS: ping, TCP x1, TCP x4 (${SECONDS_PER}s each)"
+        log "$mode: run $r/$RUNS: ping, TCP x1 (with ping), TCP x4 (${SECONDS_PER}s each)"
         pg+=("$(ping_avg "$target")")
         c0="$(cpu_ticks "${pids[@]+"${pids[@]}"}")"
+        # Pings during the stream, from 1 s in to 1 s before its end (when there is room).
+        local lc=$(( (SECONDS_PER - 2) * 50 ))
+        (( lc < 10 )) && lc=10
+        ( sleep 1; ping_avg "$target" "$lc" >"$RIG_DIR/ping-load.res" ) &
+        ppid=$!
         iperf_run "$target" 1 >"$RIG_DIR/iperf.res"; read -r bits bytes <"$RIG_DIR/iperf.res"
         c1="$(cpu_ticks "${pids[@]+"${pids[@]}"}")"
+        wait "$ppid" || true
+        pl+=("$(cat "$RIG_DIR/ping-load.res" 2>/dev/null || echo nan)")
         t1+=("$bits")
         if [[ ${#pids[@]} -gt 0 && "$bytes" != nan && "$bytes" != 0 ]]; then
             cg+=("$(awk -v c=$(( c1 - c0 )) -v hz="$CLK_TCK" -v b="$bytes" 'BEGIN { printf "%.3f", (c / hz) / (b / 1e9) }')")
@@ -132,11 +144,12 @@ measure() {
     R[$mode.tcp1]="$(median "${t1[@]}")"
     R[$mode.tcp4]="$(median "${t4[@]}")"
     R[$mode.ping]="$(median "${pg[@]}")"
+    R[$mode.pingload]="$(median "${pl[@]}")"
     if [[ ${#pids[@]} -gt 0 ]]; then
         R[$mode.cpu]="$(median "${cg[@]+"${cg[@]}"}")"
-        R[$mode.rss]="$(awk -v k="$(rss_kb "${pids[@]}")" 'BEGIN { printf "%.1f", k / 1024 }')"
+        R[$mode.rss]="$(rss_max_mb VmHWM "${pids[@]}")"
     else
-        R[$mode.cpu]="-"; R[$mode.rss]="-"
+        R[$mode.cpu]="-"; R[$mode.rss]="-"; R[$mode.rss_idle]="-"
     fi
     R[$mode.ok]=1
 }
@@ -242,17 +255,37 @@ echo "  commit:  $commit"
 echo "  kernel:  $(uname -r) ($(uname -m)), $(nproc) CPUs${cpu_model:+, $cpu_model}"
 echo "  iperf3:  ${SECONDS_PER}s per test, $RUNS run(s), median reported"
 echo
-printf '%-14s %12s %12s %12s %12s %10s\n' mode "TCPx1 Gb/s" "TCPx4 Gb/s" "ping avg ms" "CPU s/GB" "RSS MB"
+# added MODE METRIC: tunnel RTT minus raw veth RTT (ms), when raw ran
+added() {
+    local a="${R[$1.$2]:-}" b="${R[raw.$2]:-}"
+    if [[ -z "$a" || -z "$b" || "$a" == nan || "$b" == nan ]]; then echo "nan"; return; fi
+    awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a - b }'
+}
+for m in wg jvpn; do
+    [[ -n "${R[$m.ok]:-}" ]] || continue
+    R[$m.addidle]="$(added "$m" ping)"; R[$m.addload]="$(added "$m" pingload)"
+done
+printf '%-14s %11s %11s %11s %11s %10s %9s %9s\n' mode "TCPx1 Gb/s" "TCPx4 Gb/s" "ping ms" "ping load" \
+    "CPU s/GB" "RSS idle" "RSS load"
 for m in raw wg jvpn; do
     want "$m" || continue
     label="$m"; [[ "$m" == raw ]] && label="raw veth"; [[ "$m" == wg ]] && label="wireguard-go"
-    if [[ -z "${R[$m.ok]:-}" ]]; then printf '%-14s %12s\n' "$label" "failed/skipped"; continue; fi
-    printf '%-14s %12s %12s %12s %12s %10s\n' "$label" "$(gbit "${R[$m.tcp1]}")" "$(gbit "${R[$m.tcp4]}")" \
-        "$(fmt "${R[$m.ping]}")" "$(fmt "${R[$m.cpu]}")" "$(fmt "${R[$m.rss]}")"
+    if [[ -z "${R[$m.ok]:-}" ]]; then printf '%-14s %11s\n' "$label" "failed/skipped"; continue; fi
+    printf '%-14s %11s %11s %11s %11s %10s %9s %9s\n' "$label" "$(gbit "${R[$m.tcp1]}")" "$(gbit "${R[$m.tcp4]}")" \
+        "$(fmt "${R[$m.ping]}")" "$(fmt "${R[$m.pingload]}")" "$(fmt "${R[$m.cpu]}")" \
+        "$(fmt "${R[$m.rss_idle]:-}")" "$(fmt "${R[$m.rss]}")"
 done
+echo "(ping: average RTT, idle and during the 1-stream run; RSS: MB, the larger daemon, VmRSS idle / VmHWM after load)"
+if [[ -n "${R[raw.ok]:-}" ]]; then
+    for m in wg jvpn; do
+        [[ -n "${R[$m.ok]:-}" ]] || continue
+        echo "added RTT $m (tunnel - raw): idle $(fmt "${R[$m.addidle]}") ms, under load $(fmt "${R[$m.addload]}") ms"
+    done
+fi
 if [[ -n "${R[jvpn.ok]:-}" && -n "${R[wg.ok]:-}" ]]; then
     echo
-    echo "jvpn / wireguard-go:  TCPx1 $(ratio tcp1)  TCPx4 $(ratio tcp4)  ping $(ratio ping)  CPU/GB $(ratio cpu)  RSS $(ratio rss)"
+    echo "jvpn / wireguard-go:  TCPx1 $(ratio tcp1)  TCPx4 $(ratio tcp4)  CPU/GB $(ratio cpu)  RSS $(ratio rss)"
+    echo "                      added RTT idle $(ratio addidle)  added RTT under load $(ratio addload)"
 fi
 
 if [[ -n "$JSON_OUT" ]]; then
@@ -262,8 +295,8 @@ if [[ -n "$JSON_OUT" ]]; then
         sep=""
         for m in raw wg jvpn; do
             [[ -n "${R[$m.ok]:-}" ]] || continue
-            printf '%s"%s": {"tcp1_bps": "%s", "tcp4_bps": "%s", "ping_avg_ms": "%s", "cpu_s_per_gb": "%s", "rss_mb": "%s"}' \
-                "$sep" "$m" "${R[$m.tcp1]}" "${R[$m.tcp4]}" "${R[$m.ping]}" "${R[$m.cpu]}" "${R[$m.rss]}"
+            printf '%s"%s": {"tcp1_bps": "%s", "tcp4_bps": "%s", "ping_avg_ms": "%s", "ping_load_ms": "%s", "cpu_s_per_gb": "%s", "rss_idle_mb": "%s", "rss_load_mb": "%s"}' \
+                "$sep" "$m" "${R[$m.tcp1]}" "${R[$m.tcp4]}" "${R[$m.ping]}" "${R[$m.pingload]}" "${R[$m.cpu]}" "${R[$m.rss_idle]:-}" "${R[$m.rss]}"
             sep=", "
         done
         printf '}}\n'
