@@ -161,7 +161,7 @@ echo "  binary:  $JVPN_BIN"
 echo "  run:     ${MINUTES} min, 1 TCP stream, $flaps link flaps of the active uplink, samples every ${INTERVAL}s"
 echo
 echo "$summary"
-read -r _ _ f0c t0c _ _ f0g t0g < <(head -n1 "$samples")
+read -r _ _ _ f0c t0c _ _ f0g t0g < <(head -n1 "$samples")
 read -r _ _ f1c t1c <<<"$final_cl"; read -r _ _ f1g t1g <<<"$final_gw"
 echo "fds     client $f0c -> $f1c, gateway $f0g -> $f1g; threads client $t0c -> $t1c, gateway $t0g -> $t1g"
 echo "stream  $stream (iperf3 exit $iperf_rc); TRANSPORT_SWITCH events: $switches; daemons alive: $alive"
