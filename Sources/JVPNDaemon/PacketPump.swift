@@ -169,7 +169,10 @@ final class PacketPump: @unchecked Sendable {
                 droppedNoKey.add(1, ordering: .relaxed)
                 continue
             }
-            if batchSocket != route.socketIndex || batch.capacity - batch.count < 48 {
+            // A super-packet leaves as its own GSO burst: whatever small packets are queued (ACKs,
+            // pings) go first, so they keep their order and do not wait behind megabytes of bursts.
+            let burst = h.gsoType != VirtioNetHeader.gsoNone && useUDPGSO
+            if batchSocket != route.socketIndex || batch.capacity - batch.count < 48 || (burst && batch.count > 0) {
                 if batch.count > 0 && batchSocket >= 0 { flush(batch, snap, batchSocket) }
                 batch.count = 0
             }

@@ -5,6 +5,8 @@
 #
 # Every mode uses the same basic rig (client ns <-> gateway ns over a veth) and measures:
 #   iperf3 TCP, 1 stream and 4 streams (-P 4), N seconds each: receiver bit/s
+#   UDP small packets: iperf3 -u -l 64 -b 0 (as fast as the sender can), N seconds: packets/s
+#   delivered to the receiver
 #   ping RTT on an idle tunnel (50 pings, 20 ms apart): average
 #   ping RTT under load: pings 20 ms apart during the 1-stream TCP run: average
 #   CPU seconds per GB moved: utime+stime of both daemons during the 1-stream run
@@ -107,6 +109,23 @@ except Exception as e:
 ' <<<"$out"
 }
 
+# udp_pps TARGET -> packets per second received (64-byte payloads, unpaced) or "nan"
+udp_pps() {
+    local target="$1" f="$RIG_DIR/iperf-udp.json"
+    timeout $(( SECONDS_PER + 30 )) ip netns exec "$RIG_CLIENT" \
+        iperf3 -c "$target" -p "$IPERF_PORT" -u -l 64 -b 0 -t "$SECONDS_PER" -J >"$f" 2>/dev/null &
+    wait $! || true
+    python3 -c '
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+    s = d["end"].get("sum_received") or d["end"]["sum"]
+    print("%.0f" % ((s["packets"] - s["lost_packets"]) / s["seconds"]))
+except Exception as e:
+    print("iperf3 UDP output not parsable: %s" % e, file=sys.stderr); print("nan")
+' "$f"
+}
+
 ping_avg() {   # ping_avg TARGET [COUNT]: RTT average in ms of COUNT pings 20 ms apart
     local out
     out="$(ip netns exec "$RIG_CLIENT" ping -c "${2:-50}" -i 0.02 -q -W 1 "$1" 2>/dev/null || true)"
@@ -119,10 +138,10 @@ declare -A R
 # measure MODE TARGET PIDS...
 measure() {
     local mode="$1" target="$2"; shift 2
-    local pids=("$@") r t1=() t4=() pg=() pl=() cg=() bits bytes c0 c1 ppid
+    local pids=("$@") r t1=() t4=() pg=() pl=() cg=() ud=() bits bytes c0 c1 ppid
     [[ ${#pids[@]} -gt 0 ]] && R[$mode.rss_idle]="$(rss_max_mb VmRSS "${pids[@]}")"
     for (( r = 1; r <= RUNS; r++ )); do
-        log "$mode: run $r/$RUNS: ping, TCP x1 (with ping), TCP x4 (${SECONDS_PER}s each)"
+        log "$mode: run $r/$RUNS: ping, TCP x1 (with ping), TCP x4, UDP 64 B (${SECONDS_PER}s each)"
         pg+=("$(ping_avg "$target")")
         c0="$(cpu_ticks "${pids[@]+"${pids[@]}"}")"
         # Pings during the stream, from 1 s in to 1 s before its end (when there is room).
@@ -140,7 +159,9 @@ measure() {
         fi
         iperf_run "$target" 4 >"$RIG_DIR/iperf.res"; read -r bits bytes <"$RIG_DIR/iperf.res"
         t4+=("$bits")
+        ud+=("$(udp_pps "$target")")
     done
+    R[$mode.udp]="$(median "${ud[@]}")"
     R[$mode.tcp1]="$(median "${t1[@]}")"
     R[$mode.tcp4]="$(median "${t4[@]}")"
     R[$mode.ping]="$(median "${pg[@]}")"
@@ -265,14 +286,15 @@ for m in wg jvpn; do
     [[ -n "${R[$m.ok]:-}" ]] || continue
     R[$m.addidle]="$(added "$m" ping)"; R[$m.addload]="$(added "$m" pingload)"
 done
-printf '%-14s %11s %11s %11s %11s %10s %9s %9s\n' mode "TCPx1 Gb/s" "TCPx4 Gb/s" "ping ms" "ping load" \
+kpps() { [[ "$1" == nan || -z "$1" ]] && echo "n/a" || awk -v p="$1" 'BEGIN { printf "%.1f", p / 1000 }'; }
+printf '%-14s %11s %11s %11s %11s %11s %10s %9s %9s\n' mode "TCPx1 Gb/s" "TCPx4 Gb/s" "UDP64 kpps" "ping ms" "ping load" \
     "CPU s/GB" "RSS idle" "RSS load"
 for m in raw wg jvpn; do
     want "$m" || continue
     label="$m"; [[ "$m" == raw ]] && label="raw veth"; [[ "$m" == wg ]] && label="wireguard-go"
     if [[ -z "${R[$m.ok]:-}" ]]; then printf '%-14s %11s\n' "$label" "failed/skipped"; continue; fi
-    printf '%-14s %11s %11s %11s %11s %10s %9s %9s\n' "$label" "$(gbit "${R[$m.tcp1]}")" "$(gbit "${R[$m.tcp4]}")" \
-        "$(fmt "${R[$m.ping]}")" "$(fmt "${R[$m.pingload]}")" "$(fmt "${R[$m.cpu]}")" \
+    printf '%-14s %11s %11s %11s %11s %11s %10s %9s %9s\n' "$label" "$(gbit "${R[$m.tcp1]}")" "$(gbit "${R[$m.tcp4]}")" \
+        "$(kpps "${R[$m.udp]}")" "$(fmt "${R[$m.ping]}")" "$(fmt "${R[$m.pingload]}")" "$(fmt "${R[$m.cpu]}")" \
         "$(fmt "${R[$m.rss_idle]:-}")" "$(fmt "${R[$m.rss]}")"
 done
 echo "(ping: average RTT, idle and during the 1-stream run; RSS: MB, the larger daemon, VmRSS idle / VmHWM after load)"
@@ -284,7 +306,7 @@ if [[ -n "${R[raw.ok]:-}" ]]; then
 fi
 if [[ -n "${R[jvpn.ok]:-}" && -n "${R[wg.ok]:-}" ]]; then
     echo
-    echo "jvpn / wireguard-go:  TCPx1 $(ratio tcp1)  TCPx4 $(ratio tcp4)  CPU/GB $(ratio cpu)  RSS $(ratio rss)"
+    echo "jvpn / wireguard-go:  TCPx1 $(ratio tcp1)  TCPx4 $(ratio tcp4)  UDP64 pps $(ratio udp)  CPU/GB $(ratio cpu)  RSS $(ratio rss)"
     echo "                      added RTT idle $(ratio addidle)  added RTT under load $(ratio addload)"
 fi
 
@@ -295,8 +317,8 @@ if [[ -n "$JSON_OUT" ]]; then
         sep=""
         for m in raw wg jvpn; do
             [[ -n "${R[$m.ok]:-}" ]] || continue
-            printf '%s"%s": {"tcp1_bps": "%s", "tcp4_bps": "%s", "ping_avg_ms": "%s", "ping_load_ms": "%s", "cpu_s_per_gb": "%s", "rss_idle_mb": "%s", "rss_load_mb": "%s"}' \
-                "$sep" "$m" "${R[$m.tcp1]}" "${R[$m.tcp4]}" "${R[$m.ping]}" "${R[$m.pingload]}" "${R[$m.cpu]}" "${R[$m.rss_idle]:-}" "${R[$m.rss]}"
+            printf '%s"%s": {"tcp1_bps": "%s", "tcp4_bps": "%s", "udp64_pps": "%s", "ping_avg_ms": "%s", "ping_load_ms": "%s", "cpu_s_per_gb": "%s", "rss_idle_mb": "%s", "rss_load_mb": "%s"}' \
+                "$sep" "$m" "${R[$m.tcp1]}" "${R[$m.tcp4]}" "${R[$m.udp]}" "${R[$m.ping]}" "${R[$m.pingload]}" "${R[$m.cpu]}" "${R[$m.rss_idle]:-}" "${R[$m.rss]}"
             sep=", "
         done
         printf '}}\n'
