@@ -83,6 +83,33 @@ final class KeyRingTests: XCTestCase {
         XCTAssertTrue(deliver(c2, to: serverRing) === s2)
     }
 
+    /// Old keys must not linger in memory after the ring drops them (forward secrecy, and no
+    /// growth over a long session): 50 rekeys leave only the ring's own keypairs alive.
+    func testDroppedKeypairsAreReleased() throws {
+        let ring = KeyRing()
+        var released: [() -> Bool] = []
+        var now: UInt64 = 1_000 * sec
+        for _ in 0..<50 {
+            try installWatched(ring, now: now, into: &released)
+            now += ring.policy.rekeyAfterTime
+            ring.expire(now: now)
+        }
+        XCTAssertNotNil(ring.current)
+        XCTAssertNil(ring.previous)   // expired: kept only `keepPreviousFor`
+        XCTAssertEqual(released.dropLast().filter { !$0() }.count, 0, "dropped keypairs still referenced")
+        XCTAssertFalse(released.last!())
+        ring.clear()
+        XCTAssertTrue(released.last!())
+    }
+
+    /// In its own frame so that no local keeps the keypair alive.
+    private func installWatched(_ ring: KeyRing, now: UInt64, into released: inout [() -> Bool]) throws {
+        let (c, _) = try handshake(now: now)
+        weak var w = c
+        released.append { w == nil }
+        ring.install(c, now: now)
+    }
+
     func testEverythingExpiresAfterRejectAfterTime() throws {
         let ring = KeyRing()
         let (c1, _) = try handshake(now: 0)

@@ -92,13 +92,15 @@ samples="$RIG_DIR/samples"   # t cl_rss cl_anon cl_fds cl_thr gw_rss gw_anon gw_
 start=$(date +%s)
 next_flap=$FLAP_EVERY
 flaps=0
+printed=0
 printf '%6s %10s %10s %10s %10s %6s %6s\n' "min" "client KB" "anon KB" "gw KB" "anon KB" "fds" "thr" >&2
 while :; do
     t=$(( $(date +%s) - start ))
     (( t > TOTAL )) && break
     kill -0 "$IPERF" 2>/dev/null || { log "iperf3 ended early at ${t}s"; break; }
     echo "$t $(sample "$CL_PID") $(sample "$GW_PID")" >>"$samples"
-    if (( t > 0 && t % 60 < INTERVAL )); then
+    if (( t / 60 > printed )); then
+        printed=$(( t / 60 ))
         read -r _ cr ca cf ct gr ga _ _ < <(tail -n1 "$samples")
         printf '%6d %10s %10s %10s %10s %6s %6s\n' "$(( t / 60 ))" "$cr" "$ca" "$gr" "$ga" "$cf" "$ct" >&2
     fi
