@@ -4,7 +4,9 @@
 . "$(dirname "$0")/lib.bash"
 router_setup "MaxSwitchesPerMinute = 6"
 sid=$(client_session)
-pid=$(rig_pids_by_comm "$RIG_CLIENT" '^jvpn$' | head -1)
+mapfile -t pids < <(rig_pids_by_comm "$RIG_CLIENT" '^jvpn$')   # not `| head`: SIGPIPE under pipefail
+[[ ${#pids[@]} -eq 1 ]] || fail "expected one jvpn daemon in the client namespace, found ${#pids[@]}"
+pid=${pids[0]}
 step "flap up0 at 5 Hz for 20 s"
 "$FLAP" flap up0 5 20 >/dev/null 2>&1 || fail "flap.sh flap"
 flap link-up up0

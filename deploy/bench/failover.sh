@@ -406,7 +406,8 @@ wg_setup() {
     rig_wait_for "ip netns exec '$RIG_CLIENT' ping -c1 -W1 10.99.0.1" 15 || { log "wireguard-go tunnel does not pass ping"; return 1; }
 }
 wg_active_uplink() {
-    ip -n "$RIG_CLIENT" route get "$RIG_GW_IP" 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }'
+    local r; r="$(ip -n "$RIG_CLIENT" route get "$RIG_GW_IP" 2>/dev/null || true)"
+    awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }' <<<"$r"
 }
 wg_settle() {
     rig_wait_for "ip netns exec '$RIG_CLIENT' ping -c1 -W1 10.99.0.1 && [[ \"\$(wg_active_uplink)\" == ${UPLINKS[0]} ]]" \

@@ -290,7 +290,9 @@ rig_create_two_clients() {
 rig_load_env() {
     local arg="${1:-}" f=""
     if [[ -f "$arg" ]]; then f="$arg"
-    elif [[ -n "$arg" ]]; then f="$(ls -d /tmp/"${arg}"*/rig.env 2>/dev/null | head -n1)"
+    elif [[ -n "$arg" ]]; then
+        local found=(/tmp/"${arg}"*/rig.env)
+        [[ -f "${found[0]}" ]] && f="${found[0]}"
     fi
     [[ -n "$f" && -f "$f" ]] || return 1
     # shellcheck disable=SC1090
