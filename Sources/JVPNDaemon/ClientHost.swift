@@ -184,30 +184,14 @@ final class ClientHost: SessionHost, PumpController {
                 changed = true
             case .stateChanged(let c):
                 p.machine = orchestrator?.machine ?? p.machine
-                var e = events.base(.stateChange, session: p.session, peer: p.publicKey)
-                e.from = c.from.rawValue
-                e.to = c.to.rawValue
-                e.reason = c.reason.rawValue
-                e.stateVersion = c.stateVersion
-                events.emit(e)
+                emitStateChange(p, c)
                 changed = true
             case .audit(let a):
-                var e = events.base(.audit, session: p.session, peer: p.publicKey)
-                e.check = a.check
-                e.result = a.result
-                e.detail = a.detail
-                events.emit(e)
+                emitAudit(p, a)
             case .switched(let from, let to, let reason, let recoveryMs):
-                var e = events.base(.transportSwitch, session: p.session, peer: p.publicKey)
-                e.fromPath = from.flatMap { pathIndex($0) }.map { paths[$0].name } ?? ""
-                e.toPath = pathIndex(to).map { paths[$0].name } ?? ""
-                e.reason = reason.rawValue
-                e.recoveryMs = recoveryMs
-                events.emit(e)
-                p.switches += 1
                 p.bindingVersion = orchestrator?.bindingVersion ?? p.bindingVersion
-                p.lastSwitch = ["from_path": .string(e.fromPath ?? ""), "to_path": .string(e.toPath ?? ""), "reason": .string(reason.rawValue),
-                                "recovery_ms": JSONValue(recoveryMs), "ts": .string(SessionEvent.rfc3339(e.timestampMs))]
+                recordSwitch(p, from: from.flatMap { pathIndex($0) }.map { paths[$0].name } ?? "",
+                             to: pathIndex(to).map { paths[$0].name } ?? "", reason: reason, recoveryMs: recoveryMs)
             case .terminated(_, let restart):
                 active = nil
                 changed = true

@@ -157,15 +157,7 @@ final class GatewayHost: SessionHost, PumpController {
         p.lastAuthenticatedMs = nowMs
         if p.state != .recovering { transition(p, to: .recovering, reason: reason, nowMs: nowMs) }
         transition(p, to: .attached, reason: .reattachOK, nowMs: nowMs)
-        var e = events.base(.transportSwitch, session: p.session, peer: p.publicKey)
-        e.fromPath = old?.description ?? ""
-        e.toPath = from.description
-        e.reason = reason.rawValue
-        e.recoveryMs = recoveryMs
-        events.emit(e)
-        p.switches += 1
-        p.lastSwitch = ["from_path": .string(e.fromPath ?? ""), "to_path": .string(e.toPath ?? ""), "reason": .string(reason.rawValue),
-                        "recovery_ms": JSONValue(recoveryMs), "ts": .string(SessionEvent.rfc3339(e.timestampMs))]
+        recordSwitch(p, from: old?.description ?? "", to: from.description, reason: reason, recoveryMs: recoveryMs)
         republish()
         sendControl(.reattachAck(sessionID: sessionID, bindingVersion: p.bindingVersion, nonce: nonce), peer: p, keypair: keypair, socket: socketIndex, to: from)
     }

@@ -89,22 +89,40 @@ class SessionHost: @unchecked Sendable {
     // MARK: events
 
     func transition(_ p: PeerRuntime, to: SessionState, reason: ReasonCode, nowMs: UInt64) {
-        let from = p.machine.state
         switch p.machine.transition(to: to, reason: reason, now: nowMs) {
-        case .applied(let change):
-            var e = events.base(.stateChange, session: p.session, peer: p.publicKey)
-            e.from = from.rawValue
-            e.to = to.rawValue
-            e.reason = reason.rawValue
-            e.stateVersion = change.stateVersion
-            events.emit(e)
-        case .rejected(let audit):
-            var e = events.base(.audit, session: p.session, peer: p.publicKey)
-            e.check = audit.check
-            e.result = audit.result
-            e.detail = audit.detail
-            events.emit(e)
+        case .applied(let change): emitStateChange(p, change)
+        case .rejected(let audit): emitAudit(p, audit)
         }
+    }
+
+    func emitStateChange(_ p: PeerRuntime, _ c: StateChange) {
+        var e = events.base(.stateChange, session: p.session, peer: p.publicKey)
+        e.from = c.from.rawValue
+        e.to = c.to.rawValue
+        e.reason = c.reason.rawValue
+        e.stateVersion = c.stateVersion
+        events.emit(e)
+    }
+
+    func emitAudit(_ p: PeerRuntime, _ a: AuditRecord) {
+        var e = events.base(.audit, session: p.session, peer: p.publicKey)
+        e.check = a.check
+        e.result = a.result
+        e.detail = a.detail
+        events.emit(e)
+    }
+
+    /// TRANSPORT_SWITCH event, the switch count and status's `last_switch`, always together.
+    func recordSwitch(_ p: PeerRuntime, from: String, to: String, reason: ReasonCode, recoveryMs: UInt64) {
+        var e = events.base(.transportSwitch, session: p.session, peer: p.publicKey)
+        e.fromPath = from
+        e.toPath = to
+        e.reason = reason.rawValue
+        e.recoveryMs = recoveryMs
+        events.emit(e)
+        p.switches += 1
+        p.lastSwitch = ["from_path": .string(from), "to_path": .string(to), "reason": .string(reason.rawValue),
+                        "recovery_ms": JSONValue(recoveryMs), "ts": .string(SessionEvent.rfc3339(e.timestampMs))]
     }
 
     func securityEvent(_ p: PeerRuntime?, reason: ReasonCode, remote: SocketAddress) {
@@ -116,11 +134,7 @@ class SessionHost: @unchecked Sendable {
     }
 
     func audit(_ p: PeerRuntime, check: String, pass: Bool, detail: String) {
-        var e = events.base(.audit, session: p.session, peer: p.publicKey)
-        e.check = check
-        e.result = pass ? "pass" : "fail"
-        e.detail = detail
-        events.emit(e)
+        emitAudit(p, AuditRecord(check: check, result: pass ? "pass" : "fail", detail: detail))
     }
 
     // MARK: control frames

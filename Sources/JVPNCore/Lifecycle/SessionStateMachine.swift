@@ -12,6 +12,12 @@ public struct AuditRecord: Equatable, Sendable {
     public var check: String
     public var result: String
     public var detail: String
+
+    public init(check: String, result: String, detail: String) {
+        self.check = check
+        self.result = result
+        self.detail = detail
+    }
 }
 
 public enum TransitionResult: Equatable, Sendable {
