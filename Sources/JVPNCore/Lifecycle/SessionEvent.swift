@@ -57,11 +57,11 @@ public struct SessionEvent: Equatable, Sendable {
 
     /// Parses one line written by `jsonLine` (or by an older/newer jvpn with extra fields).
     public init?(jsonLine: String) {
-        guard let obj = JSONText.parseFlatObject(jsonLine),
-              case .string(let ts)? = obj["ts"], let ms = SessionEvent.parseRFC3339(ts),
-              case .string(let ev)? = obj["event"], let kind = Kind(rawValue: ev) else { return nil }
-        func str(_ k: String) -> String? { if case .string(let s)? = obj[k] { return s }; return nil }
-        func num(_ k: String) -> UInt64? { if case .number(let n)? = obj[k] { return n }; return nil }
+        guard let obj = try? JSONValue.parse(jsonLine),
+              let ts = obj["ts"]?.stringValue, let ms = SessionEvent.parseRFC3339(ts),
+              let ev = obj["event"]?.stringValue, let kind = Kind(rawValue: ev) else { return nil }
+        func str(_ k: String) -> String? { obj[k]?.stringValue }
+        func num(_ k: String) -> UInt64? { obj[k]?.intValue.flatMap { $0 >= 0 ? UInt64($0) : nil } }
         self.init(timestampMs: ms, kind: kind, side: str("side") ?? "", session: str("session") ?? "", peer: str("peer") ?? "")
         from = str("from"); to = str("to"); reason = str("reason"); stateVersion = num("state_version")
         fromPath = str("from_path"); toPath = str("to_path"); recoveryMs = num("recovery_ms")
@@ -140,108 +140,4 @@ public struct SessionEvent: Equatable, Sendable {
 
 private extension String {
     func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
-}
-
-/// Minimal JSON text helpers for flat event objects (strings and unsigned numbers).
-public enum JSONText {
-    public enum Value: Equatable { case string(String), number(UInt64), other }
-
-    public static func string(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
-
-    /// Parses `{"k":"v","n":1,...}` with string and non-negative integer values; nested values
-    /// are skipped as `.other`. Nil on malformed input.
-    public static func parseFlatObject(_ text: String) -> [String: Value]? {
-        var it = Array(text.unicodeScalars)[...]
-        func skipWS() { while let f = it.first, f == " " || f == "\t" || f == "\n" || f == "\r" { it.removeFirst() } }
-        func parseString() -> String? {
-            guard it.first == "\"" else { return nil }
-            it.removeFirst()
-            var s = String.UnicodeScalarView()
-            while let ch = it.popFirst() {
-                if ch == "\"" { return String(s) }
-                if ch == "\\" {
-                    guard let e = it.popFirst() else { return nil }
-                    switch e {
-                    case "n": s.append("\n")
-                    case "r": s.append("\r")
-                    case "t": s.append("\t")
-                    case "b": s.append("\u{08}")
-                    case "f": s.append("\u{0C}")
-                    case "u":
-                        guard it.count >= 4, let v = UInt32(String(String.UnicodeScalarView(it.prefix(4))), radix: 16) else { return nil }
-                        it.removeFirst(4)
-                        s.append(Unicode.Scalar(v) ?? "\u{FFFD}")
-                    default: s.append(e)
-                    }
-                } else {
-                    s.append(ch)
-                }
-            }
-            return nil
-        }
-        func skipValue() -> Bool {
-            var depth = 0
-            while let ch = it.first {
-                if ch == "\"" { guard parseString() != nil else { return false }; if depth == 0 { return true }; continue }
-                if ch == "{" || ch == "[" { depth += 1 } else if ch == "}" || ch == "]" {
-                    if depth == 0 { return true }
-                    depth -= 1
-                    if depth == 0 { it.removeFirst(); return true }
-                } else if ch == "," && depth == 0 { return true }
-                it.removeFirst()
-            }
-            return depth == 0
-        }
-        skipWS()
-        guard it.popFirst() == "{" else { return nil }
-        var obj: [String: Value] = [:]
-        skipWS()
-        if it.first == "}" { return obj }
-        while true {
-            skipWS()
-            guard let key = parseString() else { return nil }
-            skipWS()
-            guard it.popFirst() == ":" else { return nil }
-            skipWS()
-            if it.first == "\"" {
-                guard let v = parseString() else { return nil }
-                obj[key] = .string(v)
-            } else if let f = it.first, f.properties.numericType != nil {
-                var digits = ""
-                while let d = it.first, d.properties.numericType != nil { digits.unicodeScalars.append(d); it.removeFirst() }
-                if let f2 = it.first, f2 == "." || f2 == "e" || f2 == "E" || f2 == "-" {
-                    guard skipValue() else { return nil }
-                    obj[key] = .other
-                } else {
-                    obj[key] = UInt64(digits).map(Value.number) ?? .other
-                }
-            } else {
-                guard skipValue() else { return nil }
-                obj[key] = .other
-            }
-            skipWS()
-            guard let sep = it.popFirst() else { return nil }
-            if sep == "}" { return obj }
-            guard sep == "," else { return nil }
-        }
-    }
 }
