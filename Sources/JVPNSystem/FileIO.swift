@@ -41,10 +41,10 @@ public enum FileIO {
     /// Writes all of `text` to `fd` (short writes and EINTR retried); false on error.
     @discardableResult
     public static func write(_ text: String, to fd: Int32) -> Bool {
-        var bytes = Array(text.utf8)
+        let bytes = Array(text.utf8)
         var off = 0
         while off < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
             if n < 0 { if errno == EINTR { continue }; return false }
             off += n
         }

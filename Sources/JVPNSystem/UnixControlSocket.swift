@@ -64,7 +64,7 @@ public final class UnixControlListener: @unchecked Sendable {
             if buf[0..<got].contains(10) { break }
         }
         let line = String(decoding: buf[0..<got], as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
-        let reply = Array(handler(line.trimmingCharacters()).utf8)
+        let reply = Array(handler(line.trimmingWhitespace).utf8)
         var off = 0
         while off < reply.count {
             let n = reply.withUnsafeBytes { send(c, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
@@ -97,14 +97,5 @@ public enum UnixControlClient {
             reply.append(contentsOf: buf[0..<n])
         }
         return String(decoding: reply, as: UTF8.self)
-    }
-}
-
-extension String {
-    func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\r" || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\r" || l == "\t" { s.removeLast() }
-        return String(s)
     }
 }

@@ -41,11 +41,8 @@ enum StatusFormatter {
     static func show(_ v: JSONValue?, _ dflt: String = "") -> String {
         switch v {
         case .string(let s)?: return s
-        case .int(let i)?: return String(i)
-        case .double(let d)?: return d.rounded() == d && abs(d) < 1e15 ? String(Int64(d)) : String(d)
-        case .bool(let b)?: return b ? "true" : "false"
-        case .array?, .object?: return v!.text
         case .null?, nil: return dflt
+        case let other?: return other.text
         }
     }
 

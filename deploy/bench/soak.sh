@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
         --minutes) MINUTES="$2"; shift 2 ;;
         --flap-every) FLAP_EVERY="$2"; shift 2 ;;
         --interval) INTERVAL="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
