@@ -155,8 +155,4 @@ class SessionHost: @unchecked Sendable {
         guard socket < sockets.count, let s = sockets[socket] else { return }
         bytes.withUnsafeBytes { _ = s.send($0.baseAddress!, length: $0.count, to: to) }
     }
-
-    // MARK: status
-
-    func statusSessions(nowMs: UInt64) -> [[String: Any]] { [] }
 }
