@@ -138,7 +138,7 @@ final class ClientHost: SessionHost, PumpController {
                 guard sid == p.session, let (pathID, _) = reattachNonces.first(where: { $0.value == nonce }) else { break }
                 reattachNonces = [:]
                 actions = o.reattachAcked(path: pathID, bindingVersion: version, nowMs: nowMs)
-            case .reject(let reason, let nonce):
+            case .reject(let reason, let nonce, _):
                 guard reattachNonces.values.contains(nonce) else { break }
                 reattachNonces = [:]
                 actions = o.reattachRejected(reason, nowMs: nowMs)
@@ -155,7 +155,7 @@ final class ClientHost: SessionHost, PumpController {
                     audit(p, check: "peer_close", pass: true, detail: "gateway closed the session with \(reason.rawValue)")
                     actions = o.terminate(.peerClosed, nowMs: nowMs) + [.terminated(.peerClosed, restart: config.policy.restartOnTerminate)]
                 }
-            case .probe, .reattachRequest:
+            case .probe, .reattachRequest, .pathChallenge, .pathResponse:
                 break
             }
             orchestrator = o

@@ -121,7 +121,7 @@ final class GatewayHost: SessionHost, PumpController {
                     if let sid = p.session { table.terminate(sid) }
                     republish()
                 }
-            case .probeReply, .reattachAck, .reject, .natHint:
+            case .probeReply, .reattachAck, .reject, .natHint, .pathChallenge, .pathResponse:
                 break
             }
         }
@@ -138,7 +138,7 @@ final class GatewayHost: SessionHost, PumpController {
             default: break
             }
             securityEvent(p, reason: r, remote: from)
-            sendControl(.reject(reason: r, nonce: nonce), peer: p, keypair: keypair, socket: socketIndex, to: from)
+            sendControl(.reject(reason: r, nonce: nonce, bindingVersion: p.bindingVersion), peer: p, keypair: keypair, socket: socketIndex, to: from)
         }
         // Proof and freshness were checked by the pump before this message was decoded.
         guard table.entry(sessionID)?.owner == p.publicKey, p.session == sessionID, p.state != .terminated else {

@@ -21,10 +21,12 @@ final class ControlMessageTests: XCTestCase {
             .probeReply(seq: .max, sentAtNs: .max, pathID: .max),
             .reattachRequest(sessionID: sid, bindingVersion: 7, pathID: 2, nonce: nonce, reason: .linkDown),
             .reattachAck(sessionID: sid, bindingVersion: 8, nonce: nonce),
-            .reject(reason: .staleVersion, nonce: nonce),
+            .reject(reason: .staleVersion, nonce: nonce, bindingVersion: 9),
             .close(reason: .operatorRequest),
             .natHint(NATHint(address: [203, 0, 113, 7], port: 51820)!),
             .natHint(NATHint(address: [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1], port: 1)!),
+            .pathChallenge(data: 0x0102_0304_0506_0708),
+            .pathResponse(data: .max),
         ]
     }
 
@@ -32,7 +34,7 @@ final class ControlMessageTests: XCTestCase {
         for m in samples { _ = try roundTrip(m) }
         for r in ReasonCode.allCases {
             _ = try roundTrip(.close(reason: r))
-            _ = try roundTrip(.reject(reason: r, nonce: .zero))
+            _ = try roundTrip(.reject(reason: r, nonce: .zero, bindingVersion: 1))
         }
     }
 
@@ -42,7 +44,36 @@ final class ControlMessageTests: XCTestCase {
         let close = try roundTrip(.close(reason: .peerClosed))
         XCTAssertEqual(close, [6, ReasonCode.peerClosed.wireCode])
         let hint = try roundTrip(.natHint(NATHint(address: [10, 0, 0, 1], port: 0x1234)!))
-        XCTAssertEqual(hint, [7, 4, 10, 0, 0, 1, 0x34, 0x12])
+        XCTAssertEqual(hint, [7, 4, 10, 0, 0, 1, 0x12, 0x34], "address and port in network order")
+        let reject = try roundTrip(.reject(reason: .staleVersion, nonce: .zero, bindingVersion: 0x0102))
+        XCTAssertEqual(reject, [5, 24] + [UInt8](repeating: 0, count: 16) + [2, 1, 0, 0, 0, 0, 0, 0])
+        let challenge = try roundTrip(.pathChallenge(data: 0x0807_0605_0403_0201))
+        XCTAssertEqual(challenge, [8, 1, 2, 3, 4, 5, 6, 7, 8])
+    }
+
+    func testProbePaddingBothWays() throws {
+        var buf = [UInt8](repeating: 0xee, count: 1500)
+        let reply = ControlMessage.probeReply(seq: 1, sentAtNs: 2, pathID: 3)
+        let n = buf.withUnsafeMutableBytes { reply.encode(into: $0.baseAddress!, capacity: 1500, paddedTo: 1200) }
+        XCTAssertEqual(n, 1200)
+        XCTAssertEqual(Set(buf[17..<1200]), [0], "padding is zeros")
+        XCTAssertEqual(try buf[0..<n].withUnsafeBytes { try ControlMessage.decode($0) }, reply)
+        // Other kinds are never padded.
+        let close = ControlMessage.close(reason: .peerClosed)
+        XCTAssertEqual(buf.withUnsafeMutableBytes { close.encode(into: $0.baseAddress!, capacity: 1500, paddedTo: 1200) }, 2)
+    }
+
+    func testReattachReasonsAreRestricted() throws {
+        let sid = try SessionID(bytes: [1, 2, 3, 4, 5, 6, 7, 8])
+        for r in ReasonCode.allCases {
+            var buf = [UInt8](repeating: 0, count: 64)
+            let m = ControlMessage.reattachRequest(sessionID: sid, bindingVersion: 1, pathID: 1, nonce: .zero, reason: r)
+            let n = buf.withUnsafeMutableBytes { m.encode(into: $0.baseAddress!, capacity: 64) }
+            let decoded = try? buf[0..<n].withUnsafeBytes { try ControlMessage.decode($0) }
+            if r.isReattachReason { XCTAssertEqual(decoded, m) } else { XCTAssertNil(decoded, "\(r) accepted in a REATTACH") }
+        }
+        XCTAssertEqual(ReasonCode.allCases.filter(\.isReattachReason),
+                       [.linkDown, .addressLost, .probeTimeout, .betterPath, .natRebind, .candidateAvailable])
     }
 
     func testEncodeCapacityTooSmall() {
@@ -86,7 +117,7 @@ final class ControlMessageTests: XCTestCase {
             let len = Int(rng.next() % 48)
             var b = [UInt8](repeating: 0, count: len)
             for i in 0..<len { b[i] = UInt8(truncatingIfNeeded: rng.next()) }
-            if len > 0 { b[0] = UInt8(rng.next() % 9) }
+            if len > 0 { b[0] = UInt8(rng.next() % 11) }
             if let m = try? b.withUnsafeBytes({ try ControlMessage.decode($0) }) {
                 decoded += 1
                 // Whatever decodes re-encodes to a prefix of the input.

@@ -150,7 +150,7 @@ final class ReattachSecurityTests: XCTestCase {
             let nonce2 = ControlNonce.random()
             seal(.reattachRequest(sessionID: sid, bindingVersion: 1, pathID: 2, nonce: nonce2, reason: .linkDown), kp)
                 .withUnsafeBytes { _ = c.send($0.baseAddress!, length: $0.count, to: gw) }
-            guard let rej = receive(c), case .reject(let reason, let n2)? = open(rej, kp) else { return XCTFail("no reject for stale") }
+            guard let rej = receive(c), case .reject(let reason, let n2, _)? = open(rej, kp) else { return XCTFail("no reject for stale") }
             XCTAssertEqual(reason, .staleVersion)
             XCTAssertEqual(n2, nonce2)
             XCTAssertEqual(status(name)?["binding_version"] as? Int, 2)
@@ -165,7 +165,7 @@ final class ReattachSecurityTests: XCTestCase {
             for s in [a, c] {
                 switch receive(s).flatMap({ open($0, kp) }) {
                 case .reattachAck?: acks += 1
-                case .reject(.staleVersion, _)?: stale += 1
+                case .reject(.staleVersion, _, _)?: stale += 1
                 default: break
                 }
             }

@@ -29,14 +29,59 @@ public enum ReasonCode: String, Sendable, CaseIterable, Codable {
     case unknownSession = "UNKNOWN_SESSION"
     case rateLimited = "RATE_LIMITED"
 
-    /// Stable numeric code used on the wire (reject/close messages).
+    /// The number written on the wire (reject and close messages, REATTACH_REQUEST). Fixed per code,
+    /// not derived from declaration order, so adding a code never renumbers the others.
     public var wireCode: UInt8 {
-        UInt8(ReasonCode.allCases.firstIndex(of: self)! + 1)
+        switch self {
+        case .handshakeOK: return 1
+        case .lossThreshold: return 2
+        case .rttThreshold: return 3
+        case .jitterThreshold: return 4
+        case .stabilityRestored: return 5
+        case .linkDown: return 6
+        case .addressLost: return 7
+        case .probeTimeout: return 8
+        case .betterPath: return 9
+        case .natRebind: return 10
+        case .candidateAvailable: return 11
+        case .reattachOK: return 12
+        case .recoveryWindowExceeded: return 13
+        case .switchRateLimited: return 14
+        case .sessionTTLExpired: return 15
+        case .transportLossTTLExpired: return 16
+        case .handshakeTimeout: return 17
+        case .operatorRequest: return 18
+        case .peerClosed: return 19
+        case .policyHardFail: return 20
+        case .ownershipConflict: return 21
+        case .invalidProof: return 22
+        case .replayDetected: return 23
+        case .staleVersion: return 24
+        case .unknownSession: return 25
+        case .rateLimited: return 26
+        }
     }
 
     public init?(wireCode: UInt8) {
-        let i = Int(wireCode) - 1
-        guard i >= 0, i < ReasonCode.allCases.count else { return nil }
-        self = ReasonCode.allCases[i]
+        guard let r = ReasonCode.byWireCode[Int(wireCode)] else { return nil }
+        self = r
+    }
+
+    private static let byWireCode: [ReasonCode?] = {
+        var table = [ReasonCode?](repeating: nil, count: 256)
+        for r in ReasonCode.allCases { table[Int(r.wireCode)] = r }
+        return table
+    }()
+
+    /// The reasons a REATTACH_REQUEST may carry: why the client moves (the contract's reasons for
+    /// entering RECOVERING). Anything else in a REATTACH is malformed.
+    public var isReattachReason: Bool {
+        switch self {
+        case .linkDown, .addressLost, .probeTimeout, .betterPath, .natRebind, .candidateAvailable: return true
+        case .handshakeOK, .lossThreshold, .rttThreshold, .jitterThreshold, .stabilityRestored, .reattachOK,
+             .recoveryWindowExceeded, .switchRateLimited, .sessionTTLExpired, .transportLossTTLExpired,
+             .handshakeTimeout, .operatorRequest, .peerClosed, .policyHardFail, .ownershipConflict,
+             .invalidProof, .replayDetected, .staleVersion, .unknownSession, .rateLimited: return false
+        }
     }
 }

@@ -45,8 +45,9 @@ public struct ControlNonce: Hashable, Sendable, CustomStringConvertible {
     public var description: String { HexCodec.encode(bytes) }
 }
 
-/// An address:port the server observed for the client (NAT rebinding hint). The address bytes are in
-/// network order, 4 bytes for IPv4 or 16 for IPv6.
+/// An address:port the server observed for the client (NAT rebinding hint). The address bytes and the
+/// port are in network order on the wire, as in the socket address they were copied from; 4 address
+/// bytes for IPv4 or 16 for IPv6.
 public struct NATHint: Equatable, Sendable {
     public let address: [UInt8]
     public let port: UInt16
@@ -66,21 +67,30 @@ public enum ControlDecodeError: Error, Equatable, Sendable {
     /// Length does not fit the kind (`expected` is the exact or minimum size).
     case wrongLength(kind: UInt8, expected: Int, actual: Int)
     case unknownReason(UInt8)
+    /// A known reason code that this message kind may not carry (a REATTACH names why the client moves).
+    case reasonNotAllowed(kind: UInt8, reason: UInt8)
     case badAddressFamily(UInt8)
 }
 
 /// Plaintext of a type-5 (control) frame. First byte = kind, integers little-endian, fixed sizes.
-/// See docs/PROTOCOL.md for the layouts. Probes and probe replies may carry trailing padding (ignored)
-/// so that they can be sized for path-MTU checks; every other kind has an exact size.
+/// See docs/PROTOCOL.md for the layouts. Probes and probe replies may carry trailing zero padding
+/// (ignored) so that they can be sized for path-MTU checks in both directions (a reply is padded to
+/// the size of its probe); every other kind has an exact size.
 public enum ControlMessage: Equatable, Sendable {
     case probe(seq: UInt32, sentAtNs: UInt64, pathID: UInt32)
     case probeReply(seq: UInt32, sentAtNs: UInt64, pathID: UInt32)
     case reattachRequest(sessionID: SessionID, bindingVersion: UInt64, pathID: UInt32, nonce: ControlNonce,
                          reason: ReasonCode)
     case reattachAck(sessionID: SessionID, bindingVersion: UInt64, nonce: ControlNonce)
-    case reject(reason: ReasonCode, nonce: ControlNonce)
+    /// `bindingVersion` is the gateway's current one: the client resyncs to it instead of retrying a
+    /// stale version forever (the frame is sealed with the session keys, so this is authenticated).
+    case reject(reason: ReasonCode, nonce: ControlNonce, bindingVersion: UInt64)
     case close(reason: ReasonCode)
     case natHint(NATHint)
+    /// The gateway asks the client to prove it receives on the path this arrives on (path validation).
+    case pathChallenge(data: UInt64)
+    /// The client's answer, sent back on the path the challenge arrived on, echoing `data`.
+    case pathResponse(data: UInt64)
 
     public enum Kind: UInt8, Sendable, CaseIterable {
         case probe = 1
@@ -90,6 +100,8 @@ public enum ControlMessage: Equatable, Sendable {
         case reject = 5
         case close = 6
         case natHint = 7
+        case pathChallenge = 8
+        case pathResponse = 9
     }
 
     /// Largest encoding (IPv6 NAT hint is 20; REATTACH_REQUEST is 38).
@@ -104,6 +116,8 @@ public enum ControlMessage: Equatable, Sendable {
         case .reject: return .reject
         case .close: return .close
         case .natHint: return .natHint
+        case .pathChallenge: return .pathChallenge
+        case .pathResponse: return .pathResponse
         }
     }
 
@@ -112,9 +126,10 @@ public enum ControlMessage: Equatable, Sendable {
         case .probe, .probeReply: return 17
         case .reattachRequest: return 38
         case .reattachAck: return 33
-        case .reject: return 18
+        case .reject: return 26
         case .close: return 2
         case .natHint: return 8 // IPv4; IPv6 is 20
+        case .pathChallenge, .pathResponse: return 9
         }
     }
 
@@ -123,10 +138,13 @@ public enum ControlMessage: Equatable, Sendable {
         return ControlMessage.fixedLength(kind)
     }
 
-    /// Writes the message; returns its length, or 0 if `capacity` is too small.
-    public func encode(into p: UnsafeMutableRawPointer, capacity: Int) -> Int {
-        let n = encodedLength
+    /// Writes the message; returns its length, or 0 if `capacity` is too small. A probe or probe reply
+    /// is zero-padded to `paddedTo` bytes when that is larger than its own size; other kinds ignore it.
+    public func encode(into p: UnsafeMutableRawPointer, capacity: Int, paddedTo: Int = 0) -> Int {
+        var n = encodedLength
+        if kind == .probe || kind == .probeReply, paddedTo > n { n = paddedTo }
         guard capacity >= n else { return 0 }
+        if n > encodedLength { (p + encodedLength).initializeMemory(as: UInt8.self, repeating: 0, count: n - encodedLength) }
         p.storeBytes(of: kind.rawValue, as: UInt8.self)
         switch self {
         case .probe(let seq, let sentAt, let path), .probeReply(let seq, let sentAt, let path):
@@ -143,15 +161,18 @@ public enum ControlMessage: Equatable, Sendable {
             sid.write(to: p + 1)
             p.storeBytes(of: version.littleEndian, toByteOffset: 9, as: UInt64.self)
             nonce.write(to: p + 17)
-        case .reject(let reason, let nonce):
+        case .reject(let reason, let nonce, let version):
             p.storeBytes(of: reason.wireCode, toByteOffset: 1, as: UInt8.self)
             nonce.write(to: p + 2)
+            p.storeBytes(of: version.littleEndian, toByteOffset: 18, as: UInt64.self)
         case .close(let reason):
             p.storeBytes(of: reason.wireCode, toByteOffset: 1, as: UInt8.self)
         case .natHint(let h):
             p.storeBytes(of: UInt8(h.isIPv6 ? 6 : 4), toByteOffset: 1, as: UInt8.self)
             h.address.withUnsafeBytes { (p + 2).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            p.storeBytes(of: h.port.littleEndian, toByteOffset: 2 + h.address.count, as: UInt16.self)
+            p.storeBytes(of: h.port.bigEndian, toByteOffset: 2 + h.address.count, as: UInt16.self)
+        case .pathChallenge(let data), .pathResponse(let data):
+            p.storeBytes(of: data.littleEndian, toByteOffset: 1, as: UInt64.self)
         }
         return n
     }
@@ -182,15 +203,17 @@ public enum ControlMessage: Equatable, Sendable {
                                   : .probeReply(seq: seq, sentAtNs: sentAt, pathID: path)
         case .reattachRequest:
             try need(38)
+            let why = try reason(at: 37)
+            guard why.isReattachReason else { throw .reasonNotAllowed(kind: raw, reason: why.wireCode) }
             return .reattachRequest(sessionID: SessionID(pointer: p + 1), bindingVersion: u64(9), pathID: u32(17),
-                                    nonce: ControlNonce(pointer: p + 21), reason: try reason(at: 37))
+                                    nonce: ControlNonce(pointer: p + 21), reason: why)
         case .reattachAck:
             try need(33)
             return .reattachAck(sessionID: SessionID(pointer: p + 1), bindingVersion: u64(9),
                                 nonce: ControlNonce(pointer: p + 17))
         case .reject:
-            try need(18)
-            return .reject(reason: try reason(at: 1), nonce: ControlNonce(pointer: p + 2))
+            try need(26)
+            return .reject(reason: try reason(at: 1), nonce: ControlNonce(pointer: p + 2), bindingVersion: u64(18))
         case .close:
             try need(2)
             return .close(reason: try reason(at: 1))
@@ -205,9 +228,12 @@ public enum ControlMessage: Equatable, Sendable {
             }
             try need(4 + addrLen)
             let addr = Array(UnsafeRawBufferPointer(start: p + 2, count: addrLen))
-            let port = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 + addrLen, as: UInt16.self))
+            let port = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 2 + addrLen, as: UInt16.self))
             guard let hint = NATHint(address: addr, port: port) else { throw .badAddressFamily(family) }
             return .natHint(hint)
+        case .pathChallenge, .pathResponse:
+            try need(9)
+            return kind == .pathChallenge ? .pathChallenge(data: u64(1)) : .pathResponse(data: u64(1))
         }
     }
 }

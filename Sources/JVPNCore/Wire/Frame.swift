@@ -33,7 +33,8 @@ public enum Frame {
     public static let headerLength = 16
     public static let tagLength = 16
     public static let overhead = headerLength + tagLength
-    public static let maxFrame = 65535
+    /// The largest UDP payload over IPv4 (65535 - 20 - 8), so a frame fits one datagram on either family.
+    public static let maxFrame = 65507
     public static let maxPlaintext = maxFrame - overhead
 
     @inline(__always)
