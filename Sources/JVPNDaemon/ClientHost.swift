@@ -116,9 +116,9 @@ final class ClientHost: SessionHost, PumpController {
         perform(actions, nowMs: nowMs)
     }
 
-    func confirmKeypair(peerIndex: Int, keypair: Keypair) {}
+    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int, length: Int) {}
 
-    func observedUnboundSource(peerIndex: Int, from: SocketAddress, socketIndex: Int) {}
+    func observedUnboundSource(peerIndex: Int, from: SocketAddress, socketIndex: Int, length: Int) {}
 
     func rejectedControl(peerIndex: Int, reason: ReasonCode, from: SocketAddress, socketIndex: Int) {}
 

@@ -205,8 +205,9 @@ public final class Daemon: @unchecked Sendable {
         let eventsDropped = JSONValue(eventLog.droppedCount)
         let sessions: [JSONValue] = host.lock.withLock {
             host.peers.compactMap { p -> JSONValue? in
+                if let gateway { return gateway.sessionStatus(p, nowMs: nowMs).map { gatewaySessionJSON(p, $0, eventsDropped) } }
+                guard let client else { return nil }
                 guard let sid = p.session else {
-                    guard let client else { return nil }
                     return ["session": "", "peer": .string(p.publicKey.base64), "state": .string(SessionState.birth.rawValue),
                             "state_version": 0, "active_path": "", "paths": .array(client.pathStatus()),
                             "switches": 0, "last_switch": .null,
@@ -214,31 +215,18 @@ public final class Daemon: @unchecked Sendable {
                             "rejected": ["replay": 0, "auth": 0, "stale_version": 0, "rate_limited": 0],
                             "events_dropped": eventsDropped]
                 }
-                if client == nil && p.state == .terminated && elapsedMs(nowMs, since: p.lastAuthenticatedMs) > 3_600_000 { return nil }
-                let c = p.counters
                 var activePath = ""
-                var paths: [JSONValue] = []
-                if let client {
-                    if let a = client.active, p.state != .terminated { activePath = client.paths[a].name }
-                    paths = client.pathStatus()
-                } else if let b = p.bound {
-                    activePath = b.description
-                    paths = [["path": .string(b.description), "uplink": "", "status": p.state == .terminated ? "dead" : "active",
-                              "rtt_ms": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0]]
-                }
-                return [
-                    "session": .string(sid.hex), "peer": .string(p.publicKey.base64), "state": .string(p.state.rawValue),
-                    "state_version": JSONValue(p.machine.stateVersion), "active_path": .string(activePath), "paths": .array(paths),
-                    "switches": JSONValue(p.switches), "last_switch": p.lastSwitch ?? .null,
-                    "binding_version": JSONValue(p.bindingVersion),
-                    "tx_bytes": JSONValue(c.txBytes.load(ordering: .relaxed)), "rx_bytes": JSONValue(c.rxBytes.load(ordering: .relaxed)),
-                    "tx_packets": JSONValue(c.txPackets.load(ordering: .relaxed)), "rx_packets": JSONValue(c.rxPackets.load(ordering: .relaxed)),
-                    "rejected": ["replay": JSONValue(c.rejectedReplay.load(ordering: .relaxed)),
-                                 "auth": JSONValue(c.rejectedAuth.load(ordering: .relaxed)),
-                                 "stale_version": JSONValue(c.rejectedStaleVersion.load(ordering: .relaxed)),
-                                 "rate_limited": JSONValue(c.rejectedRateLimited.load(ordering: .relaxed))],
-                    "events_dropped": eventsDropped,
-                ]
+                if let a = client.active, p.state != .terminated { activePath = client.paths[a].name }
+                var o = countersJSON(p, eventsDropped)
+                o["session"] = .string(sid.hex)
+                o["state"] = .string(p.state.rawValue)
+                o["state_version"] = JSONValue(p.machine.stateVersion)
+                o["active_path"] = .string(activePath)
+                o["paths"] = .array(client.pathStatus())
+                o["switches"] = JSONValue(p.switches)
+                o["last_switch"] = p.lastSwitch ?? .null
+                o["binding_version"] = JSONValue(p.bindingVersion)
+                return .object(o)
             }
         }
         let listenPort = client == nil ? Int(host.sockets.first??.localPort ?? 0) : Int(config.interface.listenPort ?? 0)
@@ -248,7 +236,40 @@ public final class Daemon: @unchecked Sendable {
             "listen_port": JSONValue(listenPort),
             "event_log": .string(config.interface.eventLog),
             "sessions": .array(sessions),
+            "security_events_suppressed": JSONValue(gateway?.securityEventsSuppressed ?? 0),
         ]
+    }
+
+    /// The fields every session entry has, from the peer's data-plane counters.
+    private func countersJSON(_ p: PeerRuntime, _ eventsDropped: JSONValue) -> [String: JSONValue] {
+        let c = p.counters
+        return [
+            "peer": .string(p.publicKey.base64),
+            "tx_bytes": JSONValue(c.txBytes.load(ordering: .relaxed)), "rx_bytes": JSONValue(c.rxBytes.load(ordering: .relaxed)),
+            "tx_packets": JSONValue(c.txPackets.load(ordering: .relaxed)), "rx_packets": JSONValue(c.rxPackets.load(ordering: .relaxed)),
+            "rejected": ["replay": JSONValue(c.rejectedReplay.load(ordering: .relaxed)),
+                         "auth": JSONValue(c.rejectedAuth.load(ordering: .relaxed)),
+                         "stale_version": JSONValue(c.rejectedStaleVersion.load(ordering: .relaxed)),
+                         "rate_limited": JSONValue(c.rejectedRateLimited.load(ordering: .relaxed))],
+            "events_dropped": eventsDropped,
+        ]
+    }
+
+    /// A gateway session as its core holds it; the one path is the bound client address.
+    private func gatewaySessionJSON(_ p: PeerRuntime, _ s: GatewaySession<GatewayPath>, _ eventsDropped: JSONValue) -> JSONValue {
+        var o = countersJSON(p, eventsDropped)
+        let bound = s.bound?.description ?? ""
+        o["session"] = .string(s.id.hex)
+        o["state"] = .string(s.state.rawValue)
+        o["state_version"] = JSONValue(s.machine.stateVersion)
+        o["active_path"] = .string(s.isLive ? bound : "")
+        o["paths"] = s.bound == nil ? .array([]) : .array([["path": .string(bound), "uplink": "", "status": s.isLive ? "active" : "dead",
+                                                            "rtt_ms": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0]])
+        o["switches"] = JSONValue(s.switches)
+        o["last_switch"] = p.lastSwitch ?? .null
+        o["binding_version"] = JSONValue(s.bindingVersion)
+        o["security_events_suppressed"] = JSONValue(s.securityEventsSuppressed)
+        return .object(o)
     }
 
     func statusJSON() -> String { statusObject().text }

@@ -1,75 +1,95 @@
 import JVPNCore
 import JVPNSystem
 
-/// The gateway: one UDP socket, many peers, one session per peer, each bound to exactly one path
-/// that only an authenticated REATTACH (compare-and-swap on binding_version) can move.
+/// Where a gateway hears a client and answers it: the socket it arrived on and the source address.
+struct GatewayPath: Hashable, Sendable, CustomStringConvertible {
+    let socket: Int
+    let address: SocketAddress
+    var description: String { address.description }
+}
+
+/// The gateway: one UDP socket, many peers, one session per peer. Every decision (handshake
+/// acceptance, confirmation, binding, REATTACH, path validation, limits, TTLs) is the pure
+/// `GatewayCore`'s, which owns each session's state; this class does the crypto and the sockets,
+/// keeps the keys, and performs the core's actions.
 final class GatewayHost: SessionHost, PumpController {
     private var byKey: [PublicKey: PeerRuntime] = [:]
-    private var handshakeBucket = TokenBucket(capacity: 200, refillPerSecond: 100, nowMs: 0)
-    /// Owner, binding and binding_version of every session: the pure table decides REATTACHes.
-    private var table: SessionTable<PublicKey, SocketAddress>
-    private var securityEventBucket = TokenBucket(capacity: 50, refillPerSecond: 10, nowMs: 0)
+    private var core: GatewayCore<GatewayPath>
+    /// Keys of a new session per peer, until the client confirms them (the core names the session).
+    private var pendingKeypairs: [Int: Keypair] = [:]
 
     override init(config: JVPNConfig, privateKey: PrivateKey, events: EventEmitter) throws {
-        table = SessionTable(maxSwitchesPerMinute: config.policy.maxSwitchesPerMinute, nowMs: Clock.monotonicMilliseconds())
+        core = GatewayCore(policy: config.policy, peerCount: config.peers.count, seed: UInt64.random(in: 0...UInt64.max),
+                           nowMs: Clock.monotonicMilliseconds())
         try super.init(config: config, privateKey: privateKey, events: events)
         for p in peers { byKey[p.publicKey] = p }
     }
 
     override func sendPath(for p: PeerRuntime) -> (Int, SocketAddress)? {
-        guard let b = p.bound else { return nil }
-        return (p.boundSocket, b)
+        guard let s = core.session(ofPeer: p.index), s.isLive, let b = s.bound else { return nil }
+        return (b.socket, b.address)
     }
+
+    override func receiveState(of p: PeerRuntime) -> PeerReceiveState {
+        let s = core.session(ofPeer: p.index)
+        return PeerReceiveState(hasSession: s != nil, isEnded: s?.isLive == false, checksBoundSource: true,
+                                boundSource: s?.bound.map { (socket: $0.socket, address: $0.address) },
+                                pendingKeypair: pendingKeypairs[p.index])
+    }
+
+    /// Status of one peer's session, nil when it has none (or it ended over an hour ago).
+    func sessionStatus(_ p: PeerRuntime, nowMs: UInt64) -> GatewaySession<GatewayPath>? {
+        guard let s = core.session(ofPeer: p.index) else { return nil }
+        if !s.isLive && elapsedMs(nowMs, since: s.machine.enteredAtMs) > 3_600_000 { return nil }
+        return s
+    }
+
+    var securityEventsSuppressed: UInt64 { lock.withLock { core.securityLimiter.suppressedTotal } }
+
+    // MARK: facts from the packet threads
 
     func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: SocketAddress, socketIndex: Int) {
         guard bytes.count > 0, bytes[0] == MessageType.initiation.rawValue else { return }
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
-            guard handshakeBucket.take(nowMs: nowMs) else { return }
             // Unknown or unauthorised keys fail here and get nothing back.
             guard let received = try? Handshake.consumeInitiation(bytes, local: privateKey, isAuthorized: { self.byKey[$0] != nil }),
                   let p = byKey[received.peer] else { return }
-            guard replayGuard.accept(peer: received.peer, timestamp: received.timestamp) else {
-                p.counters.rejectedReplay.add(1, ordering: .relaxed)
-                if securityEventBucket.take(nowMs: nowMs) { securityEvent(p, reason: .replayDetected, remote: from) }
+            let path = GatewayPath(socket: socketIndex, address: from)
+            let (decision, actions) = core.initiation(peer: p.index, session: received.sessionID, timestamp: received.timestamp,
+                                                      wallNs: Clock.wallNanoseconds(), from: path, nowMs: nowMs)
+            if case .drop(let why) = decision, why == .replayDetected { p.counters.rejectedReplay.add(1, ordering: .relaxed) }
+            perform(actions, nowMs: nowMs)
+            switch decision {
+            case .drop:
                 return
-            }
-            let index = freshIndex()
-            guard let (message, keypair) = try? received.makeResponse(localIndex: index, now: Clock.monotonicNanoseconds()) else {
-                usedIndexes.remove(index)
-                return
-            }
-            if p.session == received.sessionID && p.state != .terminated {
-                // Rekey of the live session: new keys, same session id, same binding.
-                install(keypair, in: p.keyRing, nowNs: Clock.monotonicNanoseconds())
-            } else {
-                if p.session != nil && p.state != .terminated {
-                    audit(p, check: "session_owner", pass: true, detail: "peer opened session \(received.sessionID.hex); previous session ends")
-                    transition(p, to: .terminated, reason: .peerClosed, nowMs: nowMs)
+            case .respondRekey, .respondNewSession:
+                let index = freshIndex()
+                guard let (message, keypair) = try? received.makeResponse(localIndex: index, now: Clock.monotonicNanoseconds()) else {
+                    usedIndexes.remove(index)
+                    return
                 }
-                releaseIndexes(of: p.keyRing)
-                p.keyRing = KeyRing()
-                install(keypair, in: p.keyRing, nowNs: Clock.monotonicNanoseconds())
-                _ = table.open(received.sessionID, owner: p.publicKey, path: from, nowMs: nowMs)
-                p.session = received.sessionID
-                p.machine = SessionStateMachine(nowMs: nowMs)
-                p.sessionStartedMs = nowMs
-                p.bound = from
-                p.boundSocket = socketIndex
-                p.bindingVersion = 1
-                p.switches = 0
-                p.lastSwitch = nil
-                transition(p, to: .attached, reason: .handshakeOK, nowMs: nowMs)
+                if decision == .respondRekey {
+                    install(keypair, in: p.keyRing, nowNs: Clock.monotonicNanoseconds())
+                } else {
+                    if let old = pendingKeypairs[p.index] { usedIndexes.remove(old.localIndex) }
+                    pendingKeypairs[p.index] = keypair
+                }
+                republish()
+                sendRaw(message, socket: socketIndex, to: from)
             }
-            p.lastAuthenticatedMs = nowMs
-            republish()
-            sendRaw(message, socket: socketIndex, to: from)
         }
     }
 
-    func confirmKeypair(peerIndex: Int, keypair: Keypair) {
+    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int, length: Int) {
+        let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
             let p = peers[peerIndex]
+            if pendingKeypairs[peerIndex] === keypair, let sid = core.pendingSession(ofPeer: peerIndex) {
+                perform(core.confirmed(peer: peerIndex, session: sid, from: GatewayPath(socket: socketIndex, address: from),
+                                       bytes: length, nowMs: nowMs), nowMs: nowMs)
+                return
+            }
             let previous = p.keyRing.previous
             if p.keyRing.receivedAuthenticated(on: keypair, now: Clock.monotonicNanoseconds()) {
                 if let previous, p.keyRing.previous !== previous { usedIndexes.remove(previous.localIndex) }
@@ -78,121 +98,113 @@ final class GatewayHost: SessionHost, PumpController {
         }
     }
 
-    func observedUnboundSource(peerIndex: Int, from: SocketAddress, socketIndex: Int) {
+    func observedUnboundSource(peerIndex: Int, from: SocketAddress, socketIndex: Int, length: Int) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
-            let p = peers[peerIndex]
-            p.lastAuthenticatedMs = nowMs
-            // NAT rebinding: tell the client (rate-limited); only its REATTACH may move the session.
-            guard elapsedMs(nowMs, since: p.lastHintMs) >= 1000 else { return }
-            p.lastHintMs = nowMs
-            if let hint = NATHint(address: from.addressBytes, port: from.port) {
-                sendControl(.natHint(hint), peer: p, socket: socketIndex, to: from)
-            }
+            let hint = NATHint(address: from.addressBytes, port: from.port)
+            perform(core.dataFromUnbound(peer: peerIndex, from: GatewayPath(socket: socketIndex, address: from), bytes: length,
+                                         natHint: hint, nowMs: nowMs), nowMs: nowMs)
         }
     }
 
     func rejectedControl(peerIndex: Int, reason: ReasonCode, from: SocketAddress, socketIndex: Int) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
-            let p = peers[peerIndex]
-            guard securityEventBucket.take(nowMs: nowMs) else { return }
-            securityEvent(p, reason: reason, remote: from)
+            perform(core.controlRefused(peer: peerIndex, reason: reason, from: GatewayPath(socket: socketIndex, address: from),
+                                        nowMs: nowMs), nowMs: nowMs)
         }
     }
 
     func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
-            let p = peers[peerIndex]
-            guard let message = try? ControlMessage.decode(plaintext) else { return }
-            if from == p.bound { p.lastAuthenticatedMs = nowMs }
-            switch message {
-            case .probe(let seq, let sentAt, let pathID):
-                // Probes may use any path: answer where it came from.
-                sendControl(.probeReply(seq: seq, sentAtNs: sentAt, pathID: pathID), peer: p, keypair: keypair, socket: socketIndex, to: from)
-            case .reattachRequest(let sid, let version, let pathID, let nonce, let reason):
-                handleReattach(p, sessionID: sid, version: version, pathID: pathID, nonce: nonce, reason: reason,
-                               keypair: keypair, from: from, socketIndex: socketIndex, nowMs: nowMs)
-            case .close(let reason):
-                if p.state != .terminated {
-                    audit(p, check: "peer_close", pass: true, detail: "peer closed with \(reason.rawValue)")
-                    transition(p, to: .terminated, reason: .peerClosed, nowMs: nowMs)
-                    if let sid = p.session { table.terminate(sid) }
-                    republish()
-                }
-            case .probeReply, .reattachAck, .reject, .natHint, .pathChallenge, .pathResponse:
-                break
+            guard let message = try? ControlMessage.decode(plaintext) else {
+                peers[peerIndex].counters.droppedMalformedControl.add(1, ordering: .relaxed)
+                return
             }
+            perform(core.control(peer: peerIndex, message, from: GatewayPath(socket: socketIndex, address: from),
+                                 bytes: plaintext.count + Frame.overhead, nowMs: nowMs), nowMs: nowMs)
         }
     }
 
-    /// DESIGN's order: session exists and lives -> proof (AEAD, done by the pump) -> freshness
-    /// (replay window, done by the pump) -> binding_version CAS -> rate limit. Then bind.
-    private func handleReattach(_ p: PeerRuntime, sessionID: SessionID, version: UInt64, pathID: UInt32, nonce: ControlNonce,
-                                reason: ReasonCode, keypair: Keypair, from: SocketAddress, socketIndex: Int, nowMs: UInt64) {
-        func reject(_ r: ReasonCode) {
-            switch r {
-            case .staleVersion: p.counters.rejectedStaleVersion.add(1, ordering: .relaxed)
-            case .rateLimited: p.counters.rejectedRateLimited.add(1, ordering: .relaxed)
-            default: break
-            }
-            securityEvent(p, reason: r, remote: from)
-            sendControl(.reject(reason: r, nonce: nonce, bindingVersion: p.bindingVersion), peer: p, keypair: keypair, socket: socketIndex, to: from)
-        }
-        // Proof and freshness were checked by the pump before this message was decoded.
-        guard table.entry(sessionID)?.owner == p.publicKey, p.session == sessionID, p.state != .terminated else {
-            return reject(.unknownSession)
-        }
-        switch table.validateReattach(sessionID, proofValid: true, fresh: true, expectedVersion: version, newPath: from, nowMs: nowMs) {
-        case .failure(let r): return reject(r.reason)
-        case .success(let newVersion): p.bindingVersion = newVersion
-        }
-        let old = p.bound
-        // The gateway cannot see when the client lost its path: its recovery time is the gap since
-        // the last authenticated packet on the old binding (probes arrive every ProbeIntervalMs).
-        let recoveryMs = elapsedMs(nowMs, since: p.lastAuthenticatedMs)
-        p.bound = from
-        p.boundSocket = socketIndex
-        p.lastAuthenticatedMs = nowMs
-        if p.state != .recovering { transition(p, to: .recovering, reason: reason, nowMs: nowMs) }
-        transition(p, to: .attached, reason: .reattachOK, nowMs: nowMs)
-        recordSwitch(p, from: old?.description ?? "", to: from.description, reason: reason, recoveryMs: recoveryMs)
-        republish()
-        sendControl(.reattachAck(sessionID: sessionID, bindingVersion: p.bindingVersion, nonce: nonce), peer: p, keypair: keypair, socket: socketIndex, to: from)
-    }
+    // MARK: time and operator
 
-    /// Timers: key expiry, TTLs.
+    /// Timers: key expiry, TTLs, pending handshakes and REATTACHes.
     func tick(nowMs: UInt64) {
         lock.withLock {
             var changed = false
-            for p in peers where p.session != nil && p.state != .terminated {
+            for p in peers {
                 for dropped in p.keyRing.expire(now: nowMs * 1_000_000) {
                     usedIndexes.remove(dropped.localIndex)
                     changed = true
                 }
-                if elapsedMs(nowMs, since: p.lastAuthenticatedMs) > config.policy.transportLossTtlMs {
-                    transition(p, to: .terminated, reason: .transportLossTTLExpired, nowMs: nowMs)
-                    changed = true
-                } else if elapsedMs(nowMs, since: p.sessionStartedMs) > config.policy.sessionTtlMs {
-                    transition(p, to: .terminated, reason: .sessionTTLExpired, nowMs: nowMs)
-                    changed = true
-                }
-                if p.state == .terminated, let sid = p.session { table.terminate(sid) }
             }
+            perform(core.tick(nowMs: nowMs), nowMs: nowMs)
             if changed { republish() }
         }
     }
 
     func shutdown(reason: ReasonCode) {
         let nowMs = Clock.monotonicMilliseconds()
-        lock.withLock {
-            for p in peers where p.session != nil && p.state != .terminated {
-                if let b = p.bound { sendControl(.close(reason: reason), peer: p, socket: p.boundSocket, to: b) }
-                transition(p, to: .terminated, reason: reason, nowMs: nowMs)
-                if let sid = p.session { table.terminate(sid) }
+        lock.withLock { perform(core.shutdown(reason: reason, nowMs: nowMs), nowMs: nowMs) }
+    }
+
+    // MARK: actions
+
+    /// Performs the core's actions in order. Called under `lock`.
+    private func perform(_ actions: [GatewayAction<GatewayPath>], nowMs: UInt64) {
+        var changed = false
+        for action in actions {
+            switch action {
+            case .send(let peer, let message, let to, let paddedTo):
+                countReject(message, peers[peer])
+                sendControl(message, peer: peers[peer], socket: to.socket, to: to.address, paddedTo: paddedTo)
+            case .bindingChanged:
+                changed = true
+            case .sessionOpened(let peer, _):
+                let p = peers[peer]
+                releaseIndexes(of: p.keyRing)
+                p.keyRing = KeyRing()
+                if let kp = pendingKeypairs.removeValue(forKey: peer) {
+                    let nowNs = Clock.monotonicNanoseconds()
+                    p.keyRing.install(kp, now: nowNs)
+                    _ = p.keyRing.receivedAuthenticated(on: kp, now: nowNs)
+                }
+                p.lastSwitch = nil
+                changed = true
+            case .pendingDropped(let peer, _):
+                if let kp = pendingKeypairs.removeValue(forKey: peer) { usedIndexes.remove(kp.localIndex) }
+                changed = true
+            case .stateChanged(let peer, let sid, let c):
+                var e = events.base(.stateChange, session: sid, peer: peers[peer].publicKey)
+                e.from = c.from.rawValue
+                e.to = c.to.rawValue
+                e.reason = c.reason.rawValue
+                e.stateVersion = c.stateVersion
+                events.emit(e)
+            case .switched(let peer, let sid, let from, let to, let reason, let recoveryMs):
+                recordSwitch(peers[peer], session: sid, from: from?.description ?? "", to: to.description, reason: reason,
+                             recoveryMs: recoveryMs)
+            case .security(let peer, let sid, let reason, let remote):
+                var e = events.base(.security, session: sid, peer: peers[peer].publicKey)
+                e.reason = reason.rawValue
+                e.remote = remote.description
+                events.emit(e)
+            case .audit(let peer, let sid, let a):
+                var e = events.base(.audit, session: sid, peer: peers[peer].publicKey)
+                e.check = a.check
+                e.result = a.result
+                e.detail = a.detail
+                events.emit(e)
             }
-            republish()
         }
+        if changed { republish() }
+    }
+
+    /// The `rejected` counters of status and metrics count the rejects the gateway sends.
+    private func countReject(_ message: ControlMessage, _ p: PeerRuntime) {
+        guard case .reject(let reason, _, _) = message else { return }
+        if reason == .staleVersion { p.counters.rejectedStaleVersion.add(1, ordering: .relaxed) }
+        if reason == .rateLimited { p.counters.rejectedRateLimited.add(1, ordering: .relaxed) }
     }
 }

@@ -16,10 +16,11 @@ protocol PumpController: AnyObject, Sendable {
                        from: SocketAddress, socketIndex: Int)
     /// A control frame for a known session failed its proof or freshness check.
     func rejectedControl(peerIndex: Int, reason: ReasonCode, from: SocketAddress, socketIndex: Int)
-    /// Authenticated data arrived on keys the responder had not yet confirmed.
-    func confirmKeypair(peerIndex: Int, keypair: Keypair)
+    /// An authenticated frame arrived on keys the responder had not yet confirmed (`length`: the
+    /// whole datagram).
+    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int, length: Int)
     /// Authenticated data arrived from an address other than the bound path.
-    func observedUnboundSource(peerIndex: Int, from: SocketAddress, socketIndex: Int)
+    func observedUnboundSource(peerIndex: Int, from: SocketAddress, socketIndex: Int, length: Int)
 }
 
 final class PacketPump: @unchecked Sendable {
@@ -368,16 +369,25 @@ final class PacketPump: @unchecked Sendable {
                 }
                 return
             }
-            if entry.isUnconfirmed { controller?.confirmKeypair(peerIndex: entry.peerIndex, keypair: entry.keypair) }
+            if entry.isUnconfirmed {
+                controller?.confirmKeypair(peerIndex: entry.peerIndex, keypair: entry.keypair, from: source.unmapped,
+                                           socketIndex: socketIndex, length: len)
+            }
             let body = UnsafeMutableRawPointer(p + Frame.headerLength)
             if header.type == .control {
                 controller?.handleControl(UnsafeRawBufferPointer(start: body, count: plain), peerIndex: entry.peerIndex,
                                           keypair: entry.keypair, from: source.unmapped, socketIndex: socketIndex)
                 return
             }
-            if let bound = entry.boundSource, bound != source { // both in the socket's own (mapped) form
+            if entry.isEnded { // the session is over: its control frames are answered, its data is not delivered
+                droppedNoKey.add(1, ordering: .relaxed)
+                return
+            }
+            // Both in the socket's own (mapped) form; a nil bound source (not bound yet) matches nothing.
+            if entry.checksBoundSource, entry.boundSource != source {
                 // Authenticated but from an unbound address: never moves the session; hint only.
-                controller?.observedUnboundSource(peerIndex: entry.peerIndex, from: source.unmapped, socketIndex: socketIndex)
+                controller?.observedUnboundSource(peerIndex: entry.peerIndex, from: source.unmapped, socketIndex: socketIndex,
+                                                  length: len)
             }
             if plain == 0 { return } // keepalive
             // checkInnerSource: a peer may only send from its AllowedIPs.

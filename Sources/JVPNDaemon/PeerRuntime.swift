@@ -13,6 +13,8 @@ final class PeerCounters: @unchecked Sendable {
     let rejectedStaleVersion = Atomic<UInt64>(0)
     let rejectedRateLimited = Atomic<UInt64>(0)
     let droppedInnerSource = Atomic<UInt64>(0)
+    /// Authenticated control frames that did not decode (a buggy or hostile peer).
+    let droppedMalformedControl = Atomic<UInt64>(0)
 }
 
 /// What the data plane needs to send to one peer, fixed for one snapshot generation.
@@ -30,8 +32,25 @@ struct ReceiverEntry {
     let counters: PeerCounters
     /// Responder-side keys not yet confirmed by the initiator: first use promotes them.
     let isUnconfirmed: Bool
-    /// The gateway's bound path for this session (nil on a client: probes may use any path).
+    /// Keys of a session that has ended: control frames still reach the control plane (so the
+    /// client learns that it ended), data is dropped.
+    let isEnded: Bool
+    /// Gateway: authenticated data from anywhere but `boundSource` is reported (it never moves the
+    /// session). A client has no bound source: probes may use any path.
+    let checksBoundSource: Bool
     let boundSource: SocketAddress?
+}
+
+/// A peer's session as the receive side needs it (built by the host under its lock).
+struct PeerReceiveState {
+    /// The peer has session keys the data plane should recognise.
+    var hasSession: Bool
+    var isEnded: Bool
+    var checksBoundSource: Bool
+    /// The gateway's bound path for the session (nil on a client: probes may use any path).
+    var boundSource: (socket: Int, address: SocketAddress)?
+    /// Keys of a new session still waiting for the client's confirmation (gateway).
+    var pendingKeypair: Keypair?
 }
 
 /// An immutable view of routing and keys for the packet threads. The control plane builds a new

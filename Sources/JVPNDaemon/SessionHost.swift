@@ -16,9 +16,10 @@ class SessionHost: @unchecked Sendable {
     var rng = SystemRandomNumberGenerator()
     /// Receiver indexes in use, so a fresh one never collides.
     var usedIndexes = Set<UInt32>()
-    let controlBuffer = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 16)
+    /// Room for a control frame padded to the largest probe (a path-MTU probe of a 9000-byte link).
+    static let controlBufferSize = 9216
+    let controlBuffer = UnsafeMutableRawPointer.allocate(byteCount: SessionHost.controlBufferSize, alignment: 16)
     var replayGuard = InitiationReplayGuard()
-    var terminatedSessions = 0
 
     init(config: JVPNConfig, privateKey: PrivateKey, events: EventEmitter) throws {
         self.config = config
@@ -54,6 +55,13 @@ class SessionHost: @unchecked Sendable {
     /// Path the data plane sends on for a peer (socket index, destination), nil = do not send.
     func sendPath(for peer: PeerRuntime) -> (Int, SocketAddress)? { nil }
 
+    /// What the receive side must know of a peer's session (the client's default; the gateway's
+    /// comes from its core).
+    func receiveState(of p: PeerRuntime) -> PeerReceiveState {
+        PeerReceiveState(hasSession: p.state != .terminated, isEnded: false, checksBoundSource: false, boundSource: nil,
+                         pendingKeypair: nil)
+    }
+
     /// Builds and publishes the data-plane view. Called under `lock` after any change.
     func republish() {
         var table = AllowedIPsTable<Int>()
@@ -61,25 +69,26 @@ class SessionHost: @unchecked Sendable {
         var receivers: [UInt32: ReceiverEntry] = [:]
         for p in peers {
             for prefix in p.config.allowedIPs { table.insert(prefix, value: p.index) }
-            if p.state != .terminated, let kp = p.keyRing.current, let (sock, dst) = sendPath(for: p) {
+            let rs = receiveState(of: p)
+            if rs.hasSession, !rs.isEnded, let kp = p.keyRing.current, let (sock, dst) = sendPath(for: p) {
                 guard sock < sockets.count, let socket = sockets[sock] else { send.append(nil); continue }
                 send.append(PeerSendRoute(keypair: kp, destination: socket.destination(for: dst),
                                           socketIndex: sock, counters: p.counters))
             } else {
                 send.append(nil)
             }
-            guard p.state != .terminated else { continue }
+            if let kp = rs.pendingKeypair {
+                receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: true,
+                                                         isEnded: false, checksBoundSource: false, boundSource: nil)
+            }
+            guard rs.hasSession else { continue }
             // In the receiving socket's own form (v4-mapped on a dual-stack socket): compared per packet.
-            let boundSource = self is GatewayHost ? p.bound.flatMap { b in
-                p.boundSocket < sockets.count ? sockets[p.boundSocket]?.destination(for: b) : nil } : nil
-            if let kp = p.keyRing.current {
-                receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: false, boundSource: boundSource)
-            }
-            if let kp = p.keyRing.previous {
-                receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: false, boundSource: boundSource)
-            }
-            if let kp = p.keyRing.next {
-                receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: true, boundSource: boundSource)
+            let boundSource = rs.boundSource.flatMap { b in b.socket < sockets.count ? sockets[b.socket]?.destination(for: b.address) : nil }
+            for (kp, unconfirmed) in [(p.keyRing.current, false), (p.keyRing.previous, false), (p.keyRing.next, true)] {
+                guard let kp else { continue }
+                receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: unconfirmed,
+                                                         isEnded: rs.isEnded, checksBoundSource: rs.checksBoundSource,
+                                                         boundSource: boundSource)
             }
         }
         snapshot.publish(DataPlaneSnapshot(routes: table, send: send, receivers: receivers, sockets: sockets))
@@ -113,8 +122,8 @@ class SessionHost: @unchecked Sendable {
     }
 
     /// TRANSPORT_SWITCH event, the switch count and status's `last_switch`, always together.
-    func recordSwitch(_ p: PeerRuntime, from: String, to: String, reason: ReasonCode, recoveryMs: UInt64) {
-        var e = events.base(.transportSwitch, session: p.session, peer: p.publicKey)
+    func recordSwitch(_ p: PeerRuntime, session: SessionID? = nil, from: String, to: String, reason: ReasonCode, recoveryMs: UInt64) {
+        var e = events.base(.transportSwitch, session: session ?? p.session, peer: p.publicKey)
         e.fromPath = from
         e.toPath = to
         e.reason = reason.rawValue
@@ -141,9 +150,10 @@ class SessionHost: @unchecked Sendable {
 
     /// Seals a control message with the peer's current keys and sends it on `socket` to `to`.
     @discardableResult
-    func sendControl(_ message: ControlMessage, peer p: PeerRuntime, keypair: Keypair? = nil, socket: Int, to: SocketAddress) -> Bool {
+    func sendControl(_ message: ControlMessage, peer p: PeerRuntime, keypair: Keypair? = nil, socket: Int, to: SocketAddress,
+                     paddedTo: Int = 0) -> Bool {
         guard let kp = keypair ?? p.keyRing.current, let counter = kp.nextCounter() else { return false }
-        let n = message.encode(into: controlBuffer + Frame.headerLength, capacity: 2048 - Frame.overhead)
+        let n = message.encode(into: controlBuffer + Frame.headerLength, capacity: SessionHost.controlBufferSize - Frame.overhead, paddedTo: paddedTo)
         guard n > 0 else { return false }
         let total = Frame.seal(type: .control, receiverIndex: kp.remoteIndex, counter: counter, key: kp,
                                buffer: controlBuffer, plaintextLength: n)
