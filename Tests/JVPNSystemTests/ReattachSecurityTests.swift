@@ -98,6 +98,7 @@ final class ReattachSecurityTests: XCTestCase {
             AllowedIPs = 10.78.0.2/32
             """
         try conf.write(toFile: "\(dir)/\(name).conf", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: "\(dir)/\(name).conf")
         let g = Process()
         g.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
         g.arguments = ["netns", "exec", namespace.name, bin, "up", "\(dir)/\(name).conf", "--foreground"]
@@ -126,6 +127,17 @@ final class ReattachSecurityTests: XCTestCase {
             let probe = seal(.probe(seq: 1, sentAtNs: 1, pathID: 0), kp)
             probe.withUnsafeBytes { _ = a.send($0.baseAddress!, length: $0.count, to: gw) }
             guard let reply = receive(a), case .probeReply? = open(reply, kp) else { return XCTFail("no probe reply") }
+            // B and C prove they receive there: a probe from each draws a reply and a PATH_CHALLENGE.
+            for (i, s) in [b, c].enumerated() {
+                seal(.probe(seq: UInt32(2 + i), sentAtNs: 1, pathID: UInt32(1 + i)), kp).withUnsafeBytes { _ = s.send($0.baseAddress!, length: $0.count, to: gw) }
+                var challenge: UInt64?
+                for _ in 0..<2 {
+                    if case .pathChallenge(let d)? = receive(s).flatMap({ open($0, kp) }) { challenge = d }
+                }
+                guard let challenge else { return XCTFail("no PATH_CHALLENGE for a probe from a new address") }
+                seal(.pathResponse(data: challenge), kp).withUnsafeBytes { _ = s.send($0.baseAddress!, length: $0.count, to: gw) }
+            }
+            usleep(100_000)
 
             // 1. Forged: right index, wrong keys.
             let forger = Keypair(sendKey: [UInt8](repeating: 9, count: 32), receiveKey: [UInt8](repeating: 8, count: 32),
