@@ -177,6 +177,7 @@ public final class Daemon: @unchecked Sendable {
         }
         metrics.retainPaths(livePaths)
         metrics.setEventsDropped(eventLog.droppedCount)
+        metrics.setSecurityEventsSuppressed(UInt64(clamping: status["security_events_suppressed"]?.intValue ?? 0))
         if let syslog { metrics.setSyslogFailures(syslog.failures) }
     }
 

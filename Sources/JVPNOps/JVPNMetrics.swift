@@ -55,6 +55,8 @@ public final class JVPNMetrics: @unchecked Sendable {
     private var eventsDroppedLast: UInt64 = 0
     private let syslogFailures: Counter
     private var syslogFailuresLast: UInt64 = 0
+    private let securitySuppressed: Counter
+    private var securitySuppressedLast: UInt64 = 0
 
     private enum Help {
         static let sessionState = "1 for the session's current state, 0 for the others"
@@ -73,6 +75,7 @@ public final class JVPNMetrics: @unchecked Sendable {
         static let pathStatus = "1 for the path's current status (active, standby, dead), 0 for the others"
         static let eventsDropped = "Events that could not be written to the event log"
         static let syslogFailures = "Events that could not be handed to syslog"
+        static let securitySuppressed = "SECURITY_EVENTs not emitted because the per-session or global event rate limit was reached"
     }
 
     /// Reasons that drive a switch and those that reject a request: pre-created at 0 so that
@@ -94,6 +97,8 @@ public final class JVPNMetrics: @unchecked Sendable {
                                                buckets: JVPNMetrics.recoveryBucketsMs)
         eventsDropped = registry.makeCounter(descriptor: JVPNMetrics.d("jvpn_events_dropped_total", Help.eventsDropped), labels: base)
         syslogFailures = registry.makeCounter(descriptor: JVPNMetrics.d("jvpn_syslog_failures_total", Help.syslogFailures), labels: base)
+        securitySuppressed = registry.makeCounter(descriptor: JVPNMetrics.d("jvpn_security_events_suppressed_total", Help.securitySuppressed),
+                                                  labels: base)
         for r in JVPNMetrics.switchReasons { _ = switchCounter(r) }
         for r in JVPNMetrics.rejectReasons { _ = rejectCounter(r) }
     }
@@ -226,6 +231,12 @@ public final class JVPNMetrics: @unchecked Sendable {
     public func setEventsDropped(_ total: UInt64) {
         lock.lock(); defer { lock.unlock() }
         JVPNMetrics.follow(eventsDropped, last: &eventsDroppedLast, total: total)
+    }
+
+    /// The gateway's count of rate-limited SECURITY_EVENTs, passed on from the timer.
+    public func setSecurityEventsSuppressed(_ total: UInt64) {
+        lock.lock(); defer { lock.unlock() }
+        JVPNMetrics.follow(securitySuppressed, last: &securitySuppressedLast, total: total)
     }
 
     /// `SyslogSink.failures`, passed on from the timer.

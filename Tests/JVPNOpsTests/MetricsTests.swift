@@ -126,9 +126,12 @@ final class MetricsTests: XCTestCase {
         m.setEventsDropped(3)
         m.setEventsDropped(7)
         m.setSyslogFailures(2)
+        m.setSecurityEventsSuppressed(40)
+        m.setSecurityEventsSuppressed(95)
         let s = parseExposition(m.render())
         XCTAssertEqual(s["jvpn_events_dropped_total"], 7)
         XCTAssertEqual(s["jvpn_syslog_failures_total"], 2)
+        XCTAssertEqual(s["jvpn_security_events_suppressed_total"], 95)
     }
 
     /// The daemon calls from several threads (timer, event emitter, control socket).
