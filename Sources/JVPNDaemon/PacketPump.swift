@@ -385,9 +385,15 @@ final class PacketPump: @unchecked Sendable {
             }
             // Both in the socket's own (mapped) form; a nil bound source (not bound yet) matches nothing.
             if entry.checksBoundSource, entry.boundSource != source {
-                // Authenticated but from an unbound address: never moves the session; hint only.
-                controller?.observedUnboundSource(peerIndex: entry.peerIndex, from: source.unmapped, socketIndex: socketIndex,
-                                                  length: len)
+                // Authenticated but from an unbound address: never moves the session; hint only. At
+                // most one report per peer per 100 ms, so such a stream never takes the lock per packet.
+                let nowMs = Clock.monotonicMilliseconds()
+                let last = entry.counters.lastUnboundReportMs.load(ordering: .relaxed)
+                if elapsedMs(nowMs, since: last) >= 100 {
+                    entry.counters.lastUnboundReportMs.store(nowMs, ordering: .relaxed)
+                    controller?.observedUnboundSource(peerIndex: entry.peerIndex, from: source.unmapped, socketIndex: socketIndex,
+                                                      length: len)
+                }
             }
             if plain == 0 { return } // keepalive
             // checkInnerSource: a peer may only send from its AllowedIPs.

@@ -13,6 +13,8 @@ final class PeerCounters: @unchecked Sendable {
     let rejectedStaleVersion = Atomic<UInt64>(0)
     let rejectedRateLimited = Atomic<UInt64>(0)
     let droppedInnerSource = Atomic<UInt64>(0)
+    /// When the receive thread last told the control plane about data from an unbound address.
+    let lastUnboundReportMs = Atomic<UInt64>(0)
     /// Authenticated control frames that did not decode (a buggy or hostile peer).
     let droppedMalformedControl = Atomic<UInt64>(0)
 }

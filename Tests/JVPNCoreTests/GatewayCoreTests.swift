@@ -93,6 +93,24 @@ final class GatewayCoreTests: XCTestCase {
         XCTAssertEqual(core.initiation(peer: 0, session: sid2, timestamp: ts(20), wallNs: wall, from: "A", nowMs: 20).0, .respondRekey)
     }
 
+    func testASessionIdBelongsToItsPeer() {
+        var core = attached()
+        let (d, a) = core.initiation(peer: 1, session: sid, timestamp: ts(5), wallNs: wall, from: "M", nowMs: 5)
+        XCTAssertEqual(d, .drop(.ownershipConflict))
+        XCTAssertTrue(a.contains { if case .security(1, _, .ownershipConflict, _) = $0 { return true }; return false })
+        XCTAssertEqual(core.session(ofPeer: 0)?.bound, "A")
+        XCTAssertNil(core.session(ofPeer: 1))
+    }
+
+    func testATerminatedSessionIdIsNeverReopened() {
+        var core = attached()
+        _ = core.tick(nowMs: policy.transportLossTtlMs + 10)
+        let (d, _) = core.initiation(peer: 0, session: sid, timestamp: ts(5), wallNs: wall, from: "A", nowMs: policy.transportLossTtlMs + 20)
+        XCTAssertEqual(d, .drop(.unknownSession))
+        XCTAssertEqual(core.initiation(peer: 0, session: sid2, timestamp: ts(6), wallNs: wall, from: "A",
+                                       nowMs: policy.transportLossTtlMs + 30).0, .respondNewSession)
+    }
+
     func testAnUnconfirmedHandshakeExpires() {
         var core = attached()
         _ = core.initiation(peer: 0, session: sid2, timestamp: ts(10), wallNs: wall, from: "A", nowMs: 10)

@@ -108,9 +108,18 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
             securityEvent(peer, .replayDetected, from, now, &out)
             return (.drop(.replayDetected), out)
         }
+        // A session id belongs to the peer that created it: no other key may claim it.
+        if let owner = peers.indices.first(where: { $0 != peer && (peers[$0].session?.id == sid || peers[$0].pending?.session == sid) }) {
+            out.append(.audit(peer: peer, sid, AuditRecord(check: "session_owner", result: "fail",
+                                                           detail: "session \(sid.hex) belongs to peer #\(owner)")))
+            securityEvent(peer, .ownershipConflict, from, now, &out)
+            return (.drop(.ownershipConflict), out)
+        }
         peers[peer].newestTimestamp = timestamp
-        if let s = peers[peer].session, s.isLive, s.id == sid {
-            return (.respondRekey, out)
+        if let s = peers[peer].session, s.id == sid {
+            // TERMINATED is final for a session id: its client learns it from the answers to its
+            // frames and starts a new session.
+            return s.isLive ? (.respondRekey, out) : (.drop(.unknownSession), out)
         }
         if let old = peers[peer].pending, old.session != sid {
             out.append(.pendingDropped(peer: peer, old.session))
