@@ -132,14 +132,14 @@ public final class Daemon: @unchecked Sendable {
         let poller = Poller(fds)
         while !stopRequested && !Signals.received {
             poller.wait(timeoutMs: 10)
-            if poller.isReadable(0) {
-                listener.serveOne { self.handleControl($0) }
-            }
             if poller.isReadable(1) { wake.drain() }
             if let monitor, fds.count > 2, poller.isReadable(2) {
                 try? monitor.drain { event in self.handleNetlink(event) }
             }
             let now = Clock.monotonicMilliseconds()
+            // Every round, not only when the listener is readable: accepted connections may have
+            // sent their request since, or expired.
+            listener.serve(nowMs: now) { self.handleControl($0) }
             client?.tick(nowMs: now)
             gateway?.tick(nowMs: now)
             if metrics != nil && elapsedMs(now, since: lastMetricsMs) >= 1000 {
