@@ -23,8 +23,8 @@ int cudp_eventfd(void) {
     return fd < 0 ? -errno : fd;
 }
 
-int cudp_accept_cloexec(int fd) {
-    int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+int cudp_accept_nonblocking(int fd) {
+    int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     return c < 0 ? -errno : c;
 }
 

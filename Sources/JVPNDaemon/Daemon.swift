@@ -20,6 +20,12 @@ public enum DaemonError: Error, CustomStringConvertible {
 /// SIGTERM/SIGINT or `jvpn down`.
 public final class Daemon: @unchecked Sendable {
     public static var runDirectory = "/run/jvpn"
+    /// What the daemon still needs once set up: CAP_NET_ADMIN for netlink (routes and rules on
+    /// teardown, links), SO_MARK and SO_RCVBUFFORCE on sockets; CAP_NET_RAW for SO_BINDTODEVICE on
+    /// the socket of an uplink that is plugged in later (kernels before 5.7 require it for every
+    /// bind). Files it writes afterwards (event log, control socket removal) are root's own, so
+    /// it needs no CAP_DAC_OVERRIDE. deploy/systemd/jvpn@.service bounds the unit to the same set.
+    public static let keptCapabilities = CapabilitySet([.netAdmin, .netRaw])
     public static func controlPath(_ name: String) -> String { "\(runDirectory)/\(name).sock" }
 
     let config: JVPNConfig
@@ -48,6 +54,8 @@ public final class Daemon: @unchecked Sendable {
     }
 
     public func run() throws {
+        // Before any key is in memory: a crash must not leave a core file with keys in it.
+        try CoreDumps.disable()
         try Sodium.initialize()
         let privateKey = try KeyLoading.privateKey(for: config)
         let listener: UnixControlListener
@@ -66,7 +74,6 @@ public final class Daemon: @unchecked Sendable {
                 sink.send(jsonLine: line, eventName: SessionEvent(jsonLine: line)?.kind.rawValue ?? "EVENT")
             }
         }
-        try eventLog.start()
         defer { eventLog.stop() }
         let isClient = config.role == .client
         let emitter = EventEmitter(log: eventLog, side: isClient ? "client" : "server")
@@ -74,9 +81,7 @@ public final class Daemon: @unchecked Sendable {
             let m = JVPNMetrics(interface: name)
             metrics = m
             emitter.metrics = m
-            let server = try MetricsServer(listen: listen.description, metrics: m)
-            try server.start()
-            metricsServer = server
+            metricsServer = try MetricsServer(listen: listen.description, metrics: m)
         }
         defer { metricsServer?.stop() }
 
@@ -113,6 +118,15 @@ public final class Daemon: @unchecked Sendable {
         host.pump = pump
         pump.controller = host as? any PumpController
         host.lock.withLock { host.republish() }
+        let wake = try EventFD()
+        Signals.install(wake: wake)
+        let monitor = try? NetlinkMonitor()
+
+        // Everything that needs more privilege is open now. Capabilities are per thread and a
+        // thread inherits its creator's, so this comes before the first thread starts.
+        try ProcessCapabilities.restrict(to: Daemon.keptCapabilities)
+        try eventLog.start()
+        try metricsServer?.start()
         try pump.start()
         try network.configureRoutes()
         if let client, let uplinks {
@@ -124,22 +138,19 @@ public final class Daemon: @unchecked Sendable {
         SystemdNotify.ready(status: "\(name) up")
         onReady?()
 
-        let wake = try EventFD()
-        Signals.install(wake: wake)
-        let monitor = try? NetlinkMonitor()
         var fds = [listener.fileDescriptor, wake.fileDescriptor]
         if let monitor { fds.append(monitor.fileDescriptor) }
         let poller = Poller(fds)
         while !stopRequested && !Signals.received {
             poller.wait(timeoutMs: 10)
-            if poller.isReadable(0) {
-                listener.serveOne { self.handleControl($0) }
-            }
             if poller.isReadable(1) { wake.drain() }
             if let monitor, fds.count > 2, poller.isReadable(2) {
                 try? monitor.drain { event in self.handleNetlink(event) }
             }
             let now = Clock.monotonicMilliseconds()
+            // Every round, not only when the listener is readable: accepted connections may have
+            // sent their request since, or expired.
+            listener.serve(nowMs: now) { self.handleControl($0) }
             client?.tick(nowMs: now)
             gateway?.tick(nowMs: now)
             if metrics != nil && elapsedMs(now, since: lastMetricsMs) >= 1000 {

@@ -2,10 +2,10 @@ import JVPNSystem
 import Glibc
 
 /// A minimal HTTP/1.1 server for Prometheus scrapes: `GET /metrics` (and HEAD) answers the
-/// metrics in text format 0.0.4, any other path 404, any other method 405. One thread, one
-/// connection at a time, `Connection: close`: a scraper every few seconds needs nothing more, and a
-/// client that stalls is cut off after `ioTimeoutMs`, so it can delay the next scrape but never
-/// pile up threads or memory (requests are capped at `maxRequestBytes`).
+/// metrics in text format 0.0.4, any other path 404, any other method 405. One thread multiplexes
+/// up to `maxConnections` connections with non-blocking I/O, `Connection: close`: a client that
+/// stalls holds one slot until it is cut off `ioTimeoutMs` after its accept, and delays nobody
+/// else's scrape; requests are capped at `maxRequestBytes`. The daemon's main loop is never involved.
 public final class MetricsServer: @unchecked Sendable {
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -13,8 +13,8 @@ public final class MetricsServer: @unchecked Sendable {
     /// The bound port (useful with port 0 in tests).
     public let port: UInt16
     private let metrics: JVPNMetrics
-    private let maxRequestBytes: Int
     private let ioTimeoutMs: Int
+    private let limits: RequestConnections.Limits
     private let listenFd: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -29,11 +29,13 @@ public final class MetricsServer: @unchecked Sendable {
 
     /// Binds and listens at once, so that a taken port or a bad address fails `jvpn up` rather
     /// than surfacing later. `listen` is `IPv4:PORT` or `[IPv6]:PORT`.
-    public init(listen: String, metrics: JVPNMetrics, maxRequestBytes: Int = 8192, ioTimeoutMs: Int = 2000) throws {
+    public init(listen: String, metrics: JVPNMetrics, maxRequestBytes: Int = 8192, ioTimeoutMs: Int = 2000,
+                maxConnections: Int = 8) throws {
         listenAddress = listen
         self.metrics = metrics
-        self.maxRequestBytes = max(256, maxRequestBytes)
         self.ioTimeoutMs = max(10, ioTimeoutMs)
+        limits = RequestConnections.Limits(maxConnections: maxConnections, maxRequestBytes: max(256, maxRequestBytes),
+                                           deadlineMs: UInt64(self.ioTimeoutMs))
         let address: OpsSocketAddress
         switch OpsSocketAddress.parseIP(listen, allowPortZero: true) {
         case .success(let a): address = a
@@ -126,104 +128,45 @@ public final class MetricsServer: @unchecked Sendable {
     private var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
 
     private func serve() {
-        var fds = [pollfd(fd: listenFd, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        let connections = RequestConnections(listenFd: listenFd, limits: limits) { bytes in
+            MetricsServer.headerEnd(bytes, count: bytes.count).map { $0 + 4 }
+        }
         while !isStopped {
-            fds[0].revents = 0
-            fds[1].revents = 0
-            let n = poll(&fds, 2, 1000)
+            var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)] + connections.pollDescriptors
+            let timeout = connections.millisecondsUntilNextDeadline(nowMs: MetricsServer.nowMs()).map { min($0, 1000) } ?? 1000
+            let n = poll(&fds, nfds_t(fds.count), Int32(timeout))
             if n < 0 && errno != EINTR { usleep(10_000); continue }
-            if fds[1].revents != 0 { break }
-            guard fds[0].revents & Int16(POLLIN) != 0 else { continue }
-            // Glibc's Swift module does not export accept4: set the flags right after.
-            let client = accept(listenFd, nil, nil)
-            guard client >= 0 else { continue }
-            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
-            handle(client)
-            close(client)
+            if fds[0].revents != 0 { break }
+            connections.service(nowMs: MetricsServer.nowMs()) { respond(to: $0) }
         }
     }
 
-    private func handle(_ fd: Int32) {
-        let deadline = MetricsServer.nowMs() + UInt64(ioTimeoutMs)
-        guard let request = readHead(fd, deadline: deadline) else {
-            return
-        }
-        let response: [UInt8]
+    private func respond(to request: RequestConnections.Request) -> [UInt8] {
         switch request {
         case .tooLarge:
-            response = MetricsServer.response(431, "Request Header Fields Too Large", body: "request too large\n", head: false)
-        case .malformed:
-            response = MetricsServer.response(400, "Bad Request", body: "bad request\n", head: false)
-        case .request(let method, let target):
-            let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
-            if path != "/metrics" {
-                response = MetricsServer.response(404, "Not Found", body: "not found; metrics are at /metrics\n", head: method == "HEAD")
-            } else if method != "GET" && method != "HEAD" {
-                response = MetricsServer.response(405, "Method Not Allowed", body: "only GET\n", head: false, extra: "Allow: GET, HEAD\r\n")
-            } else {
-                response = MetricsServer.response(200, "OK", body: metrics.render(), head: method == "HEAD",
-                                                  contentType: MetricsServer.contentType)
+            return MetricsServer.response(431, "Request Header Fields Too Large", body: "request too large\n", head: false)
+        case .complete(let bytes):
+            switch MetricsServer.parse(Array(bytes.dropLast(4))) {
+            case .malformed:
+                return MetricsServer.response(400, "Bad Request", body: "bad request\n", head: false)
+            case .request(let method, let target):
+                let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+                if path != "/metrics" {
+                    return MetricsServer.response(404, "Not Found", body: "not found; metrics are at /metrics\n", head: method == "HEAD")
+                }
+                if method != "GET" && method != "HEAD" {
+                    return MetricsServer.response(405, "Method Not Allowed", body: "only GET\n", head: false, extra: "Allow: GET, HEAD\r\n")
+                }
                 lock.lock(); served &+= 1; lock.unlock()
+                return MetricsServer.response(200, "OK", body: metrics.render(), head: method == "HEAD",
+                                              contentType: MetricsServer.contentType)
             }
         }
-        writeAll(fd, response, deadline: deadline)
     }
 
     private enum Head {
         case request(method: String, target: String)
-        case tooLarge
         case malformed
-    }
-
-    /// Reads until the blank line that ends the header block; nil when the client went away or the
-    /// deadline passed (nothing worth answering).
-    private func readHead(_ fd: Int32, deadline: UInt64) -> Head? {
-        var buf = [UInt8](repeating: 0, count: maxRequestBytes)
-        var have = 0
-        while true {
-            if let end = MetricsServer.headerEnd(buf, count: have) {
-                return MetricsServer.parse(Array(buf[0..<end]))
-            }
-            if have == buf.count { return .tooLarge }
-            guard waitFor(fd, Int16(POLLIN), deadline: deadline) else { return nil }
-            let n = buf.withUnsafeMutableBytes { raw in
-                recv(fd, raw.baseAddress! + have, raw.count - have, 0)
-            }
-            if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
-            if n <= 0 { return nil }
-            have += n
-        }
-    }
-
-    private func writeAll(_ fd: Int32, _ bytes: [UInt8], deadline: UInt64) {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in
-                Glibc.send(fd, raw.baseAddress! + off, raw.count - off, Int32(MSG_NOSIGNAL))
-            }
-            if n > 0 { off += n; continue }
-            if n < 0 && (errno == EAGAIN || errno == EINTR) {
-                guard waitFor(fd, Int16(POLLOUT), deadline: deadline) else { return }
-                continue
-            }
-            return
-        }
-    }
-
-    /// poll() one descriptor until the deadline; also returns false when stop() was called.
-    private func waitFor(_ fd: Int32, _ events: Int16, deadline: UInt64) -> Bool {
-        while true {
-            let now = MetricsServer.nowMs()
-            if now >= deadline || isStopped { return false }
-            var p = [pollfd(fd: fd, events: events, revents: 0),
-                     pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-            let n = poll(&p, 2, Int32(min(deadline - now, 1000)))
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 || p[1].revents != 0 { return false }
-            if p[0].revents != 0 { return true }
-        }
     }
 
     static func headerEnd(_ b: [UInt8], count: Int) -> Int? {

@@ -17,6 +17,61 @@ public enum FileIO {
         return try readAll(fd: fd, path: path, maxBytes: maxBytes)
     }
 
+    /// The whole file and what fstat says about it, from one open (so both describe the same file).
+    public static func readWithStatus(_ path: String, maxBytes: Int = 1 << 20) throws(Failure) -> (bytes: [UInt8], status: Status) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure(path: path, errno: errno) }
+        defer { close(fd) }
+        let status = try status(fd: fd, path: path)
+        return (try readAll(fd: fd, path: path, maxBytes: maxBytes), status)
+    }
+
+    /// What fstat(2) says about an open file, as far as permission checks need it.
+    public struct Status: Equatable, Sendable {
+        public enum Kind: Equatable, Sendable {
+            case regular, directory, symbolicLink, fifo, socket, characterDevice, blockDevice
+        }
+        public let kind: Kind
+        public let owner: uid_t
+        /// Permission bits only (0o7777).
+        public let permissions: UInt32
+
+        public init(kind: Kind, owner: uid_t, permissions: UInt32) {
+            self.kind = kind
+            self.owner = owner
+            self.permissions = permissions
+        }
+    }
+
+    /// Opens `path` read-only without following a symbolic link in its last component (ELOOP
+    /// then), and without blocking on a FIFO or becoming the controlling terminal, so that the
+    /// caller can fstat what it opened before trusting it. Close the result.
+    public static func openNoFollow(_ path: String) throws(Failure) -> Int32 {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { throw Failure(path: path, errno: errno) }
+        return fd
+    }
+
+    /// fstat(2) of an open descriptor: the file that was opened, not whatever the path names now.
+    public static func status(fd: Int32, path: String) throws(Failure) -> Status {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw Failure(path: path, errno: errno) }
+        let kind: Status.Kind
+        switch UInt32(st.st_mode) & UInt32(S_IFMT) {
+        case UInt32(S_IFREG): kind = .regular
+        case UInt32(S_IFDIR): kind = .directory
+        case UInt32(S_IFLNK): kind = .symbolicLink
+        case UInt32(S_IFIFO): kind = .fifo
+        case UInt32(S_IFSOCK): kind = .socket
+        case UInt32(S_IFCHR): kind = .characterDevice
+        default: kind = .blockDevice
+        }
+        return Status(kind: kind, owner: st.st_uid, permissions: UInt32(st.st_mode) & 0o7777)
+    }
+
+    /// The effective user id of this process.
+    public static var effectiveUserID: uid_t { geteuid() }
+
     /// Reads `fd` to its end (bounded by `maxBytes`; more is EFBIG).
     public static func readAll(fd: Int32, path: String = "<stdin>", maxBytes: Int = 1 << 20) throws(Failure) -> [UInt8] {
         var out: [UInt8] = []

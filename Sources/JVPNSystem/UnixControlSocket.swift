@@ -2,10 +2,15 @@ import CUDP
 import Glibc
 
 /// The daemon's control socket: a SOCK_STREAM unix socket at /run/jvpn/NAME.sock, mode 0600.
-/// One request line in, one response out, then close.
+/// One request line in, one response out, then close. Served from the daemon's main loop, so
+/// nothing here ever waits on a client (see `RequestConnections` for the bounds).
 public final class UnixControlListener: @unchecked Sendable {
+    /// A request line is a command word; a reply (status JSON) is written as the client reads it.
+    public static let limits = RequestConnections.Limits(maxConnections: 8, maxRequestBytes: 1024, deadlineMs: 1000)
+
     public let path: String
     public let fileDescriptor: Int32
+    private let connections: RequestConnections
 
     public init(path: String) throws {
         self.path = path
@@ -16,7 +21,7 @@ public final class UnixControlListener: @unchecked Sendable {
             throw SystemError("control socket \(path) is in use by a running daemon", errno: EADDRINUSE)
         }
         unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket(AF_UNIX)", errno: errno) }
         var addr = sockaddr_un()
         guard UnixControlListener.fill(&addr, path) else { close(fd); throw SystemError("control socket path too long", errno: ENAMETOOLONG) }
@@ -27,6 +32,9 @@ public final class UnixControlListener: @unchecked Sendable {
         chmod(path, 0o600)
         guard listen(fd, 16) == 0 else { let e = errno; close(fd); throw SystemError("listen \(path)", errno: e) }
         fileDescriptor = fd
+        connections = RequestConnections(listenFd: fd, limits: UnixControlListener.limits) { bytes in
+            bytes.firstIndex(of: 10).map { $0 + 1 }
+        }
     }
 
     deinit {
@@ -46,32 +54,21 @@ public final class UnixControlListener: @unchecked Sendable {
         return true
     }
 
-    /// Accepts one connection, reads a line, answers with `handler`'s output. Bounded by a 2 s
-    /// timeout so a stuck client cannot hold the control thread.
-    public func serveOne(_ handler: (String) -> String) {
-        let c = cudp_accept_cloexec(fileDescriptor)
-        guard c >= 0 else { return }
-        defer { close(c) }
-        var tv = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var buf = [UInt8](repeating: 0, count: 1024)
-        var got = 0
-        while got < buf.count {
-            let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress! + got, $0.count - got, 0) }
-            if n <= 0 { break }
-            got += n
-            if buf[0..<got].contains(10) { break }
-        }
-        let line = String(decoding: buf[0..<got], as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
-        let reply = Array(handler(line.trimmingWhitespace).utf8)
-        var off = 0
-        while off < reply.count {
-            let n = reply.withUnsafeBytes { send(c, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { break }
-            off += n
+    /// Serves every connection as far as possible without waiting: each complete request line
+    /// (whitespace trimmed) is answered with `handler`'s output.
+    public func serve(nowMs: UInt64, _ handler: (String) -> String) {
+        connections.service(nowMs: nowMs) { request in
+            switch request {
+            case .complete(let line):
+                return Array(handler(String(decoding: line, as: UTF8.self).trimmingWhitespace).utf8)
+            case .tooLarge:
+                return Array("error: request too long\n".utf8)
+            }
         }
     }
+
+    /// Connections accepted and not yet finished (tests).
+    public var openConnections: Int { connections.openConnections }
 }
 
 public enum UnixControlClient {

@@ -61,16 +61,19 @@ struct PubKey: ParsableCommand {
 
 /// Reads and validates a config; on any problem prints `FILE:LINE: message` lines and exits 2.
 func loadConfig(_ path: String) throws -> JVPNConfig {
-    let text: String?
-    do { text = try FileIO.readUTF8(path) } catch {
+    let file: (bytes: [UInt8], status: FileIO.Status)
+    do { file = try FileIO.readWithStatus(path) } catch {
         throw fail("\(path):0: cannot read the file: \(String(cString: strerror(error.errno)))", Exit.badInput)
     }
-    guard let text else {
+    guard let text = String(validating: file.bytes, as: UTF8.self) else {
         throw fail("\(path):0: the file is not UTF-8 text", Exit.badInput)
     }
     switch JVPNConfig.parse(text: text, file: path) {
     case .success(let config):
         var problems: [String] = []
+        do { try KeyLoading.checkInlineKey(in: config, file: path, permissions: file.status.permissions) } catch {
+            problems.append(error.description)
+        }
         if case .file(let keyFile) = config.interface.privateKey {
             do { _ = try KeyLoading.readPrivateKeyFile(keyFile) } catch {
                 problems.append("\(path):\(config.interface.privateKeyLine): \(error)")

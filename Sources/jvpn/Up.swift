@@ -17,6 +17,8 @@ struct Up: ParsableCommand {
     }
 
     func run() throws {
+        // The config may hold the key inline: no core dump from the moment it is read.
+        do { try CoreDumps.disable() } catch { throw fail("\(error)") }
         let cfg = try loadConfig(config)
         guard geteuid() == 0 else { throw fail("jvpn up needs root (CAP_NET_ADMIN) to create \(cfg.interface.name)") }
         let name = cfg.interface.name

@@ -90,6 +90,24 @@ final class MetricsServerTests: XCTestCase {
         XCTAssertEqual(recv(silent, &b, 1, 0), 0, "the silent client's connection was closed")
     }
 
+    /// Clients that send half a request each hold one slot; a full scrape meanwhile is answered
+    /// at once (one connection at a time would make it wait for every one of them to time out).
+    func testHalfRequestsDoNotDelayAScrape() throws {
+        let (server, _) = try makeServer(ioTimeoutMs: 4000)
+        defer { server.stop() }
+        var halves: [Int32] = []
+        defer { halves.forEach { close($0) } }
+        for _ in 0..<10 {
+            let fd = try TestSockets.connectTCP(port: server.port)
+            halves.append(fd)
+            XCTAssertEqual(send(fd, "GET /metrics HTTP/1.1\r\n", 24, 0), 24)
+        }
+        // TestSockets' 5 s receive timeout is far shorter than 10 clients x 4 s.
+        let r = split(try TestSockets.http(port: server.port, request: "GET /metrics HTTP/1.1\r\n\r\n"))
+        XCTAssertEqual(r.status, "HTTP/1.1 200 OK")
+        XCTAssertEqual(server.requestsServed, 1)
+    }
+
     func testStopClosesAndPortIsReusable() throws {
         let (server, metrics) = try makeServer()
         let port = server.port

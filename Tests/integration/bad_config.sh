@@ -4,6 +4,8 @@
 . "$(dirname "$0")/lib.bash"
 D="$(mktemp -d /tmp/jvpn-badcfg.XXXX)"
 trap 'rm -rf "$D"' EXIT
+# The configs below hold inline keys: written 0600 so that each case tests only its own problem.
+umask 077
 KEY="$("$JVPN_BIN" genkey)"
 PUB="$(echo "$KEY" | "$JVPN_BIN" pubkey)"
 
@@ -32,6 +34,23 @@ expect_bad "$D/no-key.conf" 1 "PrivateKey"
 echo "$KEY" >"$D/open.key"; chmod 644 "$D/open.key"
 printf '[Interface]\nPrivateKeyFile = %s\nAddress = 10.77.0.2/24\n\n[Peer]\nPublicKey = %s\nEndpoint = 10.0.0.1:51820\nAllowedIPs = 10.77.0.0/24\n' "$D/open.key" "$PUB" >"$D/open-keyfile.conf"
 expect_bad "$D/open-keyfile.conf" 2 "0600"
+
+step "key files: symlink, directory, FIFO and foreign owner are refused"
+echo "$KEY" >"$D/good.key"
+ln -s "$D/good.key" "$D/link.key"
+mkdir "$D/dir.key"
+mkfifo "$D/fifo.key"
+cp "$D/good.key" "$D/uid1.key"; chown 1 "$D/uid1.key"
+for k in link:"symbolic link" dir:"is a directory" fifo:"is a FIFO" uid1:"owned by uid 1"; do
+    printf '[Interface]\nPrivateKeyFile = %s\nAddress = 10.77.0.2/24\n\n[Peer]\nPublicKey = %s\nEndpoint = 10.0.0.1:51820\nAllowedIPs = 10.77.0.0/24\n' "$D/${k%%:*}.key" "$PUB" >"$D/${k%%:*}-keyfile.conf"
+    expect_bad "$D/${k%%:*}-keyfile.conf" 2 "${k#*:}"
+done
+
+step "an inline key in a config others can read is refused"
+printf '[Interface]\nAddress = 10.77.0.2/24\nPrivateKey = %s\n\n[Peer]\nPublicKey = %s\nEndpoint = 10.0.0.1:51820\nAllowedIPs = 10.77.0.0/24\n' "$KEY" "$PUB" >"$D/inline.conf"
+"$JVPN_BIN" check "$D/inline.conf" >/dev/null || fail "an inline key in a 0600 config must pass check"
+chmod 644 "$D/inline.conf"
+expect_bad "$D/inline.conf" 3 "PrivateKey is inline but $D/inline.conf is readable by others \(mode 0644\); chmod 600 $D/inline.conf or use PrivateKeyFile"
 
 step "several problems are all reported"
 printf '[Interface]\nPrivateKey = %s\nAddress = nope\nMTU = 5\n\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.77.0.0/24\nWhat = 1\n' "$KEY" "$PUB" >"$D/many.conf"

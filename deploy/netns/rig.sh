@@ -324,7 +324,10 @@ rig_jvpn_keypair() {
 # `Uplinks = UPLINKS`, optional [Policy] lines), mode 0600, from the keys of rig_jvpn_keypair gw/client.
 rig_jvpn_pair_configs() {
     local dir="$1" gw="$2" cl="$3" port="$4" uplinks="$5" policy="${6:-}"
-    cat >"$dir/$gw.conf" <<EOF || return 1
+    # The keys are inline: the files must never exist readable by others (jvpn refuses that).
+    local old_umask; old_umask="$(umask)"
+    umask 077
+    cat >"$dir/$gw.conf" <<EOF || { umask "$old_umask"; return 1; }
 [Interface]
 PrivateKey = $(cat "$RIG_DIR/gw.key")
 Address = 10.77.0.1/24
@@ -335,7 +338,7 @@ EventLog = $dir/$gw.events.jsonl
 PublicKey = $(cat "$RIG_DIR/client.pub")
 AllowedIPs = 10.77.0.2/32
 EOF
-    cat >"$dir/$cl.conf" <<EOF || return 1
+    cat >"$dir/$cl.conf" <<EOF || { umask "$old_umask"; return 1; }
 [Interface]
 PrivateKey = $(cat "$RIG_DIR/client.key")
 Address = 10.77.0.2/32
@@ -348,6 +351,7 @@ Endpoint = $RIG_GW_IP:$port
 AllowedIPs = 10.77.0.0/24
 EOF
     if [[ -n "$policy" ]]; then printf '\n[Policy]\n%s\n' "$policy" >>"$dir/$cl.conf"; fi
+    umask "$old_umask"
     chmod 600 "$dir/$gw.conf" "$dir/$cl.conf"
 }
 

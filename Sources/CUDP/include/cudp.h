@@ -14,9 +14,10 @@ int cudp_sendmmsg(int fd, struct cudp_msg *msgs, unsigned int n, int flags);
 
 
 
-/* eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK) and accept4(SOCK_CLOEXEC): GNU APIs Swift cannot see. */
+/* eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK) and accept4(SOCK_CLOEXEC|SOCK_NONBLOCK): GNU APIs Swift
+   cannot see. */
 int cudp_eventfd(void);
-int cudp_accept_cloexec(int fd);
+int cudp_accept_nonblocking(int fd);
 /* One sendmsg of `iovcnt` buffers that the kernel splits into UDP datagrams of `segment` bytes
    (UDP_SEGMENT / UDP GSO; the last may be shorter). Returns bytes sent or -errno. */
 long cudp_send_gso(int fd, const struct iovec *iov, int iovcnt, const void *addr, unsigned int addrlen,
