@@ -21,7 +21,8 @@
 #           challenge path-response: one message kind, by UDP payload length and first byte
 #           raw:TYPE:LEN[,LEN...]  first payload byte TYPE and UDP payload length(s) LEN
 #                      (LEN empty = any length), for sizes not in the table
-#   PCT     1..100
+#   PCT     1..100; 0 = count only (the rule matches and counts, drops nothing): check that a
+#           kind's sizes match what a build sends (`count` afterwards)
 #
 # Message kinds are recognised by the UDP payload length (nft `udp length` = 8 + payload) and the
 # first payload byte (`@th,64,8`), from the size table below. Two tables:
@@ -81,7 +82,7 @@ NFTDROP_KINDS="init response cookie data keepalive control probe probe-reply rea
 NFT_TABLE="jvchaos"
 NFT_CHAIN="drops"
 
-nd_usage() { sed -n '2,42p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+nd_usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 2; }
 nd_log() { printf '[nftdrop %s] %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2; }
 nd_die() { echo "nftdrop: $*" >&2; exit 2; }
 
@@ -149,15 +150,16 @@ nd_match() {
 nd_add() {
     local u="$1" dir kind="$3" pct="${4:-100}" m tag
     dir="$(nd_dir "$2")" || exit 2
-    [[ "$pct" =~ ^[0-9]+$ ]] && (( pct >= 1 && pct <= 100 )) || nd_die "bad percentage '$pct' (want 1..100)"
+    [[ "$pct" =~ ^[0-9]+$ ]] && (( pct <= 100 )) || nd_die "bad percentage '$pct' (want 0..100)"
     m="$(nd_match "$u" "$dir" "$kind")" || exit 2
     tag="$u/$dir/$kind/$pct"
     nd_ensure_table
-    local rnd=""
-    (( pct < 100 )) && rnd=" numgen random mod 100 < $pct"
+    local rnd="" verdict=drop
+    (( pct > 0 && pct < 100 )) && rnd=" numgen random mod 100 < $pct"
+    (( pct == 0 )) && verdict=""
     # shellcheck disable=SC2086
-    nd_nft add rule inet "$NFT_TABLE" "$NFT_CHAIN" $m$rnd counter drop comment "\"$tag\""
-    nd_log "drop $tag (wire $(nd_wire)): $m$rnd"
+    nd_nft add rule inet "$NFT_TABLE" "$NFT_CHAIN" $m$rnd counter $verdict comment "\"$tag\""
+    nd_log "${verdict:-count} $tag (wire $(nd_wire)): $m$rnd"
     echo "$tag"
 }
 
