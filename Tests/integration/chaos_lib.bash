@@ -7,6 +7,10 @@
 #   gateway: the session with the client's id, state ATTACHED, bound path (paths[0].path) equal to
 #            the client's active path's local IP:PORT;
 #   sessions[].binding_version equal on both sides.
+# Times ("converged in N ms after heal") are from the fault's end to the end of the first converged
+# snapshot of both status JSONs, polled every ~25 ms by one python process; its first snapshot
+# lands ~100-300 ms after the start (python start-up), printed as the "measurement floor": a
+# figure equal to the floor means "already converged when first looked at".
 # Each chaos script runs one or more variants; each variant is a separate run of the same script
 # (CHAOS_VARIANT=NAME bash SCRIPT) with its own rig, so one wedged variant does not hide the next.
 #
@@ -55,65 +59,76 @@ chaos_client_up() {
     rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait "${1:-10}" || fail "client up"
 }
 
-# The two status documents at one instant (as close as two commands get).
-snap_status() {
-    rig_exec "$RIG_CLIENT" "$JVPN_BIN" status "$CL" --json >"$RIG_DIR/cl.json" 2>/dev/null || echo '{}' >"$RIG_DIR/cl.json"
-    rig_exec "$RIG_GW" "$JVPN_BIN" status "$GW" --json >"$RIG_DIR/gw.json" 2>/dev/null || echo '{}' >"$RIG_DIR/gw.json"
-}
-
-# converged_now [UPLINK] : snapshot both sides; prints one summary line; 0 when converged
-converged_now() {
-    snap_status
-    python3 - "$RIG_DIR/cl.json" "$RIG_DIR/gw.json" "${1:-}" <<'PY'
-import json, sys
-def load(f):
+# The convergence poller: one python process that runs `jvpn status --json` on both sides every
+# ~20 ms until converged or the deadline (a python start per poll would cost ~100 ms of resolution).
+# args: CLIENT_NS CL GW_NS GW JVPN_BIN WANT_UPLINK T0_MS TIMEOUT_MS ; prints the last summary line,
+# then "CONV_MS N" (ms from T0_MS to the end of the first converged snapshot, -1 = never) and
+# "FIRST_MS N" (when its first snapshot ended: the floor of the measurement); exit 0/1.
+CHAOS_POLLER='
+import json, subprocess, sys, time
+cns, cl, gns, gw, jvpn, want, t0, timeout = sys.argv[1:9]
+t0, timeout = int(t0), int(timeout)
+def status(ns, name):
     try:
-        return json.load(open(f))
+        out = subprocess.run(["ip", "netns", "exec", ns, jvpn, "status", name, "--json"],
+                             capture_output=True, timeout=5).stdout
+        return json.loads(out)
     except Exception:
         return {}
-c, g, want = load(sys.argv[1]), load(sys.argv[2]), sys.argv[3]
-cs = (c.get("sessions") or [{}])[0]
-sid, state, ap, cbv = cs.get("session", ""), cs.get("state", "?"), cs.get("active_path", ""), cs.get("binding_version")
-uplink = ap.split("/")[0] if ap else ""
-local = ap.split("/")[-1].split("->")[0] if ap else ""
-gss = g.get("sessions") or []
-gs = next((s for s in gss if s.get("session") == sid), None)
-problems = []
-if state != "ATTACHED": problems.append("client %s" % state)
-if not ap: problems.append("client has no active path")
-if want and uplink != want: problems.append("client on %s, want %s" % (uplink or "-", want))
-if gs is None:
-    problems.append("gateway has no session %s (has %s)" % (sid[:8], [s.get("session", "")[:8] for s in gss]))
-    gdesc = "gw: " + "; ".join("%s %s bound=%s bv=%s" % (s.get("session", "")[:8], s.get("state"),
-                                 (s.get("paths") or [{}])[0].get("path"), s.get("binding_version")) for s in gss)
-else:
-    bound = (gs.get("paths") or [{}])[0].get("path", "")
-    gbv = gs.get("binding_version")
-    if gs.get("state") != "ATTACHED": problems.append("gateway %s" % gs.get("state"))
-    if bound != local: problems.append("gateway bound %s, client uses %s (split brain)" % (bound, local or "-"))
-    if gbv != cbv: problems.append("binding_version client %s != gateway %s" % (cbv, gbv))
-    rj = gs.get("rejected", {})
-    gdesc = "gw: %s bound=%s bv=%s stale_rejects=%s" % (gs.get("state"), bound, gbv, rj.get("stale_version"))
-print("client: %s %s bv=%s sid=%s | %s%s" % (state, ap or "-", cbv, sid[:8], gdesc,
-      "" if not problems else " | NOT CONVERGED: " + "; ".join(problems)))
-sys.exit(1 if problems else 0)
-PY
+def check(c, g):
+    cs = (c.get("sessions") or [{}])[0]
+    sid, state, ap, cbv = cs.get("session", ""), cs.get("state", "?"), cs.get("active_path", ""), cs.get("binding_version")
+    uplink = ap.split("/")[0] if ap else ""
+    local = ap.split("/")[-1].split("->")[0] if ap else ""
+    gss = g.get("sessions") or []
+    gs = next((s for s in gss if s.get("session") == sid), None)
+    problems = []
+    if state != "ATTACHED": problems.append("client %s" % state)
+    if not ap: problems.append("client has no active path")
+    if want and uplink != want: problems.append("client on %s, want %s" % (uplink or "-", want))
+    if gs is None:
+        problems.append("gateway has no session %s (has %s)" % (sid[:8], [s.get("session", "")[:8] for s in gss]))
+        gdesc = "gw: " + "; ".join("%s %s bound=%s bv=%s" % (s.get("session", "")[:8], s.get("state"),
+                                   (s.get("paths") or [{}])[0].get("path"), s.get("binding_version")) for s in gss)
+    else:
+        bound = (gs.get("paths") or [{}])[0].get("path", "")
+        gbv = gs.get("binding_version")
+        if gs.get("state") != "ATTACHED": problems.append("gateway %s" % gs.get("state"))
+        if bound != local: problems.append("gateway bound %s, client uses %s (the two sides disagree on the path)" % (bound, local or "-"))
+        if gbv != cbv: problems.append("binding_version client %s != gateway %s" % (cbv, gbv))
+        gdesc = "gw: %s bound=%s bv=%s stale_rejects=%s" % (gs.get("state"), bound, gbv, gs.get("rejected", {}).get("stale_version"))
+    line = "client: %s %s bv=%s sid=%s | %s" % (state, ap or "-", cbv, sid[:8], gdesc)
+    return (not problems), line + ("" if not problems else " | NOT CONVERGED: " + "; ".join(problems))
+deadline = time.time() * 1000 + timeout
+first = None
+while True:
+    ok, line = check(status(cns, cl), status(gns, gw))
+    now = time.time() * 1000
+    if first is None: first = int(now - t0)
+    if ok or now >= deadline:
+        print(line)
+        print("CONV_MS %d" % (int(now - t0) if ok else -1))
+        print("FIRST_MS %d" % first)
+        sys.exit(0 if ok else 1)
+    time.sleep(0.02)
+'
+
+# wait_converged T0_MS SECONDS [UPLINK] : poll until converged; sets CONV_MS (ms since T0_MS, -1 on
+# timeout) and CONV_LINE (last summary). 1 on timeout.
+wait_converged() {
+    local t0="$1" secs="$2" want="${3:-}" out rc=0
+    out="$(python3 -c "$CHAOS_POLLER" "$RIG_CLIENT" "$CL" "$RIG_GW" "$GW" "$JVPN_BIN" "$want" "$t0" \
+        "$(awk -v t="$secs" 'BEGIN { printf "%d", t * 1000 }')")" || rc=$?
+    CONV_LINE="$(sed -n 1p <<<"$out")"
+    CONV_MS="$(sed -nE 's/^CONV_MS (-?[0-9]+)$/\1/p' <<<"$out")"; CONV_MS="${CONV_MS:--1}"
+    CONV_FLOOR_MS="$(sed -nE 's/^FIRST_MS (-?[0-9]+)$/\1/p' <<<"$out")"
+    return "$rc"
 }
 
-# wait_converged T0_MS SECONDS [UPLINK] : poll until converged; sets CONV_MS (ms since T0_MS) and
-# CONV_LINE (last summary). 1 on timeout (CONV_MS then = -1).
-wait_converged() {
-    local t0="$1" secs="$2" want="${3:-}" deadline line
-    deadline=$(( $(now_ms) + secs * 1000 ))
-    CONV_MS=-1
-    while :; do
-        if line="$(converged_now "$want")"; then
-            CONV_MS=$(( $(now_ms) - t0 )); CONV_LINE="$line"; return 0
-        fi
-        CONV_LINE="$line"
-        (( $(now_ms) >= deadline )) && return 1
-        sleep 0.05
-    done
+# converged_now [UPLINK] : one snapshot of both sides; prints the summary line; 0 when converged
+converged_now() {
+    wait_converged "$(now_ms)" 0 "${1:-}" && { echo "$CONV_LINE"; return 0; }
+    echo "$CONV_LINE"; return 1
 }
 
 stale_count() { count_events "$GW_EVENTS" "e['event']=='SECURITY_EVENT' and e.get('reason')=='STALE_VERSION'"; }
@@ -151,13 +166,19 @@ ping_check() {
     (( got >= min )) || { chaos_diag; fail "ping: only $got of $n answered (want >= $min)"; }
 }
 
-# assert_rejects_stopped SECONDS : no new STALE_VERSION SECURITY_EVENT on the gateway in SECONDS
+# rejects_mark : start the reject window now (the checks in between, e.g. ping_check, overlap it)
+rejects_mark() { REJ_S0="$(stale_count)"; REJ_A0="$(security_count)"; REJ_T0="$(now_ms)"; }
+# assert_rejects_stopped SECONDS : no new STALE_VERSION SECURITY_EVENT on the gateway within SECONDS
+# from rejects_mark (from now without one)
 assert_rejects_stopped() {
-    local s0 s1 a0 a1
-    s0="$(stale_count)"; a0="$(security_count)"
-    sleep "$1"
+    local s1 a1 left ms
+    [[ -n "${REJ_T0:-}" ]] || rejects_mark
+    ms="$(awk -v t="$1" 'BEGIN { printf "%d", t * 1000 }')"
+    left=$(( ms - ($(now_ms) - REJ_T0) ))
+    (( left > 0 )) && sleep "$(awk -v l="$left" 'BEGIN { printf "%.3f", l / 1000 }')"
     s1="$(stale_count)"; a1="$(security_count)"
-    echo "    gateway STALE_VERSION rejects: $s0 before, $s1 after ${1} s (all SECURITY_EVENTs: $a0 -> $a1)"
+    echo "    gateway STALE_VERSION rejects: $REJ_S0 at convergence, $s1 $(( $(now_ms) - REJ_T0 )) ms later (all SECURITY_EVENTs: $REJ_A0 -> $a1)"
+    local s0="$REJ_S0"; REJ_T0=""
     (( s1 == s0 )) || { chaos_diag; fail "STALE_VERSION rejects still growing after convergence: $s0 -> $s1 in ${1} s"; }
 }
 
@@ -185,7 +206,7 @@ assert_converged() {
         chaos_diag
         fail "not converged within ${CHAOS_WAIT_S} s after $what: $CONV_LINE"
     fi
-    echo "    converged in $CONV_MS ms after $what (asserted <= $lim ms; 5 x ProbeIntervalMs or 1 s = $(expected_ms) ms)"
+    echo "    converged in $CONV_MS ms after $what (measurement floor ${CONV_FLOOR_MS:-?} ms; asserted <= $lim ms; 5 x ProbeIntervalMs or 1 s = $(expected_ms) ms)"
     echo "    $CONV_LINE"
     (( CONV_MS <= lim )) || { chaos_diag; fail "converged only after $CONV_MS ms (limit $lim ms) after $what"; }
 }

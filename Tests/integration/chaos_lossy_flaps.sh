@@ -36,6 +36,7 @@ for (( run = 1; run <= RUNS; run++ )); do
     wait "$ping_pid" 2>/dev/null || true
     echo "    ping during the chaos: $(sed -nE 's/^([0-9]+ packets transmitted.*loss).*/\1/p' "$RIG_DIR/lossy-ping.$run")"
     assert_converged "$t_heal" "heal (run $run)"
+    rejects_mark
     times+=("$CONV_MS")
     ping_check 10 8
     assert_same_session "$sid"

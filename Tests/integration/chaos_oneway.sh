@@ -21,6 +21,7 @@ startup)
     rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait 10 || rc=$?
     echo "    jvpn up returned $rc after $(( $(now_ms) - t0 )) ms"
     assert_converged "$t0" "jvpn up" up1 6000
+    conv_up=$CONV_MS
     [[ "$(status_field "$RIG_GW" "$GW" "s['sessions'][0]['paths'][0]['path'].split(':')[0]")" == 10.202.0.2 ]] \
         || fail "gateway not bound to the client's up1 address"
     echo "    dropped at the router: $(drop_count up0 to-client all)"
@@ -32,12 +33,14 @@ startup)
     drop clear
     t_heal=$(now_ms)
     assert_converged "$t_heal" "heal of up0" up0 8000
+    conv=$CONV_MS
+    rejects_mark
     n=$(ev_since "$CL_EVENTS" "$mark" "e['event']=='TRANSPORT_SWITCH' and e['reason']=='BETTER_PATH' and e['to_path'].startswith('up0/')")
     (( n >= 1 )) || { chaos_diag; fail "no BETTER_PATH switch to up0 after the heal"; }
     ping_check 10 8
     assert_same_session "$sid"
     assert_rejects_stopped 2
-    pass "startup: converged on up1 in the first run of jvpn up, back on up0 $CONV_MS ms after heal"
+    pass "startup: converged on up1 $conv_up ms after jvpn up started, back on up0 (converged in $conv ms after heal)"
     ;;
 midsession)
     chaos_setup
@@ -49,6 +52,8 @@ midsession)
     drop add up0 to-client all 100
     t0=$(now_ms)
     assert_converged "$t0" "break of up0's return direction" up1
+    conv=$CONV_MS
+    rejects_mark
     n=$(ev_since "$CL_EVENTS" "$mark" "e['event']=='TRANSPORT_SWITCH' and e['reason']=='PROBE_TIMEOUT' and e['to_path'].startswith('up1/')")
     (( n >= 1 )) || { chaos_diag; fail "the switch to up1 was not a PROBE_TIMEOUT switch"; }
     rig_output_has "state UP" ip -n "$RIG_CLIENT" link show up0 || fail "up0 went down: not a one-way break"
@@ -57,6 +62,6 @@ midsession)
     assert_rejects_stopped 2
     converged_now up1 >/dev/null || { chaos_diag; fail "diverged again (still one-way broken): $(converged_now up1)"; }
     echo "    dropped at the router: $(drop_count up0 to-client all)"
-    pass "midsession: PROBE_TIMEOUT switch, converged $CONV_MS ms after the break"
+    pass "midsession: PROBE_TIMEOUT switch, converged in $conv ms after the break"
     ;;
 esac
