@@ -8,7 +8,7 @@
 JVPN_DEPS=(
     libsodium-dev libmnl-dev pkg-config
     iproute2 iperf3 wireguard-go wireguard-tools
-    iputils-ping procps psmisc netcat-openbsd iptables ethtool python3
+    iputils-ping procps psmisc netcat-openbsd iptables nftables ethtool python3
 )
 
 jvpn_deps_missing() {
