@@ -285,9 +285,9 @@ public struct ClientOrchestrator: Equatable, Sendable {
         }
         attempt = nil
         reattachOutcomeUnknown = false
-        // A newer version seen meanwhile means the binding moved again after this ACK was sent:
-        // keep it, so that the session is not settled and re-binds.
-        bindingVersion = max(bindingVersion, version)
+        // The answer to our own request is the gateway's word, taken as is: keeping a larger version
+        // seen elsewhere would leave the session unsettled, re-binding on every tick.
+        bindingVersion = version
         activeConfirmedVersion = version
         let from = active
         active = a.path
