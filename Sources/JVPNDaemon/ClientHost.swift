@@ -124,16 +124,12 @@ final class ClientHost: SessionHost, PumpController {
                 // The answer goes back exactly where the challenge came from: that is what it proves.
                 guard let pth = paths.first(where: { $0.socketIndex == socketIndex && $0.remote.unmapped == from.unmapped }) else { break }
                 actions = o.pathChallenged(path: pth.id, data: data, nowMs: nowMs)
-            case .natHint(let hint):
-                // The gateway saw our authenticated traffic from an address it has not bound. If that
-                // address is one of our other paths, it was a late packet from before a switch. Our
-                // active path's own address (the gateway's binding is elsewhere) or an address we do
-                // not own (a NAT's new mapping) calls for a re-bind.
-                let observed = IPAddress(networkBytes: hint.address)?.unmapped.description
-                let lateFromOtherPath = paths.indices.contains {
-                    $0 != active && paths[$0].localAddress == observed && paths[$0].localPort == hint.port
-                }
-                if !lateFromOtherPath { actions = o.natRebindHinted(nowMs: nowMs) }
+            case .natHint:
+                // The gateway saw our authenticated traffic from an address it has not bound and
+                // answered to that address. On the active path's socket that means a NAT re-mapped
+                // it, or the gateway's binding is elsewhere: re-bind. On another socket it was a late
+                // packet sent there before a switch.
+                if let a = active, paths[a].socketIndex == socketIndex { actions = o.natRebindHinted(nowMs: nowMs) }
             case .close(let reason):
                 if p.state != .terminated {
                     audit(p, check: "peer_close", pass: true, detail: "gateway closed the session with \(reason.rawValue)")
