@@ -151,6 +151,18 @@ final class ClientReattachTests: XCTestCase {
         XCTAssertEqual(o.state, .recovering)
     }
 
+    func testNatHintRebindsTheActivePathWithoutASwitch() {
+        var o = attached()
+        let rebind = reattaches(o.natRebindHinted(nowMs: 1_010))
+        XCTAssertEqual(rebind.map(\.path), [0])
+        XCTAssertEqual(o.state, .recovering)
+        XCTAssertEqual(o.natRebindHinted(nowMs: 1_011), [], "one attempt at a time")
+        let out = o.reattachAcked(nonce: rebind[0].nonce, bindingVersion: 2, nowMs: 1_020)
+        XCTAssertEqual(o.state, .attached)
+        XCTAssertFalse(out.contains { if case .switched = $0 { return true }; return false })
+        XCTAssertEqual(o.bindingVersion, 2)
+    }
+
     // MARK: PATH_CHALLENGE
 
     func testPathChallengeIsAnsweredOnThePathItCameOnWithinARate() {
