@@ -16,20 +16,16 @@ struct ClientPath {
 }
 
 /// The client: one peer (its gateway), several candidate paths, exactly one active. The decisions
-/// are the pure `ClientOrchestrator`'s; this class performs its actions (probes, REATTACH, the
-/// data-plane switch) and feeds it facts (netlink, probe replies, acks, time).
+/// are the pure `ClientOrchestrator`'s (including when and where to handshake, and REATTACH nonces);
+/// this class performs its actions (initiations, probes, REATTACH, PATH_RESPONSE, the data-plane
+/// switch) and feeds it facts (netlink, handshake responses, control messages, key age, time).
 final class ClientHost: SessionHost, PumpController {
     var paths: [ClientPath] = []
     var active: Int?
     var orchestrator: ClientOrchestrator?
-    private var pending: (handshake: InitiatorHandshake, path: Int, sentMs: UInt64, rekey: Bool)?
-    private var birthMs: UInt64 = 0
-    private var lastInitiationMs: UInt64 = 0
-    private var attempts = 0
-    /// Nonce of the REATTACH in flight per path: the ACK must echo it.
-    private var reattachNonces: [UInt32: ControlNonce] = [:]
-    static let handshakeRetryMs: UInt64 = 1000
-    var handshakeTimeoutMs: UInt64 { min(config.policy.transportLossTtlMs, 90_000) }
+    /// The initiation sent last (its Noise state, and the index of the path it went on): only the
+    /// newest one can complete.
+    private var pending: (handshake: InitiatorHandshake, path: Int)?
 
     var peer: PeerRuntime { peers[0] }
 
@@ -50,30 +46,24 @@ final class ClientHost: SessionHost, PumpController {
         p.switches = 0
         p.lastSwitch = nil
         p.bindingVersion = 0
-        birthMs = nowMs
-        attempts = 0
         active = nil
+        if let old = pending { usedIndexes.remove(old.handshake.localIndex) }
         pending = nil
-        reattachNonces = [:]
         var candidates = paths.map { PathCandidate(id: $0.id, priority: $0.uplinkIndex) }
         for i in candidates.indices where sockets[paths[i].socketIndex] == nil { candidates[i].linkUp = false }
-        orchestrator = ClientOrchestrator(policy: config.policy, paths: candidates, nowMs: nowMs)
+        var o = ClientOrchestrator(policy: config.policy, paths: candidates,
+                                   noncePrefix: UInt64.random(in: .min ... .max, using: &rng), nowMs: nowMs)
+        let actions = o.tick(nowMs: nowMs)
+        orchestrator = o
         republish()
-        sendInitiation(rekey: false, nowMs: nowMs)
+        perform(actions, nowMs: nowMs)
     }
 
-    /// Handshakes go on the best usable path (rotating on retries); rekeys on the active one.
-    private func sendInitiation(rekey: Bool, nowMs: UInt64) {
-        guard !paths.isEmpty, let sid = peer.session else { return }
-        var pathIdx: Int
-        if rekey, let a = active {
-            pathIdx = a
-        } else {
-            let usable = paths.indices.filter { sockets[paths[$0].socketIndex] != nil && (orchestrator?.status(of: paths[$0].id, nowMs: nowMs) ?? "standby") != "dead" }
-            let choice = usable.isEmpty ? Array(paths.indices) : usable
-            pathIdx = choice[attempts % choice.count]
-        }
+    /// Builds a fresh initiation and sends it on path `pathIdx`; it replaces any earlier one.
+    private func sendInitiation(pathIndex pathIdx: Int) {
+        guard let sid = peer.session else { return }
         if let old = pending { usedIndexes.remove(old.handshake.localIndex) }
+        pending = nil
         let index = freshIndex()
         guard let (message, state) = try? Handshake.makeInitiation(
             local: privateKey, remote: peer.publicKey, sessionID: sid, localIndex: index,
@@ -81,9 +71,7 @@ final class ClientHost: SessionHost, PumpController {
             usedIndexes.remove(index)
             return
         }
-        pending = (state, pathIdx, nowMs, rekey)
-        lastInitiationMs = nowMs
-        attempts += 1
+        pending = (state, pathIdx)
         let pth = paths[pathIdx]
         sendRaw(message, socket: pth.socketIndex, to: pth.remote)
     }
@@ -98,22 +86,15 @@ final class ClientHost: SessionHost, PumpController {
             let p = peer
             install(keypair, in: p.keyRing, nowNs: Clock.monotonicNanoseconds())
             p.lastAuthenticatedMs = nowMs
-            if p.state == .birth, var o = orchestrator {
+            republish()
+            // Attaches (first handshake) or notes the rekey; either way the orchestrator probes that
+            // path at once, which confirms the new keys to the responder.
+            if var o = orchestrator {
                 let actions = o.handshakeCompleted(path: paths[pend.path].id, nowMs: nowMs)
                 orchestrator = o
                 perform(actions, nowMs: nowMs)
             }
-            republish()
-            // A probe right away confirms the new keys to the responder and measures the path.
-            sendProbeNow(pathIndex: active ?? pend.path, nowMs: nowMs)
         }
-    }
-
-    private func sendProbeNow(pathIndex i: Int, nowMs: UInt64) {
-        guard var o = orchestrator else { return }
-        let actions = o.probeNow(path: paths[i].id, nowMs: nowMs)
-        orchestrator = o
-        perform(actions, nowMs: nowMs)
     }
 
     func confirmKeypair(peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int, length: Int) {}
@@ -135,27 +116,26 @@ final class ClientHost: SessionHost, PumpController {
                 let rtt = nowNs >= sentAt && nowNs - sentAt < 60_000_000_000 ? Double(nowNs - sentAt) / 1e6 : nil
                 actions = o.probeReplied(path: pathID, seq: seq, nowMs: nowMs, measuredRttMs: rtt)
             case .reattachAck(let sid, let version, let nonce):
-                guard sid == p.session, let (pathID, _) = reattachNonces.first(where: { $0.value == nonce }) else { break }
-                reattachNonces = [:]
-                actions = o.reattachAcked(path: pathID, bindingVersion: version, nowMs: nowMs)
-            case .reject(let reason, let nonce, _):
-                guard reattachNonces.values.contains(nonce) else { break }
-                reattachNonces = [:]
-                actions = o.reattachRejected(reason, nowMs: nowMs)
-            case .natHint(let hint):
-                // The gateway saw our authenticated traffic from an address it has not bound. If
-                // that address is one of our own paths, it was a late packet from before a switch;
-                // only an address we do not own (a NAT's new mapping) calls for a re-bind.
-                let observed = IPAddress(networkBytes: hint.address)?.unmapped.description
-                if !paths.contains(where: { $0.localAddress == observed && $0.localPort == hint.port }) {
-                    actions = o.natRebindHinted(nowMs: nowMs)
-                }
+                guard sid == p.session else { break }
+                actions = o.reattachAcked(nonce: nonce, bindingVersion: version, nowMs: nowMs)
+            case .reject(let reason, let nonce, let version):
+                actions = o.reattachRejected(reason: reason, nonce: nonce, bindingVersion: version, nowMs: nowMs)
+            case .pathChallenge(let data):
+                // The answer goes back exactly where the challenge came from: that is what it proves.
+                guard let pth = paths.first(where: { $0.socketIndex == socketIndex && $0.remote.unmapped == from.unmapped }) else { break }
+                actions = o.pathChallenged(path: pth.id, data: data, nowMs: nowMs)
+            case .natHint:
+                // The gateway saw our authenticated traffic from an address it has not bound and
+                // answered to that address. On the active path's socket that means a NAT re-mapped
+                // it, or the gateway's binding is elsewhere: re-bind. On another socket it was a late
+                // packet sent there before a switch.
+                if let a = active, paths[a].socketIndex == socketIndex { actions = o.natRebindHinted(nowMs: nowMs) }
             case .close(let reason):
                 if p.state != .terminated {
                     audit(p, check: "peer_close", pass: true, detail: "gateway closed the session with \(reason.rawValue)")
-                    actions = o.terminate(.peerClosed, nowMs: nowMs) + [.terminated(.peerClosed, restart: config.policy.restartOnTerminate)]
+                    actions = o.closedByPeer(nowMs: nowMs)
                 }
-            case .probe, .reattachRequest, .pathChallenge, .pathResponse:
+            case .probe, .reattachRequest, .pathResponse:
                 break
             }
             orchestrator = o
@@ -173,12 +153,16 @@ final class ClientHost: SessionHost, PumpController {
                 guard let i = pathIndex(id) else { continue }
                 sendControl(.probe(seq: seq, sentAtNs: Clock.monotonicNanoseconds(), pathID: id), peer: p,
                             socket: paths[i].socketIndex, to: paths[i].remote)
-            case .sendReattach(let id, let reason, let version):
+            case .sendInitiation(let id):
+                guard let i = pathIndex(id) else { continue }
+                sendInitiation(pathIndex: i)
+            case .sendReattach(let id, let reason, let version, let nonce):
                 guard let i = pathIndex(id), let sid = p.session else { continue }
-                let nonce = ControlNonce.random()
-                reattachNonces[id] = nonce
                 sendControl(.reattachRequest(sessionID: sid, bindingVersion: version, pathID: id, nonce: nonce, reason: reason),
                             peer: p, socket: paths[i].socketIndex, to: paths[i].remote)
+            case .sendPathResponse(let id, let data):
+                guard let i = pathIndex(id) else { continue }
+                sendControl(.pathResponse(data: data), peer: p, socket: paths[i].socketIndex, to: paths[i].remote)
             case .activate(let id):
                 active = pathIndex(id)
                 changed = true
@@ -237,29 +221,18 @@ final class ClientHost: SessionHost, PumpController {
                 return
             }
             if p.state == .terminated { return }
-            if p.state == .birth {
-                if elapsedMs(nowMs, since: birthMs) > handshakeTimeoutMs, var o = orchestrator {
-                    let actions = o.terminate(.handshakeTimeout, nowMs: nowMs)
-                    orchestrator = o
-                    perform(actions + [.terminated(.handshakeTimeout, restart: config.policy.restartOnTerminate)], nowMs: nowMs)
-                    return
-                } else if elapsedMs(nowMs, since: lastInitiationMs) >= ClientHost.handshakeRetryMs {
-                    sendInitiation(rekey: false, nowMs: nowMs)
-                }
-            }
             let nowNs = nowMs * 1_000_000
             var changed = false
             for dropped in p.keyRing.expire(now: nowNs) { usedIndexes.remove(dropped.localIndex); changed = true }
-            if p.state != .birth, p.keyRing.needsRekey(now: nowNs) || p.keyRing.current == nil,
-               pending == nil || elapsedMs(nowMs, since: lastInitiationMs) >= 5000 {
-                sendInitiation(rekey: true, nowMs: nowMs)
-            }
-            if var o = orchestrator {
-                let actions = o.tick(nowMs: nowMs)
-                orchestrator = o
-                perform(actions, nowMs: nowMs)
-            }
             if changed { republish() }
+            guard var o = orchestrator else { return }
+            var actions: [OrchestratorAction] = []
+            if p.state != .birth, p.keyRing.needsRekey(now: nowNs) || p.keyRing.current == nil {
+                actions += o.keysNeedRenewing(nowMs: nowMs)
+            }
+            actions += o.tick(nowMs: nowMs)
+            orchestrator = o
+            perform(actions, nowMs: nowMs)
         }
     }
 

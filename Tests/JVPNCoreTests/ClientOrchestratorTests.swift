@@ -1,95 +1,16 @@
 import XCTest
 @testable import JVPNCore
 
-/// Drives the orchestrator with a simulated network and a fake clock: each path delivers probes
-/// and REATTACHes (after `rtt`) unless it is down or blackholed; a lossy path drops every n-th.
-private struct Sim {
-    var o: ClientOrchestrator
-    var now: UInt64 = 1_000
-    var rtt: [UInt32: UInt64] = [0: 5, 16: 8]
-    var down: Set<UInt32> = []
-    var blackholed: Set<UInt32> = []
-    var dropEvery: [UInt32: Int] = [:]
-    var sentCount: [UInt32: Int] = [:]
-    var inflight: [(at: UInt64, path: UInt32, seq: UInt32?, ackVersion: UInt64?)] = []
-    var gatewayVersion: UInt64 = 1
-    var log: [OrchestratorAction] = []
-
-    init(policy: PolicyConfig) {
-        o = ClientOrchestrator(policy: policy, paths: [PathCandidate(id: 0, priority: 0), PathCandidate(id: 16, priority: 1)], nowMs: 1_000)
-        apply(o.handshakeCompleted(path: 0, nowMs: now))
-    }
-
-    func delivers(_ p: UInt32) -> Bool { !down.contains(p) && !blackholed.contains(p) }
-
-    mutating func apply(_ actions: [OrchestratorAction]) {
-        log += actions
-        for a in actions {
-            switch a {
-            case .sendProbe(let p, let seq):
-                sentCount[p, default: 0] += 1
-                let n = dropEvery[p] ?? 0
-                if delivers(p) && !(n > 0 && sentCount[p]! % n == 0) { inflight.append((now + rtt[p]!, p, seq, nil)) }
-            case .sendReattach(let p, _, let v):
-                if delivers(p) && v == gatewayVersion {
-                    gatewayVersion += 1
-                    inflight.append((now + rtt[p]!, p, nil, gatewayVersion))
-                }
-            default: break
-            }
-        }
-    }
-
-    mutating func run(ms: UInt64) {
-        let end = now + ms
-        while now < end {
-            now += 1
-            let due = inflight.filter { $0.at <= now }
-            inflight.removeAll { $0.at <= now }
-            for d in due where delivers(d.path) {
-                if let seq = d.seq { apply(o.probeReplied(path: d.path, seq: seq, nowMs: now)) }
-                if let v = d.ackVersion { apply(o.reattachAcked(path: d.path, bindingVersion: v, nowMs: now)) }
-            }
-            if now % 10 == 0 { apply(o.tick(nowMs: now)) }
-        }
-    }
-
-    mutating func link(_ p: UInt32, up: Bool) {
-        if up { down.remove(p) } else { down.insert(p) }
-        apply(o.linkChanged(uplinkPriority: p == 0 ? 0 : 1, up: up, nowMs: now))
-    }
-
-    var switchesLogged: [(UInt32?, UInt32, ReasonCode, UInt64)] {
-        log.compactMap { if case .switched(let f, let t, let r, let ms) = $0 { return (f, t, r, ms) }; return nil }
-    }
-
-    func reasons(to state: SessionState) -> [ReasonCode] {
-        log.compactMap { if case .stateChanged(let c) = $0, c.to == state { return c.reason }; return nil }
-    }
-}
-
-private func rigPolicy() -> PolicyConfig {
-    var p = PolicyConfig()
-    p.probeIntervalMs = 50
-    p.standbyProbeIntervalMs = 200
-    p.deadAfterMs = 300
-    p.stableWindowMs = 1000
-    p.switchCooldownMs = 500
-    p.maxSwitchesPerMinute = 10
-    p.transportLossTtlMs = 5000
-    return p
-}
-
 final class ClientOrchestratorTests: XCTestCase {
     func testHandshakeAttachesAndActivates() {
-        let s = Sim(policy: rigPolicy())
+        let s = OrchestratorSim(policy: rigPolicy())
         XCTAssertEqual(s.o.state, .attached)
         XCTAssertEqual(s.o.active, 0)
         XCTAssertTrue(s.log.contains(.activate(path: 0)))
     }
 
     func testLinkDownSwitchesAtOnceWithRecoveryTime() {
-        var s = Sim(policy: rigPolicy())
+        var s = OrchestratorSim(policy: rigPolicy())
         s.run(ms: 2_000)
         s.link(0, up: false)
         XCTAssertEqual(s.o.state, .recovering)
@@ -105,7 +26,7 @@ final class ClientOrchestratorTests: XCTestCase {
     }
 
     func testBlackholeIsCaughtByProbeTimeout() {
-        var s = Sim(policy: rigPolicy())
+        var s = OrchestratorSim(policy: rigPolicy())
         s.run(ms: 2_000)
         s.blackholed.insert(0)
         s.run(ms: 600)
@@ -116,7 +37,7 @@ final class ClientOrchestratorTests: XCTestCase {
     }
 
     func testLossMakesVolatileThenSwitchesToCleanPath() {
-        var s = Sim(policy: rigPolicy())
+        var s = OrchestratorSim(policy: rigPolicy())
         s.run(ms: 2_000)
         s.dropEvery[0] = 3 // ~33 % loss
         s.run(ms: 3_000)
@@ -126,7 +47,7 @@ final class ClientOrchestratorTests: XCTestCase {
     }
 
     func testPreemptsBackToPreferredOnceStable() {
-        var s = Sim(policy: rigPolicy())
+        var s = OrchestratorSim(policy: rigPolicy())
         s.run(ms: 2_000)
         s.link(0, up: false)
         s.run(ms: 500)
@@ -141,7 +62,7 @@ final class ClientOrchestratorTests: XCTestCase {
     }
 
     func testFlapping5HzStaysWithinBudgetAndEndsAttached() {
-        var s = Sim(policy: rigPolicy())
+        var s = OrchestratorSim(policy: rigPolicy())
         s.run(ms: 2_000)
         for i in 0..<100 { // 20 s at 5 Hz
             s.link(0, up: i % 2 == 1)
@@ -156,7 +77,7 @@ final class ClientOrchestratorTests: XCTestCase {
     }
 
     func testBothDownPastTransportLossTtlTerminatesAndAsksForRestart() {
-        var s = Sim(policy: rigPolicy())
+        var s = OrchestratorSim(policy: rigPolicy())
         s.run(ms: 1_000)
         s.link(0, up: false)
         s.link(16, up: false)
@@ -171,7 +92,7 @@ final class ClientOrchestratorTests: XCTestCase {
     func testSwitchBudgetLeadsToDegraded() {
         var p = rigPolicy()
         p.maxSwitchesPerMinute = 2
-        var s = Sim(policy: p)
+        var s = OrchestratorSim(policy: p)
         s.run(ms: 1_000)
         for _ in 0..<3 {
             s.link(s.o.active ?? 0, up: false)
@@ -185,7 +106,7 @@ final class ClientOrchestratorTests: XCTestCase {
 
     func testSameFactsSameActions() {
         func script() -> [OrchestratorAction] {
-            var s = Sim(policy: rigPolicy())
+            var s = OrchestratorSim(policy: rigPolicy())
             s.run(ms: 1_000); s.link(0, up: false); s.run(ms: 700); s.link(0, up: true)
             s.blackholed.insert(16); s.run(ms: 2_000); s.dropEvery[0] = 4; s.run(ms: 2_000)
             return s.log
@@ -197,7 +118,8 @@ final class ClientOrchestratorTests: XCTestCase {
 
     func testRankingIsDeterministic() {
         var o = ClientOrchestrator(policy: rigPolicy(), paths: [PathCandidate(id: 33, priority: 2), PathCandidate(id: 16, priority: 1),
-                                                                  PathCandidate(id: 17, priority: 1), PathCandidate(id: 0, priority: 0)], nowMs: 0)
+                                                                  PathCandidate(id: 17, priority: 1), PathCandidate(id: 0, priority: 0)],
+                                   noncePrefix: 1, nowMs: 0)
         XCTAssertEqual(o.ranked(nowMs: 10).map(\.id), [0, 16, 17, 33])
         _ = o.linkChanged(uplinkPriority: 0, up: false, nowMs: 20)
         XCTAssertEqual(o.ranked(nowMs: 20).map(\.id), [16, 17, 33])
@@ -218,12 +140,13 @@ final class ClientOrchestratorTests: XCTestCase {
     }
 
     func testClockReadingsOutOfOrderNeverTrap() {
-        var o = ClientOrchestrator(policy: rigPolicy(), paths: [PathCandidate(id: 0, priority: 0), PathCandidate(id: 16, priority: 1)], nowMs: 5_000)
+        var o = ClientOrchestrator(policy: rigPolicy(), paths: [PathCandidate(id: 0, priority: 0), PathCandidate(id: 16, priority: 1)],
+                                   noncePrefix: 1, nowMs: 5_000)
         _ = o.handshakeCompleted(path: 0, nowMs: 5_000)
         _ = o.tick(nowMs: 6_000)
         _ = o.linkChanged(uplinkPriority: 0, up: false, nowMs: 6_100)
         // an ACK whose clock was read on another thread just before the link-down was processed
-        _ = o.reattachAcked(path: 16, bindingVersion: 2, nowMs: 6_050)
+        _ = o.reattachAcked(nonce: o.attempt?.nonce ?? .zero, bindingVersion: 2, nowMs: 6_050)
         _ = o.probeReplied(path: 16, seq: 1, nowMs: 100)
         _ = o.tick(nowMs: 0)
         XCTAssertEqual(elapsedMs(5, since: 9), 0)

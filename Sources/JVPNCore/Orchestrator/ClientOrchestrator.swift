@@ -15,41 +15,82 @@ public struct PathCandidate: Equatable, Sendable {
     }
 }
 
+/// One REATTACH attempt: (path, version, nonce). Every retry sends exactly these, so the gateway
+/// can answer a retry of a request it already applied with the same ACK (idempotent).
+public struct ReattachAttempt: Equatable, Sendable {
+    public let path: UInt32
+    public let bindingVersion: UInt64
+    public let nonce: ControlNonce
+    public let reason: ReasonCode
+    public fileprivate(set) var lastSentMs: UInt64
+}
+
 /// What the daemon must do, in order.
 public enum OrchestratorAction: Equatable, Sendable {
+    /// Send a handshake initiation on `path`. The host builds the Noise message and keeps its state
+    /// until the response; the orchestrator only decides when and where (retries, rotation, rekey).
+    case sendInitiation(path: UInt32)
     case sendProbe(path: UInt32, seq: UInt32)
-    /// Send REATTACH_REQUEST on `path` with `bindingVersion`; the daemon adds a fresh nonce.
-    case sendReattach(path: UInt32, reason: ReasonCode, bindingVersion: UInt64)
+    /// Send REATTACH_REQUEST on `path`. A retry carries the same version and nonce as the first send.
+    case sendReattach(path: UInt32, reason: ReasonCode, bindingVersion: UInt64, nonce: ControlNonce)
+    /// Answer a PATH_CHALLENGE with `data` on the path it arrived on.
+    case sendPathResponse(path: UInt32, data: UInt64)
     /// Data now goes on `path` (after REATTACH_ACK or the handshake): exactly one active path.
     case activate(path: UInt32)
     case stateChanged(StateChange)
     case audit(AuditRecord)
     case switched(from: UInt32?, to: UInt32, reason: ReasonCode, recoveryMs: UInt64)
-    /// The session ended; with RestartOnTerminate the daemon opens a new one.
+    /// The session ended; with `restart` the daemon opens a new one (new id, BIRTH).
     case terminated(ReasonCode, restart: Bool)
 }
 
-/// The client's pure brain: facts in (netlink, probes, acks, time), actions out. Deterministic:
-/// the same facts at the same times give the same actions.
+/// The client's pure brain: facts in (netlink, probes, handshakes, gateway answers, time), actions
+/// out. Deterministic: the same facts at the same times give the same actions; it reads no clock and
+/// draws no random numbers (the nonce prefix comes in at init).
 public struct ClientOrchestrator: Equatable, Sendable {
+    /// Handshake initiations are retried this often, rotating over the usable paths.
+    public static let handshakeRetryMs: UInt64 = 1000
+    /// A rekey initiation without a response is repeated after this (WireGuard's REKEY_TIMEOUT).
+    public static let rekeyRetryMs: UInt64 = 5000
+    /// BIRTH never lasts longer than this (nor longer than TransportLossTtlMs).
+    public static let maxHandshakeMs: UInt64 = 90_000
+    /// A REATTACH rejected RATE_LIMITED waits this long before the next attempt.
+    public static let rateLimitedBackoffMs: UInt64 = 1000
+    /// PATH_RESPONSEs per second (burst and rate): a flood of challenges cannot make us a reflector.
+    public static let pathResponsesPerSecond: UInt64 = 50
+
     public let policy: PolicyConfig
     public private(set) var machine: SessionStateMachine
     public private(set) var paths: [PathCandidate]
     public private(set) var active: UInt32?
+    /// The newest binding_version the gateway has authenticated to us.
     public private(set) var bindingVersion: UInt64 = 0
+    /// The binding_version at which `active` was confirmed (handshake or the ACK of our attempt).
+    public private(set) var activeConfirmedVersion: UInt64 = 0
+    /// The REATTACH in flight; only while RECOVERING.
+    public private(set) var attempt: ReattachAttempt?
     public private(set) var switches = 0
+    /// Some REATTACH was sent and no ACK of the attempt in flight arrived since: the gateway may have
+    /// applied it (its ACK lost), so the binding is not known to be `active` any more.
+    private var reattachOutcomeUnknown = false
+    private let noncePrefix: UInt64
+    private var nonceCounter: UInt64 = 0
+    /// No new attempt before this (RATE_LIMITED backoff, spacing after leaving RECOVERING).
+    private var attemptNotBeforeMs: UInt64 = 0
     private var switchTimes: [UInt64] = []
     private var lastSwitchMs: UInt64?
-    private var sessionStartMs: UInt64
+    private let sessionStartMs: UInt64
     private var probeSeq: UInt32 = 0
     /// When the active path was declared dead or worse (for recovery_ms).
     private var troubleSinceMs: UInt64?
     private var recoveryReason: ReasonCode?
-    private var pendingPath: UInt32?
-    private var pendingSentMs: UInt64 = 0
     private var volatileSinceMs: UInt64?
     private var noTransportSinceMs: UInt64?
-    private var degradedRetryMs: UInt64 = 0
+    private var lastInitiationMs: UInt64?
+    private var initiationsSent = 0
+    /// Last rekey initiation with no handshake completed since.
+    private var rekeyInitiationMs: UInt64?
+    private var pathResponses: TokenBucket
     /// Latest time seen: facts may arrive with clock readings taken on other threads, slightly
     /// older than one already processed; the orchestrator never lets its time run backwards.
     private var latestMs: UInt64 = 0
@@ -59,14 +100,29 @@ public struct ClientOrchestrator: Equatable, Sendable {
         return latestMs
     }
 
-    public init(policy: PolicyConfig, paths: [PathCandidate], nowMs: UInt64) {
+    /// `noncePrefix`: random per orchestrator (per session), chosen by the host; REATTACH nonces are
+    /// this prefix and a counter, so they never repeat within the session.
+    public init(policy: PolicyConfig, paths: [PathCandidate], noncePrefix: UInt64, nowMs: UInt64) {
         self.policy = policy
         self.paths = paths
+        self.noncePrefix = noncePrefix
         machine = SessionStateMachine(nowMs: nowMs)
         sessionStartMs = nowMs
+        latestMs = nowMs
+        pathResponses = TokenBucket(capacity: ClientOrchestrator.pathResponsesPerSecond,
+                                    refillPerSecond: Double(ClientOrchestrator.pathResponsesPerSecond), nowMs: nowMs)
     }
 
     public var state: SessionState { machine.state }
+
+    public var handshakeTimeoutMs: UInt64 { min(policy.transportLossTtlMs, ClientOrchestrator.maxHandshakeMs) }
+
+    /// No answer to a REATTACH this long: send it again (same nonce).
+    public var reattachRetryMs: UInt64 { max(policy.probeIntervalMs, 100) }
+
+    /// The gateway's binding is known to be `active`: nothing we sent since can have moved it, and no
+    /// newer version has been seen.
+    public var bindingSettled: Bool { !reattachOutcomeUnknown && activeConfirmedVersion == bindingVersion }
 
     private var lateAfterMs: UInt64 { min(policy.deadAfterMs, max(policy.probeIntervalMs * 2, 200)) }
 
@@ -74,6 +130,10 @@ public struct ClientOrchestrator: Equatable, Sendable {
 
     private func isAlive(_ p: PathCandidate, _ now: UInt64) -> Bool {
         p.linkUp && p.hasAddress && !p.quality.isSilent(nowMs: now, deadAfterMs: policy.deadAfterMs)
+    }
+
+    private func isAlive(_ id: UInt32?, _ now: UInt64) -> Bool {
+        id.flatMap { index($0) }.map { isAlive(paths[$0], now) } ?? false
     }
 
     private func volatility(_ p: PathCandidate, _ now: UInt64) -> ReasonCode? {
@@ -105,18 +165,51 @@ public struct ClientOrchestrator: Equatable, Sendable {
         index(id).map { paths[$0].quality.lossPct(nowMs: nowMs, lateAfterMs: lateAfterMs) } ?? 0
     }
 
-    // MARK: facts
+    // MARK: facts: handshake
 
+    /// A handshake response was accepted for an initiation sent on `path`: the first one attaches
+    /// the session, later ones are rekeys. Either way a probe goes out on that path at once: the
+    /// initiator sends first, and that frame is the confirmation the gateway binds on.
     public mutating func handshakeCompleted(path: UInt32, nowMs now: UInt64) -> [OrchestratorAction] {
         let now = clock(now)
         var out: [OrchestratorAction] = []
-        guard machine.state == .birth else { return out }
-        transition(.attached, .handshakeOK, now, &out)
-        active = path
-        bindingVersion = 1
-        out.append(.activate(path: path))
+        guard let i = index(path) else { return out }
+        switch machine.state {
+        case .birth:
+            transition(.attached, .handshakeOK, now, &out)
+            active = path
+            bindingVersion = 1
+            activeConfirmedVersion = 1
+            out.append(.activate(path: path))
+        case .attached, .volatile, .recovering, .degraded:
+            rekeyInitiationMs = nil
+        case .terminated:
+            return out
+        }
+        probe(i, now, &out)
         return out
     }
+
+    /// The host's keys need renewing (age or message count, or they expired): a rekey initiation on
+    /// the active path while it works, else on the best one; repeated every `rekeyRetryMs` until a
+    /// handshake completes.
+    public mutating func keysNeedRenewing(nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
+        var out: [OrchestratorAction] = []
+        switch machine.state {
+        case .birth, .terminated:
+            return out
+        case .attached, .volatile, .recovering, .degraded:
+            break
+        }
+        if let last = rekeyInitiationMs, now < last + ClientOrchestrator.rekeyRetryMs { return out }
+        guard let path = isAlive(active, now) ? active : ranked(nowMs: now).first?.id ?? active else { return out }
+        rekeyInitiationMs = now
+        out.append(.sendInitiation(path: path))
+        return out
+    }
+
+    // MARK: facts: netlink
 
     public mutating func linkChanged(uplinkPriority: Int, up: Bool, nowMs now: UInt64) -> [OrchestratorAction] {
         uplinkChanged(uplinkPriority, usable: up, lost: .linkDown, now: clock(now)) { $0.linkUp = up }
@@ -127,7 +220,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     /// A netlink fact about one uplink: its paths start measuring afresh; losing the active one
-    /// starts recovery at once, a returning one is probed at once.
+    /// starts recovery at once, losing the one a REATTACH is in flight on moves the attempt on, a
+    /// returning one is probed (or gets the handshake) at once.
     private mutating func uplinkChanged(_ priority: Int, usable: Bool, lost: ReasonCode, now: UInt64,
                                         _ update: (inout PathCandidate) -> Void) -> [OrchestratorAction] {
         var out: [OrchestratorAction] = []
@@ -136,14 +230,27 @@ public struct ClientOrchestrator: Equatable, Sendable {
             paths[i].quality.reset()
             paths[i].healthySinceMs = nil
         }
+        switch machine.state {
+        case .terminated:
+            return out
+        case .birth:
+            if usable { scheduleHandshake(now, &out) }
+            return out
+        case .attached, .volatile, .recovering, .degraded:
+            break
+        }
         if !usable, let a = active, let i = index(a), paths[i].priority == priority {
             beginRecovery(lost, now, &out)
+        } else if !usable, machine.state == .recovering {
+            progressRecovery(now, &out)
         } else if usable {
             probeNow(uplinkPriority: priority, now, &out)
-            if machine.state == .degraded { evaluate(now, &out) }
+            if machine.state == .degraded || machine.state == .recovering { evaluate(now, &out) }
         }
         return out
     }
+
+    // MARK: facts: control messages
 
     public mutating func probeReplied(path: UInt32, seq: UInt32, nowMs now: UInt64, measuredRttMs: Double? = nil) -> [OrchestratorAction] {
         let now = clock(now)
@@ -152,65 +259,125 @@ public struct ClientOrchestrator: Equatable, Sendable {
         return []
     }
 
-    /// The gateway asked us (authenticated hint) to re-bind the active path after a NAT change.
+    /// The gateway (authenticated hint) sees our traffic from an address it has not bound: a NAT
+    /// re-mapped us, or its binding is not our active path. REATTACH the active path.
     public mutating func natRebindHinted(nowMs now: UInt64) -> [OrchestratorAction] {
         let now = clock(now)
         var out: [OrchestratorAction] = []
-        guard let a = active, machine.state == .attached || machine.state == .volatile || machine.state == .degraded,
-              pendingPath == nil else { return out }
-        troubleSinceMs = now
-        recoveryReason = .natRebind
-        transition(.recovering, .natRebind, now, &out)
-        pendingPath = a
-        pendingSentMs = now
-        out.append(.sendReattach(path: a, reason: .natRebind, bindingVersion: bindingVersion))
+        switch machine.state {
+        case .attached, .volatile, .degraded:
+            guard let a = active else { return out }
+            rebind(a, reason: .natRebind, now, &out)
+        case .birth, .recovering, .terminated:
+            break
+        }
         return out
     }
 
-    public mutating func reattachAcked(path: UInt32, bindingVersion version: UInt64, nowMs now: UInt64) -> [OrchestratorAction] {
+    /// REATTACH_ACK echoing `nonce`. The attempt in flight: the gateway bound its path at `version`.
+    /// Any other (a duplicate, a late answer to an older attempt): only its version is news.
+    public mutating func reattachAcked(nonce: ControlNonce, bindingVersion version: UInt64, nowMs now: UInt64) -> [OrchestratorAction] {
         let now = clock(now)
         var out: [OrchestratorAction] = []
-        guard machine.state == .recovering, pendingPath == path, version > bindingVersion else { return out }
-        let from = active
+        guard machine.state == .recovering, let a = attempt, a.nonce == nonce else {
+            adoptNewer(version)
+            return out
+        }
+        attempt = nil
+        reattachOutcomeUnknown = false
+        // The answer to our own request is the gateway's word, taken as is: keeping a larger version
+        // seen elsewhere would leave the session unsettled, re-binding on every tick.
         bindingVersion = version
-        active = path
-        pendingPath = nil
-        let reason = recoveryReason ?? .betterPath
-        let recovery = elapsedMs(now, since: troubleSinceMs ?? now)
-        switchTimes.append(now)
-        lastSwitchMs = now
-        switches += 1
-        out.append(.activate(path: path))
+        activeConfirmedVersion = version
+        let from = active
+        active = a.path
+        out.append(.activate(path: a.path))
         transition(.attached, .reattachOK, now, &out)
-        out.append(.switched(from: from, to: path, reason: reason, recoveryMs: recovery))
+        if from != a.path {
+            switchTimes.append(now)
+            lastSwitchMs = now
+            switches += 1
+            out.append(.switched(from: from, to: a.path, reason: recoveryReason ?? a.reason,
+                                 recoveryMs: elapsedMs(now, since: troubleSinceMs ?? now)))
+        }
         troubleSinceMs = nil
         recoveryReason = nil
         volatileSinceMs = nil
-        if let i = index(path) { paths[i].healthySinceMs = now }
+        if let i = index(a.path) { paths[i].healthySinceMs = now }
         return out
     }
 
-    public mutating func reattachRejected(_ reason: ReasonCode, nowMs now: UInt64) -> [OrchestratorAction] {
+    /// A sealed reject echoing `nonce`, carrying the gateway's current `version`. For the attempt in
+    /// flight: STALE_VERSION resyncs and tries again at once, RATE_LIMITED backs off, UNKNOWN_SESSION
+    /// ends the session. For any other nonce: only a newer version is news.
+    public mutating func reattachRejected(reason: ReasonCode, nonce: ControlNonce, bindingVersion version: UInt64,
+                                          nowMs now: UInt64) -> [OrchestratorAction] {
         let now = clock(now)
         var out: [OrchestratorAction] = []
-        out.append(.audit(AuditRecord(check: "reattach", result: "fail", detail: "gateway rejected REATTACH: \(reason.rawValue)")))
-        pendingPath = nil // the next tick retries, bounded by the recovery window
+        guard machine.state == .recovering, let a = attempt, a.nonce == nonce else {
+            adoptNewer(version)
+            return out
+        }
+        attempt = nil
+        out.append(.audit(AuditRecord(check: "reattach", result: "fail",
+                                      detail: "gateway rejected REATTACH on path \(a.path): \(reason.rawValue) (gateway binding_version \(version))")))
+        switch reason {
+        case .staleVersion where version != a.bindingVersion:
+            // The gateway's version is authoritative for our own request (it may even be lower).
+            bindingVersion = version
+            if isAlive(a.path, now) {
+                startAttempt(to: a.path, reason: a.reason, now, &out)
+            } else {
+                progressRecovery(now, &out)
+            }
+        case .rateLimited:
+            adoptNewer(version)
+            attemptNotBeforeMs = now + ClientOrchestrator.rateLimitedBackoffMs
+        case .unknownSession:
+            end(.peerClosed, now, &out)
+        case .staleVersion, .handshakeOK, .lossThreshold, .rttThreshold, .jitterThreshold, .stabilityRestored,
+             .linkDown, .addressLost, .probeTimeout, .betterPath, .natRebind, .candidateAvailable, .reattachOK,
+             .recoveryWindowExceeded, .switchRateLimited, .sessionTTLExpired, .transportLossTTLExpired,
+             .handshakeTimeout, .operatorRequest, .peerClosed, .policyHardFail, .ownershipConflict,
+             .invalidProof, .replayDetected:
+            // Not a resync (a STALE_VERSION naming our own version would loop): a new attempt after
+            // the retry interval.
+            adoptNewer(version)
+            attemptNotBeforeMs = now + reattachRetryMs
+        }
         return out
     }
 
+    /// PATH_CHALLENGE arrived on `path`: echo it there (the gateway validates that we receive there).
+    public mutating func pathChallenged(path: UInt32, data: UInt64, nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
+        guard machine.state != .terminated, index(path) != nil, pathResponses.take(nowMs: now) else { return [] }
+        return [.sendPathResponse(path: path, data: data)]
+    }
+
+    /// The gateway closed the session (authenticated CLOSE).
+    public mutating func closedByPeer(nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
+        var out: [OrchestratorAction] = []
+        guard machine.state != .terminated else { return out }
+        end(.peerClosed, now, &out)
+        return out
+    }
+
+    /// Ends the session for `reason` without asking for a new one (operator shutdown).
     public mutating func terminate(_ reason: ReasonCode, nowMs now: UInt64) -> [OrchestratorAction] {
         let now = clock(now)
         var out: [OrchestratorAction] = []
         transition(.terminated, reason, now, &out)
+        attempt = nil
         return out
     }
 
-    /// Probe one path now (new keys to confirm, a path to measure at once).
-    public mutating func probeNow(path: UInt32, nowMs now: UInt64) -> [OrchestratorAction] {
-        let now = clock(now)
-        var out: [OrchestratorAction] = []
-        if let i = index(path), paths[i].linkUp, paths[i].hasAddress { probe(i, now, &out) }
-        return out
+    /// A version the gateway authenticated (in an answer to an older attempt) is adopted when newer:
+    /// the binding moved past the one we confirmed, so the session is no longer settled and re-binds.
+    private mutating func adoptNewer(_ version: UInt64) {
+        guard machine.state != .terminated, version > bindingVersion else { return }
+        bindingVersion = version
     }
 
     // MARK: time
@@ -223,16 +390,36 @@ public struct ClientOrchestrator: Equatable, Sendable {
             end(.sessionTTLExpired, now, &out)
             return out
         }
+        if machine.state == .birth {
+            scheduleHandshake(now, &out)
+            return out
+        }
         sendDueProbes(now, &out)
         updateHealth(now)
-        guard machine.state != .birth else { return out }
         evaluate(now, &out)
         return out
     }
 
+    /// BIRTH: an initiation every `handshakeRetryMs`, rotating over the usable paths (one of them
+    /// may be broken in one direction only), until a response or the handshake timeout.
+    private mutating func scheduleHandshake(_ now: UInt64, _ out: inout [OrchestratorAction]) {
+        if now >= sessionStartMs + handshakeTimeoutMs {
+            end(.handshakeTimeout, now, &out)
+            return
+        }
+        if let last = lastInitiationMs, now < last + ClientOrchestrator.handshakeRetryMs { return }
+        let usable = paths.filter { $0.linkUp && $0.hasAddress }.sorted { ($0.priority, $0.id) < ($1.priority, $1.id) }
+        guard !usable.isEmpty else { return }
+        let path = usable[initiationsSent % usable.count].id
+        initiationsSent += 1
+        lastInitiationMs = now
+        out.append(.sendInitiation(path: path))
+    }
+
     private mutating func sendDueProbes(_ now: UInt64, _ out: inout [OrchestratorAction]) {
         for i in paths.indices where paths[i].linkUp && paths[i].hasAddress {
-            let interval = paths[i].id == active || paths[i].id == pendingPath ? policy.probeIntervalMs : policy.standbyProbeIntervalMs
+            let fast = paths[i].id == active || paths[i].id == attempt?.path
+            let interval = fast ? policy.probeIntervalMs : policy.standbyProbeIntervalMs
             if let last = paths[i].quality.lastSentMs, now < last + interval { continue }
             probe(i, now, &out)
         }
@@ -271,13 +458,17 @@ public struct ClientOrchestrator: Equatable, Sendable {
             return
         }
         let activeIndex = active.flatMap { index($0) }
-        let activeAlive = activeIndex.map { isAlive(paths[$0], now) } ?? false
+        let activeAlive = isAlive(active, now)
         switch machine.state {
         case .birth, .terminated:
             return
         case .attached:
             guard let ai = activeIndex, activeAlive else {
                 beginRecovery(.probeTimeout, now, &out)
+                return
+            }
+            if !bindingSettled {
+                rebind(paths[ai].id, reason: .natRebind, now, &out)
                 return
             }
             if let v = volatility(paths[ai], now) {
@@ -288,11 +479,17 @@ public struct ClientOrchestrator: Equatable, Sendable {
             if policy.preemptToPreferred, let best = ranked(nowMs: now).first, best.priority < paths[ai].priority,
                isStable(best, now), mayPolicySwitch(now) {
                 troubleSinceMs = now
-                startReattach(to: best.id, reason: .betterPath, now, &out)
+                recoveryReason = .betterPath
+                transition(.recovering, .betterPath, now, &out)
+                startAttempt(to: best.id, reason: .betterPath, now, &out)
             }
         case .volatile:
             guard let ai = activeIndex, activeAlive else {
                 beginRecovery(.probeTimeout, now, &out)
+                return
+            }
+            if !bindingSettled {
+                rebind(paths[ai].id, reason: .natRebind, now, &out)
                 return
             }
             if volatility(paths[ai], now) == nil, isStable(paths[ai], now) {
@@ -304,85 +501,120 @@ public struct ClientOrchestrator: Equatable, Sendable {
             if let better = ranked(nowMs: now, excluding: active).first(where: { volatility($0, now) == nil && isStable($0, now) }),
                mayPolicySwitch(now) {
                 troubleSinceMs = volatileSinceMs ?? now
-                startReattach(to: better.id, reason: .betterPath, now, &out)
+                recoveryReason = .betterPath
+                transition(.recovering, .betterPath, now, &out)
+                startAttempt(to: better.id, reason: .betterPath, now, &out)
                 return
             }
             if let since = volatileSinceMs, now >= since + policy.maxRecoveryWindowMs {
                 transition(.degraded, .recoveryWindowExceeded, now, &out)
             }
         case .recovering:
-            if let p = pendingPath, now < pendingSentMs + max(policy.probeIntervalMs, 100) {
-                // waiting for REATTACH_ACK
-                _ = p
-            } else if let best = ranked(nowMs: now, excluding: activeAlive ? nil : active).first {
-                guard mayFailureSwitch(now) else {
-                    pendingPath = nil
-                    transition(.degraded, .switchRateLimited, now, &out)
-                    return
-                }
-                pendingPath = best.id
-                pendingSentMs = now
-                out.append(.sendReattach(path: best.id, reason: recoveryReason ?? .probeTimeout, bindingVersion: bindingVersion))
-            } else {
-                pendingPath = nil
-            }
-            if let since = troubleSinceMs, now >= since + policy.maxRecoveryWindowMs, machine.state == .recovering {
-                pendingPath = nil
+            if now >= machine.enteredAtMs + policy.maxRecoveryWindowMs {
+                attempt = nil
+                // DEGRADED is visible for a moment before the next attempt, not a flicker.
+                attemptNotBeforeMs = max(attemptNotBeforeMs, now + max(policy.switchCooldownMs, reattachRetryMs))
                 transition(.degraded, .recoveryWindowExceeded, now, &out)
+                return
             }
+            progressRecovery(now, &out)
         case .degraded:
-            if let ai = activeIndex, activeAlive, volatility(paths[ai], now) == nil, isStable(paths[ai], now) {
+            let settled = bindingSettled
+            if settled, let ai = activeIndex, activeAlive, volatility(paths[ai], now) == nil, isStable(paths[ai], now) {
                 transition(.attached, .stabilityRestored, now, &out)
                 troubleSinceMs = nil
                 volatileSinceMs = nil
                 return
             }
-            let activeBad = !activeAlive || (activeIndex.map { volatility(paths[$0], now) != nil } ?? true)
-            if activeBad, now >= degradedRetryMs,
-               let best = ranked(nowMs: now, excluding: active).first(where: { volatility($0, now) == nil }),
-               mayFailureSwitch(now) {
-                degradedRetryMs = now + max(policy.switchCooldownMs, policy.probeIntervalMs)
-                if troubleSinceMs == nil { troubleSinceMs = now }
-                recoveryReason = .candidateAvailable
-                transition(.recovering, .candidateAvailable, now, &out)
-                pendingPath = best.id
-                pendingSentMs = now
-                out.append(.sendReattach(path: best.id, reason: .candidateAvailable, bindingVersion: bindingVersion))
-            }
+            guard now >= attemptNotBeforeMs, let target = degradedTarget(settled: settled, activeAlive: activeAlive, now),
+                  target == active || mayFailureSwitch(now) else { return }
+            troubleSinceMs = troubleSinceMs ?? now
+            recoveryReason = .candidateAvailable
+            transition(.recovering, .candidateAvailable, now, &out)
+            startAttempt(to: target, reason: .candidateAvailable, now, &out)
         }
     }
 
-    /// Failure-driven: into RECOVERING at once and REATTACH on the best other candidate.
+    /// Where DEGRADED tries next, nil = keep waiting. A settled binding on a working active path
+    /// waits for it to stabilise, unless it is volatile and a clean candidate exists; otherwise
+    /// (active dead, or the gateway's binding unknown) the best working path, which may be the
+    /// active one itself (re-confirming the binding).
+    private func degradedTarget(settled: Bool, activeAlive: Bool, _ now: UInt64) -> UInt32? {
+        guard settled && activeAlive else { return reattachTarget(now) }
+        guard let ai = active.flatMap({ index($0) }), volatility(paths[ai], now) != nil else { return nil }
+        return ranked(nowMs: now, excluding: active).first { volatility($0, now) == nil }?.id
+    }
+
+    /// The best path for a new attempt: working ones only, those that answered a probe and are not
+    /// volatile first, then by rank.
+    private func reattachTarget(_ now: UInt64) -> UInt32? {
+        let alive = ranked(nowMs: now)
+        let proven = alive.filter { $0.quality.lastReplyMs != nil }
+        return (proven.first { volatility($0, now) == nil } ?? proven.first ?? alive.first)?.id
+    }
+
+    /// RECOVERING: retry the attempt in flight while its path works, else start one on the next
+    /// candidate (within the switch budget; exhausted = DEGRADED, which resumes once it refills).
+    private mutating func progressRecovery(_ now: UInt64, _ out: inout [OrchestratorAction]) {
+        if let a = attempt {
+            if isAlive(a.path, now) {
+                if now >= a.lastSentMs + reattachRetryMs { resendAttempt(now, &out) }
+                return
+            }
+            attempt = nil
+        }
+        guard now >= attemptNotBeforeMs, let target = reattachTarget(now) else { return }
+        guard target == active || mayFailureSwitch(now) else {
+            transition(.degraded, .switchRateLimited, now, &out)
+            return
+        }
+        startAttempt(to: target, reason: recoveryReason ?? .probeTimeout, now, &out)
+    }
+
+    /// Failure-driven: into RECOVERING at once and REATTACH on the best working candidate. From
+    /// DEGRADED only when an attempt can start now (else DEGRADED keeps waiting, without churn).
     private mutating func beginRecovery(_ reason: ReasonCode, _ now: UInt64, _ out: inout [OrchestratorAction]) {
         switch machine.state {
-        case .attached, .volatile, .degraded:
+        case .attached, .volatile:
             break
-        case .birth, .recovering, .terminated:
-            if machine.state == .recovering, pendingPath == active { pendingPath = nil }
+        case .degraded:
+            guard let target = reattachTarget(now), target == active || mayFailureSwitch(now) else { return }
+        case .recovering:
+            progressRecovery(now, &out)
+            return
+        case .birth, .terminated:
             return
         }
         troubleSinceMs = troubleSinceMs ?? now
-        if machine.state == .degraded && troubleSinceMs == nil { troubleSinceMs = now }
         recoveryReason = reason
+        attempt = nil
         transition(.recovering, reason, now, &out)
-        pendingPath = nil
-        if let best = ranked(nowMs: now, excluding: active).first {
-            guard mayFailureSwitch(now) else {
-                transition(.degraded, .switchRateLimited, now, &out)
-                return
-            }
-            pendingPath = best.id
-            pendingSentMs = now
-            out.append(.sendReattach(path: best.id, reason: reason, bindingVersion: bindingVersion))
-        }
+        progressRecovery(now, &out)
     }
 
-    private mutating func startReattach(to id: UInt32, reason: ReasonCode, _ now: UInt64, _ out: inout [OrchestratorAction]) {
+    /// REATTACH on the path we already use: the gateway's binding is not (known to be) ours.
+    private mutating func rebind(_ path: UInt32, reason: ReasonCode, _ now: UInt64, _ out: inout [OrchestratorAction]) {
+        troubleSinceMs = now
         recoveryReason = reason
         transition(.recovering, reason, now, &out)
-        pendingPath = id
-        pendingSentMs = now
-        out.append(.sendReattach(path: id, reason: reason, bindingVersion: bindingVersion))
+        startAttempt(to: path, reason: reason, now, &out)
+    }
+
+    /// A new attempt: the newest version we know and a nonce never used before in this session.
+    private mutating func startAttempt(to path: UInt32, reason: ReasonCode, _ now: UInt64, _ out: inout [OrchestratorAction]) {
+        nonceCounter += 1
+        let a = ReattachAttempt(path: path, bindingVersion: bindingVersion,
+                                nonce: ControlNonce(prefix: noncePrefix, counter: nonceCounter), reason: reason, lastSentMs: now)
+        attempt = a
+        reattachOutcomeUnknown = true
+        out.append(.sendReattach(path: a.path, reason: a.reason, bindingVersion: a.bindingVersion, nonce: a.nonce))
+    }
+
+    private mutating func resendAttempt(_ now: UInt64, _ out: inout [OrchestratorAction]) {
+        guard var a = attempt else { return }
+        a.lastSentMs = now
+        attempt = a
+        out.append(.sendReattach(path: a.path, reason: a.reason, bindingVersion: a.bindingVersion, nonce: a.nonce))
     }
 
     private mutating func switchesInLastMinute(_ now: UInt64) -> Int {
@@ -402,7 +634,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
 
     private mutating func end(_ reason: ReasonCode, _ now: UInt64, _ out: inout [OrchestratorAction]) {
         transition(.terminated, reason, now, &out)
-        pendingPath = nil
+        attempt = nil
         out.append(.terminated(reason, restart: policy.restartOnTerminate))
     }
 

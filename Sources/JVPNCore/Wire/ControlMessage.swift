@@ -29,6 +29,13 @@ public struct ControlNonce: Hashable, Sendable, CustomStringConvertible {
         b = p.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
     }
 
+    /// A nonce made unique by construction instead of by chance: a per-sender random `prefix` and a
+    /// `counter` that never repeats under it. It need not be secret: the answer that echoes it is
+    /// authenticated by the session keys.
+    public init(prefix: UInt64, counter: UInt64) {
+        self.init(a: prefix, b: counter)
+    }
+
     public static func random() -> ControlNonce {
         Sodium.ensureInitialized()
         var s: (UInt64, UInt64) = (0, 0)
