@@ -1,0 +1,169 @@
+@testable import JVPNCore
+
+/// The client side of the simulation: the real `ClientOrchestrator`, performing its actions as
+/// ClientHost does, with keys modelled as epochs and real replay windows.
+struct SimClient {
+    var orchestrator: ClientOrchestrator
+    let policy: PolicyConfig
+    let uplinks: Int
+    var session: SessionID
+    var sessionSerial: UInt64 = 1
+    /// The handshake in flight (its id), and the epoch of the current and previous keys.
+    var pendingHandshake: UInt64?
+    var handshakeSerial: UInt64 = 0
+    var current: UInt64?
+    var previous: UInt64?
+    var windows: [UInt64: ReplayWindow] = [:]
+    var sendCounters: [UInt64: UInt64] = [:]
+    var active: UInt32?
+    var lastDataMs: UInt64?
+    var wallNs: UInt64 = 1_700_000_000_000_000_000
+    var sessionsStarted = 1
+    var lastRekeyMs: UInt64 = 0
+    let rekeyEveryMs: UInt64
+    /// What the client did, for a replayed seed's trace.
+    var journal: [String] = []
+    var tracing = false
+
+    init(policy: PolicyConfig, uplinks: Int, seed: UInt64, rekeyEveryMs: UInt64, now: UInt64) {
+        self.policy = policy
+        self.uplinks = uplinks
+        self.rekeyEveryMs = rekeyEveryMs
+        session = SimClient.sessionID(seed, 1)
+        orchestrator = ClientOrchestrator(policy: policy, paths: (0..<uplinks).map { PathCandidate(id: UInt32($0 + 1), priority: $0) },
+                                          noncePrefix: seed, nowMs: now)
+    }
+
+    static func sessionID(_ seed: UInt64, _ serial: UInt64) -> SessionID {
+        var r = SeededRandom(seed: seed &+ serial)
+        let x = r.next()
+        return try! SessionID(bytes: withUnsafeBytes(of: x) { Array($0) })
+    }
+
+    static func uplink(of path: UInt32) -> Int { Int(path) - 1 }
+
+    mutating func start(now: UInt64, net: inout SimNetwork) {
+        perform(orchestrator.tick(nowMs: now), now: now, net: &net)
+    }
+
+    mutating func tick(now: UInt64, net: inout SimNetwork) {
+        if current != nil, elapsedMs(now, since: lastRekeyMs) >= rekeyEveryMs {
+            lastRekeyMs = now
+            perform(orchestrator.keysNeedRenewing(nowMs: now), now: now, net: &net)
+        }
+        perform(orchestrator.tick(nowMs: now), now: now, net: &net)
+    }
+
+    mutating func link(_ uplink: Int, up: Bool, now: UInt64, net: inout SimNetwork) {
+        perform(orchestrator.linkChanged(uplinkPriority: uplink, up: up, nowMs: now), now: now, net: &net)
+    }
+
+    /// Data on the active path, as the data plane would send it.
+    mutating func sendData(now: UInt64, net: inout SimNetwork) {
+        guard let a = active, let kp = current, orchestrator.state != .birth, orchestrator.state != .terminated else { return }
+        net.clientSend(.frame(epoch: kp, counter: counter(kp), control: nil), uplink: SimClient.uplink(of: a), now: now)
+    }
+
+    mutating func receive(_ p: SimPacket, now: UInt64, net: inout SimNetwork) {
+        let path = UInt32(p.uplink + 1)
+        switch p.payload {
+        case .initiation:
+            return
+        case .response(let handshake, let epoch):
+            guard handshake == pendingHandshake else { return }
+            pendingHandshake = nil
+            previous = current
+            current = epoch
+            lastRekeyMs = now
+            perform(orchestrator.handshakeCompleted(path: path, nowMs: now), now: now, net: &net)
+        case .frame(let epoch, let counter, let control):
+            guard epoch == current || epoch == previous else { return }
+            guard windows[epoch, default: ReplayWindow()].update(counter) else { return }
+            guard let control else {
+                lastDataMs = now
+                return
+            }
+            guard let m = try? control.withUnsafeBytes({ try ControlMessage.decode($0) }) else { return }
+            var actions: [OrchestratorAction] = []
+            switch m {
+            case .probeReply(let seq, _, let pathID):
+                actions = orchestrator.probeReplied(path: pathID, seq: seq, nowMs: now)
+            case .reattachAck(let sid, let version, let nonce):
+                guard sid == session else { return }
+                actions = orchestrator.reattachAcked(nonce: nonce, bindingVersion: version, nowMs: now)
+            case .reject(let reason, let nonce, let version):
+                actions = orchestrator.reattachRejected(reason: reason, nonce: nonce, bindingVersion: version, nowMs: now)
+            case .pathChallenge(let data):
+                actions = orchestrator.pathChallenged(path: path, data: data, nowMs: now)
+            case .natHint:
+                // As ClientHost: only a hint on the active path's socket means our mapping changed;
+                // one elsewhere answers late packets from before a switch.
+                guard path == active else { return }
+                actions = orchestrator.natRebindHinted(nowMs: now)
+            case .close:
+                actions = orchestrator.closedByPeer(nowMs: now)
+            case .probe, .reattachRequest, .pathResponse:
+                return
+            }
+            perform(actions, now: now, net: &net)
+        }
+    }
+
+    private mutating func counter(_ epoch: UInt64) -> UInt64 {
+        let c = sendCounters[epoch, default: 0]
+        sendCounters[epoch] = c + 1
+        return c
+    }
+
+    private mutating func sendControl(_ m: ControlMessage, path: UInt32, now: UInt64, net: inout SimNetwork) {
+        guard let kp = current else { return }
+        var buf = [UInt8](repeating: 0, count: m.encodedLength)
+        let n = buf.withUnsafeMutableBytes { m.encode(into: $0.baseAddress!, capacity: $0.count) }
+        net.clientSend(.frame(epoch: kp, counter: counter(kp), control: Array(buf[0..<n])), uplink: SimClient.uplink(of: path), now: now)
+    }
+
+    private mutating func perform(_ actions: [OrchestratorAction], now: UInt64, net: inout SimNetwork) {
+        for a in actions {
+            if tracing {
+                switch a {
+                case .sendProbe: break
+                case .sendInitiation, .sendReattach, .sendPathResponse, .activate, .stateChanged, .audit, .switched, .terminated:
+                    journal.append("\(now): client \(a)")
+                }
+            }
+            switch a {
+            case .sendInitiation(let path):
+                handshakeSerial += 1
+                pendingHandshake = handshakeSerial
+                let ts = Timestamp12(unixNanoseconds: wallNs + now * 1_000_000 + handshakeSerial)
+                net.clientSend(.initiation(session: session, timestamp: ts, handshake: handshakeSerial), uplink: SimClient.uplink(of: path), now: now)
+            case .sendProbe(let path, let seq):
+                sendControl(.probe(seq: seq, sentAtNs: now * 1_000_000, pathID: path), path: path, now: now, net: &net)
+            case .sendReattach(let path, let reason, let version, let nonce):
+                sendControl(.reattachRequest(sessionID: session, bindingVersion: version, pathID: path, nonce: nonce, reason: reason),
+                            path: path, now: now, net: &net)
+            case .sendPathResponse(let path, let data):
+                sendControl(.pathResponse(data: data), path: path, now: now, net: &net)
+            case .activate(let path):
+                active = path
+            case .stateChanged, .audit, .switched:
+                break
+            case .terminated(_, let restart):
+                active = nil
+                guard restart else { continue }
+                sessionSerial += 1
+                sessionsStarted += 1
+                session = SimClient.sessionID(UInt64(uplinks) &* 7919 &+ sessionSerial, sessionSerial)
+                current = nil
+                previous = nil
+                pendingHandshake = nil
+                orchestrator = ClientOrchestrator(policy: policy, paths: (0..<uplinks).map { PathCandidate(id: UInt32($0 + 1), priority: $0) },
+                                                  noncePrefix: sessionSerial, nowMs: now)
+                for u in net.uplinks.indices where !net.uplinks[u].linkUp {
+                    perform(orchestrator.linkChanged(uplinkPriority: u, up: false, nowMs: now), now: now, net: &net)
+                }
+                perform(orchestrator.tick(nowMs: now), now: now, net: &net)
+            }
+        }
+    }
+}
