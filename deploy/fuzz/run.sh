@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer target of this package and runs it on a seed corpus of valid messages.
 #
-#   deploy/fuzz/run.sh TARGET [RUNS]     TARGET: frame | control | handshake (product fuzz-TARGET)
+#   deploy/fuzz/run.sh TARGET [RUNS]     TARGET: frame | control | handshake, or any target added
+#                                        as README.md describes (product fuzz-TARGET)
 #                                        RUNS: inputs to try, default 10000000
 #   JVPN_FUZZ_MAX_TIME=SECONDS           wall-clock bound, default 600
 #

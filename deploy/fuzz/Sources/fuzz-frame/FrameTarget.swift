@@ -14,6 +14,8 @@ private let receiver = FuzzFixture.receiver()
 public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>,
                            _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> Int32 {
     writeSeedsIfAsked {
+        // Genuine frames, and one datagram a byte longer than the largest frame: libFuzzer's inputs
+        // grow to the largest seed, so the size limit itself gets tested.
         [[], [0x45, 0, 0, 20], [UInt8](repeating: 0xab, count: 1400)].map { plaintext in
             var frame = [UInt8](repeating: 0, count: plaintext.count + Frame.overhead)
             frame.replaceSubrange(Frame.headerLength..<(Frame.headerLength + plaintext.count), with: plaintext)
@@ -22,7 +24,7 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>,
                            buffer: $0.baseAddress!, plaintextLength: plaintext.count)
             }
             return Array(frame[0..<n])
-        }
+        } + [[UInt8](repeating: MessageType.data.rawValue, count: Frame.maxFrame + 1)]
     }
     return 0
 }
