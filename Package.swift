@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "jvpn", targets: ["jvpn"]),
+        // For deploy/fuzz, a separate package that depends on this one by path.
+        .library(name: "JVPNCore", targets: ["JVPNCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
