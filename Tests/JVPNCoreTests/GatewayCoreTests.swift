@@ -66,9 +66,9 @@ final class GatewayCoreTests: XCTestCase {
         let a = core.confirmed(peer: 0, session: sid, from: "C", bytes: 49, nowMs: 1)
         XCTAssertNil(core.session(ofPeer: 0)?.bound, "C never received anything from us")
         guard case .pathChallenge(let data)? = sends(a).first?.0, sends(a).first?.1 == "C" else { return XCTFail("no challenge") }
-        _ = core.control(peer: 0, .pathResponse(data: data), from: "C", bytes: 41, nowMs: 2)
-        XCTAssertEqual(reattach(&core, from: "C", version: 1, nonce: .random(), nowMs: 3).count { if case .switched = $0 { true } else { false } }, 1)
-        XCTAssertEqual(core.session(ofPeer: 0)?.bound, "C")
+        XCTAssertTrue(core.control(peer: 0, .pathResponse(data: data), from: "C", bytes: 41, nowMs: 2).contains(.bindingChanged(peer: 0)))
+        XCTAssertEqual(core.session(ofPeer: 0)?.bound, "C", "bound once proven, without a REATTACH")
+        XCTAssertEqual(core.session(ofPeer: 0)?.bindingVersion, 1)
     }
 
     func testReplayedAndFarFutureInitiationsAreRefused() {

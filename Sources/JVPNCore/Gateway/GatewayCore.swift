@@ -192,7 +192,13 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
             reattach(&s, peer, sid, version, nonce, reason, from, now, &out)
         case .pathResponse(let data):
             guard s.validation.responded(from, data: data, nowMs: now) else { return out }
-            if let p = s.pendingReattach, p.address == from {
+            if s.bound == nil {
+                // The handshake was confirmed from an address its response did not go to: now that
+                // the client proved it receives there, the session binds there (version unchanged).
+                s.bound = from
+                s.lastAuthenticatedMs = now
+                out.append(.bindingChanged(peer: peer))
+            } else if let p = s.pendingReattach, p.address == from {
                 s.pendingReattach = nil
                 if p.version == s.bindingVersion {
                     bind(&s, peer, from, nonce: p.nonce, reason: p.reason, now, &out)
