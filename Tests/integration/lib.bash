@@ -10,7 +10,18 @@ export JVPN_BIN
 . "$REPO/deploy/netns/rig.sh"
 
 TEST_NAME="$(basename "$0" .sh)"
-fail() { echo "FAIL [$TEST_NAME]: $*" >&2; exit 1; }
+# On failure, the tail of both event logs (when a test has set them) goes with the message: the rig
+# and its files are gone once the test exits.
+fail() {
+    echo "FAIL [$TEST_NAME]: $*" >&2
+    local f
+    for f in "${CL_EVENTS:-}" "${GW_EVENTS:-}"; do
+        [[ -n "$f" && -f "$f" ]] || continue
+        echo "    last events of $(basename "$f"):" >&2
+        tail -n 25 "$f" | cut -c1-300 | sed 's/^/      /' >&2
+    done
+    exit 1
+}
 pass() { echo "PASS [$TEST_NAME]${1:+: $1}"; }
 step() { echo "--- [$TEST_NAME] $*"; }
 
@@ -34,6 +45,9 @@ write_gateway_conf() {
             echo "AllowedIPs = $2"
             shift 2
         done
+        # The gateway enforces its own MaxSwitchesPerMinute on REATTACHes: the tests give it the
+        # clients' policy (GW_POLICY) so that the two agree.
+        if [[ -n "${GW_POLICY:-}" ]]; then echo; echo "[Policy]"; echo "$GW_POLICY"; fi
     } >"$file"
 }
 
@@ -141,7 +155,6 @@ router_setup() {
     export RIG_CLIENT RIG_ROUTER
     jvpn_keys gw c1
     GW=$(tun_name g); CL=$(tun_name c)
-    write_gateway_conf "$RIG_DIR/gw.conf" "$GW" 51820 c1 "10.77.0.2/32"
     # Extra policy lines override the rig's lines with the same key.
     local policy="$RIG_POLICY" line key
     while IFS= read -r line; do
@@ -149,6 +162,7 @@ router_setup() {
         key="${line%%=*}"; key="${key// /}"
         policy="$(grep -v "^$key " <<<"$policy")"$'\n'"$line"
     done <<<"${1:-}"
+    GW_POLICY="$policy" write_gateway_conf "$RIG_DIR/gw.conf" "$GW" 51820 c1 "10.77.0.2/32"
     write_client_conf "$RIG_DIR/c1.conf" "$CL" c1 "10.77.0.2/24" "$RIG_GW_IP:51820" "10.77.0.0/24" \
         "${CLIENT_EXTRA:-Uplinks = up0, up1}" "$policy"
     rig_exec "$RIG_GW" "$JVPN_BIN" up "$RIG_DIR/gw.conf" || fail "gateway up"

@@ -350,7 +350,8 @@ PublicKey = $(cat "$RIG_DIR/gw.pub")
 Endpoint = $RIG_GW_IP:$port
 AllowedIPs = 10.77.0.0/24
 EOF
-    if [[ -n "$policy" ]]; then printf '\n[Policy]\n%s\n' "$policy" >>"$dir/$cl.conf"; fi
+    # Both sides get the policy: the gateway enforces its own MaxSwitchesPerMinute on REATTACHes.
+    if [[ -n "$policy" ]]; then printf '\n[Policy]\n%s\n' "$policy" | tee -a "$dir/$gw.conf" >>"$dir/$cl.conf"; fi
     umask "$old_umask"
     chmod 600 "$dir/$gw.conf" "$dir/$cl.conf"
 }
