@@ -3,7 +3,7 @@
 #
 #   client ns (up0, up1) --- router ns --- gateway ns
 #
-# Builds jvpn if needed, starts a gateway and a client (`Uplinks = up0, up1`), shows status,
+# Installs its packages (deploy/install-deps.sh), builds jvpn if needed, starts a gateway and a client (`Uplinks = up0, up1`), shows status,
 # runs a paced TCP transfer with a SHA-256 checksum through the tunnel while up0 is taken down
 # and brought back DEMO_FLAPS times, then prints status, the event timeline, and tears down.
 # Exit 0 only if the transfer arrived complete and intact.
@@ -27,6 +27,10 @@ DOWN_S=3 UP_S=4 LEAD_S=3
 case "$MODE" in link|blackhole) ;; *) echo "DEMO_FLAP_MODE: link or blackhole" >&2; exit 2 ;; esac
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "packages (deploy/install-deps.sh)"
+"$DEMO_DIR/../install-deps.sh"
+command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
 
 step "jvpn binary"
 rig_jvpn_ensure_built

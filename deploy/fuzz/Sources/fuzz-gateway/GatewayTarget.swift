@@ -4,7 +4,7 @@ import JVPNCore
 // The gateway core fed random fact sequences. Each step is one byte choosing the fact, then its
 // fields; addresses are one byte (0-7), two peers, three session ids, a clock advanced by the input.
 // Properties after every step, checked from outside the core: binding_version never decreases
-// within a session; a session is bound only to an address that proved itself (its handshake
+// within a session's lifetime; a session is bound only to an address that proved itself (its handshake
 // response went there and it confirmed from there, or it echoed a PATH_CHALLENGE); before it proved
 // itself an address never got more than 3x the bytes it sent.
 
@@ -53,6 +53,9 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 
         func apply(_ actions: [GatewayAction<UInt8>], peer: Int) {
             for a in actions {
+                // A session id that ended may be opened again later (the core only remembers the
+                // current session of each peer): its versions start over then.
+                if case .sessionOpened(_, let sid) = a { versions[sid] = nil }
                 guard case .send(let p, let m, let to, let pad) = a else { continue }
                 if case .pathChallenge(let d) = m { challenges[to] = d }
                 let sid = core.session(ofPeer: p)?.id
