@@ -20,12 +20,13 @@ enum Blake2 {
         }
     }
 
-    /// out(outLength) = BLAKE2b-outLength keyed with key(32), over a || b.
-    static func keyed(_ out: UnsafeMutableRawPointer, outLength: Int, key: UnsafeRawPointer,
+    /// out(outLength) = BLAKE2b-outLength keyed with key(keyLength, 32 but for mac2's 16-byte cookie),
+    /// over a || b.
+    static func keyed(_ out: UnsafeMutableRawPointer, outLength: Int, key: UnsafeRawPointer, keyLength: Int = 32,
                       _ a: UnsafeRawBufferPointer,
                       _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
         withState { st in
-            crypto_generichash_init(st, key.assumingMemoryBound(to: UInt8.self), 32, outLength)
+            crypto_generichash_init(st, key.assumingMemoryBound(to: UInt8.self), keyLength, outLength)
             update(st, a)
             update(st, b)
             crypto_generichash_final(st, out.assumingMemoryBound(to: UInt8.self), outLength)
