@@ -26,6 +26,8 @@ final class ClientHost: SessionHost, PumpController {
     private var birthMs: UInt64 = 0
     private var lastInitiationMs: UInt64 = 0
     private var attempts = 0
+    /// The gateway's latest cookie (from a cookie reply under load) and the path it is bound to.
+    private var cookie: (value: MAC16, receivedMs: UInt64, path: Int)?
     /// Nonce of the REATTACH in flight per path: the ACK must echo it.
     private var reattachNonces: [UInt32: ControlNonce] = [:]
     static let handshakeRetryMs: UInt64 = 1000
@@ -62,11 +64,14 @@ final class ClientHost: SessionHost, PumpController {
         sendInitiation(rekey: false, nowMs: nowMs)
     }
 
-    /// Handshakes go on the best usable path (rotating on retries); rekeys on the active one.
-    private func sendInitiation(rekey: Bool, nowMs: UInt64) {
+    /// Handshakes go on the best usable path (rotating on retries); rekeys on the active one;
+    /// the answer to a cookie reply on `path`, the one the cookie is bound to.
+    private func sendInitiation(rekey: Bool, nowMs: UInt64, path: Int? = nil) {
         guard !paths.isEmpty, let sid = peer.session else { return }
         var pathIdx: Int
-        if rekey, let a = active {
+        if let path {
+            pathIdx = path
+        } else if rekey, let a = active {
             pathIdx = a
         } else {
             let usable = paths.indices.filter { sockets[paths[$0].socketIndex] != nil && (orchestrator?.status(of: paths[$0].id, nowMs: nowMs) ?? "standby") != "dead" }
@@ -75,9 +80,10 @@ final class ClientHost: SessionHost, PumpController {
         }
         if let old = pending { usedIndexes.remove(old.handshake.localIndex) }
         let index = freshIndex()
+        let mac2Cookie = cookie.flatMap { c in c.path == pathIdx && elapsedMs(nowMs, since: c.receivedMs) < Cookie.lifetimeMs ? c.value : nil }
         guard let (message, state) = try? Handshake.makeInitiation(
             local: privateKey, remote: peer.publicKey, sessionID: sid, localIndex: index,
-            timestamp: Timestamp12(unixNanoseconds: Clock.wallNanoseconds())) else {
+            timestamp: Timestamp12(unixNanoseconds: Clock.wallNanoseconds()), cookie: mac2Cookie) else {
             usedIndexes.remove(index)
             return
         }
@@ -89,8 +95,22 @@ final class ClientHost: SessionHost, PumpController {
     }
 
     func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: SocketAddress, socketIndex: Int) {
-        guard bytes.count > 0, bytes[0] == MessageType.response.rawValue else { return }
+        guard bytes.count > 0 else { return }
         let nowMs = Clock.monotonicMilliseconds()
+        if bytes[0] == MessageType.cookieReply.rawValue {
+            lock.withLock {
+                // Opens only as the answer to the pending initiation (its index, its mac1 as AD).
+                guard let pend = pending,
+                      let value = try? Cookie.openReply(bytes, responder: peer.publicKey, receiverIndex: pend.handshake.localIndex,
+                                                        mac1: pend.handshake.mac1) else { return }
+                cookie = (value, nowMs, pend.path)
+                // Resend at once with mac2. The new initiation replaces the pending one, so a
+                // cookie reply (sealed to the old mac1) triggers at most one resend.
+                sendInitiation(rekey: pend.rekey, nowMs: nowMs, path: pend.path)
+            }
+            return
+        }
+        guard bytes[0] == MessageType.response.rawValue else { return }
         lock.withLock {
             guard let pend = pending,
                   let keypair = try? pend.handshake.consumeResponse(bytes, now: Clock.monotonicNanoseconds()) else { return }

@@ -5,7 +5,6 @@ import JVPNSystem
 /// that only an authenticated REATTACH (compare-and-swap on binding_version) can move.
 final class GatewayHost: SessionHost, PumpController {
     private var byKey: [PublicKey: PeerRuntime] = [:]
-    private var handshakeBucket = TokenBucket(capacity: 200, refillPerSecond: 100, nowMs: 0)
     /// Owner, binding and binding_version of every session: the pure table decides REATTACHes.
     private var table: SessionTable<PublicKey, SocketAddress>
     private var securityEventBucket = TokenBucket(capacity: 50, refillPerSecond: 10, nowMs: 0)
@@ -25,7 +24,6 @@ final class GatewayHost: SessionHost, PumpController {
         guard bytes.count > 0, bytes[0] == MessageType.initiation.rawValue else { return }
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
-            guard handshakeBucket.take(nowMs: nowMs) else { return }
             // Unknown or unauthorised keys fail here and get nothing back.
             guard let received = try? Handshake.consumeInitiation(bytes, local: privateKey, isAuthorized: { self.byKey[$0] != nil }),
                   let p = byKey[received.peer] else { return }
