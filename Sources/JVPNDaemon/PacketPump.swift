@@ -51,7 +51,10 @@ final class PacketPump: @unchecked Sendable {
     /// Receive-thread only: the cheap checks before the handshake queue.
     private var admission: HandshakeAdmission
     private var handshakes: HandshakeWorker!
-    private let cookieReply = UnsafeMutableRawPointer.allocate(byteCount: Cookie.replyLength, alignment: 16)
+    /// Cookie replies of the current receive batch, sent with one sendmmsg after it (a reply per
+    /// syscall cost a third of the receive thread under a 100k/s flood of initiations).
+    private let cookieReplies = DatagramBatch(capacity: PacketPump.batchSize, slotSize: Cookie.replyLength)
+    private var cookieReplySocket = -1
 
     /// The TUN carries a virtio_net_hdr per packet (TSO super-packets in, plain packets out).
     let vnet: Bool
@@ -70,8 +73,6 @@ final class PacketPump: @unchecked Sendable {
             controller?.handleHandshake(message, from: source, socketIndex: socketIndex)
         }
     }
-
-    deinit { cookieReply.deallocate() }
 
     func start() throws {
         try handshakes.start()
@@ -344,6 +345,7 @@ final class PacketPump: @unchecked Sendable {
                         }
                     }
                     if pendingCount > 0 { writeCoalesced() }
+                    if cookieReplies.count > 0 { flushCookieReplies(snap) }
                     if n < batch.capacity { break }
                 }
             }
@@ -435,11 +437,15 @@ final class PacketPump: @unchecked Sendable {
                 droppedHandshakeQueueFull.add(1, ordering: .relaxed)
             }
         case .sendCookie:
-            let n = admission.writeCookieReply(to: message, source: origin, into: cookieReply)
-            // The reply goes where the initiation came from, in the socket's own address form.
-            if let socket = socketFor(snap, socketIndex), socket.send(cookieReply, length: n, to: source) {
-                cookieRepliesSent.add(1, ordering: .relaxed)
+            if cookieReplies.count == cookieReplies.capacity || (cookieReplies.count > 0 && cookieReplySocket != socketIndex) {
+                flushCookieReplies(snap)
             }
+            let i = cookieReplies.count
+            cookieReplies.lengths[i] = admission.writeCookieReply(to: message, source: origin, into: cookieReplies.payload(i))
+            // The reply goes where the initiation came from, in the socket's own address form.
+            cookieReplies.addresses[i] = source
+            cookieReplies.count = i + 1
+            cookieReplySocket = socketIndex
         case .drop(let reason):
             switch reason {
             case .malformed: droppedMalformed.add(1, ordering: .relaxed)
@@ -449,6 +455,16 @@ final class PacketPump: @unchecked Sendable {
             case .queueFull: droppedHandshakeQueueFull.add(1, ordering: .relaxed)
             }
         }
+    }
+}
+
+extension PacketPump {
+    private func flushCookieReplies(_ snap: DataPlaneSnapshot) {
+        guard let socket = socketFor(snap, cookieReplySocket) else {
+            cookieReplies.count = 0
+            return
+        }
+        cookieRepliesSent.add(UInt64(cookieReplies.send(on: socket)), ordering: .relaxed)
     }
 }
 

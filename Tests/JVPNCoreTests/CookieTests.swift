@@ -13,12 +13,21 @@ final class CookieTests: XCTestCase {
         return (r.message, r.state)
     }
 
-    private func reply(_ checker: CookieChecker, to msg: [UInt8], from src: HandshakeSource) -> [UInt8] {
+    private func reply(_ checker: inout CookieChecker, to msg: [UInt8], from src: HandshakeSource) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Cookie.replyLength)
+        let nonce = checker.nextNonce()
         msg.withUnsafeBytes { m in
-            out.withUnsafeMutableBytes { checker.writeReply(to: m.baseAddress!, source: src, nonce: .random(), into: $0.baseAddress!) }
+            out.withUnsafeMutableBytes { checker.writeReply(to: m.baseAddress!, source: src, nonce: nonce, into: $0.baseAddress!) }
         }
         return out
+    }
+
+    func testReplyNoncesNeverRepeat() {
+        var checker = CookieChecker(localPublicKey: server.publicKey, nowMs: 0)
+        let a = checker.nextNonce(), b = checker.nextNonce()
+        XCTAssertNotEqual(a, b)
+        checker.rotateIfDue(nowMs: Cookie.lifetimeMs)
+        XCTAssertNotEqual(checker.nextNonce(), a, "a new random prefix with each R")
     }
 
     private func open(_ r: [UInt8], responder: PublicKey? = nil, index: UInt32 = 7, mac1: MAC16) throws -> MAC16 {
@@ -85,9 +94,9 @@ final class CookieTests: XCTestCase {
     }
 
     func testCookieReplyRoundTrip() throws {
-        let checker = CookieChecker(localPublicKey: server.publicKey, nowMs: 0)
+        var checker = CookieChecker(localPublicKey: server.publicKey, nowMs: 0)
         let (msg, ini) = try initiation(index: 0xdead_beef)
-        let r = reply(checker, to: msg, from: source)
+        let r = reply(&checker, to: msg, from: source)
         XCTAssertEqual(r.count, 64)
         XCTAssertEqual(Array(r[0..<8]), [3, 0, 0, 0, 0xef, 0xbe, 0xad, 0xde])
         let cookie = try open(r, index: 0xdead_beef, mac1: ini.mac1)
@@ -100,10 +109,10 @@ final class CookieTests: XCTestCase {
     }
 
     func testCookieReplyTampered() throws {
-        let checker = CookieChecker(localPublicKey: server.publicKey, nowMs: 0)
+        var checker = CookieChecker(localPublicKey: server.publicKey, nowMs: 0)
         let (msg, ini) = try initiation()
         let (other, otherIni) = try initiation()
-        let r = reply(checker, to: msg, from: source)
+        let r = reply(&checker, to: msg, from: source)
         func expect(_ e: HandshakeError, _ body: () throws -> MAC16, line: UInt = #line) {
             XCTAssertThrowsError(try body(), line: line) { XCTAssertEqual($0 as? HandshakeError, e, line: line) }
         }

@@ -140,8 +140,8 @@ public struct HandshakeAdmission: Sendable {
 
     /// The 64-byte answer to an initiation `admit` said `.sendCookie` for, written into `out`.
     public mutating func writeCookieReply(to msg: UnsafeRawBufferPointer, source: HandshakeSource,
-                                          nonce: CookieNonce = .random(), into out: UnsafeMutableRawPointer) -> Int {
-        cookies.writeReply(to: msg.baseAddress!, source: source, nonce: nonce, into: out)
+                                          into out: UnsafeMutableRawPointer) -> Int {
+        cookies.writeReply(to: msg.baseAddress!, source: source, nonce: cookies.nextNonce(), into: out)
         return Cookie.replyLength
     }
 

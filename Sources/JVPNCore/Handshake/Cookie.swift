@@ -56,14 +56,7 @@ public struct CookieNonce: Equatable, Sendable {
         words = w
     }
 
-    private init(words: (UInt64, UInt64, UInt64)) { self.words = words }
-
-    public static func random() -> CookieNonce {
-        Sodium.ensureInitialized()
-        var w: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &w) { randombytes_buf($0.baseAddress!, 24) }
-        return CookieNonce(words: w)
-    }
+    init(words: (UInt64, UInt64, UInt64)) { self.words = words }
 
     public static func == (x: CookieNonce, y: CookieNonce) -> Bool {
         x.words.0 == y.words.0 && x.words.1 == y.words.1 && x.words.2 == y.words.2
@@ -142,6 +135,11 @@ public struct CookieChecker: Sendable {
     private var secret: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     private var secretCreatedMs: UInt64 = 0
     private let replyKey: (UInt64, UInt64, UInt64, UInt64)
+    /// Cookie-reply nonces: 16 random bytes drawn with each R, then a counter. Unique per reply under
+    /// the one reply key, which is all XChaCha20-Poly1305 needs, and no getrandom() per reply (that
+    /// syscall was a measurable share of the receive thread under a flood).
+    private var noncePrefix: (UInt64, UInt64) = (0, 0)
+    private var nonceCounter: UInt64 = 0
 
     /// `secret` fixes R (test vectors); nil draws it at random.
     public init(localPublicKey: PublicKey, nowMs: UInt64, secret: [UInt8]? = nil) {
@@ -161,13 +159,23 @@ public struct CookieChecker: Sendable {
 
     public mutating func setSecret(_ bytes: [UInt8], nowMs: UInt64) {
         withUnsafeMutableBytes(of: &secret) { $0.copyBytes(from: bytes.prefix(32)) }
+        Sodium.ensureInitialized()
+        withUnsafeMutableBytes(of: &noncePrefix) { randombytes_buf($0.baseAddress!, 16) }
         secretCreatedMs = nowMs
     }
 
     private mutating func newRandomSecret(nowMs: UInt64) {
         Sodium.ensureInitialized()
         withUnsafeMutableBytes(of: &secret) { randombytes_buf($0.baseAddress!, 32) }
+        withUnsafeMutableBytes(of: &noncePrefix) { randombytes_buf($0.baseAddress!, 16) }
+        nonceCounter = 0
         secretCreatedMs = nowMs
+    }
+
+    /// A nonce never used before with this process's reply key.
+    public mutating func nextNonce() -> CookieNonce {
+        nonceCounter &+= 1
+        return CookieNonce(words: (noncePrefix.0, noncePrefix.1, nonceCounter))
     }
 
     /// cookie = MAC(R, address bytes (4 or 16, network order) || port (2 bytes, big-endian)).
