@@ -46,15 +46,12 @@ final class PacketPump: @unchecked Sendable {
     let droppedHandshakeCookieLimited = Atomic<UInt64>(0)
     let droppedHandshakeSourceLimited = Atomic<UInt64>(0)
     let droppedHandshakeQueueFull = Atomic<UInt64>(0)
-    let cookieRepliesSent = Atomic<UInt64>(0)
 
     /// Receive-thread only: the cheap checks before the handshake queue.
     private var admission: HandshakeAdmission
     private var handshakes: HandshakeWorker!
-    /// Cookie replies of the current receive batch, sent with one sendmmsg after it (a reply per
-    /// syscall cost a third of the receive thread under a 100k/s flood of initiations).
-    private let cookieReplies = DatagramBatch(capacity: PacketPump.batchSize, slotSize: Cookie.replyLength)
-    private var cookieReplySocket = -1
+    /// Receive-thread only: cookie replies were queued during this receive batch.
+    private var cookieRepliesPending = false
 
     /// The TUN carries a virtio_net_hdr per packet (TSO super-packets in, plain packets out).
     let vnet: Bool
@@ -69,7 +66,7 @@ final class PacketPump: @unchecked Sendable {
         // Room for the largest inner packet plus header and tag, and for oversized datagrams
         // (which are then rejected rather than truncated silently).
         slotSize = max(mtu, 1500) + Frame.overhead + 64
-        handshakes = HandshakeWorker { [unowned self] message, source, socketIndex in
+        handshakes = HandshakeWorker(snapshot: snapshot) { [unowned self] message, source, socketIndex in
             controller?.handleHandshake(message, from: source, socketIndex: socketIndex)
         }
     }
@@ -345,7 +342,10 @@ final class PacketPump: @unchecked Sendable {
                         }
                     }
                     if pendingCount > 0 { writeCoalesced() }
-                    if cookieReplies.count > 0 { flushCookieReplies(snap) }
+                    if cookieRepliesPending {
+                        cookieRepliesPending = false
+                        handshakes.cookieRepliesQueued()
+                    }
                     if n < batch.capacity { break }
                 }
             }
@@ -359,7 +359,7 @@ final class PacketPump: @unchecked Sendable {
             return
         }
         if type == .initiation || type == .response || type == .cookieReply {
-            admitHandshake(UnsafeRawBufferPointer(start: p, count: len), from: source, socketIndex: socketIndex, snap: snap)
+            admitHandshake(UnsafeRawBufferPointer(start: p, count: len), from: source, socketIndex: socketIndex)
             return
         }
         guard let header = Frame.peekHeader(UnsafeRawPointer(p), length: len) else {
@@ -426,9 +426,8 @@ final class PacketPump: @unchecked Sendable {
     }
 
     /// admitHandshake: length, mac1, cookie (under load), per-source limit, then the queue. The
-    /// public-key work happens on the handshake worker; a cookie reply is sent from here.
-    private func admitHandshake(_ message: UnsafeRawBufferPointer, from source: SocketAddress, socketIndex: Int,
-                                snap: DataPlaneSnapshot) {
+    /// public-key work happens on the handshake worker, which also sends the cookie replies built here.
+    private func admitHandshake(_ message: UnsafeRawBufferPointer, from source: SocketAddress, socketIndex: Int) {
         let origin = HandshakeSource(socketAddress: source)
         let nowMs = Clock.monotonicMilliseconds()
         switch admission.admit(message, source: origin, queueDepth: handshakes.depth, nowMs: nowMs) {
@@ -437,15 +436,15 @@ final class PacketPump: @unchecked Sendable {
                 droppedHandshakeQueueFull.add(1, ordering: .relaxed)
             }
         case .sendCookie:
-            if cookieReplies.count == cookieReplies.capacity || (cookieReplies.count > 0 && cookieReplySocket != socketIndex) {
-                flushCookieReplies(snap)
-            }
-            let i = cookieReplies.count
-            cookieReplies.lengths[i] = admission.writeCookieReply(to: message, source: origin, into: cookieReplies.payload(i))
             // The reply goes where the initiation came from, in the socket's own address form.
-            cookieReplies.addresses[i] = source
-            cookieReplies.count = i + 1
-            cookieReplySocket = socketIndex
+            let queued = handshakes.pushCookieReply(to: source, socketIndex: socketIndex) {
+                admission.writeCookieReply(to: message, source: origin, into: $0)
+            }
+            if queued {
+                cookieRepliesPending = true
+            } else {
+                droppedHandshakeCookieLimited.add(1, ordering: .relaxed) // the reply ring is full: as over budget
+            }
         case .drop(let reason):
             switch reason {
             case .malformed: droppedMalformed.add(1, ordering: .relaxed)
@@ -455,16 +454,6 @@ final class PacketPump: @unchecked Sendable {
             case .queueFull: droppedHandshakeQueueFull.add(1, ordering: .relaxed)
             }
         }
-    }
-}
-
-extension PacketPump {
-    private func flushCookieReplies(_ snap: DataPlaneSnapshot) {
-        guard let socket = socketFor(snap, cookieReplySocket) else {
-            cookieReplies.count = 0
-            return
-        }
-        cookieRepliesSent.add(UInt64(cookieReplies.send(on: socket)), ordering: .relaxed)
     }
 }
 

@@ -5,12 +5,14 @@
  *   cc -O2 -o jvpn-flood deploy/flood/jvpn-flood.c -lsodium
  *   jvpn-flood --target 10.203.0.1:51820 --mode initiation-mac1 --pubkey BASE64 \
  *              [--sources 198.18.0.0/15] [--rate 100000] [--duration 5] [--count N]
+ *              [--initiation-bytes 160]
  *
  * Modes:
  *   junk             random length (1..200) and random bytes
  *   type1-1byte      one byte, 0x01 (a handshake type with nothing behind it)
  *   initiation-mac1  160 bytes shaped like an initiation: type 1, zero reserved, random body,
- *                    a VALID mac1 for --pubkey (so it passes the gateway's cheap check), random mac2
+ *                    a VALID mac1 for --pubkey (so it passes the gateway's cheap check), random mac2;
+ *                    --initiation-bytes 144 floods a gateway from before mac2 (bench baselines)
  *
  * Raw IPv4 socket with IP_HDRINCL, so every datagram has a random source address within --sources
  * and a random source port: a flood "from many addresses". Paced to --rate with sendmmsg batches,
@@ -35,7 +37,6 @@
 enum mode { MODE_JUNK, MODE_TYPE1_1BYTE, MODE_INITIATION_MAC1 };
 #define BATCH 64
 #define MAX_PAYLOAD 200
-#define INITIATION_LEN 160
 #define MAC1_OFFSET 128
 
 static uint64_t rng_state;
@@ -53,7 +54,8 @@ static double now_s(void) {
 }
 static void usage(void) {
     fprintf(stderr, "usage: jvpn-flood --target IP:PORT --mode junk|type1-1byte|initiation-mac1 [--pubkey BASE64]\n"
-                    "                  [--sources A.B.C.D/LEN] [--rate PPS] [--duration S] [--count N]\n");
+                    "                  [--sources A.B.C.D/LEN] [--rate PPS] [--duration S] [--count N]\n"
+                    "                  [--initiation-bytes 144|160]\n");
     exit(2);
 }
 
@@ -61,9 +63,11 @@ int main(int argc, char **argv) {
     const char *target = NULL, *mode_s = NULL, *pubkey_b64 = NULL, *sources = "198.18.0.0/15";
     double rate = 100000, duration = 5;
     unsigned long long max_count = 0;
+    size_t initiation_len = 160;
     static const struct option opts[] = {
         {"target", 1, 0, 't'}, {"mode", 1, 0, 'm'}, {"pubkey", 1, 0, 'k'}, {"sources", 1, 0, 's'},
-        {"rate", 1, 0, 'r'}, {"duration", 1, 0, 'd'}, {"count", 1, 0, 'c'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"rate", 1, 0, 'r'}, {"duration", 1, 0, 'd'}, {"count", 1, 0, 'c'}, {"initiation-bytes", 1, 0, 'i'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -74,10 +78,12 @@ int main(int argc, char **argv) {
         case 'r': rate = atof(optarg); break;
         case 'd': duration = atof(optarg); break;
         case 'c': max_count = strtoull(optarg, NULL, 10); break;
+        case 'i': initiation_len = (size_t)atoi(optarg); break;
         default: usage();
         }
     }
-    if (!target || !mode_s || rate <= 0 || rate > 10e6 || duration <= 0 || duration > 120) usage();
+    if (!target || !mode_s || rate <= 0 || rate > 10e6 || duration <= 0 || duration > 120 ||
+        initiation_len < MAC1_OFFSET + 16 || initiation_len > MAX_PAYLOAD) usage();
     enum mode mode;
     if (!strcmp(mode_s, "junk")) mode = MODE_JUNK;
     else if (!strcmp(mode_s, "type1-1byte")) mode = MODE_TYPE1_1BYTE;
@@ -160,7 +166,7 @@ int main(int argc, char **argv) {
                 payload[0] = 1;
                 break;
             case MODE_INITIATION_MAC1:
-                len = INITIATION_LEN;
+                len = initiation_len;
                 rnd_fill(payload, len);
                 payload[0] = 1; payload[1] = payload[2] = payload[3] = 0;
                 crypto_generichash(payload + MAC1_OFFSET, 16, payload, MAC1_OFFSET, mac1_key, 32);
