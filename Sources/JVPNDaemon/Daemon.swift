@@ -251,6 +251,7 @@ public final class Daemon: @unchecked Sendable {
             "listen_port": JSONValue(listenPort),
             "event_log": .string(config.interface.eventLog),
             "sessions": .array(sessions),
+            "handshakes": pump.handshakeStatus(),
         ]
     }
 

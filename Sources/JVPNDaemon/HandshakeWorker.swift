@@ -22,9 +22,12 @@ final class HandshakeWorker: @unchecked Sendable {
     private let lengths = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
     private let sources = UnsafeMutablePointer<SocketAddress>.allocate(capacity: capacity)
     private let socketIndexes = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
-    /// Cookie replies waiting to be sent: same ring layout, 64-byte slots.
-    private let replies = DatagramBatch(capacity: capacity, slotSize: Cookie.replyLength)
-    private let replySocketIndexes = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
+    /// Cookie replies waiting to be sent: the same ring layout with 64-byte slots, deeper, because a
+    /// flood brings up to 100,000 a second and the worker may be off the CPU for tens of ms (512 KB).
+    static let replyCapacity = 8192
+    private static let replyMask = replyCapacity - 1
+    private let replies = DatagramBatch(capacity: replyCapacity, slotSize: Cookie.replyLength)
+    private let replySocketIndexes = UnsafeMutablePointer<Int>.allocate(capacity: replyCapacity)
     private let repliesPopped = Atomic<Int>(0)
     private let repliesPushed = Atomic<Int>(0)
     /// Worker-only: one sendmmsg's worth of replies.
@@ -43,7 +46,8 @@ final class HandshakeWorker: @unchecked Sendable {
     /// `handle` runs on the worker thread with the message, its source (unmapped) and socket index;
     /// cookie replies go out on the sockets of `snapshot`.
     init(snapshot: SnapshotCell, handle: @escaping (UnsafeRawBufferPointer, SocketAddress, Int) -> Void) {
-        precondition(HandshakeWorker.capacity & HandshakeWorker.mask == 0, "capacity must be a power of two")
+        precondition(HandshakeWorker.capacity & HandshakeWorker.mask == 0 && HandshakeWorker.replyCapacity & HandshakeWorker.replyMask == 0,
+                     "capacities must be powers of two")
         self.snapshot = snapshot
         self.handle = handle
         sources.initialize(repeating: SocketAddress(), count: HandshakeWorker.capacity)
@@ -81,8 +85,8 @@ final class HandshakeWorker: @unchecked Sendable {
     func pushCookieReply(to destination: SocketAddress, socketIndex: Int,
                          write: (UnsafeMutableRawPointer) -> Int) -> Bool {
         let n = repliesPushed.load(ordering: .relaxed)
-        guard n - repliesPopped.load(ordering: .acquiring) < HandshakeWorker.capacity else { return false }
-        let slot = n & HandshakeWorker.mask
+        guard n - repliesPopped.load(ordering: .acquiring) < HandshakeWorker.replyCapacity else { return false }
+        let slot = n & HandshakeWorker.replyMask
         replies.lengths[slot] = write(replies.payload(slot))
         replies.addresses[slot] = destination
         replySocketIndexes[slot] = socketIndex
@@ -134,7 +138,7 @@ final class HandshakeWorker: @unchecked Sendable {
         let end = repliesPushed.load(ordering: .acquiring)
         var socketIndex = -1
         while n < end {
-            let slot = n & HandshakeWorker.mask
+            let slot = n & HandshakeWorker.replyMask
             if sendBatch.count == sendBatch.capacity || (sendBatch.count > 0 && replySocketIndexes[slot] != socketIndex) {
                 flush(sockets, socketIndex)
             }

@@ -46,6 +46,7 @@ final class PacketPump: @unchecked Sendable {
     let droppedHandshakeCookieLimited = Atomic<UInt64>(0)
     let droppedHandshakeSourceLimited = Atomic<UInt64>(0)
     let droppedHandshakeQueueFull = Atomic<UInt64>(0)
+    let droppedCookieReplyQueueFull = Atomic<UInt64>(0)
 
     /// Receive-thread only: the cheap checks before the handshake queue.
     private var admission: HandshakeAdmission
@@ -443,7 +444,7 @@ final class PacketPump: @unchecked Sendable {
             if queued {
                 cookieRepliesPending = true
             } else {
-                droppedHandshakeCookieLimited.add(1, ordering: .relaxed) // the reply ring is full: as over budget
+                droppedCookieReplyQueueFull.add(1, ordering: .relaxed)
             }
         case .drop(let reason):
             switch reason {
@@ -454,6 +455,20 @@ final class PacketPump: @unchecked Sendable {
             case .queueFull: droppedHandshakeQueueFull.add(1, ordering: .relaxed)
             }
         }
+    }
+}
+
+extension PacketPump {
+    /// Status JSON's "handshakes": what the receive thread turned away and what the worker sent.
+    func handshakeStatus() -> JSONValue {
+        func n(_ a: borrowing Atomic<UInt64>) -> JSONValue { JSONValue(a.load(ordering: .relaxed)) }
+        return ["queue_depth": JSONValue(handshakes.depth),
+                "cookie_replies_sent": n(handshakes.cookieRepliesSent),
+                "dropped": ["malformed": n(droppedMalformed), "bad_mac1": n(droppedHandshakeBadMac1),
+                            "cookie_rate_limited": n(droppedHandshakeCookieLimited),
+                            "source_rate_limited": n(droppedHandshakeSourceLimited),
+                            "queue_full": n(droppedHandshakeQueueFull),
+                            "cookie_queue_full": n(droppedCookieReplyQueueFull)]]
     }
 }
 

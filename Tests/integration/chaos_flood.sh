@@ -42,6 +42,9 @@ GW_PUB="$(cat "$RIG_DIR/gw.pub")"
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 security_events() { count_events "$GW_EVENTS" "e['event'] == 'SECURITY_EVENT'"; }
+# handshakes_json -> the gateway status's "handshakes" object (counters of the receive thread)
+handshakes_json() { status_field "$RIG_GW" "$GW" "json.dumps(s['handshakes'])"; }
+hs_delta() { python3 -c "import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(eval(sys.argv[3]))" "$1" "$2" "$3"; }
 
 # attach_client2 -> prints the ms `jvpn up --wait 5` took; fails unless ATTACHED
 attach_client2() {
@@ -67,7 +70,7 @@ sleep 1
 ticks_per_s="$(getconf CLK_TCK)"
 for mode in "${MODES[@]}"; do
     step "flood: $mode at $FLOOD_RATE/s for $FLOOD_SECONDS s"
-    sec0=$(security_events)
+    sec0=$(security_events); hs0=$(handshakes_json)
     cpu0=$(cpu_ticks "$GW_PID"); w0=$(now_ms)
     rig_exec "$RIG_ROUTER" "$RIG_DIR/jvpn-flood" --target "$RIG_GW_IP:51820" --mode "$mode" --pubkey "$GW_PUB" \
         --sources "$FLOOD_SOURCES" --rate "$FLOOD_RATE" --duration "$FLOOD_SECONDS" >"$RIG_DIR/flood.$mode.out" 2>&1 &
@@ -77,12 +80,20 @@ for mode in "${MODES[@]}"; do
     wait "$flood_pid" || fail "flood tool: $(cat "$RIG_DIR/flood.$mode.out")"
     cpu1=$(cpu_ticks "$GW_PID"); w1=$(now_ms)
     cpu_pct=$(( (cpu1 - cpu0) * 100000 / ticks_per_s / (w1 - w0) ))
-    sec=$(( $(security_events) - sec0 ))
+    sec=$(( $(security_events) - sec0 )); hs1=$(handshakes_json)
+    malformed=$(hs_delta "$hs0" "$hs1" "b['dropped']['malformed'] - a['dropped']['malformed']")
+    cookies=$(hs_delta "$hs0" "$hs1" "b['cookie_replies_sent'] - a['cookie_replies_sent']")
     echo "    $(cat "$RIG_DIR/flood.$mode.out")"
     echo "    attach during $mode flood: ${ms} ms; gateway CPU ${cpu_pct}% of one core; SECURITY_EVENTs written: $sec"
+    echo "    gateway: $malformed dropped as malformed, $cookies cookie replies sent; now $hs1"
     (( ms <= ATTACH_LIMIT_MS )) || fail "client 2 took ${ms} ms to attach during the $mode flood (limit ${ATTACH_LIMIT_MS} ms)"
     (( cpu_pct < 100 )) || fail "gateway used ${cpu_pct}% CPU during the $mode flood"
     (( sec == 0 )) || fail "$sec SECURITY_EVENTs during the $mode flood"
+    if [[ "$mode" == initiation-mac1 ]]; then
+        (( cookies > 0 )) || fail "the gateway never went under load (no cookie reply) during the $mode flood"
+    else
+        (( malformed > 0 )) || fail "the $mode flood did not reach the gateway"
+    fi
     rig_exec "$RIG_CLIENT2" "$JVPN_BIN" down "$C2" || fail "client 2 down"
     sleep 1
 done

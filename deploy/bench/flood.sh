@@ -129,8 +129,9 @@ run_system() {
     done
     rig_exec "$RIG_CLIENT" "$bin" down "$c1" >/dev/null 2>&1 || true
     rig_exec "$RIG_GW" "$bin" down "$gw" >/dev/null 2>&1 || true
-    [[ "${RIG_KEEP_DIR:-0}" == 1 ]] && log "$name: logs kept in $RIG_DIR"
+    if [[ "${RIG_KEEP_DIR:-0}" == 1 ]]; then log "$name: logs kept in $RIG_DIR"; fi
     rig_cleanup
+    return 0
 }
 
 commit="$(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
