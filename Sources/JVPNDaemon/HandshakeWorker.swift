@@ -10,8 +10,9 @@ import Synchronization
 /// the receive thread's time.
 ///
 /// Single producer (the receive thread), single consumer (the worker): two rings of preallocated
-/// slots (messages, cookie replies) with two atomic counters each, and a counting semaphore with
-/// one count per queued message and one per batch of cookie replies.
+/// slots (messages, cookie replies) with two atomic counters each. The worker sleeps on a
+/// semaphore only once both rings are empty; a message always posts it, cookie replies only when
+/// the worker said it is going to sleep (`idle`), so a flood does not cost a wake-up per batch.
 final class HandshakeWorker: @unchecked Sendable {
     static let capacity = HandshakeAdmission.queueCapacity
     /// The largest handshake message (an initiation).
@@ -38,6 +39,10 @@ final class HandshakeWorker: @unchecked Sendable {
     private let popped = Atomic<Int>(0)
     private let pushed = Atomic<Int>(0)
     private let queued = Semaphore()
+    /// The worker found both rings empty and is about to wait. Sequentially consistent with the
+    /// ring counters: either the worker sees a reply pushed meanwhile, or the receive thread sees
+    /// `idle` and posts.
+    private let idle = Atomic<Bool>(false)
     private let stop = Atomic<Bool>(false)
     private let done = Semaphore()
     private var running = false
@@ -90,13 +95,16 @@ final class HandshakeWorker: @unchecked Sendable {
         replies.lengths[slot] = write(replies.payload(slot))
         replies.addresses[slot] = destination
         replySocketIndexes[slot] = socketIndex
-        repliesPushed.store(n + 1, ordering: .releasing)
+        repliesPushed.store(n + 1, ordering: .sequentiallyConsistent)
         return true
     }
 
-    /// Receive thread: wakes the worker for the replies pushed since the last call (one count per
-    /// receive batch, not per reply).
-    func cookieRepliesQueued() { queued.signal() }
+    /// Receive thread, after a receive batch that pushed cookie replies: wakes the worker if it sleeps.
+    func cookieRepliesQueued() {
+        if idle.load(ordering: .sequentiallyConsistent), idle.exchange(false, ordering: .sequentiallyConsistent) {
+            queued.signal()
+        }
+    }
 
     func start() throws {
         try DetachedThread.start(name: "jvpn-handshake") { [self] in run(); done.signal() }
@@ -115,27 +123,38 @@ final class HandshakeWorker: @unchecked Sendable {
         var generation = UInt64.max
         var sockets: [UDPSocket?] = []
         while !stop.load(ordering: .relaxed) {
-            // The timeout only bounds how long shutdown waits; every message comes with a count.
-            guard queued.wait(timeoutMs: 1000) else { continue }
             let g = snapshot.generation.load(ordering: .acquiring)
             if g != generation {
                 generation = g
                 sockets = snapshot.load().sockets
             }
-            sendCookieReplies(sockets)
+            // Replies first, then one message, so that public-key work never holds replies back long.
+            let sentReplies = sendCookieReplies(sockets)
             let n = popped.load(ordering: .relaxed)
-            guard n < pushed.load(ordering: .acquiring) else { continue } // the shutdown wake-up
-            let slot = n & HandshakeWorker.mask
-            handle(UnsafeRawBufferPointer(start: bytes + slot * HandshakeWorker.slotBytes, count: lengths[slot]),
-                   sources[slot].unmapped, socketIndexes[slot])
-            popped.store(n + 1, ordering: .releasing)
+            if n < pushed.load(ordering: .acquiring) {
+                let slot = n & HandshakeWorker.mask
+                handle(UnsafeRawBufferPointer(start: bytes + slot * HandshakeWorker.slotBytes, count: lengths[slot]),
+                       sources[slot].unmapped, socketIndexes[slot])
+                popped.store(n + 1, ordering: .releasing)
+                continue
+            }
+            if sentReplies { continue }
+            idle.store(true, ordering: .sequentiallyConsistent)
+            if repliesPushed.load(ordering: .sequentiallyConsistent) != repliesPopped.load(ordering: .relaxed) {
+                idle.store(false, ordering: .sequentiallyConsistent)
+                continue
+            }
+            // Leftover counts only make one more empty round; the timeout bounds shutdown.
+            queued.wait(timeoutMs: 1000)
+            idle.store(false, ordering: .sequentiallyConsistent)
         }
     }
 
-    /// Everything in the reply ring, one sendmmsg per 64 replies to the same socket.
-    private func sendCookieReplies(_ sockets: [UDPSocket?]) {
+    /// Everything in the reply ring, one sendmmsg per 64 replies to the same socket. True if any.
+    private func sendCookieReplies(_ sockets: [UDPSocket?]) -> Bool {
         var n = repliesPopped.load(ordering: .relaxed)
-        let end = repliesPushed.load(ordering: .acquiring)
+        let end = repliesPushed.load(ordering: .sequentiallyConsistent)
+        guard n < end else { return false }
         var socketIndex = -1
         while n < end {
             let slot = n & HandshakeWorker.replyMask
@@ -152,6 +171,7 @@ final class HandshakeWorker: @unchecked Sendable {
         }
         if sendBatch.count > 0 { flush(sockets, socketIndex) }
         repliesPopped.store(n, ordering: .releasing)
+        return true
     }
 
     private func flush(_ sockets: [UDPSocket?], _ index: Int) {
