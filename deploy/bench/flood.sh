@@ -76,7 +76,7 @@ run_system() {
     cc -O2 -o "$FLOOD" "$BENCH_DIR/../flood/jvpn-flood.c" -lsodium
     rig_create_router >/dev/null 2>&1
     rig_add_router_client
-    ip -n "$RIG_ROUTER" route add blackhole "$SOURCES"
+    rig_drop_at_router_ingress "$SOURCES"   # replies to the spoofed sources die entering the router
     local k
     for k in gw c1 c2; do
         ( umask 077; "$bin" genkey >"$RIG_DIR/$k.key" ); "$bin" pubkey <"$RIG_DIR/$k.key" >"$RIG_DIR/$k.pub"

@@ -268,6 +268,16 @@ rig_add_router_client() {
     rig_write_env
 }
 
+# rig_drop_at_router_ingress PREFIX : the router drops packets to PREFIX as they arrive from the
+# gateway (nft netdev ingress on rtg), before routing; a blackhole route if nft is missing.
+rig_drop_at_router_ingress() {
+    if command -v nft >/dev/null 2>&1 &&
+        rig_exec "$RIG_ROUTER" nft "add table netdev rigdrop; add chain netdev rigdrop in { type filter hook ingress device rtg priority 0; }; add rule netdev rigdrop in ip daddr $1 drop"; then
+        return 0
+    fi
+    ip -n "$RIG_ROUTER" route add blackhole "$1"
+}
+
 rig_create_two_clients() {
     rig_require || return 1
     RIG_KIND=two-clients

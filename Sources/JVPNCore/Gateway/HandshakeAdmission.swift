@@ -61,6 +61,8 @@ public struct HandshakeAdmission: Sendable {
     private var cookieReplies: TokenBucket
     private var perSource: SourceRateLimiter
     private var underLoadUntilMs: UInt64 = 0
+    /// The cookie of the last `.sendCookie` decision, so the reply does not compute it again.
+    private var replyCookie: (source: HandshakeSource, cookie: MAC16)?
 
     public init(role: Role, localPublicKey: PublicKey, nowMs: UInt64, cookieSecret: [UInt8]? = nil,
                 sourceTableCapacity: Int = SourceRateLimiter.defaultCapacity) {
@@ -114,8 +116,11 @@ public struct HandshakeAdmission: Sendable {
         let loaded = isUnderLoad(queueDepth: queueDepth, nowMs: nowMs)
         if loaded {
             cookies.rotateIfDue(nowMs: nowMs)
-            guard cookies.isValidMac2(p, source: source) else {
-                return cookieReplies.take(nowMs: nowMs) ? .sendCookie : .drop(.cookieRateLimited)
+            let cookie = cookies.cookie(for: source)
+            guard cookies.isValidMac2(p, cookie: cookie) else {
+                guard cookieReplies.take(nowMs: nowMs) else { return .drop(.cookieRateLimited) }
+                replyCookie = (source, cookie)
+                return .sendCookie
             }
         }
         let allowed = loaded
@@ -141,7 +146,12 @@ public struct HandshakeAdmission: Sendable {
     /// The 64-byte answer to an initiation `admit` said `.sendCookie` for, written into `out`.
     public mutating func writeCookieReply(to msg: UnsafeRawBufferPointer, source: HandshakeSource,
                                           into out: UnsafeMutableRawPointer) -> Int {
-        cookies.writeReply(to: msg.baseAddress!, source: source, nonce: cookies.nextNonce(), into: out)
+        let nonce = cookies.nextNonce()
+        if let r = replyCookie, r.source == source {
+            cookies.writeReply(to: msg.baseAddress!, cookie: r.cookie, nonce: nonce, into: out)
+        } else {
+            cookies.writeReply(to: msg.baseAddress!, source: source, nonce: nonce, into: out)
+        }
         return Cookie.replyLength
     }
 

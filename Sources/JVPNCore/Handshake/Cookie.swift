@@ -202,8 +202,12 @@ public struct CookieChecker: Sendable {
     /// True when the initiation's mac2 is MAC(cookie(source), msg[0..<144]), in constant time.
     /// `msg` holds a whole initiation (length checked by the caller).
     public func isValidMac2(_ msg: UnsafeRawPointer, source: HandshakeSource) -> Bool {
-        let c = cookie(for: source)
-        return withUnsafeTemporaryAllocation(byteCount: 16, alignment: 8) { m in
+        isValidMac2(msg, cookie: cookie(for: source))
+    }
+
+    /// The same with the source's cookie already computed (the admission reuses it for the reply).
+    public func isValidMac2(_ msg: UnsafeRawPointer, cookie c: MAC16) -> Bool {
+        withUnsafeTemporaryAllocation(byteCount: 16, alignment: 8) { m in
             Cookie.computeMac2(msg, cookie: c, into: m.baseAddress!)
             return sodium_memcmp(m.baseAddress!, msg + Handshake.iMac2, 16) == 0
         }
@@ -212,13 +216,19 @@ public struct CookieChecker: Sendable {
     /// Writes the 64-byte cookie reply to the initiation `msg` from `source` into `out`.
     public func writeReply(to msg: UnsafeRawPointer, source: HandshakeSource, nonce: CookieNonce,
                            into out: UnsafeMutableRawPointer) {
+        writeReply(to: msg, cookie: cookie(for: source), nonce: nonce, into: out)
+    }
+
+    /// The same with the source's cookie already computed.
+    public func writeReply(to msg: UnsafeRawPointer, cookie: MAC16, nonce: CookieNonce,
+                           into out: UnsafeMutableRawPointer) {
         out.initializeMemory(as: UInt8.self, repeating: 0, count: 4)
         out.storeBytes(of: MessageType.cookieReply.rawValue, as: UInt8.self)
         // The initiation's sender index, copied as it lies (little-endian on both sides).
         (out + Cookie.cReceiver).copyMemory(from: msg + Handshake.iSender, byteCount: 4)
         var n = nonce.words
         withUnsafeBytes(of: &n) { (out + Cookie.cNonce).copyMemory(from: $0.baseAddress!, byteCount: 24) }
-        var c = cookie(for: source)
+        var c = cookie
         var key = replyKey
         var sealedLength: UInt64 = 0
         withUnsafeBytes(of: &c) { cb in
