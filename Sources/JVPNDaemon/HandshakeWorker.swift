@@ -23,12 +23,15 @@ final class HandshakeWorker: @unchecked Sendable {
     private let lengths = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
     private let sources = UnsafeMutablePointer<SocketAddress>.allocate(capacity: capacity)
     private let socketIndexes = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
-    /// Cookie replies waiting to be sent: the same ring layout with 64-byte slots, deeper, because a
-    /// flood brings up to 100,000 a second and the worker may be off the CPU for tens of ms (512 KB).
-    static let replyCapacity = 8192
-    private static let replyMask = replyCapacity - 1
-    private let replies = DatagramBatch(capacity: replyCapacity, slotSize: Cookie.replyLength)
-    private let replySocketIndexes = UnsafeMutablePointer<Int>.allocate(capacity: replyCapacity)
+    /// Cookie replies waiting to be sent: the same ring layout with 64-byte slots. A gateway's
+    /// holds 80 ms of a 100,000/s flood (about 1.5 MB): enough for a worker descheduled for a
+    /// while; twice as deep lost as many replies on a starved 2-core machine and only added
+    /// latency. A client never sends any.
+    static let gatewayReplyCapacity = 8192
+    let replyCapacity: Int
+    private let replyMask: Int
+    private let replies: DatagramBatch
+    private let replySocketIndexes: UnsafeMutablePointer<Int>
     private let repliesPopped = Atomic<Int>(0)
     private let repliesPushed = Atomic<Int>(0)
     /// Worker-only: one sendmmsg's worth of replies.
@@ -50,9 +53,14 @@ final class HandshakeWorker: @unchecked Sendable {
 
     /// `handle` runs on the worker thread with the message, its source (unmapped) and socket index;
     /// cookie replies go out on the sockets of `snapshot`.
-    init(snapshot: SnapshotCell, handle: @escaping (UnsafeRawBufferPointer, SocketAddress, Int) -> Void) {
-        precondition(HandshakeWorker.capacity & HandshakeWorker.mask == 0 && HandshakeWorker.replyCapacity & HandshakeWorker.replyMask == 0,
+    /// `replyCapacity` must be a power of two.
+    init(snapshot: SnapshotCell, replyCapacity: Int, handle: @escaping (UnsafeRawBufferPointer, SocketAddress, Int) -> Void) {
+        precondition(HandshakeWorker.capacity & HandshakeWorker.mask == 0 && replyCapacity & (replyCapacity - 1) == 0,
                      "capacities must be powers of two")
+        self.replyCapacity = replyCapacity
+        replyMask = replyCapacity - 1
+        replies = DatagramBatch(capacity: replyCapacity, slotSize: Cookie.replyLength)
+        replySocketIndexes = .allocate(capacity: replyCapacity)
         self.snapshot = snapshot
         self.handle = handle
         sources.initialize(repeating: SocketAddress(), count: HandshakeWorker.capacity)
@@ -90,8 +98,8 @@ final class HandshakeWorker: @unchecked Sendable {
     func pushCookieReply(to destination: SocketAddress, socketIndex: Int,
                          write: (UnsafeMutableRawPointer) -> Int) -> Bool {
         let n = repliesPushed.load(ordering: .relaxed)
-        guard n - repliesPopped.load(ordering: .acquiring) < HandshakeWorker.replyCapacity else { return false }
-        let slot = n & HandshakeWorker.replyMask
+        guard n - repliesPopped.load(ordering: .acquiring) < replyCapacity else { return false }
+        let slot = n & replyMask
         replies.lengths[slot] = write(replies.payload(slot))
         replies.addresses[slot] = destination
         replySocketIndexes[slot] = socketIndex
@@ -157,7 +165,7 @@ final class HandshakeWorker: @unchecked Sendable {
         guard n < end else { return false }
         var socketIndex = -1
         while n < end {
-            let slot = n & HandshakeWorker.replyMask
+            let slot = n & replyMask
             if sendBatch.count == sendBatch.capacity || (sendBatch.count > 0 && replySocketIndexes[slot] != socketIndex) {
                 flush(sockets, socketIndex)
             }

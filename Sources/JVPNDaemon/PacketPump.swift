@@ -67,7 +67,8 @@ final class PacketPump: @unchecked Sendable {
         // Room for the largest inner packet plus header and tag, and for oversized datagrams
         // (which are then rejected rather than truncated silently).
         slotSize = max(mtu, 1500) + Frame.overhead + 64
-        handshakes = HandshakeWorker(snapshot: snapshot) { [unowned self] message, source, socketIndex in
+        let replyCapacity = admission.role == .gateway ? HandshakeWorker.gatewayReplyCapacity : 1
+        handshakes = HandshakeWorker(snapshot: snapshot, replyCapacity: replyCapacity) { [unowned self] message, source, socketIndex in
             controller?.handleHandshake(message, from: source, socketIndex: socketIndex)
         }
     }

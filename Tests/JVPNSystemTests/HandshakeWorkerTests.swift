@@ -18,7 +18,7 @@ final class HandshakeWorkerTests: XCTestCase {
 
     func testMessagesReachTheHandlerInOrderWithUnmappedSources() throws {
         let seen = Seen()
-        let worker = HandshakeWorker(snapshot: SnapshotCell()) { bytes, from, socket in
+        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8) { bytes, from, socket in
             seen.lock.withLock { seen.messages.append((Array(bytes), from, socket)) }
         }
         try worker.start()
@@ -40,7 +40,7 @@ final class HandshakeWorkerTests: XCTestCase {
     }
 
     func testQueueIsBounded() {
-        let worker = HandshakeWorker(snapshot: SnapshotCell()) { _, _, _ in }
+        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8) { _, _, _ in }
         let m = [UInt8](repeating: 0, count: 160)
         for _ in 0..<HandshakeWorker.capacity {
             XCTAssertTrue(m.withUnsafeBytes { worker.push($0, from: SocketAddress(), socketIndex: 0) })
@@ -57,7 +57,7 @@ final class HandshakeWorkerTests: XCTestCase {
         let receiver = try UDPSocket(family: AF_INET, localAddress: SocketAddress(addressBytes: [127, 0, 0, 1], port: 0))
         let cell = SnapshotCell()
         cell.publish(DataPlaneSnapshot(routes: AllowedIPsTable<Int>(), send: [], receivers: [:], sockets: [sender]))
-        let worker = HandshakeWorker(snapshot: cell) { _, _, _ in }
+        let worker = HandshakeWorker(snapshot: cell, replyCapacity: 8) { _, _, _ in }
         try worker.start()
         defer { worker.shutdown() }
         let to = SocketAddress(addressBytes: [127, 0, 0, 1], port: receiver.localPort)!
@@ -79,6 +79,10 @@ final class HandshakeWorkerTests: XCTestCase {
             if n == 0 { usleep(5000) }
         }
         XCTAssertEqual(got, [0, 1, 2, 3, 4])
+        // A full reply ring refuses (the pump counts it) rather than overwriting.
+        let small = HandshakeWorker(snapshot: cell, replyCapacity: 2) { _, _, _ in }
+        for _ in 0..<2 { XCTAssertTrue(small.pushCookieReply(to: to, socketIndex: 0) { _ in 64 }) }
+        XCTAssertFalse(small.pushCookieReply(to: to, socketIndex: 0) { _ in 64 })
         XCTAssertEqual(worker.cookieRepliesSent.load(ordering: .relaxed), 5)
     }
 }

@@ -14,6 +14,9 @@
 #   rtt_ms      that ping's average round trip
 #   gw_cpu_pct  the gateway daemon's utime+stime over the flood, % of one core
 #   rate        the flood rate the tool achieved
+#   notes       the gateway's own view over the flood: datagrams the kernel dropped for a full
+#               socket buffer (RcvbufErrors), cookie replies sent, and (jvpn) cookie replies the
+#               reply queue or budget had no room for
 # "none" is the same measurement without a flood.
 #
 # env: JVPN_BIN (default $REPO/.build/release/jvpn), BASE_BIN (a baseline jvpn binary, optional),
@@ -66,6 +69,12 @@ StandbyProbeIntervalMs = 200
 DeadAfterMs = 300"
 
 declare -A R
+# gw_handshakes BIN NAME -> the gateway status's "handshakes" object ("" for builds without it)
+gw_handshakes() {
+    rig_exec "$RIG_GW" "$1" status "$2" --json 2>/dev/null |
+        python3 -c 'import json, sys; h = json.load(sys.stdin).get("handshakes"); print(json.dumps(h) if h else "")' 2>/dev/null || true
+}
+gw_rcvbuf_errors() { rig_exec "$RIG_GW" awk '/^Udp:/ { n++; if (n == 2) print $6 }' /proc/net/snmp; }
 # run_system NAME BIN: one rig (its own names, cleaned up at the end), every mode
 run_system() {
     local name="$1" bin="$2" ibytes=160 mode
@@ -97,6 +106,8 @@ run_system() {
     for mode in ${MODES//,/ }; do
         log "$name: $mode"
         local fpid="" t0 t1 cpu0 cpu1 w0 w1 count=$(( SECONDS_PER_MODE * 100 ))
+        local hs0 rcv0
+        hs0="$(gw_handshakes "$bin" "$gw")"; rcv0="$(gw_rcvbuf_errors)"
         cpu0="$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"; w0="$(now_ms)"
         if [[ "$mode" != none ]]; then
             rig_exec "$RIG_ROUTER" "$FLOOD" --target "$RIG_GW_IP:51820" --mode "$mode" --pubkey "$(cat "$RIG_DIR/gw.pub")" \
@@ -117,6 +128,15 @@ run_system() {
         [[ -n "$fpid" ]] && { wait "$fpid" || true; }
         cpu1="$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"; w1="$(now_ms)"
         R[$name.$mode.cpu]=$(( (cpu1 - cpu0) * 100000 / hz / (w1 - w0) ))
+        R[$name.$mode.notes]="rcvbuf_drops=$(( $(gw_rcvbuf_errors) - rcv0 )) $(python3 -c '
+import json, sys
+a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
+if not b:
+    print("(no handshake counters)"); sys.exit()
+d = lambda k: b["dropped"][k] - a["dropped"][k]
+print("cookie_replies=%d cookie_budget_drops=%d cookie_queue_drops=%d" % (
+    b["cookie_replies_sent"] - a["cookie_replies_sent"], d("cookie_rate_limited"), d("cookie_queue_full")))
+' "$hs0" "$(gw_handshakes "$bin" "$gw")")"
         R[$name.$mode.loss]="$(grep -oE '[0-9.]+% packet loss' "$RIG_DIR/ping.out" | cut -d% -f1)"
         R[$name.$mode.rtt]="$(grep -oE 'rtt [^=]+= [0-9.]+/[0-9.]+' "$RIG_DIR/ping.out" | awk -F/ '{ print $NF }')"
         if [[ -n "$fpid" ]]; then
@@ -141,12 +161,12 @@ done
 
 echo
 echo "handshake floods at ${RATE}/s, ${SECONDS_PER_MODE} s each ($(uname -r), commit $commit, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
-printf '%-6s %-16s %-10s %-12s %-10s %-10s %s\n' system flood rate/s attach_ms ping_loss% rtt_ms gw_cpu%
+printf '%-6s %-16s %-10s %-12s %-10s %-10s %-8s %s\n' system flood rate/s attach_ms ping_loss% rtt_ms gw_cpu% notes
 for s in "${SYSTEMS[@]}"; do
     n="${s%%=*}"
     for m in ${MODES//,/ }; do
-        printf '%-6s %-16s %-10s %-12s %-10s %-10s %s\n' "$n" "$m" "${R[$n.$m.rate]:-?}" "${R[$n.$m.attach]:-?}" \
-            "${R[$n.$m.loss]:-?}" "${R[$n.$m.rtt]:-?}" "${R[$n.$m.cpu]:-?}"
+        printf '%-6s %-16s %-10s %-12s %-10s %-10s %-8s %s\n' "$n" "$m" "${R[$n.$m.rate]:-?}" "${R[$n.$m.attach]:-?}" \
+            "${R[$n.$m.loss]:-?}" "${R[$n.$m.rtt]:-?}" "${R[$n.$m.cpu]:-?}" "${R[$n.$m.notes]:-}"
     done
 done
 if [[ -n "$JSON_OUT" ]]; then
