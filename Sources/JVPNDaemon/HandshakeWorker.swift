@@ -168,6 +168,8 @@ final class HandshakeWorker: @unchecked Sendable {
             let slot = n & replyMask
             if sendBatch.count == sendBatch.capacity || (sendBatch.count > 0 && replySocketIndexes[slot] != socketIndex) {
                 flush(sockets, socketIndex)
+                // Free the slots now, not after the whole ring: the receive thread refills meanwhile.
+                repliesPopped.store(n, ordering: .releasing)
             }
             socketIndex = replySocketIndexes[slot]
             let i = sendBatch.count
