@@ -1,7 +1,7 @@
 import CSodium
 
 /// Why a handshake datagram was dropped on the receive thread. Each is a counter, never an event.
-public enum AdmissionDropReason: Sendable, Equatable, CaseIterable {
+public enum AdmissionDropReason: Sendable, Equatable {
     /// Wrong size for its type, non-zero reserved bytes, or a type this side never receives.
     case malformed
     /// An initiation whose mac1 is not keyed by our public key: the sender does not know us.
@@ -36,7 +36,7 @@ public struct HandshakeAdmission: Sendable {
         case client
     }
 
-    /// Slots of the handshake queue (`HandshakeQueue` in the daemon). 1024 * 160 bytes, preallocated.
+    /// Slots of the handshake queue (`HandshakeWorker` in the daemon). 1024 * 160 bytes, preallocated.
     public static let queueCapacity = 1024
     /// The gateway is under load from when the queue holds this many messages (1/8, as WireGuard).
     public static let loadThreshold = queueCapacity / 8
@@ -49,9 +49,10 @@ public struct HandshakeAdmission: Sendable {
     /// sender's share of the queue before the load flag is up.
     public static let idlePerSecond = 100.0, idleBurst = 50.0
     /// Cookie replies per second, all sources together. It must at least match the flood rate we
-    /// defend against (100,000/s), else a new client's reply is lost with the flood's and it waits
-    /// for retries; at ~2 us each that is at most ~0.2 core. A reply (64 bytes) is smaller than the
-    /// initiation that asked for it (160), so no amplification.
+    /// defend against (100,000/s), else a new client's request is refused with the flood's and it
+    /// waits for 1 s retries (measured at 10,000/s: attach 3-4 s). Sending one costs ~4.5 us of
+    /// kernel time on the handshake worker (BENCHMARKS.md), so this bounds it to ~2/3 of a core.
+    /// A reply (64 bytes) is smaller than the initiation that asked for it (160): no amplification.
     public static let cookieRepliesPerSecond = 150_000.0
     public static let cookieReplyBurst: UInt64 = 15_000
 
@@ -77,7 +78,7 @@ public struct HandshakeAdmission: Sendable {
     }
 
     /// Whether `admit` at `nowMs` with this queue depth treats the gateway as under load (and notes it).
-    public mutating func isUnderLoad(queueDepth: Int, nowMs: UInt64) -> Bool {
+    private mutating func isUnderLoad(queueDepth: Int, nowMs: UInt64) -> Bool {
         if queueDepth >= HandshakeAdmission.loadThreshold { underLoadUntilMs = nowMs + HandshakeAdmission.underLoadHoldMs }
         return nowMs < underLoadUntilMs
     }
@@ -154,7 +155,4 @@ public struct HandshakeAdmission: Sendable {
         }
         return Cookie.replyLength
     }
-
-    /// Sources tracked by the per-source limiter (tests).
-    public var trackedSources: Int { perSource.trackedSources }
 }
