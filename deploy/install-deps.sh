@@ -9,6 +9,7 @@ JVPN_DEPS=(
     libsodium-dev libmnl-dev pkg-config
     iproute2 iperf3 wireguard-go wireguard-tools
     iputils-ping procps psmisc netcat-openbsd iptables nftables ethtool python3
+    gcc libc6-dev
 )
 
 jvpn_deps_missing() {

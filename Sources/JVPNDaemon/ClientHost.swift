@@ -26,6 +26,8 @@ final class ClientHost: SessionHost, PumpController {
     /// The initiation sent last (its Noise state, and the index of the path it went on): only the
     /// newest one can complete.
     private var pending: (handshake: InitiatorHandshake, path: Int)?
+    /// The gateway's latest cookie (from a cookie reply under load) and the path it is bound to.
+    private var cookie: (value: MAC16, receivedMs: UInt64, path: Int)?
 
     var peer: PeerRuntime { peers[0] }
 
@@ -65,9 +67,11 @@ final class ClientHost: SessionHost, PumpController {
         if let old = pending { usedIndexes.remove(old.handshake.localIndex) }
         pending = nil
         let index = freshIndex()
+        let nowMs = Clock.monotonicMilliseconds()
+        let mac2Cookie = cookie.flatMap { c in c.path == pathIdx && elapsedMs(nowMs, since: c.receivedMs) < Cookie.lifetimeMs ? c.value : nil }
         guard let (message, state) = try? Handshake.makeInitiation(
             local: privateKey, remote: peer.publicKey, sessionID: sid, localIndex: index,
-            timestamp: Timestamp12(unixNanoseconds: Clock.wallNanoseconds())) else {
+            timestamp: Timestamp12(unixNanoseconds: Clock.wallNanoseconds()), cookie: mac2Cookie) else {
             usedIndexes.remove(index)
             return
         }
@@ -77,8 +81,22 @@ final class ClientHost: SessionHost, PumpController {
     }
 
     func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: SocketAddress, socketIndex: Int) {
-        guard bytes.count > 0, bytes[0] == MessageType.response.rawValue else { return }
+        guard bytes.count > 0 else { return }
         let nowMs = Clock.monotonicMilliseconds()
+        if bytes[0] == MessageType.cookieReply.rawValue {
+            lock.withLock {
+                // Opens only as the answer to the pending initiation (its index, its mac1 as AD).
+                guard let pend = pending,
+                      let value = try? Cookie.openReply(bytes, responder: peer.publicKey, receiverIndex: pend.handshake.localIndex,
+                                                        mac1: pend.handshake.mac1) else { return }
+                cookie = (value, nowMs, pend.path)
+                // Resend at once with mac2. The new initiation replaces the pending one, so a
+                // cookie reply (sealed to the old mac1) triggers at most one resend.
+                sendInitiation(pathIndex: pend.path)
+            }
+            return
+        }
+        guard bytes[0] == MessageType.response.rawValue else { return }
         lock.withLock {
             guard let pend = pending,
                   let keypair = try? pend.handshake.consumeResponse(bytes, now: Clock.monotonicNanoseconds()) else { return }

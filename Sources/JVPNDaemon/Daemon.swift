@@ -114,7 +114,10 @@ public final class Daemon: @unchecked Sendable {
             host = try GatewayHost(config: config, privateKey: privateKey, events: emitter)
             host.sockets = [try UDPSocket(port: config.interface.listenPort ?? 51820)]
         }
-        pump = try PacketPump(tun: tun, mtu: config.interface.mtu, snapshot: host.snapshot, vnet: vnet)
+        pump = try PacketPump(tun: tun, mtu: config.interface.mtu, snapshot: host.snapshot, vnet: vnet,
+                              admission: HandshakeAdmission(role: isClient ? .client : .gateway,
+                                                            localPublicKey: privateKey.publicKey,
+                                                            nowMs: Clock.monotonicMilliseconds()))
         host.pump = pump
         pump.controller = host as? any PumpController
         host.lock.withLock { host.republish() }
@@ -249,6 +252,7 @@ public final class Daemon: @unchecked Sendable {
             "event_log": .string(config.interface.eventLog),
             "sessions": .array(sessions),
             "security_events_suppressed": JSONValue(gateway?.securityEventsSuppressed ?? 0),
+            "handshakes": pump.handshakeStatus(),
         ]
     }
 

@@ -6,10 +6,13 @@ import Synchronization
 /// The data plane. Stages, in the order the functions below follow:
 ///   send:    readTunBatch -> routeToPeer -> sealInPlace -> sendmmsg (flushBatch)
 ///   receive: recvmmsg (receiveLoop) -> peekHeader -> lookupReceiver -> open -> replay update
-///            -> checkInnerSource -> writeTun; handshake and control frames go to the controller.
-/// One thread per direction. Buffers are allocated once; nothing is allocated per packet.
+///            -> checkInnerSource -> writeTun; control frames go to the controller;
+///            handshakes (types 1-3): admitHandshake -> HandshakeWorker -> controller.
+/// One thread per direction, plus the handshake worker. Buffers are allocated once; nothing is
+/// allocated per packet.
 protocol PumpController: AnyObject, Sendable {
-    /// Handshake messages (types 1, 2): unauthenticated until the controller verifies them.
+    /// Handshake messages (types 1-3), admitted by `HandshakeAdmission`, on the handshake worker
+    /// thread: unauthenticated until the controller verifies them.
     func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: SocketAddress, socketIndex: Int)
     /// An authenticated, fresh control message.
     func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair,
@@ -39,12 +42,25 @@ final class PacketPump: @unchecked Sendable {
     let droppedNoKey = Atomic<UInt64>(0)
     let droppedMalformed = Atomic<UInt64>(0)
     let droppedUnknownIndex = Atomic<UInt64>(0)
+    // Handshakes the receive thread turned away (malformed ones count in droppedMalformed).
+    let droppedHandshakeBadMac1 = Atomic<UInt64>(0)
+    let droppedHandshakeCookieLimited = Atomic<UInt64>(0)
+    let droppedHandshakeSourceLimited = Atomic<UInt64>(0)
+    let droppedHandshakeQueueFull = Atomic<UInt64>(0)
+    let droppedCookieReplyQueueFull = Atomic<UInt64>(0)
+
+    /// Receive-thread only: the cheap checks before the handshake queue.
+    private var admission: HandshakeAdmission
+    private var handshakes: HandshakeWorker!
+    /// Receive-thread only: cookie replies were queued during this receive batch.
+    private var cookieRepliesPending = false
 
     /// The TUN carries a virtio_net_hdr per packet (TSO super-packets in, plain packets out).
     let vnet: Bool
 
-    init(tun: TunDevice, mtu: Int, snapshot: SnapshotCell, vnet: Bool) throws {
+    init(tun: TunDevice, mtu: Int, snapshot: SnapshotCell, vnet: Bool, admission: HandshakeAdmission) throws {
         self.tun = tun
+        self.admission = admission
         self.vnet = vnet
         self.snapshot = snapshot
         wakeSend = try EventFD()
@@ -52,9 +68,14 @@ final class PacketPump: @unchecked Sendable {
         // Room for the largest inner packet plus header and tag, and for oversized datagrams
         // (which are then rejected rather than truncated silently).
         slotSize = max(mtu, 1500) + Frame.overhead + 64
+        let replyCapacity = admission.role == .gateway ? HandshakeWorker.gatewayReplyCapacity : 1
+        handshakes = HandshakeWorker(snapshot: snapshot, replyCapacity: replyCapacity) { [unowned self] message, source, socketIndex in
+            controller?.handleHandshake(message, from: source, socketIndex: socketIndex)
+        }
     }
 
     func start() throws {
+        try handshakes.start()
         try DetachedThread.start(name: "jvpn-send") { [self] in sendLoop(); done.signal() }
         threads += 1
         try DetachedThread.start(name: "jvpn-recv") { [self] in receiveLoop(); done.signal() }
@@ -70,6 +91,7 @@ final class PacketPump: @unchecked Sendable {
         wakeReceive.signal()
         for _ in 0..<threads { done.wait(timeoutMs: 2000) }
         threads = 0
+        handshakes.shutdown()
     }
 
     // MARK: send
@@ -323,6 +345,10 @@ final class PacketPump: @unchecked Sendable {
                         }
                     }
                     if pendingCount > 0 { writeCoalesced() }
+                    if cookieRepliesPending {
+                        cookieRepliesPending = false
+                        handshakes.cookieRepliesQueued()
+                    }
                     if n < batch.capacity { break }
                 }
             }
@@ -335,9 +361,8 @@ final class PacketPump: @unchecked Sendable {
             droppedMalformed.add(1, ordering: .relaxed)
             return
         }
-        if type == .initiation || type == .response {
-            controller?.handleHandshake(UnsafeRawBufferPointer(start: p, count: len),
-                                        from: source.unmapped, socketIndex: socketIndex)
+        if type == .initiation || type == .response || type == .cookieReply {
+            admitHandshake(UnsafeRawBufferPointer(start: p, count: len), from: source, socketIndex: socketIndex)
             return
         }
         guard let header = Frame.peekHeader(UnsafeRawPointer(p), length: len) else {
@@ -345,7 +370,7 @@ final class PacketPump: @unchecked Sendable {
             return
         }
         switch header.type {
-        case .initiation, .response:
+        case .initiation, .response, .cookieReply:
             return
         case .data, .control:
             guard let entry = snap.receivers[header.receiverIndex] else {
@@ -416,5 +441,62 @@ final class PacketPump: @unchecked Sendable {
                 entry.counters.rxPackets.add(1, ordering: .relaxed)
             }
         }
+    }
+
+    /// admitHandshake: length, mac1, cookie (under load), per-source limit, then the queue. The
+    /// public-key work happens on the handshake worker, which also sends the cookie replies built here.
+    private func admitHandshake(_ message: UnsafeRawBufferPointer, from source: SocketAddress, socketIndex: Int) {
+        let origin = HandshakeSource(socketAddress: source)
+        let nowMs = Clock.monotonicMilliseconds()
+        switch admission.admit(message, source: origin, queueDepth: handshakes.depth, nowMs: nowMs) {
+        case .enqueue:
+            if !handshakes.push(message, from: source, socketIndex: socketIndex) {
+                droppedHandshakeQueueFull.add(1, ordering: .relaxed)
+            }
+        case .sendCookie:
+            // The reply goes where the initiation came from, in the socket's own address form.
+            let queued = handshakes.pushCookieReply(to: source, socketIndex: socketIndex) {
+                admission.writeCookieReply(to: message, source: origin, into: $0)
+            }
+            if queued {
+                cookieRepliesPending = true
+            } else {
+                droppedCookieReplyQueueFull.add(1, ordering: .relaxed)
+            }
+        case .drop(let reason):
+            switch reason {
+            case .malformed: droppedMalformed.add(1, ordering: .relaxed)
+            case .badMac1: droppedHandshakeBadMac1.add(1, ordering: .relaxed)
+            case .cookieRateLimited: droppedHandshakeCookieLimited.add(1, ordering: .relaxed)
+            case .sourceRateLimited: droppedHandshakeSourceLimited.add(1, ordering: .relaxed)
+            case .queueFull: droppedHandshakeQueueFull.add(1, ordering: .relaxed)
+            }
+        }
+    }
+}
+
+extension PacketPump {
+    /// Status JSON's "handshakes": what the receive thread turned away and what the worker sent.
+    func handshakeStatus() -> JSONValue {
+        func n(_ a: borrowing Atomic<UInt64>) -> JSONValue { JSONValue(a.load(ordering: .relaxed)) }
+        return ["queue_depth": JSONValue(handshakes.depth),
+                "cookie_replies_sent": n(handshakes.cookieRepliesSent),
+                "dropped": ["malformed": n(droppedMalformed), "bad_mac1": n(droppedHandshakeBadMac1),
+                            "cookie_rate_limited": n(droppedHandshakeCookieLimited),
+                            "source_rate_limited": n(droppedHandshakeSourceLimited),
+                            "queue_full": n(droppedHandshakeQueueFull),
+                            "cookie_queue_full": n(droppedCookieReplyQueueFull)]]
+    }
+}
+
+extension HandshakeSource {
+    /// Address (v4-mapped IPv6 read as IPv4) and port of a received datagram, without allocating.
+    init(socketAddress a: SocketAddress) {
+        var storage = a.storage
+        let address: IPAddress = withUnsafeBytes(of: &storage) { raw in
+            a.family == AF_INET ? IPAddress(v4NetworkBytes: raw.baseAddress! + 4)
+                                : IPAddress(v6NetworkBytes: raw.baseAddress! + 8).unmapped
+        }
+        self.init(address: address, port: a.port)
     }
 }

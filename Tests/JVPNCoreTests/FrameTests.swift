@@ -131,7 +131,7 @@ final class FrameTests: XCTestCase {
     func testClassify() {
         XCTAssertEqual(Frame.classify(1), .initiation)
         XCTAssertEqual(Frame.classify(2), .response)
-        XCTAssertNil(Frame.classify(3))
+        XCTAssertEqual(Frame.classify(3), .cookieReply)
         XCTAssertEqual(Frame.classify(4), .data)
         XCTAssertEqual(Frame.classify(5), .control)
         XCTAssertNil(Frame.classify(0))

@@ -60,6 +60,11 @@ final class ProtocolVectorTests: XCTestCase {
         let sid = try SessionID(bytes: hex("session_id"))
         let plaintext = try hex("data_plaintext")
         let counter = try u64("data_counter")
+        let cookieSecret = try hex("cookie_secret")
+        guard let cookieNonce = CookieNonce(bytes: try hex("cookie_nonce")),
+              let sourceAddress = IPAddress(networkBytes: try hex("cookie_source_address")),
+              let sourcePort = doc["cookie_source_port"].flatMap({ UInt16($0) }) else { throw VectorError.missing("cookie_*") }
+        let source = HandshakeSource(address: sourceAddress, port: sourcePort)
 
         let (initiation, ini) = try Handshake.makeInitiation(local: iStatic, remote: rStatic.publicKey, sessionID: sid,
                                                              localIndex: iIndex, timestamp: ts, ephemeral: iEph)
@@ -88,6 +93,24 @@ final class ProtocolVectorTests: XCTestCase {
             throw VectorError.frameDoesNotOpen
         }
 
+        // Under load: the gateway answers the initiation with a cookie reply; the initiator opens it
+        // and sends the same initiation again (same ephemeral and timestamp here), now with mac2.
+        let checker = CookieChecker(localPublicKey: rStatic.publicKey, nowMs: 0, secret: cookieSecret)
+        let cookie = checker.cookie(for: source)
+        var reply = [UInt8](repeating: 0, count: Cookie.replyLength)
+        initiation.withUnsafeBytes { i in
+            reply.withUnsafeMutableBytes { checker.writeReply(to: i.baseAddress!, source: source, nonce: cookieNonce, into: $0.baseAddress!) }
+        }
+        let opened3 = try reply.withUnsafeBytes {
+            try Cookie.openReply($0, responder: rStatic.publicKey, receiverIndex: iIndex, mac1: ini.mac1)
+        }
+        let (withMac2, _) = try Handshake.makeInitiation(local: iStatic, remote: rStatic.publicKey, sessionID: sid,
+                                                         localIndex: iIndex, timestamp: ts, cookie: opened3, ephemeral: iEph)
+        guard opened3 == cookie, Array(withMac2[0..<Handshake.iMac2]) == Array(initiation[0..<Handshake.iMac2]),
+              withMac2.withUnsafeBytes({ checker.isValidMac2($0.baseAddress!, source: source) }) else {
+            throw VectorError.cookieRoundTripFails
+        }
+
         return [
             ("initiator_static_public", HexCodec.encode(iStatic.publicKey.bytes)),
             ("responder_static_public", HexCodec.encode(rStatic.publicKey.bytes)),
@@ -99,10 +122,13 @@ final class ProtocolVectorTests: XCTestCase {
             ("initiator_send_key", HexCodec.encode(iKP.sendKeyBytes)),
             ("initiator_receive_key", HexCodec.encode(iKP.receiveKeyBytes)),
             ("data_frame", HexCodec.encode(frame[0..<n])),
+            ("cookie", HexCodec.encode(cookie.bytes)),
+            ("cookie_reply", HexCodec.encode(reply)),
+            ("initiation_mac2", HexCodec.encode(withMac2[Handshake.iMac2...])),
         ]
     }
 
-    enum VectorError: Error { case missing(String), keysDisagree, frameDoesNotOpen }
+    enum VectorError: Error { case missing(String), keysDisagree, frameDoesNotOpen, cookieRoundTripFails }
 
     func testDocumentVectorsMatchCode() throws {
         let text = try String(contentsOf: Self.docURL, encoding: .utf8)
@@ -137,8 +163,9 @@ final class ProtocolVectorTests: XCTestCase {
     }
 
     func testSizesMatchDocument() {
-        XCTAssertEqual(Handshake.initiationLength, 144)
-        XCTAssertEqual(Handshake.responseLength, 76)
+        XCTAssertEqual(Handshake.initiationLength, 160)
+        XCTAssertEqual(Handshake.responseLength, 92)
+        XCTAssertEqual(Cookie.replyLength, 64)
         XCTAssertEqual(Frame.overhead, 32)
         XCTAssertEqual(Handshake.initialChain.ck.count, 32)
     }

@@ -24,6 +24,7 @@
 #                router rtg 10.203.0.254/24 <-> gateway eth0 10.203.0.1/24 (default via router)
 #                (IPv6 alongside: fd00:20N::2 / ::1, fd00:203::1 / ::fe)
 #   two-clients: gateway bridge br0 10.201.0.1/24 fd00:201::1/64, client up0 10.201.0.2, client2 up0 10.201.0.3
+#   router + rig_add_router_client: client2 up0 10.211.0.2/24 -> router rt9 10.211.0.1
 
 # Not `set -e` here: the caller decides its own shell options.
 
@@ -249,6 +250,32 @@ rig_create_router() {
            RIG_CLIENT_IP RIG_CLIENT_IP6 RIG_CLIENT2_IP RIG_CLIENT2_IP6 RIG_UPLINKS
     rig_write_env
     rig_log "router rig: $RIG_CLIENT [$RIG_UPLINKS] -> $RIG_ROUTER -> $RIG_GW ($RIG_GW_IP)"
+}
+
+# rig_add_router_client : a second client namespace on a router rig, for tests that need a client
+# the first one's routes cannot disturb: client2 up0 10.211.0.2/24 <-> router rt9 10.211.0.1/24,
+# default route via the router. Exports RIG_CLIENT2 RIG_CLIENT2_IP.
+rig_add_router_client() {
+    [[ "${RIG_KIND:-}" == router ]] || { rig_die "rig_add_router_client needs a router rig"; return 1; }
+    RIG_CLIENT2="${RIG_PREFIX}client2"
+    rig_ns_add "$RIG_CLIENT2" || return 1
+    rig_veth "$RIG_CLIENT2" up0 "$RIG_ROUTER" rt9 || return 1
+    rig_addr "$RIG_CLIENT2" up0 10.211.0.2/24
+    rig_addr "$RIG_ROUTER" rt9 10.211.0.1/24
+    ip -n "$RIG_CLIENT2" route add default via 10.211.0.1 dev up0 metric 100
+    RIG_CLIENT2_IP=10.211.0.2
+    export RIG_CLIENT2 RIG_CLIENT2_IP
+    rig_write_env
+}
+
+# rig_drop_at_router_ingress PREFIX : the router drops packets to PREFIX as they arrive from the
+# gateway (nft netdev ingress on rtg), before routing; a blackhole route if nft is missing.
+rig_drop_at_router_ingress() {
+    if command -v nft >/dev/null 2>&1 &&
+        rig_exec "$RIG_ROUTER" nft "add table netdev rigdrop; add chain netdev rigdrop in { type filter hook ingress device rtg priority 0; }; add rule netdev rigdrop in ip daddr $1 drop"; then
+        return 0
+    fi
+    ip -n "$RIG_ROUTER" route add blackhole "$1"
 }
 
 rig_create_two_clients() {

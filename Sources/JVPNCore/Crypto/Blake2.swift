@@ -12,6 +12,13 @@ enum Blake2 {
     /// out(32) = BLAKE2b-256(a || b)
     static func hash(_ out: UnsafeMutableRawPointer, _ a: UnsafeRawBufferPointer,
                      _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
+        if b.count == 0 {
+            // One-shot: libsodium keeps the state on its own stack (the streaming state below is
+            // 64-byte aligned, which a Swift temporary allocation places on the heap).
+            crypto_generichash(out.assumingMemoryBound(to: UInt8.self), hashLength,
+                               a.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(a.count), nil, 0)
+            return
+        }
         withState { st in
             crypto_generichash_init(st, nil, 0, hashLength)
             update(st, a)
@@ -20,12 +27,19 @@ enum Blake2 {
         }
     }
 
-    /// out(outLength) = BLAKE2b-outLength keyed with key(32), over a || b.
-    static func keyed(_ out: UnsafeMutableRawPointer, outLength: Int, key: UnsafeRawPointer,
+    /// out(outLength) = BLAKE2b-outLength keyed with key(keyLength, 32 but for mac2's 16-byte cookie),
+    /// over a || b.
+    static func keyed(_ out: UnsafeMutableRawPointer, outLength: Int, key: UnsafeRawPointer, keyLength: Int = 32,
                       _ a: UnsafeRawBufferPointer,
                       _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
+        if b.count == 0 {
+            crypto_generichash(out.assumingMemoryBound(to: UInt8.self), outLength,
+                               a.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(a.count),
+                               key.assumingMemoryBound(to: UInt8.self), keyLength)
+            return
+        }
         withState { st in
-            crypto_generichash_init(st, key.assumingMemoryBound(to: UInt8.self), 32, outLength)
+            crypto_generichash_init(st, key.assumingMemoryBound(to: UInt8.self), keyLength, outLength)
             update(st, a)
             update(st, b)
             crypto_generichash_final(st, out.assumingMemoryBound(to: UInt8.self), outLength)

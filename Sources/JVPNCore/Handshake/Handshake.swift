@@ -29,13 +29,13 @@ public enum Handshake {
     public static let identifier = "jvpn v1 handshake"
     public static let mac1Label = "mac1----"
 
-    public static let initiationLength = 144
-    public static let responseLength = 76
+    public static let initiationLength = 160
+    public static let responseLength = 92
     public static let payloadLength = 24
 
     // Initiation offsets.
-    static let iSender = 4, iEphemeral = 8, iStatic = 40, iPayload = 88, iMac1 = 128
-    // Response offsets.
+    static let iSender = 4, iEphemeral = 8, iStatic = 40, iPayload = 88, iMac1 = 128, iMac2 = 144
+    // Response offsets. Its mac2 (at 76) is zero in this version; receivers ignore it.
     static let rSender = 4, rReceiver = 8, rEphemeral = 12, rEmpty = 44, rMac1 = 60
 
     /// C0 = HASH(construction), H0 = HASH(C0 || identifier); constants.
@@ -90,9 +90,11 @@ public enum Handshake {
 
     // MARK: initiator
 
+    /// `cookie` is the gateway's latest cookie for this path if younger than `Cookie.lifetimeMs`:
+    /// it makes mac2, which an overloaded gateway requires; nil leaves mac2 zero.
     public static func makeInitiation(local: PrivateKey, remote: PublicKey, sessionID: SessionID,
                                       localIndex: UInt32, timestamp: Timestamp12, flags: UInt32 = 0,
-                                      ephemeral: PrivateKey? = nil) throws(HandshakeError)
+                                      cookie: MAC16? = nil, ephemeral: PrivateKey? = nil) throws(HandshakeError)
         -> (message: [UInt8], state: InitiatorHandshake) {
         guard Sodium.isReady else { throw .sodiumUnavailable }
         let eph = ephemeral ?? PrivateKey.generate()
@@ -122,10 +124,12 @@ public enum Handshake {
                 st.encryptAndHash(UnsafeRawBufferPointer(start: q, count: payloadLength), into: p + iPayload)
             }
             computeMac1(p, macOffset: iMac1, receiver: remote, into: p + iMac1)
+            if let cookie { Cookie.computeMac2(p, cookie: cookie, into: p + iMac2) }
         }
         if let failure { throw failure }
+        let mac1 = msg.withUnsafeBytes { MAC16(pointer: $0.baseAddress! + iMac1) }
         let state = InitiatorHandshake(symmetric: st, local: local, remote: remote, ephemeral: eph,
-                                       sessionID: sessionID, localIndex: localIndex, timestamp: timestamp)
+                                       sessionID: sessionID, localIndex: localIndex, timestamp: timestamp, mac1: mac1)
         return (msg, state)
     }
 
@@ -182,10 +186,12 @@ public final class InitiatorHandshake: @unchecked Sendable {
     public let sessionID: SessionID
     public let localIndex: UInt32
     public let timestamp: Timestamp12
+    /// The initiation's mac1: the AD a cookie reply to it is sealed with.
+    public let mac1: MAC16
     private var consumed = false
 
     init(symmetric: SymmetricState, local: PrivateKey, remote: PublicKey, ephemeral: PrivateKey,
-         sessionID: SessionID, localIndex: UInt32, timestamp: Timestamp12) {
+         sessionID: SessionID, localIndex: UInt32, timestamp: Timestamp12, mac1: MAC16) {
         self.symmetric = symmetric
         self.local = local
         self.remote = remote
@@ -193,6 +199,7 @@ public final class InitiatorHandshake: @unchecked Sendable {
         self.sessionID = sessionID
         self.localIndex = localIndex
         self.timestamp = timestamp
+        self.mac1 = mac1
     }
 
     /// Validation order: size and type; receiver index is ours; mac1 (keyed by our public key);

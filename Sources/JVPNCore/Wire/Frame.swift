@@ -4,7 +4,8 @@ import CSodium
 public enum MessageType: UInt8, Sendable, CaseIterable {
     case initiation = 1
     case response = 2
-    // 3 is reserved (WireGuard's cookie reply); not used in v1.
+    /// Gateway -> initiator under load (docs/PROTOCOL.md 3.5).
+    case cookieReply = 3
     case data = 4
     case control = 5
 }

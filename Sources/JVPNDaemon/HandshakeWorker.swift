@@ -1,0 +1,194 @@
+import JVPNCore
+import JVPNSystem
+import Synchronization
+
+/// The handshake queue and its one worker thread: the receive thread admits a handshake message
+/// (cheap checks, `HandshakeAdmission`) and copies it here; the worker does the public-key work
+/// (`PumpController.handleHandshake`, X25519 under the host lock). So the data plane never waits
+/// for a Diffie-Hellman or for the host lock because of a handshake. Cookie replies, built by the
+/// receive thread, are sent from here too: under a flood of initiations their sendmmsg was half of
+/// the receive thread's time.
+///
+/// Single producer (the receive thread), single consumer (the worker): two rings of preallocated
+/// slots (messages, cookie replies) with two atomic counters each. The worker sleeps on a
+/// semaphore only once both rings are empty; a message always posts it, cookie replies only when
+/// the worker said it is going to sleep (`idle`), so a flood does not cost a wake-up per batch.
+final class HandshakeWorker: @unchecked Sendable {
+    static let capacity = HandshakeAdmission.queueCapacity
+    /// The largest handshake message (an initiation).
+    static let slotBytes = Handshake.initiationLength
+    private static let mask = capacity - 1
+
+    private let bytes = UnsafeMutableRawPointer.allocate(byteCount: capacity * slotBytes, alignment: 16)
+    private let lengths = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
+    private let sources = UnsafeMutablePointer<SocketAddress>.allocate(capacity: capacity)
+    private let socketIndexes = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
+    /// Cookie replies waiting to be sent: the same ring layout with 64-byte slots. A gateway's
+    /// holds 80 ms of a 100,000/s flood (about 1.5 MB): enough for a worker descheduled for a
+    /// while; twice as deep lost as many replies on a starved 2-core machine and only added
+    /// latency. A client never sends any.
+    static let gatewayReplyCapacity = 8192
+    let replyCapacity: Int
+    private let replyMask: Int
+    private let replies: DatagramBatch
+    private let replySocketIndexes: UnsafeMutablePointer<Int>
+    private let repliesPopped = Atomic<Int>(0)
+    private let repliesPushed = Atomic<Int>(0)
+    /// Worker-only: one sendmmsg's worth of replies.
+    private let sendBatch = DatagramBatch(capacity: 64, slotSize: Cookie.replyLength)
+    let cookieRepliesSent = Atomic<UInt64>(0)
+    private let snapshot: SnapshotCell
+    /// Messages taken by the worker / put by the receive thread, since start (slot = count & mask).
+    private let popped = Atomic<Int>(0)
+    private let pushed = Atomic<Int>(0)
+    private let queued = Semaphore()
+    /// The worker found both rings empty and is about to wait. Sequentially consistent with the
+    /// ring counters: either the worker sees a reply pushed meanwhile, or the receive thread sees
+    /// `idle` and posts.
+    private let idle = Atomic<Bool>(false)
+    private let stop = Atomic<Bool>(false)
+    private let done = Semaphore()
+    private var running = false
+    private let handle: (UnsafeRawBufferPointer, SocketAddress, Int) -> Void
+
+    /// `handle` runs on the worker thread with the message, its source (unmapped) and socket index;
+    /// cookie replies go out on the sockets of `snapshot`.
+    /// `replyCapacity` must be a power of two.
+    init(snapshot: SnapshotCell, replyCapacity: Int, handle: @escaping (UnsafeRawBufferPointer, SocketAddress, Int) -> Void) {
+        precondition(HandshakeWorker.capacity & HandshakeWorker.mask == 0 && replyCapacity & (replyCapacity - 1) == 0,
+                     "capacities must be powers of two")
+        self.replyCapacity = replyCapacity
+        replyMask = replyCapacity - 1
+        replies = DatagramBatch(capacity: replyCapacity, slotSize: Cookie.replyLength)
+        replySocketIndexes = .allocate(capacity: replyCapacity)
+        self.snapshot = snapshot
+        self.handle = handle
+        sources.initialize(repeating: SocketAddress(), count: HandshakeWorker.capacity)
+    }
+
+    deinit {
+        bytes.deallocate()
+        lengths.deallocate()
+        sources.deinitialize(count: HandshakeWorker.capacity)
+        sources.deallocate()
+        socketIndexes.deallocate()
+        replySocketIndexes.deallocate()
+    }
+
+    /// Messages waiting: the load signal of `HandshakeAdmission`. Any thread.
+    var depth: Int { pushed.load(ordering: .acquiring) - popped.load(ordering: .acquiring) }
+
+    /// Receive thread only. Copies the message into a free slot; false when the queue is full.
+    func push(_ message: UnsafeRawBufferPointer, from source: SocketAddress, socketIndex: Int) -> Bool {
+        let n = pushed.load(ordering: .relaxed)
+        guard n - popped.load(ordering: .acquiring) < HandshakeWorker.capacity,
+              message.count <= HandshakeWorker.slotBytes, let base = message.baseAddress else { return false }
+        let slot = n & HandshakeWorker.mask
+        (bytes + slot * HandshakeWorker.slotBytes).copyMemory(from: base, byteCount: message.count)
+        lengths[slot] = message.count
+        sources[slot] = source
+        socketIndexes[slot] = socketIndex
+        pushed.store(n + 1, ordering: .releasing)
+        queued.signal()
+        return true
+    }
+
+    /// Receive thread only. `write` fills the 64-byte slot and returns the length; false (nothing
+    /// written) when the reply ring is full.
+    func pushCookieReply(to destination: SocketAddress, socketIndex: Int,
+                         write: (UnsafeMutableRawPointer) -> Int) -> Bool {
+        let n = repliesPushed.load(ordering: .relaxed)
+        guard n - repliesPopped.load(ordering: .acquiring) < replyCapacity else { return false }
+        let slot = n & replyMask
+        replies.lengths[slot] = write(replies.payload(slot))
+        replies.addresses[slot] = destination
+        replySocketIndexes[slot] = socketIndex
+        repliesPushed.store(n + 1, ordering: .sequentiallyConsistent)
+        return true
+    }
+
+    /// Receive thread, after a receive batch that pushed cookie replies: wakes the worker if it sleeps.
+    func cookieRepliesQueued() {
+        if idle.load(ordering: .sequentiallyConsistent), idle.exchange(false, ordering: .sequentiallyConsistent) {
+            queued.signal()
+        }
+    }
+
+    func start() throws {
+        try DetachedThread.start(name: "jvpn-handshake") { [self] in run(); done.signal() }
+        running = true
+    }
+
+    func shutdown() {
+        guard running else { return }
+        stop.store(true, ordering: .relaxed)
+        queued.signal()
+        done.wait(timeoutMs: 2000)
+        running = false
+    }
+
+    private func run() {
+        var generation = UInt64.max
+        var sockets: [UDPSocket?] = []
+        while !stop.load(ordering: .relaxed) {
+            let g = snapshot.generation.load(ordering: .acquiring)
+            if g != generation {
+                generation = g
+                sockets = snapshot.load().sockets
+            }
+            // Replies first, then one message, so that public-key work never holds replies back long.
+            let sentReplies = sendCookieReplies(sockets)
+            let n = popped.load(ordering: .relaxed)
+            if n < pushed.load(ordering: .acquiring) {
+                let slot = n & HandshakeWorker.mask
+                handle(UnsafeRawBufferPointer(start: bytes + slot * HandshakeWorker.slotBytes, count: lengths[slot]),
+                       sources[slot].unmapped, socketIndexes[slot])
+                popped.store(n + 1, ordering: .releasing)
+                continue
+            }
+            if sentReplies { continue }
+            idle.store(true, ordering: .sequentiallyConsistent)
+            if repliesPushed.load(ordering: .sequentiallyConsistent) != repliesPopped.load(ordering: .relaxed) {
+                idle.store(false, ordering: .sequentiallyConsistent)
+                continue
+            }
+            // Leftover counts only make one more empty round; the timeout bounds shutdown.
+            queued.wait(timeoutMs: 1000)
+            idle.store(false, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Everything in the reply ring, one sendmmsg per 64 replies to the same socket. True if any.
+    private func sendCookieReplies(_ sockets: [UDPSocket?]) -> Bool {
+        var n = repliesPopped.load(ordering: .relaxed)
+        let end = repliesPushed.load(ordering: .sequentiallyConsistent)
+        guard n < end else { return false }
+        var socketIndex = -1
+        while n < end {
+            let slot = n & replyMask
+            if sendBatch.count == sendBatch.capacity || (sendBatch.count > 0 && replySocketIndexes[slot] != socketIndex) {
+                flush(sockets, socketIndex)
+                // Free the slots now, not after the whole ring: the receive thread refills meanwhile.
+                repliesPopped.store(n, ordering: .releasing)
+            }
+            socketIndex = replySocketIndexes[slot]
+            let i = sendBatch.count
+            sendBatch.payload(i).copyMemory(from: replies.payload(slot), byteCount: replies.lengths[slot])
+            sendBatch.lengths[i] = replies.lengths[slot]
+            sendBatch.addresses[i] = replies.addresses[slot]
+            sendBatch.count = i + 1
+            n += 1
+        }
+        if sendBatch.count > 0 { flush(sockets, socketIndex) }
+        repliesPopped.store(n, ordering: .releasing)
+        return true
+    }
+
+    private func flush(_ sockets: [UDPSocket?], _ index: Int) {
+        guard index >= 0, index < sockets.count, let socket = sockets[index] else {
+            sendBatch.count = 0
+            return
+        }
+        cookieRepliesSent.add(UInt64(sendBatch.send(on: socket)), ordering: .relaxed)
+    }
+}

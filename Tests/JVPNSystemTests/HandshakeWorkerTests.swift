@@ -1,0 +1,88 @@
+import Glibc
+import JVPNCore
+@testable import JVPNDaemon
+import JVPNSystem
+import XCTest
+
+/// The handshake queue between the receive thread and the worker: order, bound, unmapped sources,
+/// and cookie replies sent from the worker. Loopback sockets only (no root).
+final class HandshakeWorkerTests: XCTestCase {
+    private final class Seen: @unchecked Sendable {
+        let lock = Lock()
+        var messages: [([UInt8], SocketAddress, Int)] = []
+    }
+
+    private func mapped(_ v4: [UInt8], port: UInt16) -> SocketAddress {
+        SocketAddress(addressBytes: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] + v4, port: port)!
+    }
+
+    func testMessagesReachTheHandlerInOrderWithUnmappedSources() throws {
+        let seen = Seen()
+        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8) { bytes, from, socket in
+            seen.lock.withLock { seen.messages.append((Array(bytes), from, socket)) }
+        }
+        try worker.start()
+        defer { worker.shutdown() }
+        for i in 0..<3 {
+            let m: [UInt8] = [1, 0, 0, 0, UInt8(i)] + [UInt8](repeating: 0, count: 155)
+            XCTAssertTrue(m.withUnsafeBytes { worker.push($0, from: mapped([10, 0, 0, UInt8(i)], port: 7), socketIndex: i) })
+        }
+        for _ in 0..<200 where seen.lock.withLock({ seen.messages.count }) < 3 { usleep(5000) }
+        let got = seen.lock.withLock { seen.messages }
+        XCTAssertEqual(got.count, 3)
+        for (i, (bytes, from, socket)) in got.enumerated() {
+            XCTAssertEqual(bytes.count, 160)
+            XCTAssertEqual(bytes[4], UInt8(i))
+            XCTAssertEqual(from, SocketAddress(addressBytes: [10, 0, 0, UInt8(i)], port: 7))
+            XCTAssertEqual(socket, i)
+        }
+        XCTAssertEqual(worker.depth, 0)
+    }
+
+    func testQueueIsBounded() {
+        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8) { _, _, _ in }
+        let m = [UInt8](repeating: 0, count: 160)
+        for _ in 0..<HandshakeWorker.capacity {
+            XCTAssertTrue(m.withUnsafeBytes { worker.push($0, from: SocketAddress(), socketIndex: 0) })
+        }
+        XCTAssertFalse(m.withUnsafeBytes { worker.push($0, from: SocketAddress(), socketIndex: 0) }, "full: a counted drop")
+        XCTAssertEqual(worker.depth, HandshakeWorker.capacity)
+        // Larger than any handshake message: refused, not truncated.
+        let big = [UInt8](repeating: 0, count: 161)
+        XCTAssertFalse(big.withUnsafeBytes { worker.push($0, from: SocketAddress(), socketIndex: 0) })
+    }
+
+    func testCookieRepliesAreSentByTheWorker() throws {
+        let sender = try UDPSocket(family: AF_INET, localAddress: SocketAddress(addressBytes: [127, 0, 0, 1], port: 0))
+        let receiver = try UDPSocket(family: AF_INET, localAddress: SocketAddress(addressBytes: [127, 0, 0, 1], port: 0))
+        let cell = SnapshotCell()
+        cell.publish(DataPlaneSnapshot(routes: AllowedIPsTable<Int>(), send: [], receivers: [:], sockets: [sender]))
+        let worker = HandshakeWorker(snapshot: cell, replyCapacity: 8) { _, _, _ in }
+        try worker.start()
+        defer { worker.shutdown() }
+        let to = SocketAddress(addressBytes: [127, 0, 0, 1], port: receiver.localPort)!
+        for i in 0..<5 {
+            XCTAssertTrue(worker.pushCookieReply(to: to, socketIndex: 0) { out in
+                out.initializeMemory(as: UInt8.self, repeating: UInt8(i), count: Cookie.replyLength)
+                return Cookie.replyLength
+            })
+        }
+        worker.cookieRepliesQueued()
+        let batch = DatagramBatch(capacity: 8, slotSize: 128)
+        var got: [UInt8] = []
+        for _ in 0..<200 where got.count < 5 {
+            let n = (try? batch.receive(from: receiver)) ?? 0
+            for k in 0..<n {
+                XCTAssertEqual(batch.lengths[k], 64)
+                got.append(batch.payload(k).load(as: UInt8.self))
+            }
+            if n == 0 { usleep(5000) }
+        }
+        XCTAssertEqual(got, [0, 1, 2, 3, 4])
+        // A full reply ring refuses (the pump counts it) rather than overwriting.
+        let small = HandshakeWorker(snapshot: cell, replyCapacity: 2) { _, _, _ in }
+        for _ in 0..<2 { XCTAssertTrue(small.pushCookieReply(to: to, socketIndex: 0) { _ in 64 }) }
+        XCTAssertFalse(small.pushCookieReply(to: to, socketIndex: 0) { _ in 64 })
+        XCTAssertEqual(worker.cookieRepliesSent.load(ordering: .relaxed), 5)
+    }
+}
