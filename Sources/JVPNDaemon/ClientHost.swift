@@ -124,7 +124,11 @@ final class ClientHost: SessionHost, PumpController {
     func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
-            guard let message = try? ControlMessage.decode(plaintext), var o = orchestrator else { return }
+            guard let message = try? ControlMessage.decode(plaintext) else {
+                peer.counters.droppedMalformedControl.add(1, ordering: .relaxed)
+                return
+            }
+            guard var o = orchestrator else { return }
             let p = peer
             p.lastAuthenticatedMs = nowMs
             var actions: [OrchestratorAction] = []

@@ -227,7 +227,7 @@ public final class Daemon: @unchecked Sendable {
                             "state_version": 0, "active_path": "", "paths": .array(client.pathStatus()),
                             "switches": 0, "last_switch": .null,
                             "tx_bytes": 0, "rx_bytes": 0, "tx_packets": 0, "rx_packets": 0,
-                            "rejected": ["replay": 0, "auth": 0, "stale_version": 0, "rate_limited": 0],
+                            "rejected": ["replay": 0, "auth": 0, "stale_version": 0, "rate_limited": 0, "malformed_control": 0],
                             "events_dropped": eventsDropped]
                 }
                 var activePath = ""
@@ -266,7 +266,8 @@ public final class Daemon: @unchecked Sendable {
             "rejected": ["replay": JSONValue(c.rejectedReplay.load(ordering: .relaxed)),
                          "auth": JSONValue(c.rejectedAuth.load(ordering: .relaxed)),
                          "stale_version": JSONValue(c.rejectedStaleVersion.load(ordering: .relaxed)),
-                         "rate_limited": JSONValue(c.rejectedRateLimited.load(ordering: .relaxed))],
+                         "rate_limited": JSONValue(c.rejectedRateLimited.load(ordering: .relaxed)),
+                         "malformed_control": JSONValue(c.droppedMalformedControl.load(ordering: .relaxed))],
             "events_dropped": eventsDropped,
         ]
     }
