@@ -6,38 +6,8 @@ import XCTest
 /// its plaintext and its sealed type-5 frame) from the block's inputs, fails on any difference, and
 /// decodes every plaintext of the document back to the message it was built from.
 final class ControlVectorTests: XCTestCase {
-    static var docURL: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("docs/PROTOCOL.md")
-    }
-
     /// `name = value` lines of the first fenced block tagged `tag`; indented lines continue the
     /// previous value, `#` starts a comment line.
-    static func parseBlock(_ text: String, tag: String) -> [String: String] {
-        var out: [String: String] = [:]
-        var inBlock = false
-        var lastKey: String?
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = String(rawLine)
-            if line.hasPrefix("```") {
-                if inBlock { break }
-                inBlock = line.trimmingCharacters(in: .whitespaces) == "```" + tag
-                continue
-            }
-            guard inBlock else { continue }
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
-            if line.hasPrefix(" "), let k = lastKey {
-                out[k, default: ""] += trimmed
-            } else if let eq = trimmed.firstIndex(of: "=") {
-                let k = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
-                out[k] = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-                lastKey = k
-            }
-        }
-        return out
-    }
-
     enum VectorError: Error { case missing(String), encodeFailed(String), sealFailed(String) }
 
     /// The messages the block describes, in the order of their counters, with their names in the block.
@@ -120,34 +90,18 @@ final class ControlVectorTests: XCTestCase {
     }
 
     func testDocumentControlVectorsMatchCode() throws {
-        let text = try String(contentsOf: Self.docURL, encoding: .utf8)
-        let doc = Self.parseBlock(text, tag: "control-vectors")
-        XCTAssertGreaterThan(doc.count, 20, "control-vectors block not found in \(Self.docURL.path)")
+        let text = try String(contentsOf: VectorBlock.protocolDocument, encoding: .utf8)
+        let doc = VectorBlock.parse(text, tag: "control-vectors")
+        XCTAssertGreaterThan(doc.count, 20, "control-vectors block not found in \(VectorBlock.protocolDocument.path)")
         let computed = try Self.compute(from: doc)
-        var mismatch = false
-        for (k, v) in computed where doc[k] != v {
-            XCTFail("\(k): document has \(doc[k] ?? "nothing"), code computes \(v)")
-            mismatch = true
-        }
-        if mismatch || ProcessInfo.processInfo.environment["JVPN_PRINT_VECTORS"] != nil {
-            // Ready to paste into the document (64 hex digits per line).
-            var block = ""
-            for (k, v) in computed {
-                var chunks: [Substring] = []
-                var rest = Substring(v)
-                while rest.count > 64 { chunks.append(rest.prefix(64)); rest = rest.dropFirst(64) }
-                chunks.append(rest)
-                block += "\(k) = \(chunks[0])\n" + chunks.dropFirst().map { "    \($0)\n" }.joined()
-            }
-            print("---- computed control vectors ----\n" + block + "----")
-        }
+        VectorBlock.assertMatches(doc, computed, label: "control vectors")
     }
 
     /// The document's plaintexts decode to the messages they were built from, and its frames open
     /// with the send key (as the receiver holding it as its receive key would open them).
     func testDocumentControlVectorsDecode() throws {
-        let text = try String(contentsOf: Self.docURL, encoding: .utf8)
-        let doc = Self.parseBlock(text, tag: "control-vectors")
+        let text = try String(contentsOf: VectorBlock.protocolDocument, encoding: .utf8)
+        let doc = VectorBlock.parse(text, tag: "control-vectors")
         guard let key = doc["send_key"].flatMap(HexCodec.decode),
               let receiver = doc["receiver_index"].flatMap({ UInt32($0.dropFirst(2), radix: 16) }),
               let receiving = Keypair(sendKey: [UInt8](repeating: 0, count: 32), receiveKey: key, localIndex: receiver,
@@ -170,7 +124,7 @@ final class ControlVectorTests: XCTestCase {
 
     func testBlockParserReadsOnlyItsOwnBlock() {
         let doc = "```vectors\na = 1\n```\n```control-vectors\n# c\nb = 0011\n    2233\n```\n```control-vectors\nc = 1\n```\n"
-        let v = Self.parseBlock(doc, tag: "control-vectors")
+        let v = VectorBlock.parse(doc, tag: "control-vectors")
         XCTAssertNil(v["a"])
         XCTAssertEqual(v["b"], "00112233")
         XCTAssertNil(v["c"], "only the first control-vectors block counts")

@@ -5,37 +5,6 @@ import XCTest
 /// Recomputes the test vectors of docs/PROTOCOL.md from their inputs and compares them with the hex in
 /// the document, so the document and the code cannot drift apart.
 final class ProtocolVectorTests: XCTestCase {
-    static var docURL: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("docs/PROTOCOL.md")
-    }
-
-    /// `name = hex` lines of the ```vectors block; indented lines continue the previous value.
-    static func parseVectors(_ text: String) -> [String: String] {
-        var out: [String: String] = [:]
-        var inBlock = false
-        var lastKey: String?
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = String(rawLine)
-            if line.hasPrefix("```") {
-                if inBlock { break }
-                inBlock = line.trimmingCharacters(in: .whitespaces) == "```vectors"
-                continue
-            }
-            guard inBlock else { continue }
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
-            if line.hasPrefix(" "), let k = lastKey {
-                out[k, default: ""] += trimmed
-            } else if let eq = trimmed.firstIndex(of: "=") {
-                let k = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
-                out[k] = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-                lastKey = k
-            }
-        }
-        return out
-    }
-
     /// Inputs are read from the document; the outputs are computed here.
     static func compute(from doc: [String: String]) throws -> [(String, String)] {
         func hex(_ k: String) throws -> [UInt8] {
@@ -131,32 +100,16 @@ final class ProtocolVectorTests: XCTestCase {
     enum VectorError: Error { case missing(String), keysDisagree, frameDoesNotOpen, cookieRoundTripFails }
 
     func testDocumentVectorsMatchCode() throws {
-        let text = try String(contentsOf: Self.docURL, encoding: .utf8)
-        let doc = Self.parseVectors(text)
-        XCTAssertGreaterThan(doc.count, 10, "vectors block not found in \(Self.docURL.path)")
+        let text = try String(contentsOf: VectorBlock.protocolDocument, encoding: .utf8)
+        let doc = VectorBlock.parse(text, tag: "vectors")
+        XCTAssertGreaterThan(doc.count, 10, "vectors block not found in \(VectorBlock.protocolDocument.path)")
         let computed = try Self.compute(from: doc)
-        var mismatch = false
-        for (k, v) in computed where doc[k] != v {
-            XCTFail("\(k): document has \(doc[k] ?? "nothing"), code computes \(v)")
-            mismatch = true
-        }
-        if mismatch || ProcessInfo.processInfo.environment["JVPN_PRINT_VECTORS"] != nil {
-            // Ready to paste into the document (64 hex digits per line).
-            var block = ""
-            for (k, v) in computed {
-                var chunks: [Substring] = []
-                var rest = Substring(v)
-                while rest.count > 64 { chunks.append(rest.prefix(64)); rest = rest.dropFirst(64) }
-                chunks.append(rest)
-                block += "\(k) = \(chunks[0])\n" + chunks.dropFirst().map { "    \($0)\n" }.joined()
-            }
-            print("---- computed vectors ----\n" + block + "----")
-        }
+        VectorBlock.assertMatches(doc, computed, label: "vectors")
     }
 
     func testVectorParserHandlesContinuations() {
         let doc = "x\n```vectors\n# c\na = 0011\n    2233\nb = ff\n```\n```vectors\nc = 1\n```\n"
-        let v = Self.parseVectors(doc)
+        let v = VectorBlock.parse(doc, tag: "vectors")
         XCTAssertEqual(v["a"], "00112233")
         XCTAssertEqual(v["b"], "ff")
         XCTAssertNil(v["c"], "only the first vectors block counts")
