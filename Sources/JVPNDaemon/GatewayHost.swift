@@ -176,26 +176,14 @@ final class GatewayHost: SessionHost, PumpController {
                 if let kp = pendingKeypairs.removeValue(forKey: peer) { usedIndexes.remove(kp.localIndex) }
                 changed = true
             case .stateChanged(let peer, let sid, let c):
-                var e = events.base(.stateChange, session: sid, peer: peers[peer].publicKey)
-                e.from = c.from.rawValue
-                e.to = c.to.rawValue
-                e.reason = c.reason.rawValue
-                e.stateVersion = c.stateVersion
-                events.emit(e)
+                emitStateChange(peers[peer], c, session: sid)
             case .switched(let peer, let sid, let from, let to, let reason, let recoveryMs):
                 recordSwitch(peers[peer], session: sid, from: from?.description ?? "", to: to.description, reason: reason,
                              recoveryMs: recoveryMs)
             case .security(let peer, let sid, let reason, let remote):
-                var e = events.base(.security, session: sid, peer: peers[peer].publicKey)
-                e.reason = reason.rawValue
-                e.remote = remote.description
-                events.emit(e)
+                emitSecurity(peers[peer], reason: reason, remote: remote.address, session: sid)
             case .audit(let peer, let sid, let a):
-                var e = events.base(.audit, session: sid, peer: peers[peer].publicKey)
-                e.check = a.check
-                e.result = a.result
-                e.detail = a.detail
-                events.emit(e)
+                emitAudit(peers[peer], a, session: sid)
             }
         }
         if changed { republish() }

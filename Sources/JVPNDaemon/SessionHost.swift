@@ -97,15 +97,10 @@ class SessionHost: @unchecked Sendable {
 
     // MARK: events
 
-    func transition(_ p: PeerRuntime, to: SessionState, reason: ReasonCode, nowMs: UInt64) {
-        switch p.machine.transition(to: to, reason: reason, now: nowMs) {
-        case .applied(let change): emitStateChange(p, change)
-        case .rejected(let audit): emitAudit(p, audit)
-        }
-    }
+    // The gateway names the session (its core owns it); the client's is the peer's current one.
 
-    func emitStateChange(_ p: PeerRuntime, _ c: StateChange) {
-        var e = events.base(.stateChange, session: p.session, peer: p.publicKey)
+    func emitStateChange(_ p: PeerRuntime, _ c: StateChange, session: SessionID? = nil) {
+        var e = events.base(.stateChange, session: session ?? p.session, peer: p.publicKey)
         e.from = c.from.rawValue
         e.to = c.to.rawValue
         e.reason = c.reason.rawValue
@@ -113,8 +108,8 @@ class SessionHost: @unchecked Sendable {
         events.emit(e)
     }
 
-    func emitAudit(_ p: PeerRuntime, _ a: AuditRecord) {
-        var e = events.base(.audit, session: p.session, peer: p.publicKey)
+    func emitAudit(_ p: PeerRuntime, _ a: AuditRecord, session: SessionID? = nil) {
+        var e = events.base(.audit, session: session ?? p.session, peer: p.publicKey)
         e.check = a.check
         e.result = a.result
         e.detail = a.detail
@@ -134,9 +129,8 @@ class SessionHost: @unchecked Sendable {
                         "recovery_ms": JSONValue(recoveryMs), "ts": .string(SessionEvent.rfc3339(e.timestampMs))]
     }
 
-    func securityEvent(_ p: PeerRuntime?, reason: ReasonCode, remote: SocketAddress) {
-        guard let p else { return }
-        var e = events.base(.security, session: p.session, peer: p.publicKey)
+    func emitSecurity(_ p: PeerRuntime, reason: ReasonCode, remote: SocketAddress, session: SessionID? = nil) {
+        var e = events.base(.security, session: session ?? p.session, peer: p.publicKey)
         e.reason = reason.rawValue
         e.remote = remote.description
         events.emit(e)

@@ -111,7 +111,7 @@ final class ControlMessageTests: XCTestCase {
     }
 
     func testRandomNeverCrashes() {
-        var rng = SplitMix64(seed: 7)
+        var rng = SeededRandom(seed: 7)
         var decoded = 0
         for _ in 0..<10_000 {
             let len = Int(rng.next() % 48)

@@ -159,7 +159,7 @@ final class FrameTests: XCTestCase {
 
     func testRandomInputNeverCrashes() throws {
         let (_, b) = try Self.pair()
-        var rng = SplitMix64(seed: 0x5eed)
+        var rng = SeededRandom(seed: 0x5eed)
         var opened = 0
         for _ in 0..<10_000 {
             let len = Int(rng.next() % 2000)

@@ -177,7 +177,7 @@ final class HandshakeTests: XCTestCase {
     }
 
     func testGarbageNeverCrashes() {
-        var rng = SplitMix64(seed: 42)
+        var rng = SeededRandom(seed: 42)
         for _ in 0..<2000 {
             let len = Int(rng.next() % 200)
             var buf = [UInt8](repeating: 0, count: len)
@@ -199,15 +199,3 @@ final class HandshakeTests: XCTestCase {
     }
 }
 
-/// Deterministic PRNG for fuzz-style loops (fixed seed, reproducible failures).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

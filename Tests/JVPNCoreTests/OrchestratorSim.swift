@@ -50,7 +50,7 @@ struct OrchestratorSim {
     /// The next this many REATTACH answers (ACK or reject) are lost on their way to the client.
     var dropAnswers = 0
     var lossPct: UInt64 = 0
-    var rng: SplitMix64
+    var rng: SeededRandom
     var inflight: [(at: UInt64, path: UInt32, arrival: Arrival)] = []
     var log: [OrchestratorAction] = []
 
@@ -58,7 +58,7 @@ struct OrchestratorSim {
         o = ClientOrchestrator(policy: policy, paths: pathIDs.map { PathCandidate(id: $0, priority: Int($0 / 16)) },
                                noncePrefix: 0xC11E_4700, nowMs: 1_000)
         gateway = GatewayModel(bound: pathIDs[0], maxSwitchesPerMinute: policy.maxSwitchesPerMinute)
-        rng = SplitMix64(seed: seed)
+        rng = SeededRandom(seed: seed)
         apply(o.handshakeCompleted(path: pathIDs[0], nowMs: now))
     }
 

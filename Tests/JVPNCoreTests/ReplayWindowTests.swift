@@ -92,7 +92,7 @@ final class ReplayWindowTests: XCTestCase {
         var seen = Set<UInt64>()
         var highest: UInt64 = 0
         var any = false
-        var rng = SplitMix64(seed: 99)
+        var rng = SeededRandom(seed: 99)
         var base: UInt64 = 0
         for _ in 0..<200_000 {
             let r = rng.next()

@@ -139,24 +139,7 @@ security_count() { count_events "$GW_EVENTS" "e['event']=='SECURITY_EVENT'"; }
 # ev_mark FILE -> number of lines now (events after it are "new")
 ev_mark() { if [[ -f "$1" ]]; then wc -l <"$1"; else echo 0; fi; }
 # ev_since FILE MARK PYEXPR -> count of events after MARK satisfying PYEXPR (as `e`)
-ev_since() {
-    python3 - "$1" "$2" "$3" <<'PY'
-import json, sys
-n = 0
-try:
-    lines = open(sys.argv[1]).read().splitlines()[int(sys.argv[2]):]
-except OSError:
-    lines = []
-for line in lines:
-    try:
-        e = json.loads(line)
-        if eval(sys.argv[3]):
-            n += 1
-    except Exception:
-        pass
-print(n)
-PY
-}
+ev_since() { count_events "$1" "$3" "$2"; }
 
 # ping_check COUNT MIN : COUNT pings through the tunnel, at least MIN answered
 ping_check() {

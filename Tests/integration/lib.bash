@@ -125,12 +125,17 @@ sys.exit(0 if ok else 1)
 PY
 }
 
-# count_events FILE PYEXPR
+# count_events FILE PYEXPR [FROM_LINE] : events (as `e`) satisfying PYEXPR, from line FROM_LINE on
+# (0-based; default 0: all of them)
 count_events() {
-    python3 - "$1" "$2" <<'PY'
+    python3 - "$1" "$2" "${3:-0}" <<'PY'
 import json, sys
 n = 0
-for line in open(sys.argv[1]):
+try:
+    lines = open(sys.argv[1]).read().splitlines()[int(sys.argv[3]):]
+except OSError:
+    lines = []
+for line in lines:
     try:
         e = json.loads(line)
         if eval(sys.argv[2]):
