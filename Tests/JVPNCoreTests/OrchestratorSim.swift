@@ -1,32 +1,29 @@
 @testable import JVPNCore
 
-/// The gateway's REATTACH rules (spec/exchanges.md, Gateway part) as far as the client can tell:
-/// idempotent retry, already bound, compare-and-swap on the version, switch rate.
+/// The real `GatewayCore` with one session, bound to a path at start, as the orchestrator's
+/// counterpart: path ids stand for the client addresses the gateway sees.
 struct GatewayModel {
-    enum Answer: Equatable {
-        case ack(version: UInt64, nonce: ControlNonce)
-        case reject(ReasonCode, nonce: ControlNonce, version: UInt64)
+    static let session = try! SessionID(bytes: [7, 7, 7, 7, 7, 7, 7, 7])
+    var core: GatewayCore<UInt32>
+
+    init(bound: UInt32, policy: PolicyConfig, nowMs: UInt64) {
+        core = GatewayCore(policy: policy, peerCount: 1, seed: 1, nowMs: nowMs)
+        _ = core.initiation(peer: 0, session: GatewayModel.session, timestamp: Timestamp12(unixNanoseconds: 1_700_000_000_000_000_000),
+                            wallNs: 1_700_000_000_000_000_000, from: bound, nowMs: nowMs)
+        _ = core.confirmed(peer: 0, session: GatewayModel.session, from: bound, bytes: 49, nowMs: nowMs)
     }
 
-    var bound: UInt32
-    var version: UInt64 = 1
-    var maxSwitchesPerMinute: Int
-    var lastApplied: (nonce: ControlNonce, version: UInt64)?
-    var switchTimes: [UInt64] = []
-    var applied = 0
+    var bound: UInt32? { core.session(ofPeer: 0)?.bound }
+    var version: UInt64 { core.session(ofPeer: 0)?.bindingVersion ?? 0 }
+    /// Switches the gateway applied.
+    var applied: Int { core.session(ofPeer: 0)?.switches ?? 0 }
 
-    mutating func reattach(path: UInt32, version v: UInt64, nonce: ControlNonce, nowMs: UInt64) -> Answer {
-        if let last = lastApplied, last.nonce == nonce, path == bound { return .ack(version: last.version, nonce: nonce) }
-        if path == bound { return .ack(version: version, nonce: nonce) }
-        if v != version { return .reject(.staleVersion, nonce: nonce, version: version) }
-        switchTimes.removeAll { $0 + 60_000 <= nowMs }
-        if switchTimes.count >= maxSwitchesPerMinute { return .reject(.rateLimited, nonce: nonce, version: version) }
-        switchTimes.append(nowMs)
-        bound = path
-        version += 1
-        applied += 1
-        lastApplied = (nonce, version)
-        return .ack(version: version, nonce: nonce)
+    /// What the gateway sends back for a control message from `path`, and where.
+    mutating func receive(_ m: ControlMessage, from path: UInt32, nowMs: UInt64) -> [(ControlMessage, UInt32)] {
+        core.control(peer: 0, m, from: path, bytes: 32 + m.encodedLength, nowMs: nowMs).compactMap {
+            if case .send(_, let reply, let to, _) = $0 { return (reply, to) }
+            return nil
+        }
     }
 }
 
@@ -36,7 +33,7 @@ struct GatewayModel {
 struct OrchestratorSim {
     enum Arrival {
         case probeReply(seq: UInt32)
-        case answer(GatewayModel.Answer)
+        case answer(ControlMessage)
     }
 
     var o: ClientOrchestrator
@@ -57,7 +54,7 @@ struct OrchestratorSim {
     init(policy: PolicyConfig, pathIDs: [UInt32] = [0, 16], seed: UInt64 = 1) {
         o = ClientOrchestrator(policy: policy, paths: pathIDs.map { PathCandidate(id: $0, priority: Int($0 / 16)) },
                                noncePrefix: 0xC11E_4700, nowMs: 1_000)
-        gateway = GatewayModel(bound: pathIDs[0], maxSwitchesPerMinute: policy.maxSwitchesPerMinute)
+        gateway = GatewayModel(bound: pathIDs[0], policy: policy, nowMs: 1_000)
         rng = SeededRandom(seed: seed)
         apply(o.handshakeCompleted(path: pathIDs[0], nowMs: now))
     }
@@ -75,17 +72,34 @@ struct OrchestratorSim {
                 let n = dropEvery[p] ?? 0
                 if delivers(p) && !(n > 0 && sentCount[p]! % n == 0) && !lost() && !lost() {
                     inflight.append((now + rtt[p]!, p, .probeReply(seq: seq)))
+                    // The gateway sees it too: a probe from an unvalidated path draws its challenge.
+                    send(.probe(seq: seq, sentAtNs: 0, pathID: p), on: p)
                 }
-            case .sendReattach(let p, _, let v, let nonce):
+            case .sendReattach(let p, let reason, let v, let nonce):
                 guard delivers(p), !lost() else { continue }
-                let answer = gateway.reattach(path: p, version: v, nonce: nonce, nowMs: now)
-                if dropAnswers > 0 {
-                    dropAnswers -= 1
-                } else if !lost() {
-                    inflight.append((now + rtt[p]!, p, .answer(answer)))
-                }
-            case .sendInitiation, .sendPathResponse, .activate, .stateChanged, .audit, .switched, .terminated:
+                send(.reattachRequest(sessionID: GatewayModel.session, bindingVersion: v, pathID: p, nonce: nonce, reason: reason), on: p)
+            case .sendPathResponse(let p, let data):
+                guard delivers(p), !lost() else { continue }
+                send(.pathResponse(data: data), on: p)
+            case .sendInitiation, .activate, .stateChanged, .audit, .switched, .terminated:
                 break
+            }
+        }
+    }
+
+    /// A control message reaches the gateway; its answers travel back (REATTACH answers may be lost).
+    mutating func send(_ m: ControlMessage, on p: UInt32) {
+        for (reply, to) in gateway.receive(m, from: p, nowMs: now) {
+            let isAnswer: Bool
+            switch reply {
+            case .reattachAck, .reject: isAnswer = true
+            case .probeReply: continue // the probe's own loss pattern above decides its reply
+            case .probe, .reattachRequest, .close, .natHint, .pathChallenge, .pathResponse: isAnswer = false
+            }
+            if isAnswer && dropAnswers > 0 {
+                dropAnswers -= 1
+            } else if !lost() {
+                inflight.append((now + rtt[to]!, to, .answer(reply)))
             }
         }
     }
@@ -94,10 +108,15 @@ struct OrchestratorSim {
         switch arrival {
         case .probeReply(let seq):
             apply(o.probeReplied(path: path, seq: seq, nowMs: now))
-        case .answer(.ack(let version, let nonce)):
+        case .answer(.reattachAck(_, let version, let nonce)):
             apply(o.reattachAcked(nonce: nonce, bindingVersion: version, nowMs: now))
         case .answer(.reject(let reason, let nonce, let version)):
             apply(o.reattachRejected(reason: reason, nonce: nonce, bindingVersion: version, nowMs: now))
+        case .answer(.pathChallenge(let data)):
+            apply(o.pathChallenged(path: path, data: data, nowMs: now))
+        case .answer(.probe), .answer(.probeReply), .answer(.reattachRequest), .answer(.close), .answer(.natHint),
+             .answer(.pathResponse):
+            break
         }
     }
 

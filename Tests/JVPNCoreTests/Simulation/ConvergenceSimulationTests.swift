@@ -2,7 +2,8 @@ import XCTest
 @testable import JVPNCore
 
 /// Deterministic simulation of the control plane under faults. `JVPN_SIM_SEEDS=N` runs N random
-/// schedules (default 2000 in CI); `JVPN_SIM_SEED=S` replays one with a trace.
+/// schedules (default 2000 in CI) from seed `JVPN_SIM_FIRST_SEED` (default 1); `JVPN_SIM_SEED=S`
+/// replays one with a trace.
 final class ConvergenceSimulationTests: XCTestCase {
     private func environment(_ name: String) -> String? {
         guard let v = getenv(name) else { return nil }
@@ -22,8 +23,9 @@ final class ConvergenceSimulationTests: XCTestCase {
 
     func testRandomSchedulesConverge() {
         let count = UInt64(environment("JVPN_SIM_SEEDS").flatMap { UInt64($0) } ?? 2000)
+        let first = UInt64(environment("JVPN_SIM_FIRST_SEED").flatMap { UInt64($0) } ?? 1)
         var outcomes: [Simulation.Outcome] = []
-        for seed in 1...count {
+        for seed in first..<(first + count) {
             var sim = Simulation(seed: seed)
             outcomes.append(sim.run())
         }
