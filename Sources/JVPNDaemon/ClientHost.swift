@@ -198,6 +198,11 @@ final class ClientHost: SessionHost, PumpController {
                 p.bindingVersion = orchestrator?.bindingVersion ?? p.bindingVersion
                 recordSwitch(p, from: from.flatMap { pathIndex($0) }.map { paths[$0].name } ?? "",
                              to: pathIndex(to).map { paths[$0].name } ?? "", reason: reason, recoveryMs: recoveryMs)
+            case .presumedDead(let id, let silentMs, let probes, let ptoMs, let answering):
+                let name = pathIndex(id).map { paths[$0].name } ?? ""
+                let other = pathIndex(answering).map { paths[$0].name } ?? ""
+                emitAudit(p, AuditRecord(check: "path_suspicion", result: "fail",
+                                         detail: "\(name) silent under traffic: \(probes) suspicion probes unanswered for \(silentMs) ms (PTO \(ptoMs.rounded3) ms) while \(other) answered"))
             case .terminated(_, let restart):
                 active = nil
                 changed = true
@@ -252,10 +257,24 @@ final class ClientHost: SessionHost, PumpController {
             if p.state != .birth, p.keyRing.needsRekey(now: nowNs) || p.keyRing.current == nil {
                 actions += o.keysNeedRenewing(nowMs: nowMs)
             }
+            o.dataCounted(sentPackets: p.counters.txPackets.load(ordering: .relaxed),
+                          receivedPackets: p.counters.rxPackets.load(ordering: .relaxed), nowMs: nowMs)
             actions += o.tick(nowMs: nowMs)
             orchestrator = o
             perform(actions, nowMs: nowMs)
         }
+    }
+
+    /// How soon the daemon should call `tick` again (faster while the active path's PTO is timed).
+    func tickIntervalMs(nowMs: UInt64) -> UInt64 {
+        lock.withLock { orchestrator?.tickIntervalMs(nowMs: nowMs) ?? 10 }
+    }
+
+    /// The suspicion counters of the session (status JSON `suspicion`).
+    func suspicionStatus() -> JSONValue {
+        let c = orchestrator?.suspicion.counters ?? SuspicionCounters()
+        return ["raised": JSONValue(c.raised), "cleared": JSONValue(c.cleared), "confirmed": JSONValue(c.confirmed),
+                "probes": JSONValue(c.probes)]
     }
 
     func shutdown(reason: ReasonCode) {
@@ -281,7 +300,11 @@ final class ClientHost: SessionHost, PumpController {
                     "status": .string(orchestrator?.status(of: pth.id, nowMs: now) ?? "standby"),
                     "rtt_ms": .double((q?.rttMs ?? 0).rounded3),
                     "loss_pct": .double((orchestrator?.lossPct(of: pth.id, nowMs: now) ?? 0).rounded3),
-                    "jitter_ms": .double((q?.jitterMs ?? 0).rounded3)]
+                    "jitter_ms": .double((q?.jitterMs ?? 0).rounded3),
+                    "srtt_ms": .double((q?.rtt.smoothedMs ?? 0).rounded3),
+                    "rttvar_ms": .double((q?.rtt.variationMs ?? 0).rounded3),
+                    "pto_ms": .double((orchestrator?.probeTimeoutMs(of: pth.id) ?? 0).rounded3),
+                    "suspect": .bool(orchestrator?.isSuspect(pth.id) ?? false)]
         }
     }
 }

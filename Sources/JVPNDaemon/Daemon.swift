@@ -145,7 +145,9 @@ public final class Daemon: @unchecked Sendable {
         if let monitor { fds.append(monitor.fileDescriptor) }
         let poller = Poller(fds)
         while !stopRequested && !Signals.received {
-            poller.wait(timeoutMs: 10)
+            // While traffic flows the client times its active path's PTO: it asks for ticks as
+            // often as every millisecond then.
+            poller.wait(timeoutMs: Int32(client?.tickIntervalMs(nowMs: Clock.monotonicMilliseconds()) ?? 10))
             if poller.isReadable(1) { wake.drain() }
             if let monitor, fds.count > 2, poller.isReadable(2) {
                 try? monitor.drain { event in self.handleNetlink(event) }
@@ -241,6 +243,7 @@ public final class Daemon: @unchecked Sendable {
                 o["switches"] = JSONValue(p.switches)
                 o["last_switch"] = p.lastSwitch ?? .null
                 o["binding_version"] = JSONValue(p.bindingVersion)
+                o["suspicion"] = client.suspicionStatus()
                 return .object(o)
             }
         }

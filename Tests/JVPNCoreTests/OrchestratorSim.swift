@@ -81,7 +81,7 @@ struct OrchestratorSim {
             case .sendPathResponse(let p, let data):
                 guard delivers(p), !lost() else { continue }
                 send(.pathResponse(data: data), on: p)
-            case .sendInitiation, .activate, .stateChanged, .audit, .switched, .terminated:
+            case .sendInitiation, .activate, .stateChanged, .audit, .switched, .presumedDead, .terminated:
                 break
             }
         }

@@ -8,6 +8,9 @@ public struct PathCandidate: Equatable, Sendable {
     public var quality = PathQuality()
     /// Healthy (alive, not volatile) continuously since; nil when not healthy.
     public var healthySinceMs: UInt64?
+    /// Presumed dead by suspicion (silent for PTOs under traffic while a standby answered): the
+    /// time its episode opened. Only an answer to a probe sent since revives it.
+    public var presumedDeadSinceMs: UInt64?
 
     public init(id: UInt32, priority: Int) {
         self.id = id
@@ -40,6 +43,9 @@ public enum OrchestratorAction: Equatable, Sendable {
     case stateChanged(StateChange)
     case audit(AuditRecord)
     case switched(from: UInt32?, to: UInt32, reason: ReasonCode, recoveryMs: UInt64)
+    /// The active path was suspect and stayed silent: `probes` suspicion probes, the first
+    /// `silentMs` ago, unanswered while `answeringPath` answered. A switch follows (PROBE_TIMEOUT).
+    case presumedDead(path: UInt32, silentMs: UInt64, probes: Int, ptoMs: Double, answeringPath: UInt32)
     /// The session ended; with `restart` the daemon opens a new one (new id, BIRTH).
     case terminated(ReasonCode, restart: Bool)
 }
@@ -91,6 +97,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// Last rekey initiation with no handshake completed since.
     private var rekeyInitiationMs: UInt64?
     private var pathResponses: TokenBucket
+    /// Failure detection on the active path while traffic flows (between DeadAfterMs checks).
+    public private(set) var suspicion: ActivePathSuspicion
     /// Latest time seen: facts may arrive with clock readings taken on other threads, slightly
     /// older than one already processed; the orchestrator never lets its time run backwards.
     private var latestMs: UInt64 = 0
@@ -111,6 +119,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
         latestMs = nowMs
         pathResponses = TokenBucket(capacity: ClientOrchestrator.pathResponsesPerSecond,
                                     refillPerSecond: Double(ClientOrchestrator.pathResponsesPerSecond), nowMs: nowMs)
+        suspicion = ActivePathSuspicion(nowMs: nowMs)
     }
 
     public var state: SessionState { machine.state }
@@ -129,7 +138,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     private func index(_ id: UInt32) -> Int? { paths.firstIndex { $0.id == id } }
 
     private func isAlive(_ p: PathCandidate, _ now: UInt64) -> Bool {
-        p.linkUp && p.hasAddress && !p.quality.isSilent(nowMs: now, deadAfterMs: policy.deadAfterMs)
+        p.linkUp && p.hasAddress && p.presumedDeadSinceMs == nil && !p.quality.isSilent(nowMs: now, deadAfterMs: policy.deadAfterMs)
     }
 
     private func isAlive(_ id: UInt32?, _ now: UInt64) -> Bool {
@@ -160,6 +169,24 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     public func quality(of id: UInt32) -> PathQuality? { index(id).map { paths[$0].quality } }
+
+    /// The path's probe timeout (nil before its first RTT sample).
+    public func probeTimeoutMs(of id: UInt32) -> Double? {
+        index(id).flatMap { ActivePathSuspicion.probeTimeoutMs(paths[$0].quality.rtt) }
+    }
+
+    /// The active path is under suspicion right now.
+    public func isSuspect(_ id: UInt32) -> Bool { id == active && suspicion.episode != nil }
+
+    /// How soon the host should tick again: while traffic flows on the active path, often enough to
+    /// see when its answers stop (a tenth of its PTO, at least 1 ms) and exactly at the
+    /// suspicion's next deadline; otherwise every 10 ms.
+    public func tickIntervalMs(nowMs now: UInt64) -> UInt64 {
+        guard suspicion.isWatching(nowMs: now), let a = active, let pto = probeTimeoutMs(of: a) else { return 10 }
+        let sampling = min(10, max(1, UInt64(pto / 10)))
+        guard let deadline = suspicion.nextDeadlineMs(ptoMs: pto) else { return sampling }
+        return max(1, min(sampling, deadline > now ? deadline - now : 1))
+    }
 
     public func lossPct(of id: UInt32, nowMs: UInt64) -> Double {
         index(id).map { paths[$0].quality.lossPct(nowMs: nowMs, lateAfterMs: lateAfterMs) } ?? 0
@@ -229,6 +256,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
             update(&paths[i])
             paths[i].quality.reset()
             paths[i].healthySinceMs = nil
+            paths[i].presumedDeadSinceMs = nil
         }
         switch machine.state {
         case .terminated:
@@ -254,9 +282,18 @@ public struct ClientOrchestrator: Equatable, Sendable {
 
     public mutating func probeReplied(path: UInt32, seq: UInt32, nowMs now: UInt64, measuredRttMs: Double? = nil) -> [OrchestratorAction] {
         let now = clock(now)
-        guard let i = index(path) else { return [] }
-        paths[i].quality.replied(seq: seq, atMs: now, measuredRttMs: measuredRttMs)
+        guard let i = index(path), let sentMs = paths[i].quality.replied(seq: seq, atMs: now, measuredRttMs: measuredRttMs) else {
+            return []
+        }
+        if let dead = paths[i].presumedDeadSinceMs, sentMs >= dead { paths[i].presumedDeadSinceMs = nil }
+        if path == active { suspicion.heard(nowMs: now) }
         return []
+    }
+
+    /// The peer's cumulative data-plane packet counters (sealed and sent; received and
+    /// authenticated), sampled by the host before each tick: the evidence for suspicion.
+    public mutating func dataCounted(sentPackets: UInt64, receivedPackets: UInt64, nowMs now: UInt64) {
+        suspicion.observe(sentPackets: sentPackets, receivedPackets: receivedPackets, nowMs: clock(now))
     }
 
     /// The gateway (authenticated hint) sees our traffic from an address it has not bound: a NAT
@@ -285,6 +322,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
         }
         attempt = nil
         reattachOutcomeUnknown = false
+        suspicion.restart()
         // The answer to our own request is the gateway's word, taken as is: keeping a larger version
         // seen elsewhere would leave the session unsettled, re-binding on every tick.
         bindingVersion = version
@@ -395,9 +433,45 @@ public struct ClientOrchestrator: Equatable, Sendable {
             return out
         }
         sendDueProbes(now, &out)
+        watchActivePath(now, &out)
         updateHealth(now)
         evaluate(now, &out)
         return out
+    }
+
+    /// Suspicion of the active path while it carries the session: probes when it is suspect, and
+    /// the path presumed dead (so that `evaluate` moves away at once) when it stays silent while a
+    /// standby answers.
+    private mutating func watchActivePath(_ now: UInt64, _ out: inout [OrchestratorAction]) {
+        switch machine.state {
+        case .attached, .volatile, .degraded:
+            break
+        case .birth, .recovering, .terminated:
+            suspicion.restart()
+            return
+        }
+        guard let a = active, let ai = index(a), isAlive(paths[ai], now) else {
+            suspicion.restart()
+            return
+        }
+        let pto = ActivePathSuspicion.probeTimeoutMs(paths[ai].quality.rtt)
+        let standbys = paths.indices.filter { $0 != ai && paths[$0].linkUp && paths[$0].hasAddress }
+        switch suspicion.step(nowMs: now, ptoMs: pto, standbys: standbys.count) {
+        case .nothing:
+            break
+        case .opened:
+            probe(ai, now, &out)
+            for i in standbys { probe(i, now, &out) }
+        case .probeAgain:
+            probe(ai, now, &out)
+        }
+        guard let episode = suspicion.episode, suspicion.silentLongEnough(nowMs: now, ptoMs: pto),
+              let answering = ranked(nowMs: now, excluding: a).first(where: { ($0.quality.newestAnsweredSentMs ?? 0) >= episode.openedMs })
+        else { return }
+        suspicion.confirm()
+        paths[ai].presumedDeadSinceMs = episode.openedMs
+        out.append(.presumedDead(path: a, silentMs: now - (episode.firstProbeMs ?? now), probes: episode.probesSent,
+                                 ptoMs: pto ?? 0, answeringPath: answering.id))
     }
 
     /// BIRTH: an initiation every `handshakeRetryMs`, rotating over the usable paths (one of them

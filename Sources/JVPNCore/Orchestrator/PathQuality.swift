@@ -1,6 +1,7 @@
 /// Quality of one path from its authenticated probes: loss over the last 20 probes, RTT (mean of
 /// the last answered ones), jitter (mean absolute difference of consecutive RTTs, RFC 3550-like)
-/// and silence (no reply since a probe was sent). Fixed storage; pure.
+/// silence (no reply since a probe was sent) and the smoothed RTT the probe timeout is derived from.
+/// Fixed storage; pure.
 public struct PathQuality: Equatable, Sendable {
     public static let window = 20
 
@@ -15,7 +16,8 @@ public struct PathQuality: Equatable, Sendable {
     public private(set) var silentSinceMs: UInt64?
     /// Send time of the newest answered probe: unanswered probes before it are lost, those after
     /// it are silence (a dead path, judged by `isSilent`, not loss).
-    private var newestAnsweredSentMs: UInt64?
+    public private(set) var newestAnsweredSentMs: UInt64?
+    public private(set) var rtt = RttEstimator()
     /// Probes before the first answer (a path still coming up: ARP, routes) are not loss.
     private var firstAnsweredSentMs: UInt64?
 
@@ -31,18 +33,20 @@ public struct PathQuality: Equatable, Sendable {
         if silentSinceMs == nil { silentSinceMs = now }
     }
 
-    /// Records a reply; returns its RTT in ms, or nil for an unknown or duplicate sequence number.
+    /// Records a reply; returns when its probe was sent, or nil for an unknown or duplicate
+    /// sequence number. `measuredRttMs` (from the probe's echoed send time, finer than the ms
+    /// clock) wins if given.
     @discardableResult
-    /// `measuredRttMs` (from the probe's echoed send time, finer than the ms clock) wins if given.
-    public mutating func replied(seq: UInt32, atMs now: UInt64, measuredRttMs: Double? = nil) -> Double? {
+    public mutating func replied(seq: UInt32, atMs now: UInt64, measuredRttMs: Double? = nil) -> UInt64? {
         for i in 0..<used where seqs[i] == seq && rtts[i] < 0 {
-            let rtt = measuredRttMs ?? Double(now >= sentMs[i] ? now - sentMs[i] : 0)
-            rtts[i] = max(rtt, 0.01)
+            let sample = measuredRttMs ?? Double(now >= sentMs[i] ? now - sentMs[i] : 0)
+            rtts[i] = max(sample, 0.01)
+            rtt.add(sampleMs: rtts[i])
             lastReplyMs = now
             silentSinceMs = nil
             newestAnsweredSentMs = max(newestAnsweredSentMs ?? 0, sentMs[i])
             firstAnsweredSentMs = min(firstAnsweredSentMs ?? .max, sentMs[i])
-            return rtts[i]
+            return sentMs[i]
         }
         return nil
     }

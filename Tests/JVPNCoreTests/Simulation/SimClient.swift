@@ -17,6 +17,9 @@ struct SimClient {
     var sendCounters: [UInt64: UInt64] = [:]
     var active: UInt32?
     var lastDataMs: UInt64?
+    /// The data plane's packet counters, as the host samples them for suspicion.
+    var dataSent: UInt64 = 0
+    var dataReceived: UInt64 = 0
     var wallNs: UInt64 = 1_700_000_000_000_000_000
     var sessionsStarted = 1
     var lastRekeyMs: UInt64 = 0
@@ -51,6 +54,7 @@ struct SimClient {
             lastRekeyMs = now
             perform(orchestrator.keysNeedRenewing(nowMs: now), now: now, net: &net)
         }
+        orchestrator.dataCounted(sentPackets: dataSent, receivedPackets: dataReceived, nowMs: now)
         perform(orchestrator.tick(nowMs: now), now: now, net: &net)
     }
 
@@ -62,6 +66,7 @@ struct SimClient {
     mutating func sendData(now: UInt64, net: inout SimNetwork) {
         guard let a = active, let kp = current, orchestrator.state != .birth, orchestrator.state != .terminated else { return }
         net.clientSend(.frame(epoch: kp, counter: counter(kp), control: nil), uplink: SimClient.uplink(of: a), now: now)
+        dataSent += 1
     }
 
     mutating func receive(_ p: SimPacket, now: UInt64, net: inout SimNetwork) {
@@ -81,6 +86,7 @@ struct SimClient {
             guard windows[epoch, default: ReplayWindow()].update(counter) else { return }
             guard let control else {
                 lastDataMs = now
+                dataReceived += 1
                 return
             }
             guard let m = try? control.withUnsafeBytes({ try ControlMessage.decode($0) }) else { return }
@@ -127,7 +133,8 @@ struct SimClient {
             if tracing {
                 switch a {
                 case .sendProbe: break
-                case .sendInitiation, .sendReattach, .sendPathResponse, .activate, .stateChanged, .audit, .switched, .terminated:
+                case .sendInitiation, .sendReattach, .sendPathResponse, .activate, .stateChanged, .audit, .switched, .presumedDead,
+                     .terminated:
                     journal.append("\(now): client \(a)")
                 }
             }
@@ -146,7 +153,7 @@ struct SimClient {
                 sendControl(.pathResponse(data: data), path: path, now: now, net: &net)
             case .activate(let path):
                 active = path
-            case .stateChanged, .audit, .switched:
+            case .stateChanged, .audit, .switched, .presumedDead:
                 break
             case .terminated(_, let restart):
                 active = nil
