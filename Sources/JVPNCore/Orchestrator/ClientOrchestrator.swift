@@ -455,13 +455,15 @@ public struct ClientOrchestrator: Equatable, Sendable {
             return
         }
         let pto = ActivePathSuspicion.probeTimeoutMs(paths[ai].quality.rtt)
-        let standbys = paths.indices.filter { $0 != ai && paths[$0].linkUp && paths[$0].hasAddress }
-        switch suspicion.step(nowMs: now, ptoMs: pto, standbys: standbys.count) {
+        func isStandby(_ i: Int) -> Bool { i != ai && paths[i].linkUp && paths[i].hasAddress }
+        var standbys = 0
+        for i in paths.indices where isStandby(i) { standbys += 1 }
+        switch suspicion.step(nowMs: now, ptoMs: pto, standbys: standbys) {
         case .nothing:
             break
         case .opened:
             probe(ai, now, &out)
-            for i in standbys { probe(i, now, &out) }
+            for i in paths.indices where isStandby(i) { probe(i, now, &out) }
         case .probeAgain:
             probe(ai, now, &out)
         }
