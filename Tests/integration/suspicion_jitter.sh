@@ -96,8 +96,9 @@ echo "    over ${secs} s: $nsw TRANSPORT_SWITCH, $nsc STATE_CHANGE; $bad_samples
 if (( nsw + nsc > 0 )); then
     while read -r ts rest; do if [[ -n "$ts" ]]; then echo "      +$(( ts - t_start )) ms  $rest"; fi; done <<<"$(sort -n <<<"$sw"$'\n'"$sc")"
 fi
-(( nsw == 0 )) || problems+=("$nsw TRANSPORT_SWITCH on a healthy jittery path (first: $(head -n1 <<<"$sw"))")
-(( nsc == 0 )) || problems+=("$nsc STATE_CHANGE away from ATTACHED (first: $(head -n1 <<<"$sc"))")
+first_ev() { local ts rest; read -r ts rest <<<"$1"; echo "+$(( ts - t_start )) ms $rest"; }
+(( nsw == 0 )) || problems+=("$nsw TRANSPORT_SWITCH on a healthy jittery path (first: $(first_ev "$sw"))")
+(( nsc == 0 )) || problems+=("$nsc STATE_CHANGE, want none: the session must stay ATTACHED (first: $(first_ev "$sc"))")
 (( bad_samples == 0 )) || problems+=("$bad_samples status samples not ATTACHED on up0")
 [[ "$(client_session)" == "$sid" ]] || problems+=("the session id changed: $sid -> $(client_session)")
 echo "    paths at the end:"; paths_summary

@@ -55,10 +55,10 @@ q = s0.get("suspicion")
 keys = ("raised", "cleared", "confirmed", "probes")
 if not isinstance(q, dict):
     print("MISSING: no sessions[0].suspicion in the status JSON")
-elif any(not isinstance(q.get(k), int) for k in keys):
-    print("MISSING: sessions[0].suspicion lacks integer %s (is %s)" % ([k for k in keys if not isinstance(q.get(k), int)], json.dumps(q)))
+elif any(not isinstance(q.get(k), (int, float)) or isinstance(q.get(k), bool) or q.get(k) != int(q.get(k)) for k in keys):
+    print("MISSING: sessions[0].suspicion lacks a count for one of %s (is %s)" % (list(keys), json.dumps(q)))
 else:
-    print(" ".join(str(q[k]) for k in keys))
+    print(" ".join(str(int(q[k])) for k in keys))
 '
 }
 
