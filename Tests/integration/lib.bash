@@ -185,7 +185,8 @@ active_uplink() { status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['active_pat
 wait_active() { rig_wait_for "[[ \$(active_uplink) == $1 ]]" "$2" 0.05; }
 wait_state() { rig_wait_for "[[ \$(client_state) == $1 ]]" "$2" 0.05; }
 
-# start_stream SECONDS MBPS : paced TCP stream through the tunnel with a checksum at both ends
+# start_stream SECONDS MBPS [SENDER_ARGS...] : paced TCP stream through the tunnel with a checksum at
+# both ends (SENDER_ARGS go to `xfer.py send`, e.g. --stop-file FILE to end it before SECONDS)
 start_stream() {
     rm -f "$RIG_DIR/ready"
     rig_exec "$RIG_GW" python3 "$REPO/deploy/netns/xfer.py" serve 10.77.0.1 9000 --ready-file "$RIG_DIR/ready" \
@@ -193,7 +194,7 @@ start_stream() {
     RECV_PID=$!
     rig_wait_for "[[ -f '$RIG_DIR/ready' ]]" 10 || fail "receiver did not start"
     rig_exec "$RIG_CLIENT" python3 "$REPO/deploy/netns/xfer.py" send 10.77.0.1 9000 "$1" --mbps "$2" \
-        --idle-timeout 30 >"$RIG_DIR/send.json" 2>"$RIG_DIR/send.err" &
+        --idle-timeout 30 "${@:3}" >"$RIG_DIR/send.json" 2>"$RIG_DIR/send.err" &
     SEND_PID=$!
 }
 

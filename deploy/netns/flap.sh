@@ -10,9 +10,14 @@
 #                               the client sees no link or address change
 #   unblackhole [UPLINK]        undo (every uplink when none given)
 #   netem UPLINK ARGS...        e.g. `netem up0 loss 30%`, `netem up0 delay 100ms`,
-#                               `netem up0 delay 100ms loss 5%`; at the router side of the
-#                               uplink's veth (router -> client direction), replaces earlier netem
-#   netem-clear [UPLINK]        undo (every uplink when none given)
+#                               `netem up0 delay 100ms loss 5%`, `netem up0 delay 20ms 10ms`
+#                               (jitter: each packet 20 ms +- 10, uniform; packets may reorder);
+#                               at the router side of the uplink's veth (router -> client
+#                               direction only), replaces earlier netem on that uplink
+#   netem-both UPLINK ARGS...   the same ARGS in each direction of the uplink (router -> client and
+#                               client -> router, drawn independently): `netem-both up0 delay 20ms
+#                               10ms` makes the uplink's round trip 40 ms +- 20
+#   netem-clear [UPLINK]        undo either (every uplink when none given)
 #   flap UPLINK HZ SECONDS      link down/up HZ times a second for SECONDS (bounded), ends up
 #   status                      links, rules, qdiscs and filters of the rig
 #
@@ -20,14 +25,19 @@
 # -p PREFIX (namespaces PREFIXclient, PREFIXrouter), or -e FILE (the rig's rig.env).
 #
 # Kernels without sch_netem (tc says "Specified qdisc kind is unknown") get the same effect from
-# netfilter: loss with the iptables `statistic` match, delay with nfq_delay.py on an NFQUEUE.
+# netfilter: loss with the iptables `statistic` match, delay and jitter with nfq_delay.py on an
+# NFQUEUE (in the router's FORWARD chain: -o rtN for router -> client, also -i rtN for netem-both;
+# one delayer per uplink serves both directions). The fallback emulates `loss P%` and
+# `delay D [J]` (J uniform, as netem without a distribution table); correlation, distribution,
+# rate and the like are logged and ignored. With real netem, netem-both puts the second qdisc on
+# the client's side of the veth (upN egress).
 set -euo pipefail
 
 FLAP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=rig.sh
 . "$FLAP_DIR/rig.sh"
 
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 
 while getopts "p:e:h" opt; do
     case "$opt" in
@@ -82,7 +92,8 @@ netfilter_clear() {
     local u="$1" i chain t pidf
     i="$(uplink_idx "$u")"; chain="JVFLAP-rt$i"
     for t in iptables ip6tables; do
-        rig_exec "$R" "$t" -D FORWARD -o "rt$i" -j "$chain" 2>/dev/null || true
+        while rig_exec "$R" "$t" -D FORWARD -o "rt$i" -j "$chain" 2>/dev/null; do :; done
+        while rig_exec "$R" "$t" -D FORWARD -i "rt$i" -j "$chain" 2>/dev/null; do :; done
         rig_exec "$R" "$t" -F "$chain" 2>/dev/null || true
         rig_exec "$R" "$t" -X "$chain" 2>/dev/null || true
     done
@@ -101,49 +112,63 @@ netfilter_clear() {
 netem_clear_one() {
     local u="$1" i; i="$(uplink_idx "$u")"
     tc -n "$R" qdisc del dev "rt$i" root 2>/dev/null || true
+    # netem-both's client -> router half (real netem only; deleting the default qdisc is a no-op)
+    tc -n "$C" qdisc del dev "$u" root 2>/dev/null || true
     netfilter_clear "$u"
 }
 
+# to_ms TIME : netem time (100ms, 1.5s, 500us, bare number = ms) in milliseconds
+to_ms() {
+    case "$1" in
+        *ms) echo "${1%ms}" ;;
+        *us) awk -v v="${1%us}" 'BEGIN { print v / 1000 }' ;;
+        *s) awk -v v="${1%s}" 'BEGIN { print v * 1000 }' ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# netem_apply one|both UPLINK ARGS...
 netem_apply() {
-    local u="$1"; shift
+    local dirs="$1" u="$2"; shift 2
     local i; i="$(uplink_idx "$u")"
-    [[ $# -ge 2 ]] || { echo "flap: netem UPLINK loss N% | delay Nms ..." >&2; exit 2; }
+    [[ $# -ge 2 ]] || { echo "flap: netem UPLINK loss N% | delay Nms [JITTERms] ..." >&2; exit 2; }
+    local where="router->$u"
+    [[ "$dirs" == both ]] && where="router<->$u, each way"
     netem_clear_one "$u"
     if netem_supported; then
         tc -n "$R" qdisc replace dev "rt$i" root netem "$@"
-        log "netem on rt$i (router->$u): $*"
+        if [[ "$dirs" == both ]]; then tc -n "$C" qdisc replace dev "$u" root netem "$@"; fi
+        log "netem on rt$i ($where): $*"
         return 0
     fi
-    # Fallback: netfilter. Parse the subset we emulate: loss P%, delay Dms|Ds.
-    local loss="" delay_ms="" a
+    # Fallback: netfilter. Parse the subset we emulate: loss P%, delay D [JITTER].
+    local loss="" delay_ms="" jitter_ms="" a
     while [[ $# -gt 0 ]]; do
         a="$1"; shift
         case "$a" in
             loss) loss="${1%\%}"; shift ;;
             delay)
-                case "$1" in
-                    *ms) delay_ms="${1%ms}" ;;
-                    *us) delay_ms="$(awk -v v="${1%us}" 'BEGIN { print v / 1000 }')" ;;
-                    *s) delay_ms="$(awk -v v="${1%s}" 'BEGIN { print v * 1000 }')" ;;
-                    *) delay_ms="$1" ;;
-                esac
-                shift
-                # jitter/correlation arguments are not emulated
-                while [[ $# -gt 0 && "$1" =~ ^[0-9.]+(ms|us|s|%)?$ ]]; do log "ignoring '$1' (no netem)"; shift; done
+                delay_ms="$(to_ms "$1")"; shift
+                # netem: delay TIME [JITTER [CORRELATION]]
+                if [[ $# -gt 0 && "$1" =~ ^[0-9.]+(ms|us|s)?$ ]]; then jitter_ms="$(to_ms "$1")"; shift; fi
+                while [[ $# -gt 0 && "$1" =~ ^[0-9.]+(ms|us|s|%)?$ ]]; do log "ignoring '$1' (correlation: not emulated without netem)"; shift; done
                 ;;
             *) log "ignoring netem argument '$a' (kernel has no netem)" ;;
         esac
     done
+    if [[ "$jitter_ms" =~ ^0*\.?0*$ ]]; then jitter_ms=""; fi
     local chain="JVFLAP-rt$i" t
     for t in iptables ip6tables; do
         rig_exec "$R" "$t" -N "$chain"
         rig_exec "$R" "$t" -I FORWARD -o "rt$i" -j "$chain"
+        if [[ "$dirs" == both ]]; then rig_exec "$R" "$t" -I FORWARD -i "rt$i" -j "$chain"; fi
     done
     if [[ -n "$delay_ms" ]]; then
         # One userspace delayer does both delay and loss, so loss is not applied twice.
         local pidf="${RIG_DIR:-/tmp}/nfq-rt$i.pid" extra=()
         [[ -d "${RIG_DIR:-}" ]] || pidf="/tmp/${RIG_PREFIX:-x}nfq-rt$i.pid"
-        [[ -n "$loss" ]] && extra=(--loss "$loss")
+        [[ -n "$loss" ]] && extra+=(--loss "$loss")
+        [[ -n "$jitter_ms" ]] && extra+=(--jitter "$jitter_ms")
         rm -f "$pidf"
         rig_exec "$R" python3 "$FLAP_DIR/nfq_delay.py" "$(nfq_num "$i")" "$delay_ms" "${extra[@]}" \
             --pidfile "$pidf" >/dev/null 2>&1 &
@@ -153,13 +178,13 @@ netem_apply() {
         for t in iptables ip6tables; do
             rig_exec "$R" "$t" -A "$chain" -j NFQUEUE --queue-num "$(nfq_num "$i")"
         done
-        log "netfilter on rt$i (router->$u): delay ${delay_ms}ms${loss:+ loss ${loss}%} (nfq_delay.py)"
+        log "netfilter on rt$i ($where): delay ${delay_ms}ms${jitter_ms:+ jitter +-${jitter_ms}ms (uniform)}${loss:+ loss ${loss}%} (nfq_delay.py)"
     elif [[ -n "$loss" ]]; then
         local p; p="$(awk -v l="$loss" 'BEGIN { printf "%.4f", l / 100 }')"
         for t in iptables ip6tables; do
             rig_exec "$R" "$t" -A "$chain" -m statistic --mode random --probability "$p" -j DROP
         done
-        log "netfilter on rt$i (router->$u): loss ${loss}%"
+        log "netfilter on rt$i ($where): loss ${loss}%"
     fi
 }
 
@@ -226,7 +251,11 @@ case "$cmd" in
         ;;
     netem)
         [[ $# -ge 3 ]] || usage
-        netem_apply "$@"
+        netem_apply one "$@"
+        ;;
+    netem-both)
+        [[ $# -ge 3 ]] || usage
+        netem_apply both "$@"
         ;;
     netem-clear)
         if [[ $# -eq 1 ]]; then netem_clear_one "$1"; log "netem-clear $1"
@@ -254,7 +283,7 @@ case "$cmd" in
     status)
         echo "== client $C"; ip -n "$C" -br addr; ip -n "$C" route; ip -n "$C" -6 route | grep default || true
         echo "== router $R"; ip -n "$R" -br addr; ip -n "$R" rule; ip -n "$R" -6 rule
-        tc -n "$R" qdisc show
+        tc -n "$R" qdisc show; tc -n "$C" qdisc show | grep netem || true
         rig_exec "$R" iptables -S 2>/dev/null | grep JVFLAP || true
         ;;
     *) usage ;;

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Delay packets by a fixed time (plus optional loss) through an NFQUEUE, without libraries.
+"""Delay packets (plus optional jitter and loss) through an NFQUEUE, without libraries.
 
 Fallback for kernels built without sch_netem (tc netem): flap.sh sends a uplink's forwarded
-traffic to NFQUEUE QUEUE_NUM with iptables and runs this inside the router namespace. Packets are
-released in arrival order after DELAY_MS; with --loss PCT a share is dropped instead.
+traffic to NFQUEUE QUEUE_NUM with iptables and runs this inside the router namespace. Each packet
+is held DELAY_MS, or with --jitter J a delay drawn uniformly from [DELAY_MS - J, DELAY_MS + J]
+(never below 0) for each packet on its own, and released when due: with jitter, packets can
+overtake each other (netem without a rate does the same). With --loss PCT a share is dropped instead.
 
-usage: nfq_delay.py QUEUE_NUM DELAY_MS [--loss PCT] [--max-seconds N] [--pidfile FILE]
+usage: nfq_delay.py QUEUE_NUM DELAY_MS [--jitter MS] [--loss PCT] [--seed N] [--max-seconds N]
+                    [--pidfile FILE]
 """
 import argparse
-import collections
+import heapq
 import os
 import random
 import select
@@ -89,10 +92,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("queue", type=int)
     ap.add_argument("delay_ms", type=float)
+    ap.add_argument("--jitter", type=float, default=0.0, help="ms; each delay is uniform in DELAY_MS +- JITTER")
     ap.add_argument("--loss", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, help="seed the delay/loss draws (reproducible runs)")
     ap.add_argument("--max-seconds", type=float, default=24 * 3600)
     ap.add_argument("--pidfile", help="written once the queue is bound (python3 may be a wrapper)")
     args = ap.parse_args()
+    if args.delay_ms < 0 or args.jitter < 0 or not 0 <= args.loss <= 100:
+        ap.error("DELAY_MS and --jitter must be >= 0, --loss 0..100")
+    rng = random.Random(args.seed)
 
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -123,10 +131,14 @@ def main():
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-    print(f"nfq_delay: queue {q} delay {args.delay_ms} ms loss {args.loss}%", flush=True)
+    print(f"nfq_delay: queue {q} delay {args.delay_ms} ms jitter +-{args.jitter} ms loss {args.loss}%", flush=True)
 
     delay = args.delay_ms / 1000.0
-    pending = collections.deque()  # (due, id); fixed delay keeps it sorted
+    jitter = args.jitter / 1000.0
+    # (due, arrival seq, id): a heap, since with jitter a later packet can be due first; the
+    # sequence number keeps packets with the same due time in arrival order.
+    pending = []
+    seq = 0
     deadline = time.monotonic() + args.max_seconds
     sock.setblocking(False)
 
@@ -137,10 +149,13 @@ def main():
         except OSError:
             pass
 
+    def release_due(now):
+        while pending and pending[0][0] <= now:
+            verdict(heapq.heappop(pending)[2], NF_ACCEPT)
+
     while not stop and time.monotonic() < deadline:
         now = time.monotonic()
-        while pending and pending[0][0] <= now:
-            verdict(pending.popleft()[1], NF_ACCEPT)
+        release_due(now)
         timeout = max(0.0, pending[0][0] - now) if pending else 0.1
         r, _, _ = select.select([sock], [], [], timeout)
         if not r:
@@ -154,15 +169,20 @@ def main():
                 break
             now = time.monotonic()
             for pid in parse_packet_ids(data):
-                if args.loss > 0 and random.random() * 100.0 < args.loss:
+                if args.loss > 0 and rng.random() * 100.0 < args.loss:
                     verdict(pid, NF_DROP)
-                elif delay <= 0:
+                    continue
+                d = delay + rng.uniform(-jitter, jitter) if jitter > 0 else delay
+                if d <= 0:
                     verdict(pid, NF_ACCEPT)
                 else:
-                    pending.append((now + delay, pid))
-    # Release what is still held so a clean stop does not look like loss.
+                    seq += 1
+                    heapq.heappush(pending, (now + d, seq, pid))
+            # A steady stream of arrivals must not hold back what is due.
+            release_due(now)
+    # Release what is still held (in due order) so a clean stop does not look like loss.
     while pending:
-        verdict(pending.popleft()[1], NF_ACCEPT)
+        verdict(heapq.heappop(pending)[2], NF_ACCEPT)
     try:
         sock.send(nfmsg(NFQNL_MSG_CONFIG, q, [nla(NFQA_CFG_CMD, struct.pack("!BBH", NFQNL_CFG_CMD_UNBIND, 0, 0))]))
     except OSError:

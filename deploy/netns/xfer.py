@@ -2,7 +2,9 @@
 """A paced TCP transfer with an end-to-end checksum, to show a stream surviving path switches.
 
   xfer.py serve HOST PORT [--idle-timeout S]     accept one connection, read to EOF
-  xfer.py send HOST PORT SECONDS [--mbps R]       send pseudo-random data at R Mbit/s
+  xfer.py send HOST PORT SECONDS [--mbps R] [--stop-file F]
+                                                  send pseudo-random data at R Mbit/s for SECONDS,
+                                                  or until the file F exists (checked every 0.1 s)
 
 Both print one JSON line: {"bytes": N, "sha256": "...", "seconds": T, "max_stall_ms": M}.
 max_stall_ms is the longest gap between two successful reads/writes: the outage the stream saw.
@@ -61,11 +63,16 @@ def send(a):
     rate = a.mbps * 1e6 / 8  # bytes per second
     start = last = time.monotonic()
     stall = 0.0
+    next_stop_check = start
     try:
         while True:
             now = time.monotonic()
             if now - start >= a.seconds:
                 break
+            if a.stop_file and now >= next_stop_check:
+                if os.path.exists(a.stop_file):
+                    break
+                next_stop_check = now + 0.1
             # pace: stay at or below the target rate
             ahead = total / rate - (now - start)
             if ahead > 0:
@@ -102,6 +109,7 @@ def main():
     p.add_argument("port", type=int)
     p.add_argument("seconds", type=float)
     p.add_argument("--mbps", type=float, default=20)
+    p.add_argument("--stop-file", help="end the transfer early once this file exists")
     p.add_argument("--idle-timeout", type=float, default=60)
     a = ap.parse_args()
     return serve(a) if a.cmd == "serve" else send(a)
