@@ -207,6 +207,7 @@ public final class Daemon: @unchecked Sendable {
         switch line {
         case "ping": return "pong\n"
         case "status": return statusJSON() + "\n"
+        case "status history": return statusObject(history: true).text + "\n"
         case "down":
             stopRequested = true
             return "ok\n"
@@ -217,7 +218,8 @@ public final class Daemon: @unchecked Sendable {
 
     // MARK: status
 
-    func statusObject() -> JSONValue {
+    /// Status JSON; `history` adds each client path's `probe_history` (see README).
+    func statusObject(history: Bool = false) -> JSONValue {
         let nowMs = Clock.monotonicMilliseconds()
         let eventsDropped = JSONValue(eventLog.droppedCount)
         let sessions: [JSONValue] = host.lock.withLock {
@@ -226,7 +228,7 @@ public final class Daemon: @unchecked Sendable {
                 guard let client else { return nil }
                 guard let sid = p.session else {
                     return ["session": "", "peer": .string(p.publicKey.base64), "state": .string(SessionState.birth.rawValue),
-                            "state_version": 0, "active_path": "", "paths": .array(client.pathStatus()),
+                            "state_version": 0, "active_path": "", "paths": .array(client.pathStatus(history: history)),
                             "switches": 0, "last_switch": .null,
                             "tx_bytes": 0, "rx_bytes": 0, "tx_packets": 0, "rx_packets": 0,
                             "rejected": ["replay": 0, "auth": 0, "stale_version": 0, "rate_limited": 0, "malformed_control": 0],
@@ -239,7 +241,7 @@ public final class Daemon: @unchecked Sendable {
                 o["state"] = .string(p.state.rawValue)
                 o["state_version"] = JSONValue(p.machine.stateVersion)
                 o["active_path"] = .string(activePath)
-                o["paths"] = .array(client.pathStatus())
+                o["paths"] = .array(client.pathStatus(history: history))
                 o["switches"] = JSONValue(p.switches)
                 o["last_switch"] = p.lastSwitch ?? .null
                 o["binding_version"] = JSONValue(p.bindingVersion)

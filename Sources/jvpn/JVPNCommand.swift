@@ -21,7 +21,7 @@ struct JVPNCommand: ParsableCommand {
         commandName: "jvpn",
         abstract: "A userspace VPN whose session survives its transports.",
         version: version,
-        subcommands: [GenKey.self, PubKey.self, Check.self, Up.self, Down.self, Status.self, Events.self])
+        subcommands: [GenKey.self, PubKey.self, Check.self, Up.self, Down.self, Status.self, Events.self, Timeline.self])
 }
 
 struct GenKey: ParsableCommand {

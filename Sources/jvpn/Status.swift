@@ -113,11 +113,7 @@ struct Events: ParsableCommand {
     @Option(help: "Only events of this session id (hex)") var session: String?
 
     func run() throws {
-        var path = "/var/log/jvpn/\(name).events.jsonl"
-        if let reply = UnixControlClient.request(path: Daemon.controlPath(name), line: "eventlog", timeoutMs: 1000) {
-            let p = reply.trimmingWhitespace
-            if p.hasPrefix("/") { path = p }
-        }
+        let path = EventLogFile.path(for: name)
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw fail("no event log for \(name) at \(path): \(String(cString: strerror(errno)))")
