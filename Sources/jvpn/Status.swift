@@ -8,6 +8,11 @@ struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Show running interfaces and their sessions.")
     @Argument(help: "Interface name (default: every running interface)") var name: String?
     @Flag(help: "Print the contract's JSON") var json = false
+    @Flag(help: "With --json: add each client path's probe_history (one row per second, the last hour)") var history = false
+
+    func validate() throws {
+        if history && !json { throw ValidationError("--history goes with --json") }
+    }
 
     func run() throws {
         var names: [String] = []
@@ -19,7 +24,7 @@ struct Status: ParsableCommand {
         var objects: [JSONValue] = []
         var raws: [String] = []
         for n in names {
-            guard let reply = UnixControlClient.request(path: Daemon.controlPath(n), line: "status"),
+            guard let reply = UnixControlClient.request(path: Daemon.controlPath(n), line: history ? "status history" : "status"),
                   let obj = try? JSONValue.parse(reply), obj.objectValue != nil else { continue }
             objects.append(obj)
             raws.append(reply.trimmingWhitespace)

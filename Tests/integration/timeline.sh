@@ -20,6 +20,23 @@ sleep 3
 flap unblackhole up1
 sleep 3
 
+step "status --json --history: per-path probe_history"
+hist="$(rig_exec "$RIG_CLIENT" "$JVPN_BIN" status "$CL" --json --history)" || fail "status --json --history"
+python3 - "$hist" <<'PY' || fail "probe_history is wrong"
+import json, sys
+paths = json.loads(sys.argv[1])["sessions"][0]["paths"]
+assert len(paths) == 2
+for p in paths:
+    h = p["probe_history"]
+    assert len(h) >= 8, "%s: %d seconds of history" % (p["path"], len(h))
+    for t, sent, answered, rtt, rtt_max in h:
+        assert 0 <= answered <= sent and (rtt is None) == (answered == 0) and (rtt is None or rtt <= rtt_max), (t, sent, answered, rtt, rtt_max)
+    t = [row[0] for row in h]
+    assert all(b > a and (b - a) % 1000 == 0 for a, b in zip(t, t[1:])), "rows are whole seconds apart, oldest first"
+    print("    %s: %d s, %d probes, %d answered" % (p["path"], len(h), sum(r[1] for r in h), sum(r[2] for r in h)))
+PY
+[[ "$(rig_exec "$RIG_CLIENT" "$JVPN_BIN" status "$CL" --json)" != *probe_history* ]] || fail "plain status --json carries the history"
+
 step "jvpn timeline (daemon running)"
 svg="$RIG_DIR/timeline.svg"
 out="$(rig_exec "$RIG_CLIENT" "$JVPN_BIN" timeline "$CL" -o "$svg")" || fail "jvpn timeline failed"
