@@ -283,6 +283,43 @@ final class ClientHost: SessionHost, PumpController {
                 "probes": JSONValue(c.probes)]
     }
 
+    /// Applies a reload: the gateway peer's new AllowedIPs, the new policy for the running session
+    /// (same id, same path, same keys), and candidate paths for appended uplinks and endpoints
+    /// (probed as standbys from now on). `newPaths` are those `UplinkSet.extend` appended, in order.
+    func applyReload(_ plan: ReloadPlan, config new: JVPNConfig, uplinks: UplinkSet, newPaths: [ClientPath],
+                     facts: [UplinkSet.UplinkFact]) {
+        let nowMs = Clock.monotonicMilliseconds()
+        lock.withLock {
+            config = new
+            let p = peer
+            if let pc = new.peers.first { p.config = pc }
+            sockets = uplinks.sockets
+            paths += newPaths
+            var actions: [OrchestratorAction] = []
+            if var o = orchestrator {
+                o.updatePolicy(new.policy)
+                actions = o.addPaths(newPaths.map { PathCandidate(id: $0.id, priority: $0.uplinkIndex) }, nowMs: nowMs)
+                for fact in facts {
+                    if case .linkDown(let u) = fact { actions += o.linkChanged(uplinkPriority: u, up: false, nowMs: nowMs) }
+                }
+                orchestrator = o
+            }
+            for change in plan.peers {
+                if case .changed(let pc, let added, let removed) = change {
+                    audit(p, check: "config_reload", pass: true, detail: ReloadPlan.peerDetail(pc, added, removed))
+                }
+            }
+            if !plan.policy.isEmpty {
+                audit(p, check: "config_reload", pass: true, detail: "policy: " + plan.policy.joined(separator: ", "))
+            }
+            if !newPaths.isEmpty {
+                audit(p, check: "config_reload", pass: true, detail: "paths added: " + newPaths.map(\.name).joined(separator: ", "))
+            }
+            republish()
+            perform(actions, nowMs: nowMs)
+        }
+    }
+
     func shutdown(reason: ReasonCode) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {

@@ -30,7 +30,7 @@ struct JVPNCommand: ParsableCommand {
             `jvpn COMMAND --help` shows each command's options and examples.
             """,
         version: version,
-        subcommands: [GenKey.self, PubKey.self, Check.self, Up.self, Down.self, Status.self, Events.self, Timeline.self])
+        subcommands: [GenKey.self, PubKey.self, Check.self, Up.self, Down.self, Status.self, Events.self, Timeline.self, Reload.self])
 }
 
 struct GenKey: ParsableCommand {

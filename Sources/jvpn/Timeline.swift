@@ -65,7 +65,7 @@ struct Timeline: ParsableCommand {
         defer { close(fd) }
         guard FileIO.write(document, to: fd) else { throw fail("cannot write \(output): \(String(cString: strerror(errno)))") }
         let sessions = model.rows.count + model.omittedSessions
-        print("jvpn: wrote \(output): \(sessions) session\(sessions == 1 ? "" : "s"), \(model.switches.count) switches, "
+        print("jvpn: wrote \(output): \(sessions) session\(sessions == 1 ? "" : "s"), \(model.switches.count) switch\(model.switches.count == 1 ? "" : "es"), "
               + "\(model.alerts.count) security/audit events, \(model.paths.count) paths\(model.hasHistory ? "" : " (event log only: \(name) is not running)")")
     }
 
