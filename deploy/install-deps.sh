@@ -10,6 +10,8 @@ JVPN_DEPS=(
     iproute2 iperf3 wireguard-go wireguard-tools
     iputils-ping procps psmisc netcat-openbsd iptables nftables ethtool python3
     gcc libc6-dev
+    # Tests/integration/timeline.sh renders the timeline SVG to PNG (about 20 s to install here).
+    chromium fonts-dejavu-core
 )
 
 jvpn_deps_missing() {

@@ -7,7 +7,9 @@
 #   3. swift test                        (JVPNCoreTests + root JVPNSystemTests, no filter)
 #   4. every Tests/integration/*.sh      (bash scripts using deploy/netns/rig.sh), each bounded;
 #                                        they run against the release binary (JVPN_BIN, built here
-#                                        with `swift build -c release` unless JVPN_BIN is set)
+#                                        with `swift build -c release --static-swift-stdlib` unless
+#                                        JVPN_BIN is set: the binary the Debian package ships, so
+#                                        package_deb.sh packages it without a second release build)
 #
 # Budget: the whole run stays under 20 minutes; each step has its own timeout and a script that
 # would start past the budget is reported as failed ("no time left") instead of run.
@@ -68,7 +70,7 @@ if [[ ${#scripts[@]} -gt 0 ]]; then
     else
         if [[ -z "${JVPN_BIN:-}" ]]; then
             # shellcheck disable=SC2086
-            if run_step "swift build -c release" 600 swift build -c release ${SWIFT_BUILD_FLAGS:-}; then
+            if run_step "swift build -c release --static-swift-stdlib" 600 swift build -c release --static-swift-stdlib ${SWIFT_BUILD_FLAGS:-}; then
                 export JVPN_BIN="$REPO/.build/release/jvpn"
             fi
         fi

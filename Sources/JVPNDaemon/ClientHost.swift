@@ -28,6 +28,9 @@ final class ClientHost: SessionHost, PumpController {
     private var pending: (handshake: InitiatorHandshake, path: Int)?
     /// The gateway's latest cookie (from a cookie reply under load) and the path it is bound to.
     private var cookie: (value: MAC16, receivedMs: UInt64, path: Int)?
+    /// Per path id: what its probes measured, second by second over the last hour (the timeline's
+    /// RTT and loss lines; status JSON `probe_history`). Kept across sessions: it describes the path.
+    private var probeHistory: [UInt32: ProbeHistory] = [:]
 
     var peer: PeerRuntime { peers[0] }
 
@@ -137,6 +140,7 @@ final class ClientHost: SessionHost, PumpController {
                 let nowNs = Clock.monotonicNanoseconds()
                 let rtt = nowNs >= sentAt && nowNs - sentAt < 60_000_000_000 ? Double(nowNs - sentAt) / 1e6 : nil
                 actions = o.probeReplied(path: pathID, seq: seq, nowMs: nowMs, measuredRttMs: rtt)
+                if let rtt { probeHistory[pathID]?.probeAnswered(sentAtMs: sentAt / 1_000_000, rttMs: rtt) }
             case .reattachAck(let sid, let version, let nonce):
                 guard sid == p.session else { break }
                 actions = o.reattachAcked(nonce: nonce, bindingVersion: version, nowMs: nowMs)
@@ -173,8 +177,10 @@ final class ClientHost: SessionHost, PumpController {
             switch action {
             case .sendProbe(let id, let seq):
                 guard let i = pathIndex(id) else { continue }
-                sendControl(.probe(seq: seq, sentAtNs: Clock.monotonicNanoseconds(), pathID: id), peer: p,
-                            socket: paths[i].socketIndex, to: paths[i].remote)
+                let sentNs = Clock.monotonicNanoseconds()
+                if sendControl(.probe(seq: seq, sentAtNs: sentNs, pathID: id), peer: p, socket: paths[i].socketIndex, to: paths[i].remote) {
+                    probeHistory[id, default: ProbeHistory()].probeSent(atMs: sentNs / 1_000_000)
+                }
             case .sendInitiation(let id):
                 guard let i = pathIndex(id) else { continue }
                 sendInitiation(pathIndex: i)
@@ -277,6 +283,43 @@ final class ClientHost: SessionHost, PumpController {
                 "probes": JSONValue(c.probes)]
     }
 
+    /// Applies a reload: the gateway peer's new AllowedIPs, the new policy for the running session
+    /// (same id, same path, same keys), and candidate paths for appended uplinks and endpoints
+    /// (probed as standbys from now on). `newPaths` are those `UplinkSet.extend` appended, in order.
+    func applyReload(_ plan: ReloadPlan, config new: JVPNConfig, uplinks: UplinkSet, newPaths: [ClientPath],
+                     facts: [UplinkSet.UplinkFact]) {
+        let nowMs = Clock.monotonicMilliseconds()
+        lock.withLock {
+            config = new
+            let p = peer
+            if let pc = new.peers.first { p.config = pc }
+            sockets = uplinks.sockets
+            paths += newPaths
+            var actions: [OrchestratorAction] = []
+            if var o = orchestrator {
+                o.updatePolicy(new.policy)
+                actions = o.addPaths(newPaths.map { PathCandidate(id: $0.id, priority: $0.uplinkIndex) }, nowMs: nowMs)
+                for fact in facts {
+                    if case .linkDown(let u) = fact { actions += o.linkChanged(uplinkPriority: u, up: false, nowMs: nowMs) }
+                }
+                orchestrator = o
+            }
+            for change in plan.peers {
+                if case .changed(let pc, let added, let removed) = change {
+                    audit(p, check: "config_reload", pass: true, detail: ReloadPlan.peerDetail(pc, added, removed))
+                }
+            }
+            if !plan.policy.isEmpty {
+                audit(p, check: "config_reload", pass: true, detail: "policy: " + plan.policy.joined(separator: ", "))
+            }
+            if !newPaths.isEmpty {
+                audit(p, check: "config_reload", pass: true, detail: "paths added: " + newPaths.map(\.name).joined(separator: ", "))
+            }
+            republish()
+            perform(actions, nowMs: nowMs)
+        }
+    }
+
     func shutdown(reason: ReasonCode) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
@@ -292,11 +335,13 @@ final class ClientHost: SessionHost, PumpController {
         }
     }
 
-    func pathStatus() -> [JSONValue] {
+    /// The paths as status JSON shows them; with `history`, each with its `probe_history`.
+    func pathStatus(history: Bool = false) -> [JSONValue] {
         let now = Clock.monotonicMilliseconds()
+        let wallOffsetMs = Int64(Clock.wallMilliseconds()) - Int64(now)
         return paths.map { pth in
             let q = orchestrator?.quality(of: pth.id)
-            return ["path": .string(pth.name), "uplink": .string(pth.uplink),
+            var o: [String: JSONValue] = ["path": .string(pth.name), "uplink": .string(pth.uplink),
                     "status": .string(orchestrator?.status(of: pth.id, nowMs: now) ?? "standby"),
                     "rtt_ms": .double((q?.rttMs ?? 0).rounded3),
                     "loss_pct": .double((orchestrator?.lossPct(of: pth.id, nowMs: now) ?? 0).rounded3),
@@ -305,6 +350,13 @@ final class ClientHost: SessionHost, PumpController {
                     "rttvar_ms": .double((q?.rtt.variationMs ?? 0).rounded3),
                     "pto_ms": .double((orchestrator?.probeTimeoutMs(of: pth.id) ?? 0).rounded3),
                     "suspect": .bool(orchestrator?.isSuspect(pth.id) ?? false)]
+            if history {
+                o["probe_history"] = .array((probeHistory[pth.id]?.buckets ?? []).map { b in
+                    [JSONValue(Int64(b.second) * 1000 + wallOffsetMs), JSONValue(b.sent), JSONValue(b.answered),
+                     b.rttMeanMs.map { .double($0.rounded3) } ?? .null, b.answered == 0 ? .null : .double(Double(b.rttMaxMs).rounded3)]
+                })
+            }
+            return .object(o)
         }
     }
 }

@@ -28,7 +28,8 @@ public final class Daemon: @unchecked Sendable {
     public static let keptCapabilities = CapabilitySet([.netAdmin, .netRaw])
     public static func controlPath(_ name: String) -> String { "\(runDirectory)/\(name).sock" }
 
-    let config: JVPNConfig
+    /// The running config; a reload replaces it.
+    private(set) var config: JVPNConfig
     let name: String
     private var stopRequested = false
     private var host: SessionHost!
@@ -149,6 +150,9 @@ public final class Daemon: @unchecked Sendable {
             // often as every millisecond then.
             poller.wait(timeoutMs: Int32(client?.tickIntervalMs(nowMs: Clock.monotonicMilliseconds()) ?? 10))
             if poller.isReadable(1) { wake.drain() }
+            if Signals.takeReloadRequest() {
+                logger.notice("SIGHUP: \(reloadAndRecord().text)")
+            }
             if let monitor, fds.count > 2, poller.isReadable(2) {
                 try? monitor.drain { event in self.handleNetlink(event) }
             }
@@ -207,17 +211,103 @@ public final class Daemon: @unchecked Sendable {
         switch line {
         case "ping": return "pong\n"
         case "status": return statusJSON() + "\n"
+        case "status history": return statusObject(history: true).text + "\n"
         case "down":
             stopRequested = true
             return "ok\n"
         case "eventlog": return config.interface.eventLog + "\n"
+        case "reload": return reloadAndRecord().reply
         default: return "error: unknown command\n"
         }
     }
 
+    // MARK: reload
+
+    /// What a reload did: applied (`ok`), refused with `FILE:LINE:` lines (the running config
+    /// stays), or failed while applying (a route the kernel refused; nothing else was changed).
+    enum ReloadOutcome {
+        case applied(String)
+        case refused([String])
+        case failed(String)
+
+        /// The control socket's answer: first line `ok SUMMARY`, `refused` or `failed`, then details.
+        var reply: String {
+            switch self {
+            case .applied(let summary): return "ok \(summary)\n"
+            case .refused(let lines): return "refused\n" + lines.map { $0 + "\n" }.joined()
+            case .failed(let why): return "failed\n\(why)\n"
+            }
+        }
+
+        var text: String {
+            switch self {
+            case .applied(let summary): return "config reloaded: \(summary)"
+            case .refused(let lines): return "config reload refused, the running config stays: " + lines.joined(separator: "; ")
+            case .failed(let why): return "config reload failed, the running config stays: \(why)"
+            }
+        }
+    }
+
+    /// A reload whose refusal or failure is an AUDIT_EVENT too (`config_reload`, `fail`): the
+    /// timeline shows that the config on disk is not the one running.
+    private func reloadAndRecord() -> ReloadOutcome {
+        let outcome = reload()
+        switch outcome {
+        case .applied: break
+        case .refused, .failed: host.auditInterface(check: "config_reload", pass: false, detail: outcome.text)
+        }
+        return outcome
+    }
+
+    /// `jvpn reload` and SIGHUP: re-reads the config file this daemon was started with, checks it
+    /// as `jvpn check` does, and applies the difference (`ReloadPlan`).
+    func reload() -> ReloadOutcome {
+        let file = config.sourceFile
+        let read: (bytes: [UInt8], status: FileIO.Status)
+        do { read = try FileIO.readWithStatus(file) } catch {
+            return .refused(["\(file):0: cannot read the file: \(String(cString: strerror(error.errno)))"])
+        }
+        guard let text = String(validating: read.bytes, as: UTF8.self) else { return .refused(["\(file):0: the file is not UTF-8 text"]) }
+        let new: JVPNConfig
+        switch JVPNConfig.parse(text: text, file: file) {
+        case .success(let c): new = c
+        case .failure(let errors): return .refused(errors.diagnostics.map(\.description))
+        }
+        do { try KeyLoading.checkInlineKey(in: new, file: file, permissions: read.status.permissions) } catch {
+            return .refused([error.description])
+        }
+        do {
+            guard try KeyLoading.privateKey(for: new).publicKey == host.privateKey.publicKey else {
+                return .refused(["\(file):\(new.interface.privateKeyLine): the private key cannot change while \(name) runs; apply it with `jvpn down \(name)` and `jvpn up \(file)`"])
+            }
+        } catch {
+            return .refused(["\(file):\(new.interface.privateKeyLine): \(error)"])
+        }
+        let plan: ReloadPlan
+        switch ReloadPlan.make(running: config, new: new) {
+        case .success(let p): plan = p
+        case .failure(let errors): return .refused(errors.diagnostics.map(\.description))
+        }
+        if plan.isEmpty {
+            config = new
+            return .applied(plan.summary)
+        }
+        // Routes first: the one step that can fail, and it undoes itself.
+        do { try network.addRoutes(plan.routesAdded) } catch { return .failed("adding routes: \(error)") }
+        if let client, let uplinks {
+            let (paths, facts) = uplinks.extend(uplinks: plan.uplinksAdded, endpoints: plan.endpointsAdded, network: network)
+            client.applyReload(plan, config: new, uplinks: uplinks, newPaths: paths, facts: facts)
+        }
+        gateway?.applyReload(plan, config: new)
+        network.removeRoutes(plan.routesRemoved)
+        config = new
+        return .applied(plan.summary)
+    }
+
     // MARK: status
 
-    func statusObject() -> JSONValue {
+    /// Status JSON; `history` adds each client path's `probe_history` (see README).
+    func statusObject(history: Bool = false) -> JSONValue {
         let nowMs = Clock.monotonicMilliseconds()
         let eventsDropped = JSONValue(eventLog.droppedCount)
         let sessions: [JSONValue] = host.lock.withLock {
@@ -226,7 +316,7 @@ public final class Daemon: @unchecked Sendable {
                 guard let client else { return nil }
                 guard let sid = p.session else {
                     return ["session": "", "peer": .string(p.publicKey.base64), "state": .string(SessionState.birth.rawValue),
-                            "state_version": 0, "active_path": "", "paths": .array(client.pathStatus()),
+                            "state_version": 0, "active_path": "", "paths": .array(client.pathStatus(history: history)),
                             "switches": 0, "last_switch": .null,
                             "tx_bytes": 0, "rx_bytes": 0, "tx_packets": 0, "rx_packets": 0,
                             "rejected": ["replay": 0, "auth": 0, "stale_version": 0, "rate_limited": 0, "malformed_control": 0],
@@ -239,7 +329,7 @@ public final class Daemon: @unchecked Sendable {
                 o["state"] = .string(p.state.rawValue)
                 o["state_version"] = JSONValue(p.machine.stateVersion)
                 o["active_path"] = .string(activePath)
-                o["paths"] = .array(client.pathStatus())
+                o["paths"] = .array(client.pathStatus(history: history))
                 o["switches"] = JSONValue(p.switches)
                 o["last_switch"] = p.lastSwitch ?? .null
                 o["binding_version"] = JSONValue(p.bindingVersion)

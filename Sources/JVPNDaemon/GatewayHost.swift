@@ -149,6 +149,48 @@ final class GatewayHost: SessionHost, PumpController {
         lock.withLock { perform(core.shutdown(reason: reason, nowMs: nowMs), nowMs: nowMs) }
     }
 
+    /// Applies a reload: removed peers' sessions end with OPERATOR_REQUEST (their clients are told,
+    /// and told again while they keep using the old keys), changed peers get their new AllowedIPs
+    /// with their sessions untouched (same id, same keys, no packet lost), added peers may
+    /// handshake at once; the new policy applies to every session. Each change is an AUDIT_EVENT
+    /// (check `config_reload`).
+    func applyReload(_ plan: ReloadPlan, config new: JVPNConfig) {
+        let nowMs = Clock.monotonicMilliseconds()
+        lock.withLock {
+            config = new
+            core.setPolicy(new.policy)
+            for change in plan.peers {
+                switch change {
+                case .removed(let key):
+                    guard let pk = try? PublicKey(base64: key), let p = byKey.removeValue(forKey: pk) else { continue }
+                    emitAudit(p, AuditRecord(check: "config_reload", result: "pass",
+                                             detail: "peer removed from the config; its session ends (OPERATOR_REQUEST)"),
+                              session: core.session(ofPeer: p.index)?.id)
+                    p.removed = true
+                    perform(core.removePeer(p.index, reason: .operatorRequest, nowMs: nowMs), nowMs: nowMs)
+                    if let kp = pendingKeypairs.removeValue(forKey: p.index) { usedIndexes.remove(kp.localIndex) }
+                case .changed(let pc, let added, let removed):
+                    guard let pk = try? PublicKey(base64: pc.publicKey), let p = byKey[pk] else { continue }
+                    p.config = pc
+                    emitAudit(p, AuditRecord(check: "config_reload", result: "pass", detail: ReloadPlan.peerDetail(pc, added, removed)),
+                              session: core.session(ofPeer: p.index)?.id)
+                case .added(let pc):
+                    guard let pk = try? PublicKey(base64: pc.publicKey) else { continue }
+                    let p = PeerRuntime(index: core.addPeer(), config: pc, publicKey: pk)
+                    precondition(p.index == peers.count, "peer numbers of host and core diverged")
+                    peers.append(p)
+                    byKey[pk] = p
+                    emitAudit(p, AuditRecord(check: "config_reload", result: "pass",
+                                             detail: "peer added, AllowedIPs \(pc.allowedIPs.map(\.description).joined(separator: ", "))"))
+                }
+            }
+            if !plan.policy.isEmpty {
+                auditInterface(check: "config_reload", pass: true, detail: "policy: " + plan.policy.joined(separator: ", "))
+            }
+            republish()
+        }
+    }
+
     // MARK: actions
 
     /// Performs the core's actions in order. Called under `lock`.

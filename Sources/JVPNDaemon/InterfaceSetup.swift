@@ -14,6 +14,8 @@ final class InterfaceSetup {
     let netlink: NetlinkControl
     let fwMark: UInt32
     private var undo: [() -> Void] = []
+    /// The AllowedIPs routes this process added (a reload adds and removes some).
+    private var routes: [IPPrefix: NetlinkRoute] = [:]
     private(set) var ifIndex: Int32 = 0
 
     init(interfaceName: String, config: JVPNConfig) throws {
@@ -34,24 +36,9 @@ final class InterfaceSetup {
     }
 
     func configureRoutes() throws {
-        var fullV4 = false, fullV6 = false
-        for peer in config.peers {
-            for prefix in peer.allowedIPs {
-                if prefix.length == 0 {
-                    if prefix.family == .v4 { fullV4 = true } else { fullV6 = true }
-                    continue
-                }
-                // A prefix the interface address already covers as a connected route is skipped.
-                if config.interface.addresses.contains(where: { $0.network == prefix.network }) { continue }
-                let route = NetlinkRoute(destination: prefix.network.address.netlinkAddress, prefix: prefix.length, oif: ifIndex)
-                do {
-                    try netlink.addRoute(route)
-                    undo.append { [netlink] in try? netlink.removeRoute(route) }
-                } catch let e as NetlinkError where e.isAlreadyExists {
-                    continue
-                }
-            }
-        }
+        try addRoutes(config.routedPrefixes)
+        let defaults = config.peers.flatMap(\.allowedIPs).filter(\.isDefaultRoute)
+        let fullV4 = defaults.contains { $0.family == .v4 }, fullV6 = defaults.contains { $0.family == .v6 }
         for (on, family) in [(fullV4, AF_INET), (fullV6, AF_INET6)] where on {
             let route = NetlinkRoute(destination: NetlinkAddress.any(family: family)!, prefix: 0, oif: ifIndex, table: fwMark)
             try netlink.addRoute(route)
@@ -65,10 +52,37 @@ final class InterfaceSetup {
         }
     }
 
+    /// Routes via the tunnel for `prefixes` (a route that already exists is someone else's and is
+    /// left alone). On failure the routes added by this call are removed again.
+    func addRoutes(_ prefixes: [IPPrefix]) throws {
+        var added: [IPPrefix] = []
+        for prefix in prefixes where routes[prefix] == nil {
+            let route = NetlinkRoute(destination: prefix.network.address.netlinkAddress, prefix: prefix.length, oif: ifIndex)
+            do {
+                try netlink.addRoute(route)
+                routes[prefix] = route
+                added.append(prefix)
+            } catch let e as NetlinkError where e.isAlreadyExists {
+                continue
+            } catch {
+                removeRoutes(added)
+                throw error
+            }
+        }
+    }
+
+    /// Removes the routes this process added for `prefixes`.
+    func removeRoutes(_ prefixes: [IPPrefix]) {
+        for prefix in prefixes {
+            if let route = routes.removeValue(forKey: prefix) { try? netlink.removeRoute(route) }
+        }
+    }
+
     /// Removes rules and routes in reverse order. The interface itself goes with its fd.
     func teardown() {
         for u in undo.reversed() { u() }
         undo.removeAll()
+        removeRoutes(Array(routes.keys))
     }
 }
 

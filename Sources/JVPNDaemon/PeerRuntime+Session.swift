@@ -4,7 +4,10 @@ import JVPNSystem
 /// One configured peer and its current session. Mutated only under the host's lock.
 final class PeerRuntime: @unchecked Sendable {
     let index: Int
-    let config: PeerConfig
+    /// Replaced by a config reload (AllowedIPs, Name, ...); the key never changes.
+    var config: PeerConfig
+    /// Removed from the config by a reload: no routes to it; its ended session stays visible.
+    var removed = false
     let publicKey: PublicKey
     let counters = PeerCounters()
     var keyRing = KeyRing()

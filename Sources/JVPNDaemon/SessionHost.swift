@@ -4,7 +4,8 @@ import JVPNSystem
 
 /// What client and gateway share: peers, the lock, the snapshot, events, sending control frames.
 class SessionHost: @unchecked Sendable {
-    let config: JVPNConfig
+    /// The running config; a reload replaces it (under `lock`).
+    var config: JVPNConfig
     let privateKey: PrivateKey
     let lock = Lock()
     let snapshot = SnapshotCell()
@@ -68,7 +69,9 @@ class SessionHost: @unchecked Sendable {
         var send: [PeerSendRoute?] = []
         var receivers: [UInt32: ReceiverEntry] = [:]
         for p in peers {
-            for prefix in p.config.allowedIPs { table.insert(prefix, value: p.index) }
+            if !p.removed {
+                for prefix in p.config.allowedIPs { table.insert(prefix, value: p.index) }
+            }
             let rs = receiveState(of: p)
             if rs.hasSession, !rs.isEnded, let kp = p.keyRing.current, let (sock, dst) = sendPath(for: p) {
                 guard sock < sockets.count, let socket = sockets[sock] else { send.append(nil); continue }
@@ -138,6 +141,15 @@ class SessionHost: @unchecked Sendable {
 
     func audit(_ p: PeerRuntime, check: String, pass: Bool, detail: String) {
         emitAudit(p, AuditRecord(check: check, result: pass ? "pass" : "fail", detail: detail))
+    }
+
+    /// An AUDIT_EVENT about the interface rather than one peer (session and peer empty).
+    func auditInterface(check: String, pass: Bool, detail: String) {
+        var e = SessionEvent(timestampMs: Clock.wallMilliseconds(), kind: .audit, side: events.side, session: "", peer: "")
+        e.check = check
+        e.result = pass ? "pass" : "fail"
+        e.detail = detail
+        events.emit(e)
     }
 
     // MARK: control frames

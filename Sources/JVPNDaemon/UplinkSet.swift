@@ -8,6 +8,8 @@ final class UplinkSet {
     private(set) var sockets: [UDPSocket?] = []
     private(set) var paths: [ClientPath] = []
     private(set) var names: [String] = []
+    /// The gateway endpoints, in config order (path `u * 16 + e` goes from uplink u to endpoint e).
+    private(set) var endpoints: [Endpoint] = []
     let fwMark: UInt32
     private var port: UInt16 = 0
 
@@ -18,6 +20,7 @@ final class UplinkSet {
             uplinks = UplinkSet.defaultRouteInterfaces(network.netlink).filter { $0 != network.interfaceName }
         }
         let endpoints = config.peers.first?.endpoints ?? []
+        self.endpoints = endpoints
         let port = config.interface.listenPort ?? 0
         if uplinks.isEmpty {
             // No uplink known: one unbound socket; the routing table picks the way out.
@@ -42,6 +45,35 @@ final class UplinkSet {
                                         localAddress: local, localPort: s?.localPort ?? 0))
             }
         }
+    }
+
+    /// Uplinks and endpoints appended by a config reload: a socket for each new uplink (nil while
+    /// it is absent, as at start) and a path for every new (uplink, endpoint) pair, appended after
+    /// the existing paths so that their indexes stay. Returns the new paths and the facts about the
+    /// new uplinks' current link state.
+    func extend(uplinks newUplinks: [String], endpoints newEndpoints: [Endpoint],
+                network: InterfaceSetup) -> (paths: [ClientPath], facts: [UplinkFact]) {
+        let oldUplinks = names.count, oldEndpoints = endpoints.count
+        endpoints += newEndpoints
+        var facts: [UplinkFact] = []
+        for name in newUplinks {
+            let u = names.count
+            sockets.append(try? UDPSocket(port: port, device: name, mark: fwMark))
+            names.append(name)
+            let up = (try? network.netlink.linkIsUp(name: name)) ?? false
+            upState[u] = up
+            facts.append(up ? .linkUp(uplink: u) : .linkDown(uplink: u))
+        }
+        var added: [ClientPath] = []
+        for (u, name) in names.enumerated() {
+            let local = name == "default" ? "0.0.0.0" : UplinkSet.localAddress(of: name, network: network)
+            for (e, ep) in endpoints.enumerated() where u >= oldUplinks || e >= oldEndpoints {
+                added.append(ClientPath(id: UInt32(u * 16 + e), uplink: name, uplinkIndex: u, socketIndex: u,
+                                        remote: ep.socketAddress, localAddress: local, localPort: sockets[u]?.localPort ?? 0))
+            }
+        }
+        paths += added
+        return (added, facts)
     }
 
     static func localAddress(of uplink: String, network: InterfaceSetup) -> String {

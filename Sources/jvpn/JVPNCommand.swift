@@ -20,12 +20,27 @@ struct JVPNCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jvpn",
         abstract: "A userspace VPN whose session survives its transports.",
+        discussion: """
+            Examples:
+              jvpn genkey -o /etc/jvpn/jvpn0.key && jvpn pubkey < /etc/jvpn/jvpn0.key
+              jvpn check /etc/jvpn/jvpn0.conf
+              sudo jvpn up /etc/jvpn/jvpn0.conf
+              jvpn status jvpn0
+              jvpn events jvpn0 --follow
+            `jvpn COMMAND --help` shows each command's options and examples.
+            """,
         version: version,
-        subcommands: [GenKey.self, PubKey.self, Check.self, Up.self, Down.self, Status.self, Events.self])
+        subcommands: [GenKey.self, PubKey.self, Check.self, Up.self, Down.self, Status.self, Events.self, Timeline.self, Reload.self])
 }
 
 struct GenKey: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "genkey", abstract: "Print a new base64 X25519 private key.")
+    static let configuration = CommandConfiguration(
+        commandName: "genkey", abstract: "Print a new base64 X25519 private key.",
+        discussion: """
+            Examples:
+              jvpn genkey -o /etc/jvpn/jvpn0.key           (written with mode 0600)
+              jvpn genkey > client.key && chmod 600 client.key
+            """)
     @Option(name: .shortAndLong, help: "Write the key to FILE (mode 0600) instead of stdout.")
     var output: String?
 
@@ -46,7 +61,12 @@ struct GenKey: ParsableCommand {
 }
 
 struct PubKey: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "pubkey", abstract: "Read a private key on stdin, print its public key.")
+    static let configuration = CommandConfiguration(
+        commandName: "pubkey", abstract: "Read a private key on stdin, print its public key.",
+        discussion: """
+            Example:
+              jvpn pubkey < /etc/jvpn/jvpn0.key            (give the output to the other side's [Peer])
+            """)
 
     func run() throws {
         do { try Sodium.initialize() } catch { throw fail("libsodium failed to initialise") }
@@ -91,7 +111,14 @@ func loadConfig(_ path: String) throws -> JVPNConfig {
 }
 
 struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "check", abstract: "Validate a config; print every problem as FILE:LINE: message.")
+    static let configuration = CommandConfiguration(
+        commandName: "check", abstract: "Validate a config; print every problem as FILE:LINE: message.",
+        discussion: """
+            Exit 0 when the config is valid, 2 with every problem as FILE:LINE: message.
+
+            Example:
+              jvpn check /etc/jvpn/jvpn0.conf
+            """)
     @Argument(help: "Config file") var config: String
 
     func run() throws {
@@ -101,7 +128,14 @@ struct Check: ParsableCommand {
 }
 
 struct Down: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "down", abstract: "Terminate sessions and remove the interface, routes and rules.")
+    static let configuration = CommandConfiguration(
+        commandName: "down", abstract: "Terminate sessions and remove the interface, routes and rules.",
+        discussion: """
+            Sessions end with OPERATOR_REQUEST. Under systemd, `systemctl stop jvpn@NAME` does the same.
+
+            Example:
+              sudo jvpn down jvpn0
+            """)
     @Argument(help: "Interface name") var name: String
     @Option(help: "Seconds to wait for the daemon to finish") var wait: Int = 10
 

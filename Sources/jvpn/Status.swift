@@ -5,9 +5,23 @@ import JVPNDaemon
 import JVPNSystem
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show running interfaces and their sessions.")
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show running interfaces and their sessions.",
+        discussion: """
+            Exit 1 when the interface (or, without NAME, every interface) is not running.
+
+            Examples:
+              jvpn status                          (every running interface)
+              jvpn status jvpn0 --json             (the contract's JSON)
+              jvpn status jvpn0 --json --history   (with each path's probe history, the last hour)
+            """)
     @Argument(help: "Interface name (default: every running interface)") var name: String?
     @Flag(help: "Print the contract's JSON") var json = false
+    @Flag(help: "With --json: add each client path's probe_history (one row per second, the last hour)") var history = false
+
+    func validate() throws {
+        if history && !json { throw ValidationError("--history goes with --json") }
+    }
 
     func run() throws {
         var names: [String] = []
@@ -19,13 +33,16 @@ struct Status: ParsableCommand {
         var objects: [JSONValue] = []
         var raws: [String] = []
         for n in names {
-            guard let reply = UnixControlClient.request(path: Daemon.controlPath(n), line: "status"),
+            guard let reply = UnixControlClient.request(path: Daemon.controlPath(n), line: history ? "status history" : "status"),
                   let obj = try? JSONValue.parse(reply), obj.objectValue != nil else { continue }
             objects.append(obj)
             raws.append(reply.trimmingWhitespace)
         }
         if objects.isEmpty {
-            throw fail(name.map { "\($0) is not running" } ?? "no jvpn interface is running")
+            if let name {
+                throw fail("\(name) is not running; start it with `sudo jvpn up /etc/jvpn/\(name).conf` (or `sudo systemctl start jvpn@\(name)`)")
+            }
+            throw fail("no jvpn interface is running; start one with `sudo jvpn up /etc/jvpn/NAME.conf` (or `sudo systemctl start jvpn@NAME`)")
         }
         if json {
             print(name != nil ? raws[0] : "[" + raws.joined(separator: ",") + "]")
@@ -105,7 +122,17 @@ enum StatusFormatter {
 }
 
 struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "events", abstract: "Print the session timeline (the event log).")
+    static let configuration = CommandConfiguration(
+        commandName: "events", abstract: "Print the session timeline (the event log).",
+        discussion: """
+            --follow keeps printing new events while the daemon runs and ends when it stops.
+
+            Examples:
+              jvpn events jvpn0
+              jvpn events jvpn0 --follow
+              jvpn events jvpn0 --json --since 2026-11-22T10:00:00Z | jq -c 'select(.event=="TRANSPORT_SWITCH")'
+              jvpn events jvpn0 --session 9f3c2a1b4d5e6f70
+            """)
     @Argument(help: "Interface name") var name: String
     @Flag(help: "Keep printing new events as they are written") var follow = false
     @Flag(help: "Print the raw JSON lines") var json = false
@@ -113,11 +140,7 @@ struct Events: ParsableCommand {
     @Option(help: "Only events of this session id (hex)") var session: String?
 
     func run() throws {
-        var path = "/var/log/jvpn/\(name).events.jsonl"
-        if let reply = UnixControlClient.request(path: Daemon.controlPath(name), line: "eventlog", timeoutMs: 1000) {
-            let p = reply.trimmingWhitespace
-            if p.hasPrefix("/") { path = p }
-        }
+        let path = EventLogFile.path(for: name)
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw fail("no event log for \(name) at \(path): \(String(cString: strerror(errno)))")
@@ -142,6 +165,8 @@ struct Events: ParsableCommand {
             fflush(stdout)
         }
         var chunk = [UInt8](repeating: 0, count: 65536)
+        var watch = follow ? DaemonWatch(name: name) : nil
+        let runningAtStart = watch?.running ?? false
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
@@ -151,9 +176,47 @@ struct Events: ParsableCommand {
                 emit()
                 continue
             }
-            // End of file: done, or wait for the daemon to append more.
-            guard follow else { return }
+            // End of file: done, or wait for the daemon to append more while it runs. Once it has
+            // stopped, this end of file is after its last event.
+            guard follow, var w = watch else { return }
+            guard w.running else {
+                FileIO.writeStderr(runningAtStart ? "jvpn: \(name) stopped; no more events\n"
+                                                  : "jvpn: \(name) is not running; nothing to follow\n")
+                return
+            }
             usleep(200_000)
+            w.check()
+            watch = w
+        }
+    }
+}
+
+/// Whether an interface's daemon still runs, checked about once a second. It removes its control
+/// socket only after flushing its event log, so once the socket is gone the log is complete; a
+/// socket that stops answering (a daemon killed hard) counts as gone after 3 silent checks.
+struct DaemonWatch {
+    let socket: String
+    private(set) var running: Bool
+    private var lastCheckMs: UInt64
+    private var silentChecks = 0
+
+    init(name: String) {
+        socket = Daemon.controlPath(name)
+        running = UnixControlClient.request(path: socket, line: "ping", timeoutMs: 500) != nil
+        lastCheckMs = Clock.monotonicMilliseconds()
+    }
+
+    mutating func check() {
+        let now = Clock.monotonicMilliseconds()
+        guard running, elapsedMs(now, since: lastCheckMs) >= 1000 else { return }
+        lastCheckMs = now
+        if access(socket, F_OK) != 0 {
+            running = false
+        } else if UnixControlClient.request(path: socket, line: "ping", timeoutMs: 300) != nil {
+            silentChecks = 0
+        } else {
+            silentChecks += 1
+            running = silentChecks < 3
         }
     }
 }

@@ -7,7 +7,16 @@ import JVPNSystem
 struct Up: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
-        abstract: "Create the interface, start the daemon; return once it is up (and, for a client, ATTACHED).")
+        abstract: "Create the interface, start the daemon; return once it is up (and, for a client, ATTACHED).",
+        discussion: """
+            The interface is named after the file (jvpn0.conf -> jvpn0) unless Name = is set. \
+            Exit 2 on a bad config (every problem as FILE:LINE:), 1 on a runtime failure.
+
+            Examples:
+              sudo jvpn up /etc/jvpn/jvpn0.conf
+              sudo jvpn up /etc/jvpn/jvpn0.conf --wait 30
+              jvpn up /etc/jvpn/%i.conf --foreground    (the systemd unit's ExecStart)
+            """)
     @Argument(help: "Config file") var config: String
     @Flag(help: "Stay in the foreground (systemd); SIGTERM/SIGINT = clean down.") var foreground = false
     @Option(help: "Seconds to wait for the interface (and, for a client, ATTACHED) before returning.") var wait: Int = 15

@@ -538,7 +538,7 @@ struct ConfigParser {
                     name: n, privateKey: key, addresses: p.addresses, listenPort: p.listenPort, mtu: mtu,
                     uplinks: p.uplinks, eventLog: p.eventLog, fwMark: p.fwMark,
                     metricsListen: p.metricsListen, eventSyslog: p.eventSyslog,
-                    line: p.line, privateKeyLine: p.privateKeyLine ?? p.line)
+                    line: p.line, privateKeyLine: p.privateKeyLine ?? p.line, keyLines: p.present)
             }
         } else {
             error(1, "missing [Interface] section")
@@ -582,7 +582,7 @@ struct ConfigParser {
             }
             if let k = p.publicKey {
                 finalPeers.append(PeerConfig(publicKey: k, endpoints: p.endpoints, allowedIPs: p.allowedIPs,
-                                             persistentKeepalive: p.keepalive, name: p.name, line: p.line))
+                                             persistentKeepalive: p.keepalive, name: p.name, line: p.line, keyLines: p.present))
             }
         }
 

@@ -57,6 +57,20 @@ public struct JVPNConfig: Equatable, Sendable {
         peers.contains { $0.allowedIPs.contains { $0.isDefaultRoute } }
     }
 
+    /// The prefixes that get a route via the tunnel: every peer's AllowedIPs except the default
+    /// routes (full tunnel goes by policy routing) and those an interface address already covers
+    /// as its connected route.
+    public var routedPrefixes: [IPPrefix] {
+        var out: [IPPrefix] = []
+        for peer in peers {
+            for prefix in peer.allowedIPs where prefix.length > 0 && !out.contains(prefix) {
+                if interface.addresses.contains(where: { $0.network == prefix.network }) { continue }
+                out.append(prefix)
+            }
+        }
+        return out
+    }
+
     /// The default fwmark used for full-tunnel policy routing when `FwMark` is not set.
     public static let defaultFwMark: UInt32 = 51820
 
@@ -108,6 +122,8 @@ public struct InterfaceConfig: Equatable, Sendable {
     public var line: Int
     /// Line of the PrivateKey / PrivateKeyFile key, for messages about reading the key.
     public var privateKeyLine: Int
+    /// Line of each key present in the section (canonical key name), for later messages.
+    public var keyLines: [String: Int]
 
     public static let defaultMTU = 1420
 
@@ -119,7 +135,7 @@ public struct InterfaceConfig: Equatable, Sendable {
                 listenPort: UInt16? = nil, mtu: Int = InterfaceConfig.defaultMTU,
                 uplinks: [String]? = nil, eventLog: String? = nil, fwMark: UInt32? = nil,
                 metricsListen: Endpoint? = nil, eventSyslog: SyslogTarget? = nil,
-                line: Int = 0, privateKeyLine: Int = 0) {
+                line: Int = 0, privateKeyLine: Int = 0, keyLines: [String: Int] = [:]) {
         self.name = name
         self.privateKey = privateKey
         self.addresses = addresses
@@ -132,7 +148,11 @@ public struct InterfaceConfig: Equatable, Sendable {
         self.eventSyslog = eventSyslog
         self.line = line
         self.privateKeyLine = privateKeyLine
+        self.keyLines = keyLines
     }
+
+    /// Line of `key` in the section, or of the section header when the key is absent.
+    public func line(of key: String) -> Int { keyLines[key] ?? line }
 }
 
 /// Where `EventSyslog` sends a copy of the event log.
@@ -160,16 +180,22 @@ public struct PeerConfig: Equatable, Sendable {
     public var name: String?
     /// Line of the `[Peer]` header.
     public var line: Int
+    /// Line of each key present in the section (canonical key name), for later messages.
+    public var keyLines: [String: Int]
 
     public init(publicKey: String, endpoints: [Endpoint] = [], allowedIPs: [IPPrefix],
-                persistentKeepalive: UInt16? = nil, name: String? = nil, line: Int = 0) {
+                persistentKeepalive: UInt16? = nil, name: String? = nil, line: Int = 0, keyLines: [String: Int] = [:]) {
         self.publicKey = publicKey
         self.endpoints = endpoints
         self.allowedIPs = allowedIPs
         self.persistentKeepalive = persistentKeepalive
         self.name = name
         self.line = line
+        self.keyLines = keyLines
     }
+
+    /// Line of `key` in the section, or of the section header when the key is absent.
+    public func line(of key: String) -> Int { keyLines[key] ?? line }
 
     /// The 32 key bytes (validated at parse time, so nil only for a hand-built value).
     public var publicKeyBytes: [UInt8]? { Base64.decodeKey32(publicKey) }

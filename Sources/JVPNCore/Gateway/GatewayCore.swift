@@ -51,9 +51,12 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         var newestTimestamp: Timestamp12?
         var session: GatewaySession<Address>?
         var pending: PendingHandshake?
+        /// Removed from the config (reload): nothing opens a session for it again. Its number is
+        /// never reused, so a fact about the old peer can never reach a new one.
+        var removed = false
     }
 
-    public let policy: PolicyConfig
+    public private(set) var policy: PolicyConfig
     private var peers: [Peer]
     private var random: SeededRandom
     private var controlGlobal: TokenBucket
@@ -87,6 +90,42 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
 
     public var peerCount: Int { peers.count }
 
+    // MARK: reload
+
+    /// A changed `[Policy]`: TTLs apply from the next tick, `MaxSwitchesPerMinute` to live sessions
+    /// at once (their last minute's switches still count).
+    public mutating func setPolicy(_ new: PolicyConfig) {
+        policy = new
+        for i in peers.indices where peers[i].session != nil {
+            peers[i].session!.switchBudget.setLimit(new.maxSwitchesPerMinute)
+        }
+    }
+
+    /// A peer added to the config: its number (the next one; numbers are never reused).
+    public mutating func addPeer() -> Int {
+        peers.append(Peer())
+        return peers.count - 1
+    }
+
+    /// A peer removed from the config: its pending handshake is dropped, its live session ends
+    /// with `reason` (the client is told on its bound path), and nothing opens a session for it again.
+    public mutating func removePeer(_ peer: Int, reason: ReasonCode, nowMs: UInt64) -> [GatewayAction<Address>] {
+        let now = clock(nowMs)
+        var out: [GatewayAction<Address>] = []
+        guard peer >= 0 && peer < peers.count, !peers[peer].removed else { return out }
+        peers[peer].removed = true
+        if let p = peers[peer].pending {
+            peers[peer].pending = nil
+            out.append(.pendingDropped(peer: peer, p.session))
+        }
+        if var s = peers[peer].session, s.isLive {
+            if let b = s.bound { out.append(.send(peer: peer, .close(reason: reason), to: b, paddedTo: 0)) }
+            end(&s, peer, reason, now, &out)
+            peers[peer].session = s
+        }
+        return out
+    }
+
     // MARK: handshake
 
     /// An initiation that the handshake crypto authenticated as `peer`'s, from `from`.
@@ -94,7 +133,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
                                     from: Address, nowMs: UInt64) -> (InitiationDecision, [GatewayAction<Address>]) {
         let now = clock(nowMs)
         var out: [GatewayAction<Address>] = []
-        guard peer >= 0 && peer < peers.count else { return (.drop(.unknownSession), out) }
+        guard peer >= 0 && peer < peers.count, !peers[peer].removed else { return (.drop(.unknownSession), out) }
         // Replays and reordered old initiations never reset anything (strictly newer only).
         if let newest = peers[peer].newestTimestamp, timestamp <= newest {
             counters.staleInitiations += 1

@@ -50,6 +50,8 @@ public struct GatewaySession<Address: Hashable & Sendable>: Equatable, Sendable 
     }
 
     public var state: SessionState { machine.state }
+    /// `MaxSwitchesPerMinute` in force for this session.
+    public var switchBudgetLimit: Int { switchBudget.limit }
     public var isLive: Bool { machine.state != .terminated }
 
     public func isValidated(_ a: Address, nowMs: UInt64) -> Bool { validation.isValidated(a, nowMs: nowMs) }

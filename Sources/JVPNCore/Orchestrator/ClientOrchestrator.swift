@@ -65,7 +65,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// PATH_RESPONSEs per second (burst and rate): a flood of challenges cannot make us a reflector.
     public static let pathResponsesPerSecond: UInt64 = 50
 
-    public let policy: PolicyConfig
+    public private(set) var policy: PolicyConfig
     public private(set) var machine: SessionStateMachine
     public private(set) var paths: [PathCandidate]
     public private(set) var active: UInt32?
@@ -237,6 +237,24 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     // MARK: facts: netlink
+
+    // MARK: reload
+
+    /// A changed `[Policy]` (config reload): thresholds, intervals and budgets apply from the next
+    /// fact; the session, its path and its measurements stay.
+    public mutating func updatePolicy(_ new: PolicyConfig) { policy = new }
+
+    /// Candidate paths added by a config reload (a new uplink or endpoint), after the existing
+    /// ones. They are probed as standbys and compete by the usual ranking; a session still in BIRTH
+    /// may handshake on them. Ids already known are ignored.
+    public mutating func addPaths(_ new: [PathCandidate], nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
+        var out: [OrchestratorAction] = []
+        let fresh = new.filter { index($0.id) == nil }
+        paths += fresh
+        if machine.state == .birth, fresh.contains(where: { $0.linkUp && $0.hasAddress }) { scheduleHandshake(now, &out) }
+        return out
+    }
 
     public mutating func linkChanged(uplinkPriority: Int, up: Bool, nowMs now: UInt64) -> [OrchestratorAction] {
         uplinkChanged(uplinkPriority, usable: up, lost: .linkDown, now: clock(now)) { $0.linkUp = up }

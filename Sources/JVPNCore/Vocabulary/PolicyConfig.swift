@@ -17,3 +17,28 @@ public struct PolicyConfig: Sendable, Equatable {
 
     public init() {}
 }
+
+extension PolicyConfig {
+    /// Every key whose value differs from `old`, as `Key old -> new` (config spelling).
+    public func differences(from old: PolicyConfig) -> [String] {
+        func b(_ v: Bool) -> String { v ? "true" : "false" }
+        func d(_ v: Double) -> String { v.rounded() == v && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
+        let pairs: [(String, String, String)] = [
+            ("ProbeIntervalMs", "\(old.probeIntervalMs)", "\(probeIntervalMs)"),
+            ("StandbyProbeIntervalMs", "\(old.standbyProbeIntervalMs)", "\(standbyProbeIntervalMs)"),
+            ("DeadAfterMs", "\(old.deadAfterMs)", "\(deadAfterMs)"),
+            ("LossVolatilePct", d(old.lossVolatilePct), d(lossVolatilePct)),
+            ("RttVolatileMs", d(old.rttVolatileMs), d(rttVolatileMs)),
+            ("JitterVolatileMs", d(old.jitterVolatileMs), d(jitterVolatileMs)),
+            ("StableWindowMs", "\(old.stableWindowMs)", "\(stableWindowMs)"),
+            ("MaxRecoveryWindowMs", "\(old.maxRecoveryWindowMs)", "\(maxRecoveryWindowMs)"),
+            ("TransportLossTtlMs", "\(old.transportLossTtlMs)", "\(transportLossTtlMs)"),
+            ("SessionTtlMs", "\(old.sessionTtlMs)", "\(sessionTtlMs)"),
+            ("MaxSwitchesPerMinute", "\(old.maxSwitchesPerMinute)", "\(maxSwitchesPerMinute)"),
+            ("SwitchCooldownMs", "\(old.switchCooldownMs)", "\(switchCooldownMs)"),
+            ("PreemptToPreferred", b(old.preemptToPreferred), b(preemptToPreferred)),
+            ("RestartOnTerminate", b(old.restartOnTerminate), b(restartOnTerminate)),
+        ]
+        return pairs.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) -> \($0.2)" }
+    }
+}
