@@ -110,6 +110,7 @@ public final class Daemon: @unchecked Sendable {
             let c = try ClientHost(config: config, privateKey: privateKey, events: emitter)
             c.sockets = set.sockets
             c.paths = set.paths
+            c.uplinkMtus = set.mtus
             host = c
         } else {
             host = try GatewayHost(config: config, privateKey: privateKey, events: emitter)
@@ -334,6 +335,7 @@ public final class Daemon: @unchecked Sendable {
                 o["last_switch"] = p.lastSwitch ?? .null
                 o["binding_version"] = JSONValue(p.bindingVersion)
                 o["suspicion"] = client.suspicionStatus()
+                o["mtu"] = client.mtuStatus()
                 return .object(o)
             }
         }
@@ -373,8 +375,11 @@ public final class Daemon: @unchecked Sendable {
         o["state"] = .string(s.state.rawValue)
         o["state_version"] = JSONValue(s.machine.stateVersion)
         o["active_path"] = .string(s.isLive ? bound : "")
+        // The path MTU the client reported for the bound path, as an IP packet size (0: no report).
+        let mtu = s.bound.flatMap { b in s.boundMaxDatagram.map { $0 + (b.address.unmapped.family == AF_INET ? 28 : 48) } } ?? 0
         o["paths"] = s.bound == nil ? .array([]) : .array([["path": .string(bound), "uplink": "", "status": s.isLive ? "active" : "dead",
-                                                            "rtt_ms": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0]])
+                                                            "rtt_ms": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0, "mtu": JSONValue(mtu)]])
+        o["mtu"] = PathFitCounters.json(p.counters)
         o["switches"] = JSONValue(s.switches)
         o["last_switch"] = p.lastSwitch ?? .null
         o["binding_version"] = JSONValue(s.bindingVersion)

@@ -56,6 +56,9 @@ class SessionHost: @unchecked Sendable {
     /// Path the data plane sends on for a peer (socket index, destination), nil = do not send.
     func sendPath(for peer: PeerRuntime) -> (Int, SocketAddress)? { nil }
 
+    /// The largest inner packet a frame on the peer's path carries, nil when not known.
+    func innerPacketLimit(for peer: PeerRuntime) -> Int? { nil }
+
     /// What the receive side must know of a peer's session (the client's default; the gateway's
     /// comes from its core).
     func receiveState(of p: PeerRuntime) -> PeerReceiveState {
@@ -75,8 +78,9 @@ class SessionHost: @unchecked Sendable {
             let rs = receiveState(of: p)
             if rs.hasSession, !rs.isEnded, let kp = p.keyRing.current, let (sock, dst) = sendPath(for: p) {
                 guard sock < sockets.count, let socket = sockets[sock] else { send.append(nil); continue }
+                let limit = innerPacketLimit(for: p).flatMap { $0 < config.interface.mtu ? $0 : nil } ?? Int.max
                 send.append(PeerSendRoute(keypair: kp, destination: socket.destination(for: dst),
-                                          socketIndex: sock, counters: p.counters))
+                                          socketIndex: sock, counters: p.counters, maxInnerPacket: limit))
             } else {
                 send.append(nil)
             }
