@@ -180,7 +180,9 @@ public final class Daemon: @unchecked Sendable {
         guard let metrics else { return }
         let status = statusObject()
         var livePaths = Set<String>()
+        var mtuTotals = JVPNMetrics.mtuTotalKeys.map { _ in UInt64(0) }
         for s in status["sessions"]?.arrayValue ?? [] {
+            for (i, key) in JVPNMetrics.mtuTotalKeys.enumerated() { mtuTotals[i] += UInt64(clamping: s["mtu"]?[key]?.intValue ?? 0) }
             guard let sid = s["session"]?.stringValue, !sid.isEmpty,
                   let state = s["state"]?.stringValue.flatMap(SessionState.init(rawValue:)) else { continue }
             metrics.setSessionState(session: sid, peer: s["peer"]?.stringValue ?? "", state: state)
@@ -193,10 +195,11 @@ public final class Daemon: @unchecked Sendable {
                 livePaths.insert(path)
                 metrics.setPath(path: path, uplink: p["uplink"]?.stringValue ?? "", rttMs: p["rtt_ms"]?.doubleValue ?? 0,
                                 lossPct: p["loss_pct"]?.doubleValue ?? 0, jitterMs: p["jitter_ms"]?.doubleValue ?? 0,
-                                status: p["status"]?.stringValue ?? "")
+                                status: p["status"]?.stringValue ?? "", mtuBytes: Double(p["mtu"]?.intValue ?? 0))
             }
         }
         metrics.retainPaths(livePaths)
+        metrics.setMtuTotals(mtuTotals)
         metrics.setEventsDropped(eventLog.droppedCount)
         metrics.setSecurityEventsSuppressed(UInt64(clamping: status["security_events_suppressed"]?.intValue ?? 0))
         if let syslog { metrics.setSyslogFailures(syslog.failures) }
