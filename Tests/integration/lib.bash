@@ -172,6 +172,8 @@ router_setup() {
     write_client_conf "$RIG_DIR/c1.conf" "$CL" c1 "${CLIENT_ADDRS:-10.77.0.2/24}" "$RIG_GW_IP:51820" "${CLIENT_ALLOWED:-10.77.0.0/24}" \
         "${CLIENT_EXTRA:-Uplinks = up0, up1}" "$policy"
     rig_exec "$RIG_GW" "$JVPN_BIN" up "$RIG_DIR/gw.conf" || fail "gateway up"
+    # BEFORE_CLIENT_UP: a command (eval'd) that shapes the network before the client measures it.
+    if [[ -n "${BEFORE_CLIENT_UP:-}" ]]; then eval "$BEFORE_CLIENT_UP"; fi
     rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait 10 || fail "client up"
     CL_EVENTS="$RIG_DIR/$CL.events.jsonl"; GW_EVENTS="$RIG_DIR/$GW.events.jsonl"
 }

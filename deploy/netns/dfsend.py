@@ -48,8 +48,10 @@ def main():
         except OSError as e:
             if e.errno != errno.EMSGSIZE:
                 raise
-        r, _, x = select.select([], [], [s], 0.1)
-        if not x:
+        # A queued error shows as POLLERR (select would report it as readable, not exceptional).
+        poller = select.poll()
+        poller.register(s, select.POLLERR)
+        if not poller.poll(100):
             continue
         try:
             _, anc, _, _ = s.recvmsg(2048, 512, MSG_ERRQUEUE)

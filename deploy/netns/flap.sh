@@ -11,7 +11,9 @@
 #   unblackhole [UPLINK]        undo (every uplink when none given)
 #   mtu UPLINK SIZE             at the router: silently drop packets longer than SIZE bytes (IP
 #                               length, nft `meta length`) from and to that uplink, both ways, with
-#                               no ICMP error: a small carrier MTU with ICMP filtered
+#                               no ICMP error: a small carrier MTU with ICMP filtered (UDP GSO is
+#                               turned off on the devices that feed it: a veth would pass a whole
+#                               GSO burst where a wire carries its segments)
 #   mtu-clear [UPLINK]          undo (every uplink when none given)
 #   netem UPLINK ARGS...        e.g. `netem up0 loss 30%`, `netem up0 delay 100ms`,
 #                               `netem up0 delay 100ms loss 5%`, `netem up0 delay 20ms 10ms`
@@ -229,8 +231,14 @@ mtu_one() {
     i="$(uplink_idx "$u")"; t="$(mtu_table "$u")"
     [[ "$size" =~ ^[0-9]+$ ]] || usage
     mtu_clear_one "$u"
-    rig_exec "$R" nft "add table inet $t; add chain inet $t fwd { type filter hook forward priority -10; policy accept; };
-        add rule inet $t fwd iifname rt$i meta length > $size drop; add rule inet $t fwd oifname rt$i meta length > $size drop"
+    # A veth hands a UDP GSO burst on whole, where a wire would carry its segments: `meta length`
+    # at the router would see the burst. The senders towards this uplink segment in software then.
+    ip netns exec "$C" ethtool -K "$u" tx-udp-segmentation off >/dev/null 2>&1 || log "warning: ethtool -K $u failed"
+    if [[ -n "${RIG_GW:-}" ]]; then
+        ip netns exec "$RIG_GW" ethtool -K "${RIG_GW_IF:-eth0}" tx-udp-segmentation off >/dev/null 2>&1 || log "warning: ethtool on the gateway failed"
+    fi
+    rig_exec "$R" nft "add table inet $t; add chain inet $t toobig { type filter hook forward priority -10; policy accept; };
+        add rule inet $t toobig iifname rt$i meta length > $size drop; add rule inet $t toobig oifname rt$i meta length > $size drop"
     log "mtu $u: the router drops packets over $size bytes to and from rt$i (no ICMP)"
 }
 
