@@ -215,9 +215,13 @@ final class ClientHost: SessionHost, PumpController {
                             socket: paths[i].socketIndex, to: paths[i].remote)
             case .pathMtuChanged(let id, let from, let to, let blackHole):
                 guard let i = pathIndex(id) else { continue }
-                emitAudit(p, AuditRecord(check: "path_mtu", result: blackHole ? "fail" : "pass",
-                                         detail: pathMtuDetail(paths[i].name, from: from, to: to, blackHole: blackHole,
-                                                               belowFloor: orchestrator?.mtu(of: id)?.isBelowFloor ?? false)))
+                // A size found, changed or lost to a black hole is in the timeline; a path that went
+                // down and forgot its size is not news.
+                if to != nil {
+                    emitAudit(p, AuditRecord(check: "path_mtu", result: blackHole ? "fail" : "pass",
+                                             detail: pathMtuDetail(paths[i].name, from: from, to: to, blackHole: blackHole,
+                                                                   belowFloor: orchestrator?.mtu(of: id)?.isBelowFloor ?? false)))
+                }
                 if i == active { changed = true }
             case .sendInitiation(let id):
                 guard let i = pathIndex(id) else { continue }
