@@ -91,7 +91,7 @@ extension PacketPump {
 
     /// clampMss on one packet about to be sealed or written to the TUN.
     @inline(__always)
-    func clampMss(_ p: UnsafeMutableRawPointer, _ len: Int, _ route: PeerSendRoute) {
-        if MssClamp.apply(p, length: len, maxPacket: route.maxInnerPacket) { route.counters.mssClamped.add(1, ordering: .relaxed) }
+    func clampMss(_ p: UnsafeMutableRawPointer, _ len: Int, _ maxPacket: Int, _ counters: PeerCounters) {
+        if MssClamp.apply(p, length: len, maxPacket: maxPacket) { counters.mssClamped.add(1, ordering: .relaxed) }
     }
 }

@@ -152,7 +152,7 @@ final class PacketPump: @unchecked Sendable {
                             queueFitted(batch, UnsafeRawPointer(big), n, VirtioNetHeader(), route, snap, &batchSocket)
                             continue
                         }
-                        clampMss(body, n, route)
+                        clampMss(body, n, route.maxInnerPacket, route.counters)
                     }
                     guard let counter = route.keypair.nextCounter() else {
                         droppedNoKey.add(1, ordering: .relaxed)
@@ -238,7 +238,10 @@ final class PacketPump: @unchecked Sendable {
                                                  capacity: slotSize - Frame.overhead,
                                                  destination: { batch.payload(base + $0) + Frame.headerLength },
                                                  emit: { i, l in
-                                                     if route.fitsToPath { self.clampMss(batch.payload(base + i) + Frame.headerLength, l, route) }
+                                                     if route.fitsToPath {
+                                                         self.clampMss(batch.payload(base + i) + Frame.headerLength, l, route.maxInnerPacket,
+                                                                       route.counters)
+                                                     }
                                                      guard let counter = route.keypair.nextCounter() else { return }
                                                      self.sealAndQueue(batch, index: base + i, length: l, route: route, counter: counter)
                                                  })
@@ -463,9 +466,7 @@ final class PacketPump: @unchecked Sendable {
                 return
             }
             // clampMss: a SYN from the far side announces what our side will send it, over our path.
-            if entry.peerIndex < snap.send.count, let route = snap.send[entry.peerIndex], route.fitsToPath {
-                clampMss(body, plain, route)
-            }
+            if entry.maxInnerPacket != Int.max { clampMss(body, plain, entry.maxInnerPacket, entry.counters) }
             if vnet {
                 // Held until the batch ends, so that a TSO burst can go to the TUN as one write.
                 if pendingCount == PacketPump.pendingCapacity { writeCoalesced() }

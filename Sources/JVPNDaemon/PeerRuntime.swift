@@ -58,6 +58,8 @@ struct ReceiverEntry {
     /// session). A client has no bound source: probes may use any path.
     let checksBoundSource: Bool
     let boundSource: SocketAddress?
+    /// The peer's `PeerSendRoute.maxInnerPacket`: SYNs from the far side are clamped to it too.
+    let maxInnerPacket: Int
 }
 
 /// A peer's session as the receive side needs it (built by the host under its lock).

@@ -76,9 +76,9 @@ class SessionHost: @unchecked Sendable {
                 for prefix in p.config.allowedIPs { table.insert(prefix, value: p.index) }
             }
             let rs = receiveState(of: p)
+            let limit = innerPacketLimit(for: p).flatMap { $0 < config.interface.mtu ? $0 : nil } ?? Int.max
             if rs.hasSession, !rs.isEnded, let kp = p.keyRing.current, let (sock, dst) = sendPath(for: p) {
                 guard sock < sockets.count, let socket = sockets[sock] else { send.append(nil); continue }
-                let limit = innerPacketLimit(for: p).flatMap { $0 < config.interface.mtu ? $0 : nil } ?? Int.max
                 send.append(PeerSendRoute(keypair: kp, destination: socket.destination(for: dst),
                                           socketIndex: sock, counters: p.counters, maxInnerPacket: limit))
             } else {
@@ -86,7 +86,7 @@ class SessionHost: @unchecked Sendable {
             }
             if let kp = rs.pendingKeypair {
                 receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: true,
-                                                         isEnded: false, checksBoundSource: false, boundSource: nil)
+                                                         isEnded: false, checksBoundSource: false, boundSource: nil, maxInnerPacket: limit)
             }
             guard rs.hasSession else { continue }
             // In the receiving socket's own form (v4-mapped on a dual-stack socket): compared per packet.
@@ -95,7 +95,7 @@ class SessionHost: @unchecked Sendable {
                 guard let kp else { continue }
                 receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: unconfirmed,
                                                          isEnded: rs.isEnded, checksBoundSource: rs.checksBoundSource,
-                                                         boundSource: boundSource)
+                                                         boundSource: boundSource, maxInnerPacket: limit)
             }
         }
         snapshot.publish(DataPlaneSnapshot(routes: table, send: send, receivers: receivers, sockets: sockets))
