@@ -8,9 +8,9 @@
 #      R runs (default 3) alternating between the paths, median; ratio 1280 / 1500.
 #   2. Time from the switch to full throughput on the smaller path, N reps (default 20): an unpaced
 #      TCP stream client -> gateway, up0 link-down 2 s in; the receiver counts bytes per 10 ms.
-#      "full" = the end of the first 100-ms window after the client's TRANSPORT_SWITCH whose rate is
-#      at least 90 % of the median 100-ms rate 1-3 s after it; also the longest gap without data
-#      after the switch. Median and worst of N. With --blackhole, up1 is first measured at 1500 and
+#      "full" = the start of the first 100-ms window (10-ms steps) from the client's TRANSPORT_SWITCH
+#      on whose average rate is at least 90 % of the median 100-ms rate 1-3 s after it (0 ms: the
+#      stream never dipped); also the longest gap without data after the switch. Median and worst. With --blackhole, up1 is first measured at 1500 and
 #      limited to 1280 only then: the client finds it after the switch (a black hole).
 # Between runs both hosts forget the path MTU the ICMP errors taught them (ip route flush cache),
 # so every stream starts with full-size segments. UDP GSO is off on both uplinks' veths and the
@@ -95,7 +95,7 @@ def rate(a, b):   # bytes per ms over [a, b)
     return sum(bins.get(t, 0) for t in range(a - a % step, b, step)) / (b - a)
 windows = [rate(t, t + 100) for t in range(t0 + 1000, t0 + 3000, 100)]
 full = statistics.median(windows)
-ready = next((t + 100 - t0 for t in range(t0 - t0 % step, t0 + 3000, step) if rate(t, t + 100) >= 0.9 * full), -1)
+ready = next((max(0, t - t0) for t in range(t0 - t0 % step, t0 + 3000, step) if rate(t, t + 100) >= 0.9 * full), -1)
 gap, last = 0, t0
 for t in range(t0 - t0 % step, t0 + 3000, step):
     if bins.get(t, 0) > 0:
