@@ -85,3 +85,21 @@ int cudp_gro_size(const struct msghdr *msg) {
 int cudp_enable_gro(int fd, int on) {
     return setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) < 0 ? -errno : 0;
 }
+
+int cudp_set_pmtu_probe(int fd, int ipv6) {
+    int v4 = IP_PMTUDISC_PROBE;
+    if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof v4) < 0) return -errno;
+    if (ipv6) {
+        int v6 = IPV6_PMTUDISC_PROBE;
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof v6) < 0) return -errno;
+    }
+    return 0;
+}
+
+int cudp_get_pmtu_discover(int fd, int ipv6) {
+    int v = 0;
+    socklen_t len = sizeof v;
+    int rc = ipv6 ? getsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v, &len)
+                  : getsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, &len);
+    return rc < 0 ? -errno : v;
+}

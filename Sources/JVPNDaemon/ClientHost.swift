@@ -1,3 +1,4 @@
+import Glibc
 import JVPNCore
 import JVPNSystem
 
@@ -21,6 +22,8 @@ struct ClientPath {
 /// switch) and feeds it facts (netlink, handshake responses, control messages, key age, time).
 final class ClientHost: SessionHost, PumpController {
     var paths: [ClientPath] = []
+    /// Each uplink's device MTU (by uplink index): where its paths' MTU search stops.
+    var uplinkMtus: [Int] = []
     var active: Int?
     var orchestrator: ClientOrchestrator?
     /// The initiation sent last (its Noise state, and the index of the path it went on): only the
@@ -41,6 +44,20 @@ final class ClientHost: SessionHost, PumpController {
 
     private func pathIndex(_ id: UInt32) -> Int? { paths.firstIndex { $0.id == id } }
 
+    /// The orchestrator's view of a path: its uplink's priority, and an MTU search up to the
+    /// uplink's MTU for the gateway address's IP version.
+    private func candidate(_ pth: ClientPath) -> PathCandidate {
+        var c = PathCandidate(id: pth.id, priority: pth.uplinkIndex)
+        c.mtu = PathMtuSearch(uplinkMtu: pth.uplinkIndex < uplinkMtus.count ? uplinkMtus[pth.uplinkIndex] : UplinkSet.defaultMtu,
+                              ipv6: pth.remote.unmapped.family == AF_INET6)
+        return c
+    }
+
+    override func innerPacketLimit(for p: PeerRuntime) -> Int? {
+        guard let a = active else { return nil }
+        return orchestrator?.mtu(of: paths[a].id)?.innerCapacity
+    }
+
     /// Opens a new session (new id, BIRTH). The TUN interface, addresses and routes are untouched.
     func startSession(nowMs: UInt64) {
         let p = peer
@@ -54,7 +71,7 @@ final class ClientHost: SessionHost, PumpController {
         active = nil
         if let old = pending { usedIndexes.remove(old.handshake.localIndex) }
         pending = nil
-        var candidates = paths.map { PathCandidate(id: $0.id, priority: $0.uplinkIndex) }
+        var candidates = paths.map(candidate)
         for i in candidates.indices where sockets[paths[i].socketIndex] == nil { candidates[i].linkUp = false }
         var o = ClientOrchestrator(policy: config.policy, paths: candidates,
                                    noncePrefix: UInt64.random(in: .min ... .max, using: &rng), nowMs: nowMs)
@@ -140,7 +157,10 @@ final class ClientHost: SessionHost, PumpController {
                 let nowNs = Clock.monotonicNanoseconds()
                 let rtt = nowNs >= sentAt && nowNs - sentAt < 60_000_000_000 ? Double(nowNs - sentAt) / 1e6 : nil
                 actions = o.probeReplied(path: pathID, seq: seq, nowMs: nowMs, measuredRttMs: rtt)
-                if let rtt { probeHistory[pathID]?.probeAnswered(sentAtMs: sentAt / 1_000_000, rttMs: rtt) }
+                // MTU probes are not in the history (nor in the path's loss): only regular probes are.
+                if let rtt, !PathMtuSearch.isMtuProbe(seq: seq) {
+                    probeHistory[pathID]?.probeAnswered(sentAtMs: sentAt / 1_000_000, rttMs: rtt)
+                }
             case .reattachAck(let sid, let version, let nonce):
                 guard sid == p.session else { break }
                 actions = o.reattachAcked(nonce: nonce, bindingVersion: version, nowMs: nowMs)
@@ -161,7 +181,9 @@ final class ClientHost: SessionHost, PumpController {
                     audit(p, check: "peer_close", pass: true, detail: "gateway closed the session with \(reason.rawValue)")
                     actions = o.closedByPeer(nowMs: nowMs)
                 }
-            case .probe, .reattachRequest, .pathResponse:
+            case .pathMtuAck(let pathID, let size):
+                o.pathMtuReceipted(path: pathID, maxDatagram: Int(size), nowMs: nowMs)
+            case .probe, .reattachRequest, .pathResponse, .pathMtu:
                 break
             }
             orchestrator = o
@@ -181,6 +203,26 @@ final class ClientHost: SessionHost, PumpController {
                 if sendControl(.probe(seq: seq, sentAtNs: sentNs, pathID: id), peer: p, socket: paths[i].socketIndex, to: paths[i].remote) {
                     probeHistory[id, default: ProbeHistory()].probeSent(atMs: sentNs / 1_000_000)
                 }
+            case .sendMtuProbe(let id, let seq, let size):
+                guard let i = pathIndex(id) else { continue }
+                // Padded so that the IP packet carrying the frame is `size` bytes.
+                let padded = size.map { $0 - (orchestrator?.mtu(of: id)?.outerHeaderBytes ?? 28) - Frame.overhead } ?? 0
+                sendControl(.probe(seq: seq, sentAtNs: Clock.monotonicNanoseconds(), pathID: id), peer: p,
+                            socket: paths[i].socketIndex, to: paths[i].remote, paddedTo: padded)
+            case .sendPathMtu(let id, let maxDatagram):
+                guard let i = pathIndex(id) else { continue }
+                sendControl(.pathMtu(pathID: id, maxDatagram: UInt16(clamping: maxDatagram)), peer: p,
+                            socket: paths[i].socketIndex, to: paths[i].remote)
+            case .pathMtuChanged(let id, let from, let to, let blackHole):
+                guard let i = pathIndex(id) else { continue }
+                // A size found, changed or lost to a black hole is in the timeline; a path that went
+                // down and forgot its size is not news.
+                if to != nil {
+                    emitAudit(p, AuditRecord(check: "path_mtu", result: blackHole ? "fail" : "pass",
+                                             detail: pathMtuDetail(paths[i].name, from: from, to: to, blackHole: blackHole,
+                                                                   belowFloor: orchestrator?.mtu(of: id)?.isBelowFloor ?? false)))
+                }
+                if i == active { changed = true }
             case .sendInitiation(let id):
                 guard let i = pathIndex(id) else { continue }
                 sendInitiation(pathIndex: i)
@@ -221,11 +263,20 @@ final class ClientHost: SessionHost, PumpController {
         if changed { republish() }
     }
 
+    private func pathMtuDetail(_ name: String, from: Int?, to: Int?, blackHole: Bool, belowFloor: Bool) -> String {
+        func text(_ m: Int?) -> String { m.map { "\($0)" } ?? "unknown" }
+        var d = "\(name) path MTU \(text(from)) -> \(text(to))"
+        if blackHole { d += ": \(text(from))-byte probes lost while small ones answered (black hole); searching below" }
+        if belowFloor { d += "; below the floor (1280 inner bytes): ranked after the paths above it" }
+        return d
+    }
+
     /// Uplink facts from netlink. Sockets and path names follow the uplink set.
     func apply(_ facts: [UplinkSet.UplinkFact], uplinks: UplinkSet) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
             sockets = uplinks.sockets
+            uplinkMtus = uplinks.mtus
             for (i, p) in uplinks.paths.enumerated() where i < paths.count {
                 paths[i].localAddress = p.localAddress
                 paths[i].localPort = p.localPort
@@ -239,6 +290,7 @@ final class ClientHost: SessionHost, PumpController {
                 case .linkUp(let u), .socketCreated(let u): actions += o.linkChanged(uplinkPriority: u, up: sockets[u] != nil, nowMs: nowMs)
                 case .addressLost(let u): actions += o.addressChanged(uplinkPriority: u, present: false, nowMs: nowMs)
                 case .addressAdded(let u): actions += o.addressChanged(uplinkPriority: u, present: true, nowMs: nowMs)
+                case .mtuChanged(let u, let mtu): actions += o.uplinkMtuChanged(uplinkPriority: u, mtu: mtu, nowMs: nowMs)
                 }
             }
             orchestrator = o
@@ -294,11 +346,12 @@ final class ClientHost: SessionHost, PumpController {
             let p = peer
             if let pc = new.peers.first { p.config = pc }
             sockets = uplinks.sockets
+            uplinkMtus = uplinks.mtus
             paths += newPaths
             var actions: [OrchestratorAction] = []
             if var o = orchestrator {
                 o.updatePolicy(new.policy)
-                actions = o.addPaths(newPaths.map { PathCandidate(id: $0.id, priority: $0.uplinkIndex) }, nowMs: nowMs)
+                actions = o.addPaths(newPaths.map(candidate), nowMs: nowMs)
                 for fact in facts {
                     if case .linkDown(let u) = fact { actions += o.linkChanged(uplinkPriority: u, up: false, nowMs: nowMs) }
                 }
@@ -335,12 +388,24 @@ final class ClientHost: SessionHost, PumpController {
         }
     }
 
+    /// The session's path-MTU counters (status JSON `mtu`): the data plane's and the searches'.
+    func mtuStatus() -> JSONValue {
+        var blackHoles = 0, probes = 0
+        for pth in paths {
+            guard let m = orchestrator?.mtu(of: pth.id) else { continue }
+            blackHoles += m.blackHoles
+            probes += m.probesSent
+        }
+        return PathFitCounters.json(peer.counters, blackHoles: blackHoles, probes: probes)
+    }
+
     /// The paths as status JSON shows them; with `history`, each with its `probe_history`.
     func pathStatus(history: Bool = false) -> [JSONValue] {
         let now = Clock.monotonicMilliseconds()
         let wallOffsetMs = Int64(Clock.wallMilliseconds()) - Int64(now)
         return paths.map { pth in
             let q = orchestrator?.quality(of: pth.id)
+            let m = orchestrator?.mtu(of: pth.id)
             var o: [String: JSONValue] = ["path": .string(pth.name), "uplink": .string(pth.uplink),
                     "status": .string(orchestrator?.status(of: pth.id, nowMs: now) ?? "standby"),
                     "rtt_ms": .double((q?.rttMs ?? 0).rounded3),
@@ -349,7 +414,9 @@ final class ClientHost: SessionHost, PumpController {
                     "srtt_ms": .double((q?.rtt.smoothedMs ?? 0).rounded3),
                     "rttvar_ms": .double((q?.rtt.variationMs ?? 0).rounded3),
                     "pto_ms": .double((orchestrator?.probeTimeoutMs(of: pth.id) ?? 0).rounded3),
-                    "suspect": .bool(orchestrator?.isSuspect(pth.id) ?? false)]
+                    "suspect": .bool(orchestrator?.isSuspect(pth.id) ?? false),
+                    "mtu": JSONValue(m?.inUse ?? 0),
+                    "mtu_search": .string(m?.phase.rawValue ?? PathMtuSearch.Phase.searching.rawValue)]
             if history {
                 o["probe_history"] = .array((probeHistory[pth.id]?.buckets ?? []).map { b in
                     [JSONValue(Int64(b.second) * 1000 + wallOffsetMs), JSONValue(b.sent), JSONValue(b.answered),

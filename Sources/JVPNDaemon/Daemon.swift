@@ -110,6 +110,7 @@ public final class Daemon: @unchecked Sendable {
             let c = try ClientHost(config: config, privateKey: privateKey, events: emitter)
             c.sockets = set.sockets
             c.paths = set.paths
+            c.uplinkMtus = set.mtus
             host = c
         } else {
             host = try GatewayHost(config: config, privateKey: privateKey, events: emitter)
@@ -179,7 +180,9 @@ public final class Daemon: @unchecked Sendable {
         guard let metrics else { return }
         let status = statusObject()
         var livePaths = Set<String>()
+        var mtuTotals = JVPNMetrics.mtuTotalKeys.map { _ in UInt64(0) }
         for s in status["sessions"]?.arrayValue ?? [] {
+            for (i, key) in JVPNMetrics.mtuTotalKeys.enumerated() { mtuTotals[i] += UInt64(clamping: s["mtu"]?[key]?.intValue ?? 0) }
             guard let sid = s["session"]?.stringValue, !sid.isEmpty,
                   let state = s["state"]?.stringValue.flatMap(SessionState.init(rawValue:)) else { continue }
             metrics.setSessionState(session: sid, peer: s["peer"]?.stringValue ?? "", state: state)
@@ -192,10 +195,11 @@ public final class Daemon: @unchecked Sendable {
                 livePaths.insert(path)
                 metrics.setPath(path: path, uplink: p["uplink"]?.stringValue ?? "", rttMs: p["rtt_ms"]?.doubleValue ?? 0,
                                 lossPct: p["loss_pct"]?.doubleValue ?? 0, jitterMs: p["jitter_ms"]?.doubleValue ?? 0,
-                                status: p["status"]?.stringValue ?? "")
+                                status: p["status"]?.stringValue ?? "", mtuBytes: Double(p["mtu"]?.intValue ?? 0))
             }
         }
         metrics.retainPaths(livePaths)
+        metrics.setMtuTotals(mtuTotals)
         metrics.setEventsDropped(eventLog.droppedCount)
         metrics.setSecurityEventsSuppressed(UInt64(clamping: status["security_events_suppressed"]?.intValue ?? 0))
         if let syslog { metrics.setSyslogFailures(syslog.failures) }
@@ -334,6 +338,7 @@ public final class Daemon: @unchecked Sendable {
                 o["last_switch"] = p.lastSwitch ?? .null
                 o["binding_version"] = JSONValue(p.bindingVersion)
                 o["suspicion"] = client.suspicionStatus()
+                o["mtu"] = client.mtuStatus()
                 return .object(o)
             }
         }
@@ -373,8 +378,11 @@ public final class Daemon: @unchecked Sendable {
         o["state"] = .string(s.state.rawValue)
         o["state_version"] = JSONValue(s.machine.stateVersion)
         o["active_path"] = .string(s.isLive ? bound : "")
+        // The path MTU the client reported for the bound path, as an IP packet size (0: no report).
+        let mtu = s.bound.flatMap { b in s.boundMaxDatagram.map { $0 + (b.address.unmapped.family == AF_INET ? 28 : 48) } } ?? 0
         o["paths"] = s.bound == nil ? .array([]) : .array([["path": .string(bound), "uplink": "", "status": s.isLive ? "active" : "dead",
-                                                            "rtt_ms": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0]])
+                                                            "rtt_ms": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0, "mtu": JSONValue(mtu)]])
+        o["mtu"] = PathFitCounters.json(p.counters)
         o["switches"] = JSONValue(s.switches)
         o["last_switch"] = p.lastSwitch ?? .null
         o["binding_version"] = JSONValue(s.bindingVersion)

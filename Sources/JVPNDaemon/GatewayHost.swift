@@ -30,6 +30,11 @@ final class GatewayHost: SessionHost, PumpController {
         return (b.socket, b.address)
     }
 
+    /// What the client reported for the bound path (PATH_MTU), nil before its report.
+    override func innerPacketLimit(for p: PeerRuntime) -> Int? {
+        core.session(ofPeer: p.index)?.boundMaxDatagram.map { $0 - Frame.overhead }
+    }
+
     override func receiveState(of p: PeerRuntime) -> PeerReceiveState {
         let s = core.session(ofPeer: p.index)
         return PeerReceiveState(hasSession: s != nil, isEnded: s?.isLive == false, checksBoundSource: true,

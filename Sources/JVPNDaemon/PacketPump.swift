@@ -4,12 +4,13 @@ import JVPNSystem
 import Synchronization
 
 /// The data plane. Stages, in the order the functions below follow:
-///   send:    readTunBatch -> routeToPeer -> sealInPlace -> sendmmsg (flushBatch)
+///   send:    readTunBatch -> routeToPeer -> [fitToPath] -> sealInPlace -> sendmmsg (flushBatch)
 ///   receive: recvmmsg (receiveLoop) -> peekHeader -> lookupReceiver -> open -> replay update
-///            -> checkInnerSource -> writeTun; control frames go to the controller;
+///            -> checkInnerSource -> [clampMss] -> writeTun; control frames go to the controller;
 ///            handshakes (types 1-3): admitHandshake -> HandshakeWorker -> controller.
 /// One thread per direction, plus the handshake worker. Buffers are allocated once; nothing is
-/// allocated per packet.
+/// allocated per packet. [fitToPath] and [clampMss] run only while the peer's path carries less
+/// than the tunnel MTU (PacketPump+PathFit.swift).
 protocol PumpController: AnyObject, Sendable {
     /// Handshake messages (types 1-3), admitted by `HandshakeAdmission`, on the handshake worker
     /// thread: unauthenticated until the controller verifies them.
@@ -34,7 +35,7 @@ final class PacketPump: @unchecked Sendable {
     private let stop = Atomic<Bool>(false)
     private let wakeSend: EventFD
     private let wakeReceive: EventFD
-    private let slotSize: Int
+    let slotSize: Int
     private var threads = 0
     private let done = Semaphore()
 
@@ -57,6 +58,10 @@ final class PacketPump: @unchecked Sendable {
 
     /// The TUN carries a virtio_net_hdr per packet (TSO super-packets in, plain packets out).
     let vnet: Bool
+    /// Send-thread only: where ICMP "too big" errors are built, and their rate limit.
+    let tooBigBuffer = UnsafeMutableRawPointer.allocate(byteCount: VirtioNetHeader.size + PacketTooBig.ipv6Limit, alignment: 16)
+    var tooBigBudget = TokenBucket(capacity: PacketPump.tooBigBurst, refillPerSecond: PacketPump.tooBigPerSecond,
+                                   nowMs: Clock.monotonicMilliseconds())
 
     init(tun: TunDevice, mtu: Int, snapshot: SnapshotCell, vnet: Bool, admission: HandshakeAdmission) throws {
         self.tun = tun
@@ -139,6 +144,16 @@ final class PacketPump: @unchecked Sendable {
                         droppedNoKey.add(1, ordering: .relaxed)
                         continue
                     }
+                    if route.fitsToPath {
+                        let body = slot + Frame.headerLength
+                        if n > route.maxInnerPacket {
+                            // fitToPath: out of the batch slot (it is the batch's), then cut or answered.
+                            big.copyMemory(from: body, byteCount: n)
+                            queueFitted(batch, UnsafeRawPointer(big), n, VirtioNetHeader(), route, snap, &batchSocket)
+                            continue
+                        }
+                        clampMss(body, n, route.maxInnerPacket, route.counters)
+                    }
                     guard let counter = route.keypair.nextCounter() else {
                         droppedNoKey.add(1, ordering: .relaxed)
                         continue
@@ -192,49 +207,73 @@ final class PacketPump: @unchecked Sendable {
                 droppedNoKey.add(1, ordering: .relaxed)
                 continue
             }
-            // A super-packet leaves as its own GSO burst: whatever small packets are queued (ACKs,
-            // pings) go first, so they keep their order and do not wait behind megabytes of bursts.
-            let burst = h.gsoType != VirtioNetHeader.gsoNone && useUDPGSO
+            if route.fitsToPath {
+                queueFitted(batch, pkt, len, h, route, snap, &batchSocket)
+            } else {
+                queueSegments(batch, pkt, len, h, route, snap, &batchSocket)
+            }
+        }
+        if batch.count > 0 && batchSocket >= 0 { flush(batch, snap, batchSocket) }
+    }
+
+    /// segmentInPlace -> sealInPlace: the packet's segments go straight into batch slots, each is
+    /// sealed, and a burst of them leaves with one UDP GSO send. A super-packet leaves as its own
+    /// burst: whatever small packets are queued (ACKs, pings) go first, so they keep their order and
+    /// do not wait behind megabytes of bursts. More segments than a batch holds go in several.
+    func queueSegments(_ batch: DatagramBatch, _ pkt: UnsafeRawPointer, _ len: Int, _ h: VirtioNetHeader, _ route: PeerSendRoute,
+                       _ snap: DataPlaneSnapshot, _ batchSocket: inout Int) {
+        let burst = h.gsoType != VirtioNetHeader.gsoNone && useUDPGSO
+        var first = 0
+        while true {
             if batchSocket != route.socketIndex || batch.capacity - batch.count < 48 || (burst && batch.count > 0) {
                 if batch.count > 0 && batchSocket >= 0 { flush(batch, snap, batchSocket) }
                 batch.count = 0
             }
             batchSocket = route.socketIndex
             let base = batch.count
-            let capacity = slotSize - Frame.overhead
-            var produced = 0
+            let room = batch.capacity - base
+            let produced: Int
             do {
-                produced = try Segmenter.segment(pkt, length: len, header: h, maxSegments: batch.capacity - base, capacity: capacity,
+                produced = try Segmenter.segment(pkt, length: len, header: h, firstSegment: first, maxSegments: room,
+                                                 capacity: slotSize - Frame.overhead,
                                                  destination: { batch.payload(base + $0) + Frame.headerLength },
                                                  emit: { i, l in
+                                                     if route.fitsToPath {
+                                                         self.clampMss(batch.payload(base + i) + Frame.headerLength, l, route.maxInnerPacket,
+                                                                       route.counters)
+                                                     }
                                                      guard let counter = route.keypair.nextCounter() else { return }
                                                      self.sealAndQueue(batch, index: base + i, length: l, route: route, counter: counter)
                                                  })
             } catch {
                 droppedMalformed.add(1, ordering: .relaxed)
                 batch.count = base
-                continue
+                return
             }
-            if batch.count != base + produced { batch.count = base } // keys exhausted mid-way: drop it all
+            if batch.count != base + produced { // keys exhausted mid-way: drop it all
+                batch.count = base
+                return
+            }
             // A burst of equal-size frames to one peer: one UDP GSO send instead of one per frame.
-            if produced > 1 && useUDPGSO, batch.count == base + produced, let sock = socketFor(snap, batchSocket) {
+            if produced > 1 && useUDPGSO, let sock = socketFor(snap, batchSocket) {
                 if batch.sendSegmented(on: sock, start: base, count: produced) {
                     batch.count = base
                 } else {
                     useUDPGSO = false
                 }
             }
+            if produced < room { return }
+            first += produced
         }
-        if batch.count > 0 && batchSocket >= 0 { flush(batch, snap, batchSocket) }
     }
 
     @inline(__always)
-    private func flush(_ batch: DatagramBatch, _ snap: DataPlaneSnapshot, _ socket: Int) {
+    func flush(_ batch: DatagramBatch, _ snap: DataPlaneSnapshot, _ socket: Int) {
         if socket < snap.sockets.count, let s = snap.sockets[socket] { batch.send(on: s) } else { batch.count = 0 }
     }
 
     @inline(__always)
-    private func sealAndQueue(_ batch: DatagramBatch, index: Int, length: Int, route: PeerSendRoute, counter: UInt64) {
+    func sealAndQueue(_ batch: DatagramBatch, index: Int, length: Int, route: PeerSendRoute, counter: UInt64) {
         // sealInPlace
         let total = Frame.seal(type: .data, receiverIndex: route.keypair.remoteIndex, counter: counter,
                                key: route.keypair, buffer: batch.payload(index), plaintextLength: length)
@@ -426,6 +465,8 @@ final class PacketPump: @unchecked Sendable {
                 entry.counters.droppedInnerSource.add(1, ordering: .relaxed)
                 return
             }
+            // clampMss: a SYN from the far side announces what our side will send it, over our path.
+            if entry.maxInnerPacket != Int.max { clampMss(body, plain, entry.maxInnerPacket, entry.counters) }
             if vnet {
                 // Held until the batch ends, so that a TSO burst can go to the TUN as one write.
                 if pendingCount == PacketPump.pendingCapacity { writeCoalesced() }

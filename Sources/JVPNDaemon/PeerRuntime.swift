@@ -17,6 +17,17 @@ final class PeerCounters: @unchecked Sendable {
     let lastUnboundReportMs = Atomic<UInt64>(0)
     /// Authenticated control frames that did not decode (a buggy or hostile peer).
     let droppedMalformedControl = Atomic<UInt64>(0)
+    // Fitting inner packets to a path smaller than the tunnel MTU (both packet threads).
+    /// TCP SYN and SYN-ACK segments whose MSS option was lowered.
+    let mssClamped = Atomic<UInt64>(0)
+    /// Too-big TCP packets (TSO super-packets or single segments) cut to the path's size.
+    let resegmented = Atomic<UInt64>(0)
+    /// IPv4 packets without DF fragmented to the path's size.
+    let fragmented = Atomic<UInt64>(0)
+    /// Too-big packets that could not be split (DF, IPv6, not TCP): dropped.
+    let droppedTooBig = Atomic<UInt64>(0)
+    /// ICMP fragmentation-needed / ICMPv6 packet-too-big errors written into the TUN.
+    let tooBigSent = Atomic<UInt64>(0)
 }
 
 /// What the data plane needs to send to one peer, fixed for one snapshot generation.
@@ -25,6 +36,12 @@ struct PeerSendRoute {
     let destination: SocketAddress
     let socketIndex: Int
     let counters: PeerCounters
+    /// The largest inner packet one frame on the path carries, when that is less than the tunnel
+    /// MTU; `Int.max` when the path carries whatever the TUN gives (or its size is not known yet).
+    let maxInnerPacket: Int
+
+    /// Packets must be fitted to the path (MSS clamp, too-big handling).
+    var fitsToPath: Bool { maxInnerPacket != Int.max }
 }
 
 /// A receiver index resolved to its peer and keys.
@@ -41,6 +58,8 @@ struct ReceiverEntry {
     /// session). A client has no bound source: probes may use any path.
     let checksBoundSource: Bool
     let boundSource: SocketAddress?
+    /// The peer's `PeerSendRoute.maxInnerPacket`: SYNs from the far side are clamped to it too.
+    let maxInnerPacket: Int
 }
 
 /// A peer's session as the receive side needs it (built by the host under its lock).

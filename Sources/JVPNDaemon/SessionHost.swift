@@ -56,6 +56,9 @@ class SessionHost: @unchecked Sendable {
     /// Path the data plane sends on for a peer (socket index, destination), nil = do not send.
     func sendPath(for peer: PeerRuntime) -> (Int, SocketAddress)? { nil }
 
+    /// The largest inner packet a frame on the peer's path carries, nil when not known.
+    func innerPacketLimit(for peer: PeerRuntime) -> Int? { nil }
+
     /// What the receive side must know of a peer's session (the client's default; the gateway's
     /// comes from its core).
     func receiveState(of p: PeerRuntime) -> PeerReceiveState {
@@ -73,16 +76,17 @@ class SessionHost: @unchecked Sendable {
                 for prefix in p.config.allowedIPs { table.insert(prefix, value: p.index) }
             }
             let rs = receiveState(of: p)
+            let limit = innerPacketLimit(for: p).flatMap { $0 < config.interface.mtu ? $0 : nil } ?? Int.max
             if rs.hasSession, !rs.isEnded, let kp = p.keyRing.current, let (sock, dst) = sendPath(for: p) {
                 guard sock < sockets.count, let socket = sockets[sock] else { send.append(nil); continue }
                 send.append(PeerSendRoute(keypair: kp, destination: socket.destination(for: dst),
-                                          socketIndex: sock, counters: p.counters))
+                                          socketIndex: sock, counters: p.counters, maxInnerPacket: limit))
             } else {
                 send.append(nil)
             }
             if let kp = rs.pendingKeypair {
                 receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: true,
-                                                         isEnded: false, checksBoundSource: false, boundSource: nil)
+                                                         isEnded: false, checksBoundSource: false, boundSource: nil, maxInnerPacket: limit)
             }
             guard rs.hasSession else { continue }
             // In the receiving socket's own form (v4-mapped on a dual-stack socket): compared per packet.
@@ -91,7 +95,7 @@ class SessionHost: @unchecked Sendable {
                 guard let kp else { continue }
                 receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: unconfirmed,
                                                          isEnded: rs.isEnded, checksBoundSource: rs.checksBoundSource,
-                                                         boundSource: boundSource)
+                                                         boundSource: boundSource, maxInnerPacket: limit)
             }
         }
         snapshot.publish(DataPlaneSnapshot(routes: table, send: send, receivers: receivers, sockets: sockets))

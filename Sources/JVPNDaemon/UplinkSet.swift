@@ -10,6 +10,10 @@ final class UplinkSet {
     private(set) var names: [String] = []
     /// The gateway endpoints, in config order (path `u * 16 + e` goes from uplink u to endpoint e).
     private(set) var endpoints: [Endpoint] = []
+    /// Each uplink's device MTU: the ceiling of its paths' MTU search.
+    private(set) var mtus: [Int] = []
+    /// Without a known device the search goes up to an Ethernet frame.
+    static let defaultMtu = 1500
     let fwMark: UInt32
     private var port: UInt16 = 0
 
@@ -27,6 +31,7 @@ final class UplinkSet {
             let s = try UDPSocket(port: port, device: nil, mark: fwMark)
             sockets.append(s)
             names.append("default")
+            mtus.append(UplinkSet.defaultMtu)
             for (e, ep) in endpoints.enumerated() {
                 paths.append(ClientPath(id: UInt32(e), uplink: "default", uplinkIndex: 0, socketIndex: 0, remote: ep.socketAddress,
                                         localAddress: "0.0.0.0", localPort: s.localPort))
@@ -39,6 +44,7 @@ final class UplinkSet {
             let s = try? UDPSocket(port: port, device: uplink, mark: fwMark)
             sockets.append(s)
             names.append(uplink)
+            mtus.append(UplinkSet.deviceMtu(uplink, network: network) ?? UplinkSet.defaultMtu)
             let local = UplinkSet.localAddress(of: uplink, network: network)
             for (e, ep) in endpoints.enumerated() {
                 paths.append(ClientPath(id: UInt32(u * 16 + e), uplink: uplink, uplinkIndex: u, socketIndex: u, remote: ep.socketAddress,
@@ -60,6 +66,7 @@ final class UplinkSet {
             let u = names.count
             sockets.append(try? UDPSocket(port: port, device: name, mark: fwMark))
             names.append(name)
+            mtus.append(UplinkSet.deviceMtu(name, network: network) ?? UplinkSet.defaultMtu)
             let up = (try? network.netlink.linkIsUp(name: name)) ?? false
             upState[u] = up
             facts.append(up ? .linkUp(uplink: u) : .linkDown(uplink: u))
@@ -74,6 +81,10 @@ final class UplinkSet {
         }
         paths += added
         return (added, facts)
+    }
+
+    static func deviceMtu(_ name: String, network: InterfaceSetup) -> Int? {
+        (try? network.netlink.link(name: name)).map { Int($0.mtu) }
     }
 
     static func localAddress(of uplink: String, network: InterfaceSetup) -> String {
@@ -105,6 +116,8 @@ final class UplinkSet {
         case addressAdded(uplink: Int)
         /// The uplink (re)appeared and now has a socket (hot-plug).
         case socketCreated(uplink: Int)
+        /// The uplink's device MTU changed.
+        case mtuChanged(uplink: Int, mtu: Int)
     }
 
     private var indexByUplink: [Int: Int32] = [:]
@@ -133,6 +146,11 @@ final class UplinkSet {
             if upState[u] != usable {
                 upState[u] = usable
                 facts.append(usable ? .linkUp(uplink: u) : .linkDown(uplink: u))
+            }
+            // A link event also reports MTU changes: read it (rare, off the packet path).
+            if let mtu = UplinkSet.deviceMtu(name, network: network), mtu != mtus[u] {
+                mtus[u] = mtu
+                facts.append(.mtuChanged(uplink: u, mtu: mtu))
             }
         case .linkRemoved(let index, let name):
             guard let u = uplinkNamed(name) ?? indexByUplink.first(where: { $0.value == index })?.key else { return [] }

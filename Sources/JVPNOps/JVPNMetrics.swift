@@ -17,6 +17,10 @@ import Prometheus
 ///   (if a total goes backwards the counter resets, which `rate()` handles).
 /// - `jvpn_path_rtt_ms`, `jvpn_path_loss_pct` (0-100), `jvpn_path_jitter_ms` `{path,uplink}` gauges
 ///   and `jvpn_path_status{path,uplink,status}` (1 for the current status of active|standby|dead).
+/// - `jvpn_path_mtu_bytes{path,uplink}` gauge: the path MTU the packets are fitted to (0 while
+///   unknown).
+/// - `jvpn_mtu_{mss_clamped,resegmented,fragmented,dropped_too_big,too_big_sent,black_holes,probes}_total`
+///   counters: what the data plane did to fit packets to a smaller path, and the MTU searches.
 /// - `jvpn_events_dropped_total`, `jvpn_syslog_failures_total` counters.
 public final class JVPNMetrics: @unchecked Sendable {
     public static let recoveryBucketsMs: [Double] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
@@ -41,7 +45,7 @@ public final class JVPNMetrics: @unchecked Sendable {
 
     private struct PathSeries {
         var uplink: String
-        var rtt: Gauge, loss: Gauge, jitter: Gauge
+        var rtt: Gauge, loss: Gauge, jitter: Gauge, mtu: Gauge
         var status: [String: Gauge]
     }
     private var paths: [String: PathSeries] = [:]
@@ -57,6 +61,8 @@ public final class JVPNMetrics: @unchecked Sendable {
     private var syslogFailuresLast: UInt64 = 0
     private let securitySuppressed: Counter
     private var securitySuppressedLast: UInt64 = 0
+    private let mtuCounters: [Counter]
+    private var mtuLast: [UInt64]
 
     private enum Help {
         static let sessionState = "1 for the session's current state, 0 for the others"
@@ -73,6 +79,16 @@ public final class JVPNMetrics: @unchecked Sendable {
         static let loss = "Probe loss on the path in percent (last 20 probes)"
         static let jitter = "Probe jitter on the path in milliseconds"
         static let pathStatus = "1 for the path's current status (active, standby, dead), 0 for the others"
+        static let mtu = "Path MTU in bytes (largest IP packet, both directions) that packets are fitted to; 0 while unknown"
+        static let mtuTotals: [(String, String)] = [
+            ("jvpn_mtu_mss_clamped_total", "TCP SYN and SYN-ACK segments whose MSS was lowered to fit the active path"),
+            ("jvpn_mtu_resegmented_total", "Too-big TCP packets cut to the active path's size"),
+            ("jvpn_mtu_fragmented_total", "IPv4 packets without DF fragmented to the active path's size"),
+            ("jvpn_mtu_dropped_too_big_total", "Packets too big for the active path that could not be split"),
+            ("jvpn_mtu_too_big_sent_total", "ICMP fragmentation-needed / packet-too-big errors written into the TUN"),
+            ("jvpn_mtu_black_holes_total", "Path MTUs that stopped passing while small probes did"),
+            ("jvpn_mtu_probes_total", "Path MTU probes sent"),
+        ]
         static let eventsDropped = "Events that could not be written to the event log"
         static let syslogFailures = "Events that could not be handed to syslog"
         static let securitySuppressed = "SECURITY_EVENTs not emitted because the per-session or global event rate limit was reached"
@@ -99,6 +115,8 @@ public final class JVPNMetrics: @unchecked Sendable {
         syslogFailures = registry.makeCounter(descriptor: JVPNMetrics.d("jvpn_syslog_failures_total", Help.syslogFailures), labels: base)
         securitySuppressed = registry.makeCounter(descriptor: JVPNMetrics.d("jvpn_security_events_suppressed_total", Help.securitySuppressed),
                                                   labels: base)
+        mtuCounters = Help.mtuTotals.map { registry.makeCounter(descriptor: JVPNMetrics.d($0.0, $0.1), labels: base) }
+        mtuLast = Help.mtuTotals.map { _ in 0 }
         for r in JVPNMetrics.switchReasons { _ = switchCounter(r) }
         for r in JVPNMetrics.rejectReasons { _ = rejectCounter(r) }
     }
@@ -181,7 +199,8 @@ public final class JVPNMetrics: @unchecked Sendable {
 
     /// Path quality from the ~1 s timer. `status` is active, standby or dead; NaN is fine for an
     /// unmeasured RTT and renders as NaN.
-    public func setPath(path: String, uplink: String, rttMs: Double, lossPct: Double, jitterMs: Double, status: String) {
+    public func setPath(path: String, uplink: String, rttMs: Double, lossPct: Double, jitterMs: Double, status: String,
+                        mtuBytes: Double = 0) {
         lock.lock(); defer { lock.unlock() }
         var p: PathSeries
         if let existing = paths[path], existing.uplink == uplink {
@@ -197,6 +216,7 @@ public final class JVPNMetrics: @unchecked Sendable {
                            rtt: registry.makeGauge(descriptor: JVPNMetrics.d("jvpn_path_rtt_ms", Help.rtt), labels: l),
                            loss: registry.makeGauge(descriptor: JVPNMetrics.d("jvpn_path_loss_pct", Help.loss), labels: l),
                            jitter: registry.makeGauge(descriptor: JVPNMetrics.d("jvpn_path_jitter_ms", Help.jitter), labels: l),
+                           mtu: registry.makeGauge(descriptor: JVPNMetrics.d("jvpn_path_mtu_bytes", Help.mtu), labels: l),
                            status: st)
         }
         if p.status[status] == nil {
@@ -207,6 +227,7 @@ public final class JVPNMetrics: @unchecked Sendable {
         p.rtt.set(rttMs)
         p.loss.set(lossPct)
         p.jitter.set(jitterMs)
+        p.mtu.set(mtuBytes)
         for (name, g) in p.status { g.set(name == status ? 1.0 : 0.0) }
         paths[path] = p
     }
@@ -224,6 +245,18 @@ public final class JVPNMetrics: @unchecked Sendable {
             paths.removeValue(forKey: name)
         }
     }
+
+    // MARK: path MTU
+
+    /// Running totals of the path-MTU counters, summed over sessions, in the order of
+    /// `mtuTotalKeys`; from the ~1 s timer.
+    public func setMtuTotals(_ totals: [UInt64]) {
+        lock.lock(); defer { lock.unlock() }
+        for (i, t) in totals.prefix(mtuCounters.count).enumerated() { JVPNMetrics.follow(mtuCounters[i], last: &mtuLast[i], total: t) }
+    }
+
+    /// The status JSON keys (of a session's `mtu`) behind `setMtuTotals`, in order.
+    public static let mtuTotalKeys = ["mss_clamped", "resegmented", "fragmented", "dropped_too_big", "too_big_sent", "black_holes", "probes"]
 
     // MARK: telemetry loss
 
@@ -303,6 +336,7 @@ public final class JVPNMetrics: @unchecked Sendable {
         registry.unregisterGauge(p.rtt)
         registry.unregisterGauge(p.loss)
         registry.unregisterGauge(p.jitter)
+        registry.unregisterGauge(p.mtu)
         for g in p.status.values { registry.unregisterGauge(g) }
     }
 

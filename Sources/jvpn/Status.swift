@@ -110,7 +110,9 @@ enum StatusFormatter {
                 let st = show(p["status"])
                 let mark = st == "active" ? paint("*", "32") : (st == "dead" ? paint("x", "31") : " ")
                 out += "    \(mark) \(left(show(p["path"]), 48)) \(left(st, 8)) rtt \(fixed(p["rtt_ms"]?.doubleValue ?? 0, 2, width: 7)) ms"
-                out += "  loss \(fixed(p["loss_pct"]?.doubleValue ?? 0, 1, width: 5)) %  jitter \(fixed(p["jitter_ms"]?.doubleValue ?? 0, 2, width: 6)) ms\n"
+                out += "  loss \(fixed(p["loss_pct"]?.doubleValue ?? 0, 1, width: 5)) %  jitter \(fixed(p["jitter_ms"]?.doubleValue ?? 0, 2, width: 6)) ms"
+                let mtu = p["mtu"]?.intValue ?? 0
+                out += "  mtu \(mtu > 0 ? String(mtu) : "?")\n"
             }
             out += "    transfer: \(show(s["rx_bytes"], "0")) B received (\(show(s["rx_packets"], "0")) pkts), \(show(s["tx_bytes"], "0")) B sent (\(show(s["tx_packets"], "0")) pkts)\n"
             if let r = s["rejected"], r.objectValue != nil {

@@ -27,6 +27,8 @@ final class ControlMessageTests: XCTestCase {
             .natHint(NATHint(address: [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1], port: 1)!),
             .pathChallenge(data: 0x0102_0304_0506_0708),
             .pathResponse(data: .max),
+            .pathMtu(pathID: 16, maxDatagram: 1252),
+            .pathMtuAck(pathID: .max, maxDatagram: .max),
         ]
     }
 
@@ -49,6 +51,9 @@ final class ControlMessageTests: XCTestCase {
         XCTAssertEqual(reject, [5, 24] + [UInt8](repeating: 0, count: 16) + [2, 1, 0, 0, 0, 0, 0, 0])
         let challenge = try roundTrip(.pathChallenge(data: 0x0807_0605_0403_0201))
         XCTAssertEqual(challenge, [8, 1, 2, 3, 4, 5, 6, 7, 8])
+        let mtu = try roundTrip(.pathMtu(pathID: 0x0102_0304, maxDatagram: 1472))
+        XCTAssertEqual(mtu, [10, 4, 3, 2, 1, 0xc0, 0x05])
+        XCTAssertEqual(try roundTrip(.pathMtuAck(pathID: 0x0102_0304, maxDatagram: 1472)), [11, 4, 3, 2, 1, 0xc0, 0x05])
     }
 
     func testProbePaddingBothWays() throws {
@@ -99,6 +104,9 @@ final class ControlMessageTests: XCTestCase {
         XCTAssertEqual(decode([7, 5, 1, 2, 3, 4, 0, 0]), .badAddressFamily(5))
         XCTAssertEqual(decode([7, 6, 1, 2, 3, 4, 0, 0]), .wrongLength(kind: 7, expected: 20, actual: 8))
         XCTAssertEqual(decode([7]), .wrongLength(kind: 7, expected: 2, actual: 1))
+        XCTAssertEqual(decode([10, 1, 0, 0, 0, 0x23, 0x02]), .datagramTooSmall(547), "smaller than any IPv4 path")
+        XCTAssertNotNil(try? [UInt8]([10, 1, 0, 0, 0, 0x24, 0x02]).withUnsafeBytes { try ControlMessage.decode($0) }, "548 is IPv4's minimum")
+        XCTAssertEqual(decode([11, 1, 0, 0, 0, 0xc0, 0x05, 0]), .wrongLength(kind: 11, expected: 7, actual: 8))
         // Probes tolerate padding.
         XCTAssertNil(decode([1] + [UInt8](repeating: 0, count: 16) + [UInt8](repeating: 0xaa, count: 100)))
         // Every truncation of every sample is an error, never a crash.
@@ -117,7 +125,7 @@ final class ControlMessageTests: XCTestCase {
             let len = Int(rng.next() % 48)
             var b = [UInt8](repeating: 0, count: len)
             for i in 0..<len { b[i] = UInt8(truncatingIfNeeded: rng.next()) }
-            if len > 0 { b[0] = UInt8(rng.next() % 11) }
+            if len > 0 { b[0] = UInt8(rng.next() % 13) }
             if let m = try? b.withUnsafeBytes({ try ControlMessage.decode($0) }) {
                 decoded += 1
                 // Whatever decodes re-encodes to a prefix of the input.

@@ -54,6 +54,8 @@ final class ControlVectorTests: XCTestCase {
             ("nat_hint_v6", .natHint(try hint("nat_hint_v6")), 0),
             ("path_challenge", .pathChallenge(data: pathData), 0),
             ("path_response", .pathResponse(data: pathData), 0),
+            ("path_mtu", .pathMtu(pathID: pathID, maxDatagram: try number("path_mtu_max_datagram")), 0),
+            ("path_mtu_ack", .pathMtuAck(pathID: pathID, maxDatagram: try number("path_mtu_max_datagram")), 0),
         ]
     }
 

@@ -43,6 +43,10 @@ struct OrchestratorSim {
     var down: Set<UInt32> = []
     var blackholed: Set<UInt32> = []
     var dropEvery: [UInt32: Int] = [:]
+    /// The largest IP packet a path carries both ways (absent: any); larger MTU probes die on it.
+    var pathMtu: [UInt32: Int] = [:]
+    /// The gateway's PATH_MTU receipts are lost on their way to the client.
+    var dropReceipts = false
     var sentCount: [UInt32: Int] = [:]
     /// The next this many REATTACH answers (ACK or reject) are lost on their way to the client.
     var dropAnswers = 0
@@ -81,7 +85,14 @@ struct OrchestratorSim {
             case .sendPathResponse(let p, let data):
                 guard delivers(p), !lost() else { continue }
                 send(.pathResponse(data: data), on: p)
-            case .sendInitiation, .activate, .stateChanged, .audit, .switched, .presumedDead, .terminated:
+            case .sendMtuProbe(let p, let seq, let size):
+                if delivers(p) && (size ?? 0) <= pathMtu[p, default: .max] && !lost() && !lost() {
+                    inflight.append((now + rtt[p]!, p, .probeReply(seq: seq)))
+                }
+            case .sendPathMtu(let p, let size):
+                guard delivers(p), !lost() else { continue }
+                send(.pathMtu(pathID: p, maxDatagram: UInt16(size)), on: p)
+            case .sendInitiation, .activate, .stateChanged, .audit, .switched, .presumedDead, .terminated, .pathMtuChanged:
                 break
             }
         }
@@ -94,7 +105,8 @@ struct OrchestratorSim {
             switch reply {
             case .reattachAck, .reject: isAnswer = true
             case .probeReply: continue // the probe's own loss pattern above decides its reply
-            case .probe, .reattachRequest, .close, .natHint, .pathChallenge, .pathResponse: isAnswer = false
+            case .pathMtuAck where dropReceipts: continue
+            case .probe, .reattachRequest, .close, .natHint, .pathChallenge, .pathResponse, .pathMtu, .pathMtuAck: isAnswer = false
             }
             if isAnswer && dropAnswers > 0 {
                 dropAnswers -= 1
@@ -114,8 +126,10 @@ struct OrchestratorSim {
             apply(o.reattachRejected(reason: reason, nonce: nonce, bindingVersion: version, nowMs: now))
         case .answer(.pathChallenge(let data)):
             apply(o.pathChallenged(path: path, data: data, nowMs: now))
+        case .answer(.pathMtuAck(let p, let size)):
+            o.pathMtuReceipted(path: p, maxDatagram: Int(size), nowMs: now)
         case .answer(.probe), .answer(.probeReply), .answer(.reattachRequest), .answer(.close), .answer(.natHint),
-             .answer(.pathResponse):
+             .answer(.pathResponse), .answer(.pathMtu):
             break
         }
     }

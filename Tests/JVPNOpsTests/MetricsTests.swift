@@ -100,13 +100,15 @@ final class MetricsTests: XCTestCase {
         let m = JVPNMetrics()
         let p1 = "up0/10.201.0.2:40001->10.203.0.1:51820"
         let p2 = "up1/10.202.0.2:40002->10.203.0.1:51820"
-        m.setPath(path: p1, uplink: "up0", rttMs: 1.5, lossPct: 0, jitterMs: 0.25, status: "active")
+        m.setPath(path: p1, uplink: "up0", rttMs: 1.5, lossPct: 0, jitterMs: 0.25, status: "active", mtuBytes: 1280)
         m.setPath(path: p2, uplink: "up1", rttMs: 30, lossPct: 10, jitterMs: 4, status: "standby")
         m.setPath(path: p2, uplink: "up1", rttMs: .nan, lossPct: 100, jitterMs: 0, status: "dead")
         var text = m.render()
         var s = parseExposition(text)
         XCTAssertEqual(s[#"jvpn_path_rtt_ms{path="\#(p1)",uplink="up0"}"#], 1.5, text)
         XCTAssertEqual(s[#"jvpn_path_jitter_ms{path="\#(p1)",uplink="up0"}"#], 0.25)
+        XCTAssertEqual(s[#"jvpn_path_mtu_bytes{path="\#(p1)",uplink="up0"}"#], 1280)
+        XCTAssertEqual(s[#"jvpn_path_mtu_bytes{path="\#(p2)",uplink="up1"}"#], 0, "not measured yet")
         XCTAssertEqual(s[#"jvpn_path_loss_pct{path="\#(p2)",uplink="up1"}"#], 100)
         XCTAssertEqual(s[#"jvpn_path_rtt_ms{path="\#(p2)",uplink="up1"}"#]?.isNaN, true)
         XCTAssertEqual(s[#"jvpn_path_status{path="\#(p1)",uplink="up0",status="active"}"#], 1)
@@ -132,6 +134,21 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(s["jvpn_events_dropped_total"], 7)
         XCTAssertEqual(s["jvpn_syslog_failures_total"], 2)
         XCTAssertEqual(s["jvpn_security_events_suppressed_total"], 95)
+    }
+
+    func testPathMtuCountersFollowTheTotals() {
+        let m = JVPNMetrics()
+        XCTAssertEqual(JVPNMetrics.mtuTotalKeys.count, 7)
+        m.setMtuTotals([1, 2, 3, 4, 5, 6, 7])
+        m.setMtuTotals([1, 20, 3, 4, 50, 6, 70])
+        let s = parseExposition(m.render())
+        XCTAssertEqual(s["jvpn_mtu_mss_clamped_total"], 1)
+        XCTAssertEqual(s["jvpn_mtu_resegmented_total"], 20)
+        XCTAssertEqual(s["jvpn_mtu_fragmented_total"], 3)
+        XCTAssertEqual(s["jvpn_mtu_dropped_too_big_total"], 4)
+        XCTAssertEqual(s["jvpn_mtu_too_big_sent_total"], 50)
+        XCTAssertEqual(s["jvpn_mtu_black_holes_total"], 6)
+        XCTAssertEqual(s["jvpn_mtu_probes_total"], 70)
     }
 
     /// The daemon calls from several threads (timer, event emitter, control socket).

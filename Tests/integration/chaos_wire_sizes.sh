@@ -6,7 +6,8 @@
 # table names for CHAOS_WIRE (default v2) was seen at least once.
 . "$(dirname "$0")/chaos_lib.bash"
 chaos_setup "" noclient
-REQUIRED="to-gw:init to-client:response to-gw:probe to-client:probe-reply to-gw:reattach to-client:ack to-gw:data to-client:data"
+REQUIRED="to-gw:init to-client:response to-gw:probe to-client:probe-reply to-gw:reattach to-client:ack to-gw:data to-client:data
+          to-gw:path-mtu to-client:path-mtu-ack"
 for u in up0 up1; do
     for dk in $REQUIRED; do drop add "$u" "${dk%%:*}" "${dk#*:}" 0; done
 done

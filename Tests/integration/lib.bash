@@ -167,10 +167,13 @@ router_setup() {
         key="${line%%=*}"; key="${key// /}"
         policy="$(grep -v "^$key " <<<"$policy")"$'\n'"$line"
     done <<<"${1:-}"
-    GW_POLICY="$policy" write_gateway_conf "$RIG_DIR/gw.conf" "$GW" 51820 c1 "10.77.0.2/32"
-    write_client_conf "$RIG_DIR/c1.conf" "$CL" c1 "10.77.0.2/24" "$RIG_GW_IP:51820" "10.77.0.0/24" \
+    # CLIENT_ADDRS / CLIENT_ALLOWED / GW_PEER_ALLOWED: the tunnel's addresses (IPv6 inside, say).
+    GW_POLICY="$policy" write_gateway_conf "$RIG_DIR/gw.conf" "$GW" 51820 c1 "${GW_PEER_ALLOWED:-10.77.0.2/32}"
+    write_client_conf "$RIG_DIR/c1.conf" "$CL" c1 "${CLIENT_ADDRS:-10.77.0.2/24}" "$RIG_GW_IP:51820" "${CLIENT_ALLOWED:-10.77.0.0/24}" \
         "${CLIENT_EXTRA:-Uplinks = up0, up1}" "$policy"
     rig_exec "$RIG_GW" "$JVPN_BIN" up "$RIG_DIR/gw.conf" || fail "gateway up"
+    # BEFORE_CLIENT_UP: a command (eval'd) that shapes the network before the client measures it.
+    if [[ -n "${BEFORE_CLIENT_UP:-}" ]]; then eval "$BEFORE_CLIENT_UP"; fi
     rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait 10 || fail "client up"
     CL_EVENTS="$RIG_DIR/$CL.events.jsonl"; GW_EVENTS="$RIG_DIR/$GW.events.jsonl"
 }
@@ -210,3 +213,37 @@ assert s["sha256"] == r["sha256"], (s, r)
 print("    stream intact: %d bytes, sha256 %s..., longest stall %d ms" % (r["bytes"], r["sha256"][:16], r["max_stall_ms"]))
 PY
 }
+
+# xfer_start NAME FROM_NS TO_NS TO_HOST PORT SECONDS MBPS : a paced TCP stream (xfer.py) from FROM_NS
+# to TO_HOST:PORT in TO_NS, with a checksum at both ends; several may run at once under distinct NAMEs
+declare -gA XFER_SEND XFER_RECV
+xfer_start() {
+    local n="$1" from="$2" to="$3" host="$4" port="$5" secs="$6" mbps="$7"
+    rm -f "$RIG_DIR/$n.ready"
+    rig_exec "$to" python3 "$REPO/deploy/netns/xfer.py" serve "$host" "$port" --ready-file "$RIG_DIR/$n.ready" \
+        --idle-timeout 30 >"$RIG_DIR/$n.recv.json" 2>"$RIG_DIR/$n.recv.err" &
+    XFER_RECV[$n]=$!
+    rig_wait_for "[[ -f '$RIG_DIR/$n.ready' ]]" 10 || fail "receiver of $n did not start"
+    rig_exec "$from" python3 "$REPO/deploy/netns/xfer.py" send "$host" "$port" "$secs" --mbps "$mbps" \
+        --idle-timeout 30 >"$RIG_DIR/$n.send.json" 2>"$RIG_DIR/$n.send.err" &
+    XFER_SEND[$n]=$!
+}
+
+# xfer_finish NAME MAX_STALL_MS : both ends done, same bytes and sha256, and the receiver never waited
+# longer than MAX_STALL_MS between two reads
+xfer_finish() {
+    local n="$1" max="$2"
+    wait "${XFER_SEND[$n]}" || fail "$n: sender failed: $(cat "$RIG_DIR/$n.send.err" "$RIG_DIR/$n.send.json")"
+    wait "${XFER_RECV[$n]}" || fail "$n: receiver failed: $(cat "$RIG_DIR/$n.recv.err" "$RIG_DIR/$n.recv.json")"
+    python3 - "$RIG_DIR/$n.send.json" "$RIG_DIR/$n.recv.json" "$max" "$n" <<'PY' || fail "$n: stream corrupted or stalled"
+import json, sys
+s = json.load(open(sys.argv[1])); r = json.load(open(sys.argv[2])); limit = int(sys.argv[3])
+print("    %s: %d bytes, sha256 %s..., longest stall %d ms (limit %d)" % (sys.argv[4], r["bytes"], r["sha256"][:16], r["max_stall_ms"], limit))
+assert s["bytes"] > 0 and s["bytes"] == r["bytes"], (s, r)
+assert s["sha256"] == r["sha256"], (s, r)
+assert r["max_stall_ms"] <= limit, r
+PY
+}
+
+# path_mtu UPLINK : the client's status `mtu` of that uplink's path
+path_mtu() { status_field "$RIG_CLIENT" "$CL" "[p['mtu'] for p in s['sessions'][0]['paths'] if p['uplink'] == '$1'][0]"; }

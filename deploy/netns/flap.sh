@@ -9,6 +9,12 @@
 #   blackhole UPLINK            at the router: silently drop everything from/to that uplink;
 #                               the client sees no link or address change
 #   unblackhole [UPLINK]        undo (every uplink when none given)
+#   mtu UPLINK SIZE             at the router: silently drop packets longer than SIZE bytes (IP
+#                               length, nft `meta length`) from and to that uplink, both ways, with
+#                               no ICMP error: a small carrier MTU with ICMP filtered (UDP GSO is
+#                               turned off on the devices that feed it: a veth would pass a whole
+#                               GSO burst where a wire carries its segments)
+#   mtu-clear [UPLINK]          undo (every uplink when none given)
 #   netem UPLINK ARGS...        e.g. `netem up0 loss 30%`, `netem up0 delay 100ms`,
 #                               `netem up0 delay 100ms loss 5%`, `netem up0 delay 20ms 10ms`
 #                               (jitter: each packet 20 ms +- 10, uniform; packets may reorder);
@@ -37,7 +43,7 @@ FLAP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=rig.sh
 . "$FLAP_DIR/rig.sh"
 
-usage() { sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 
 while getopts "p:e:h" opt; do
     case "$opt" in
@@ -214,6 +220,28 @@ unblackhole_one() {
     done
 }
 
+mtu_table() { echo "jvmtu_rt$(uplink_idx "$1")"; }
+
+mtu_clear_one() {
+    rig_exec "$R" nft delete table inet "$(mtu_table "$1")" 2>/dev/null || true
+}
+
+mtu_one() {
+    local u="$1" size="$2" i t
+    i="$(uplink_idx "$u")"; t="$(mtu_table "$u")"
+    [[ "$size" =~ ^[0-9]+$ ]] || usage
+    mtu_clear_one "$u"
+    # A veth hands a UDP GSO burst on whole, where a wire would carry its segments: `meta length`
+    # at the router would see the burst. The senders towards this uplink segment in software then.
+    ip netns exec "$C" ethtool -K "$u" tx-udp-segmentation off >/dev/null 2>&1 || log "warning: ethtool -K $u failed"
+    if [[ -n "${RIG_GW:-}" ]]; then
+        ip netns exec "$RIG_GW" ethtool -K "${RIG_GW_IF:-eth0}" tx-udp-segmentation off >/dev/null 2>&1 || log "warning: ethtool on the gateway failed"
+    fi
+    rig_exec "$R" nft "add table inet $t; add chain inet $t toobig { type filter hook forward priority -10; policy accept; };
+        add rule inet $t toobig iifname rt$i meta length > $size drop; add rule inet $t toobig oifname rt$i meta length > $size drop"
+    log "mtu $u: the router drops packets over $size bytes to and from rt$i (no ICMP)"
+}
+
 all_uplinks() { ip -n "$C" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^up[0-9]$' || true; }
 
 cmd="$1"; shift
@@ -248,6 +276,14 @@ case "$cmd" in
     unblackhole)
         if [[ $# -eq 1 ]]; then unblackhole_one "$1"; log "unblackhole $1"
         else for u in $(all_uplinks); do unblackhole_one "$u"; done; log "unblackhole all"; fi
+        ;;
+    mtu)
+        [[ $# -eq 2 ]] || usage
+        mtu_one "$1" "$2"
+        ;;
+    mtu-clear)
+        if [[ $# -eq 1 ]]; then mtu_clear_one "$1"; log "mtu-clear $1"
+        else for u in $(all_uplinks); do mtu_clear_one "$u"; done; log "mtu-clear all"; fi
         ;;
     netem)
         [[ $# -ge 3 ]] || usage
@@ -285,6 +321,7 @@ case "$cmd" in
         echo "== router $R"; ip -n "$R" -br addr; ip -n "$R" rule; ip -n "$R" -6 rule
         tc -n "$R" qdisc show; tc -n "$C" qdisc show | grep netem || true
         rig_exec "$R" iptables -S 2>/dev/null | grep JVFLAP || true
+        rig_exec "$R" nft list ruleset 2>/dev/null | grep -A4 'table inet jvmtu' || true
         ;;
     *) usage ;;
 esac

@@ -18,7 +18,8 @@
 #           data       type-4 frames of any size; keepalive = type 4 with no inner packet
 #           control    every type-5 frame
 #           init response cookie probe probe-reply reattach ack reject close nat-hint
-#           challenge path-response: one message kind, by UDP payload length and first byte
+#           challenge path-response path-mtu path-mtu-ack: one message kind, by UDP payload length
+#                      and first byte (MTU probes are probes padded to any size: raw:5:LEN)
 #           raw:TYPE:LEN[,LEN...]  first payload byte TYPE and UDP payload length(s) LEN
 #                      (LEN empty = any length), for sizes not in the table
 #   PCT     1..100; 0 = count only (the rule matches and counts, drops nothing): check that a
@@ -29,8 +30,8 @@
 #   CHAOS_WIRE=v2 (default)  the sizes of the reworked control protocol
 #   CHAOS_WIRE=v1            today's sizes (initiation 144, response 76, reject 50; no cookie,
 #                            no path challenge): reproduce the old wedges with the old code
-# Probe and probe reply (49), PATH_CHALLENGE and PATH_RESPONSE (41) have one size: the direction
-# tells them apart. A kind that does not exist in the chosen table is an error (exit 2).
+# Probe and probe reply (49), PATH_CHALLENGE and PATH_RESPONSE (41), PATH_MTU and its ack (39) have
+# one size: the direction tells them apart. A kind that does not exist in the chosen table is an error (exit 2).
 #
 # env: NFTDROP_PORT (default 51820): the gateway's UDP port, matched as dport on to-gw and sport on
 #      to-client for every kind but `all`; empty = any UDP port.
@@ -62,6 +63,8 @@ declare -A NFTDROP_SIZES_V2=(
     [nat-hint]="5:40,52"    # IPv4 / IPv6, gw -> client
     [challenge]="5:41"      # PATH_CHALLENGE, gw -> client
     [path-response]="5:41"  # PATH_RESPONSE, client -> gw
+    [path-mtu]="5:39"       # PATH_MTU, client -> gw
+    [path-mtu-ack]="5:39"   # PATH_MTU_ACK, gw -> client
 )
 declare -A NFTDROP_SIZES_V1=(
     [init]="1:144"
@@ -77,7 +80,7 @@ declare -A NFTDROP_SIZES_V1=(
     [close]="5:34"
     [nat-hint]="5:40,52"
 )
-NFTDROP_KINDS="init response cookie data keepalive control probe probe-reply reattach ack reject close nat-hint challenge path-response"
+NFTDROP_KINDS="init response cookie data keepalive control probe probe-reply reattach ack reject close nat-hint challenge path-response path-mtu path-mtu-ack"
 
 NFT_TABLE="jvchaos"
 NFT_CHAIN="drops"

@@ -32,4 +32,13 @@ int cudp_enable_gro(int fd, int on);
 /* Probes UDP_SEGMENT support on a socket: 0 if usable, -errno otherwise. */
 int cudp_gso_supported(int fd);
 
+/* DF on every datagram, without the kernel's path MTU cache limiting sends (IP_PMTUDISC_PROBE, and
+   IPV6_PMTUDISC_PROBE on an IPv6 socket, whose IPv4-mapped traffic follows the IPv4 option): a
+   datagram larger than the interface fails with EMSGSIZE, one larger than the path is dropped on
+   the way and never fragmented. The application searches the path MTU itself. 0 or -errno. */
+int cudp_set_pmtu_probe(int fd, int ipv6);
+
+/* The option's current value at one level (IPPROTO_IP or IPPROTO_IPV6), or -errno. */
+int cudp_get_pmtu_discover(int fd, int ipv6);
+
 #endif

@@ -3,7 +3,8 @@ public enum GatewayAction<Address: Hashable & Sendable>: Equatable, Sendable {
     /// Seal `message` with the peer's current session keys and send it to `to`. A probe reply is
     /// padded to `paddedTo` bytes (the probe's size), so a path's MTU can be probed both ways.
     case send(peer: Int, ControlMessage, to: Address, paddedTo: Int)
-    /// The data plane's destination for this peer changed (or it has none now): republish.
+    /// The data plane's view of this peer changed (its destination, or the path MTU towards it, or
+    /// it has none now): republish.
     case bindingChanged(peer: Int)
     /// The pending handshake of `session` was confirmed: its keys become the session's keys.
     case sessionOpened(peer: Int, SessionID)
@@ -249,7 +250,15 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
             out.append(.audit(peer: peer, s.id, AuditRecord(check: "peer_close", result: "pass",
                                                              detail: "peer closed with \(reason.rawValue)")))
             end(&s, peer, .peerClosed, now, &out)
-        case .probeReply, .reattachAck, .reject, .natHint, .pathChallenge:
+        case .pathMtu(let pathID, let size):
+            // The client measured what the path from `from` carries both ways: kept by address (a
+            // later REATTACH there fits at once), applied now if it is the bound one, and receipted
+            // every time (the client repeats the report until the receipt arrives).
+            if s.pathMtus.record(from, maxDatagram: Int(size), bound: s.bound, nowMs: now), from == s.bound {
+                out.append(.bindingChanged(peer: peer))
+            }
+            send(&s, peer, .pathMtuAck(pathID: pathID, maxDatagram: size), to: from, paddedTo: 0, now, &out)
+        case .probeReply, .reattachAck, .reject, .natHint, .pathChallenge, .pathMtuAck:
             break // the client's messages only
         }
         return out
@@ -381,7 +390,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         case .probe:
             s.lastCloseMs = now
             send(&s, peer, .close(reason: s.endReason ?? .peerClosed), to: from, paddedTo: 0, now, &out)
-        case .probeReply, .reattachAck, .reject, .close, .natHint, .pathChallenge, .pathResponse:
+        case .probeReply, .reattachAck, .reject, .close, .natHint, .pathChallenge, .pathResponse, .pathMtu, .pathMtuAck:
             break
         }
     }

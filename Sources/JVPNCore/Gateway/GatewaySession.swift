@@ -29,6 +29,8 @@ public struct GatewaySession<Address: Hashable & Sendable>: Equatable, Sendable 
     /// Why the session ended, once TERMINATED (told to a client that still uses its keys).
     public internal(set) var endReason: ReasonCode?
     var validation = PathValidation<Address>()
+    /// The client's path MTU reports, by address.
+    public internal(set) var pathMtus = PathMtuTable<Address>()
     var pendingReattach: PendingReattach?
     var lastApplied: AppliedReattach?
     var switchBudget: SwitchBudget
@@ -55,6 +57,9 @@ public struct GatewaySession<Address: Hashable & Sendable>: Equatable, Sendable 
     public var isLive: Bool { machine.state != .terminated }
 
     public func isValidated(_ a: Address, nowMs: UInt64) -> Bool { validation.isValidated(a, nowMs: nowMs) }
+
+    /// The largest datagram the bound path carries, as the client reported it (nil: no report).
+    public var boundMaxDatagram: Int? { bound.flatMap { pathMtus.maxDatagram(towards: $0) } }
 }
 
 /// Fixed limits of the gateway core (documented in docs/PROTOCOL.md).

@@ -14,12 +14,17 @@ public struct TokenBucket: Equatable, Sendable {
 
     /// Takes one token if there is one.
     public mutating func take(nowMs: UInt64) -> Bool {
+        take(count: 1, nowMs: nowMs)
+    }
+
+    /// Takes `count` tokens if there are that many, else none.
+    public mutating func take(count: UInt64, nowMs: UInt64) -> Bool {
         if nowMs > lastMs {
             tokens = min(capacity, tokens + Double(nowMs - lastMs) / 1000 * refillPerSecond)
             lastMs = nowMs
         }
-        guard tokens >= 1 else { return false }
-        tokens -= 1
+        guard tokens >= Double(count) else { return false }
+        tokens -= Double(count)
         return true
     }
 }

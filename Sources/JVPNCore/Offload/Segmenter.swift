@@ -2,20 +2,24 @@
 /// by a `VirtioNetHeader`) into wire-size IP packets, each with correct IP and TCP headers and
 /// checksums, written to caller-provided buffers. Pure; no allocation.
 public enum Segmenter {
-    public enum Failure: Error, Equatable { case malformed, tooManySegments, unsupported }
+    public enum Failure: Error, Equatable { case malformed, unsupported }
 
     /// Segments `packet` into the buffers `destination(i)` (each with room for `capacity` bytes);
-    /// calls `emit(i, length)` per segment. Returns the segment count. A packet without GSO is
-    /// copied as one segment (its checksum completed if the header asks for it).
+    /// calls `emit(i, length)` per segment. A packet without GSO is copied as one segment (its
+    /// checksum completed if the header asks for it). At most `maxSegments` are produced per call,
+    /// starting with segment `firstSegment` (numbered from 0 in `destination` and `emit`): the
+    /// caller calls again from where it stopped until a call produces fewer than `maxSegments`.
+    /// Returns the number produced.
     @inlinable
-    public static func segment(_ packet: UnsafeRawPointer, length: Int, header h: VirtioNetHeader, maxSegments: Int,
-                               capacity: Int, destination: (Int) -> UnsafeMutableRawPointer,
+    public static func segment(_ packet: UnsafeRawPointer, length: Int, header h: VirtioNetHeader, firstSegment: Int = 0,
+                               maxSegments: Int, capacity: Int, destination: (Int) -> UnsafeMutableRawPointer,
                                emit: (Int, Int) -> Void) throws(Failure) -> Int {
         guard length >= 20 else { throw .malformed }
         let version = packet.load(as: UInt8.self) >> 4
         guard version == 4 || version == 6 else { throw .malformed }
         let isV6 = version == 6
         if h.gsoType == VirtioNetHeader.gsoNone {
+            guard firstSegment == 0 else { return 0 }
             guard length <= capacity else { throw .malformed }
             let d = destination(0)
             d.copyMemory(from: packet, byteCount: length)
@@ -43,15 +47,16 @@ public enum Segmenter {
         guard tcpLen >= 20, hdrLen <= length, mss > 0 else { throw .malformed }
         let payload = length - hdrLen
         let count = max(1, (payload + mss - 1) / mss)
-        guard count <= maxSegments else { throw .tooManySegments }
         guard hdrLen + min(mss, payload) <= capacity else { throw .malformed }
         let seq0 = UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: ipLen + 4, as: UInt32.self))
         let id0 = isV6 ? 0 : UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
         let flags0 = packet.load(fromByteOffset: ipLen + 13, as: UInt8.self)
-        for i in 0..<count {
+        let last = min(count, firstSegment + maxSegments)
+        guard firstSegment < last else { return 0 }
+        for i in firstSegment..<last {
             let off = i * mss
             let segPayload = min(mss, payload - off)
-            let d = destination(i)
+            let d = destination(i - firstSegment)
             d.copyMemory(from: packet, byteCount: hdrLen)
             (d + hdrLen).copyMemory(from: packet + hdrLen + off, byteCount: segPayload)
             let total = hdrLen + segPayload
@@ -73,9 +78,9 @@ public enum Segmenter {
             let l4 = total - ipLen
             let s = Checksum.sum(d + ipLen, l4, initial: Checksum.pseudoHeader(ip: d, isV6: isV6, proto: 6, l4Length: l4))
             d.storeBytes(of: Checksum.finish(s).bigEndian, toByteOffset: ipLen + 16, as: UInt16.self)
-            emit(i, total)
+            emit(i - firstSegment, total)
         }
-        return count
+        return last - firstSegment
     }
 
     @inlinable

@@ -11,11 +11,26 @@ public struct PathCandidate: Equatable, Sendable {
     /// Presumed dead by suspicion (silent for PTOs under traffic while a standby answered): the
     /// time its episode opened. Only an answer to a probe sent since revives it.
     public var presumedDeadSinceMs: UInt64?
+    /// The path's MTU search. The host replaces the default with the uplink's MTU and the IP
+    /// version of the gateway's address.
+    public var mtu = PathMtuSearch(uplinkMtu: 1500, ipv6: false)
+    /// The PATH_MTU report of this path to the gateway.
+    public var mtuReport = PathMtuReport()
 
     public init(id: UInt32, priority: Int) {
         self.id = id
         self.priority = priority
     }
+}
+
+/// The client's report of one path's MTU to the gateway (PATH_MTU): what it last said, whether the
+/// gateway receipted it, and when it was sent (it is repeated until receipted).
+public struct PathMtuReport: Equatable, Sendable {
+    public var maxDatagram: Int?
+    public var receipted = false
+    var sentMs: UInt64?
+
+    public init() {}
 }
 
 /// One REATTACH attempt: (path, version, nonce). Every retry sends exactly these, so the gateway
@@ -34,6 +49,14 @@ public enum OrchestratorAction: Equatable, Sendable {
     /// until the response; the orchestrator only decides when and where (retries, rotation, rekey).
     case sendInitiation(path: UInt32)
     case sendProbe(path: UInt32, seq: UInt32)
+    /// An MTU probe on `path`: padded so that the IP packet carrying it is `size` bytes, or a small
+    /// one (nil) that shows the path answered during the round (`PathMtuSearch`).
+    case sendMtuProbe(path: UInt32, seq: UInt32, size: Int?)
+    /// Tell the gateway, on `path`, the largest datagram the path carries both ways (PATH_MTU).
+    case sendPathMtu(path: UInt32, maxDatagram: Int)
+    /// The size `path`'s packets are fitted to changed (nil: no limit); `blackHole` when the size in
+    /// use stopped passing while small probes did.
+    case pathMtuChanged(path: UInt32, from: Int?, to: Int?, blackHole: Bool)
     /// Send REATTACH_REQUEST on `path`. A retry carries the same version and nonce as the first send.
     case sendReattach(path: UInt32, reason: ReasonCode, bindingVersion: UInt64, nonce: ControlNonce)
     /// Answer a PATH_CHALLENGE with `data` on the path it arrived on.
@@ -64,6 +87,9 @@ public struct ClientOrchestrator: Equatable, Sendable {
     public static let rateLimitedBackoffMs: UInt64 = 1000
     /// PATH_RESPONSEs per second (burst and rate): a flood of challenges cannot make us a reflector.
     public static let pathResponsesPerSecond: UInt64 = 50
+    /// MTU probes per second over all paths (burst and rate): well within the gateway's control
+    /// budget per session, with the regular probes.
+    public static let mtuProbesPerSecond: UInt64 = 40
 
     public private(set) var policy: PolicyConfig
     public private(set) var machine: SessionStateMachine
@@ -97,6 +123,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// Last rekey initiation with no handshake completed since.
     private var rekeyInitiationMs: UInt64?
     private var pathResponses: TokenBucket
+    private var mtuProbes: TokenBucket
     /// Failure detection on the active path while traffic flows (between DeadAfterMs checks).
     public private(set) var suspicion: ActivePathSuspicion
     /// Latest time seen: facts may arrive with clock readings taken on other threads, slightly
@@ -120,6 +147,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
         pathResponses = TokenBucket(capacity: ClientOrchestrator.pathResponsesPerSecond,
                                     refillPerSecond: Double(ClientOrchestrator.pathResponsesPerSecond), nowMs: nowMs)
         suspicion = ActivePathSuspicion(nowMs: nowMs)
+        mtuProbes = TokenBucket(capacity: ClientOrchestrator.mtuProbesPerSecond,
+                                refillPerSecond: Double(ClientOrchestrator.mtuProbesPerSecond), nowMs: nowMs)
     }
 
     public var state: SessionState { machine.state }
@@ -153,14 +182,18 @@ public struct ClientOrchestrator: Equatable, Sendable {
         return nil
     }
 
-    /// Deterministic ranking of usable candidates: (priority, loss, rtt, path id).
+    /// Deterministic ranking of usable candidates: (below the MTU floor, priority, loss, rtt, path id).
     public func ranked(nowMs now: UInt64, excluding: UInt32? = nil) -> [PathCandidate] {
         paths.filter { $0.id != excluding && isAlive($0, now) }.sorted {
-            let a = ($0.priority, $0.quality.lossPct(nowMs: now, lateAfterMs: lateAfterMs), $0.quality.rttMs, $0.id)
-            let b = ($1.priority, $1.quality.lossPct(nowMs: now, lateAfterMs: lateAfterMs), $1.quality.rttMs, $1.id)
+            let a = (preference($0).0, $0.priority, $0.quality.lossPct(nowMs: now, lateAfterMs: lateAfterMs), $0.quality.rttMs, $0.id)
+            let b = (preference($1).0, $1.priority, $1.quality.lossPct(nowMs: now, lateAfterMs: lateAfterMs), $1.quality.rttMs, $1.id)
             return a < b
         }
     }
+
+    /// What a path is preferred for before its measurements: a path known to carry less than IPv6's
+    /// minimum MTU inside the tunnel comes after every path that carries it, then the uplink order.
+    private func preference(_ p: PathCandidate) -> (Int, Int) { (p.mtu.isBelowFloor ? 1 : 0, p.priority) }
 
     public func status(of id: UInt32, nowMs now: UInt64) -> String {
         guard let i = index(id) else { return "dead" }
@@ -169,6 +202,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     public func quality(of id: UInt32) -> PathQuality? { index(id).map { paths[$0].quality } }
+
+    public func mtu(of id: UInt32) -> PathMtuSearch? { index(id).map { paths[$0].mtu } }
 
     /// The path's probe timeout (nil before its first RTT sample).
     public func probeTimeoutMs(of id: UInt32) -> Double? {
@@ -275,6 +310,13 @@ public struct ClientOrchestrator: Equatable, Sendable {
             paths[i].quality.reset()
             paths[i].healthySinceMs = nil
             paths[i].presumedDeadSinceMs = nil
+            if !usable {
+                // When it comes back it may be another network: its MTU is measured afresh.
+                let before = paths[i].mtu
+                paths[i].mtu.reset()
+                paths[i].mtuReport = PathMtuReport()
+                noteMtuChange(i, before, &out)
+            }
         }
         switch machine.state {
         case .terminated:
@@ -296,16 +338,46 @@ public struct ClientOrchestrator: Equatable, Sendable {
         return out
     }
 
+    /// The uplink's MTU changed (netlink): its paths' searches follow.
+    public mutating func uplinkMtuChanged(uplinkPriority: Int, mtu: Int, nowMs now: UInt64) -> [OrchestratorAction] {
+        let now = clock(now)
+        var out: [OrchestratorAction] = []
+        for i in paths.indices where paths[i].priority == uplinkPriority {
+            let before = paths[i].mtu
+            paths[i].mtu.uplinkMtuChanged(mtu, nowMs: now)
+            noteMtuChange(i, before, &out)
+        }
+        return out
+    }
+
     // MARK: facts: control messages
 
     public mutating func probeReplied(path: UInt32, seq: UInt32, nowMs now: UInt64, measuredRttMs: Double? = nil) -> [OrchestratorAction] {
         let now = clock(now)
+        if PathMtuSearch.isMtuProbe(seq: seq) {
+            // Not the path's loss, RTT or silence (a padded probe's fate is the MTU search's), but an
+            // authenticated answer all the same.
+            guard let i = index(path) else { return [] }
+            let before = paths[i].mtu
+            guard paths[i].mtu.replied(seq: seq, nowMs: now) else { return [] }
+            if path == active { suspicion.heard(nowMs: now) }
+            var out: [OrchestratorAction] = []
+            noteMtuChange(i, before, &out)
+            return out
+        }
         guard let i = index(path), let sentMs = paths[i].quality.replied(seq: seq, atMs: now, measuredRttMs: measuredRttMs) else {
             return []
         }
         if let dead = paths[i].presumedDeadSinceMs, sentMs >= dead { paths[i].presumedDeadSinceMs = nil }
         if path == active { suspicion.heard(nowMs: now) }
         return []
+    }
+
+    /// The gateway receipted a PATH_MTU report of `path`.
+    public mutating func pathMtuReceipted(path: UInt32, maxDatagram: Int, nowMs now: UInt64) {
+        _ = clock(now)
+        guard let i = index(path), paths[i].mtuReport.maxDatagram == maxDatagram else { return }
+        paths[i].mtuReport.receipted = true
     }
 
     /// The peer's cumulative data-plane packet counters (sealed and sent; received and
@@ -359,7 +431,14 @@ public struct ClientOrchestrator: Equatable, Sendable {
         troubleSinceMs = nil
         recoveryReason = nil
         volatileSinceMs = nil
-        if let i = index(a.path) { paths[i].healthySinceMs = now }
+        if let i = index(a.path) {
+            paths[i].healthySinceMs = now
+            // The new binding: is its size still what it was, and does the gateway know it (its
+            // report is sent again: the address the gateway sees may be new)?
+            paths[i].mtu.confirmSoon(nowMs: now)
+            paths[i].mtuReport.receipted = false
+            paths[i].mtuReport.sentMs = nil
+        }
         return out
     }
 
@@ -452,9 +531,46 @@ public struct ClientOrchestrator: Equatable, Sendable {
         }
         sendDueProbes(now, &out)
         watchActivePath(now, &out)
+        probeMtus(now, &out)
+        reportMtus(now, &out)
         updateHealth(now)
         evaluate(now, &out)
         return out
+    }
+
+    /// MTU search rounds on every working path that has answered a probe (so it has an RTT to time
+    /// the round by).
+    private mutating func probeMtus(_ now: UInt64, _ out: inout [OrchestratorAction]) {
+        for i in paths.indices where isAlive(paths[i], now) && paths[i].quality.lastReplyMs != nil {
+            let before = paths[i].mtu
+            let pto = ActivePathSuspicion.probeTimeoutMs(paths[i].quality.rtt) ?? Double(policy.probeIntervalMs)
+            let timeout = min(policy.deadAfterMs, max(PathMtuSearch.minTimeoutMs, UInt64(2 * pto)))
+            for p in paths[i].mtu.poll(nowMs: now, timeoutMs: timeout, budget: &mtuProbes) {
+                out.append(.sendMtuProbe(path: paths[i].id, seq: p.seq, size: p.size))
+            }
+            noteMtuChange(i, before, &out)
+        }
+    }
+
+    /// PATH_MTU reports of working paths whose size is known and not yet receipted by the gateway,
+    /// repeated every `reattachRetryMs`.
+    private mutating func reportMtus(_ now: UInt64, _ out: inout [OrchestratorAction]) {
+        for i in paths.indices where isAlive(paths[i], now) {
+            guard let d = paths[i].mtu.maxDatagram else { continue }
+            if paths[i].mtuReport.maxDatagram != d {
+                paths[i].mtuReport = PathMtuReport()
+                paths[i].mtuReport.maxDatagram = d
+            }
+            guard !paths[i].mtuReport.receipted, paths[i].mtuReport.sentMs.map({ now >= $0 + reattachRetryMs }) ?? true else { continue }
+            paths[i].mtuReport.sentMs = now
+            out.append(.sendPathMtu(path: paths[i].id, maxDatagram: d))
+        }
+    }
+
+    private func noteMtuChange(_ i: Int, _ before: PathMtuSearch, _ out: inout [OrchestratorAction]) {
+        guard before.inUse != paths[i].mtu.inUse else { return }
+        out.append(.pathMtuChanged(path: paths[i].id, from: before.inUse, to: paths[i].mtu.inUse,
+                                   blackHole: paths[i].mtu.blackHoles > before.blackHoles))
     }
 
     /// Suspicion of the active path while it carries the session: probes when it is suspect, and
@@ -482,6 +598,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
         case .opened:
             probe(ai, now, &out)
             for i in paths.indices where isStandby(i) { probe(i, now, &out) }
+            // Silence under traffic may be large packets dying while small ones pass.
+            paths[ai].mtu.confirmSoon(nowMs: now)
         case .probeAgain:
             probe(ai, now, &out)
         }
@@ -570,8 +688,10 @@ public struct ClientOrchestrator: Equatable, Sendable {
                 transition(.volatile, v, now, &out)
                 return
             }
-            if policy.preemptToPreferred, let best = ranked(nowMs: now).first, best.priority < paths[ai].priority,
-               isStable(best, now), mayPolicySwitch(now) {
+            // Back to a preferred uplink only with PreemptToPreferred; off a path below the MTU
+            // floor always (once a path above it is stable).
+            if policy.preemptToPreferred || paths[ai].mtu.isBelowFloor, let best = ranked(nowMs: now).first,
+               preference(best) < preference(paths[ai]), isStable(best, now), mayPolicySwitch(now) {
                 troubleSinceMs = now
                 recoveryReason = .betterPath
                 transition(.recovering, .betterPath, now, &out)

@@ -77,6 +77,8 @@ public enum ControlDecodeError: Error, Equatable, Sendable {
     /// A known reason code that this message kind may not carry (a REATTACH names why the client moves).
     case reasonNotAllowed(kind: UInt8, reason: UInt8)
     case badAddressFamily(UInt8)
+    /// A path MTU report smaller than any IPv4 path carries (576 - 28 bytes of datagram).
+    case datagramTooSmall(UInt16)
 }
 
 /// Plaintext of a type-5 (control) frame. First byte = kind, integers little-endian, fixed sizes.
@@ -98,6 +100,11 @@ public enum ControlMessage: Equatable, Sendable {
     case pathChallenge(data: UInt64)
     /// The client's answer, sent back on the path the challenge arrived on, echoing `data`.
     case pathResponse(data: UInt64)
+    /// The client's word on the path this arrives on: the largest datagram (UDP payload) its
+    /// padded probes carried both ways. The gateway fits what it sends to that address to it.
+    case pathMtu(pathID: UInt32, maxDatagram: UInt16)
+    /// The gateway's receipt of a `pathMtu`, echoing it (the client repeats its report until then).
+    case pathMtuAck(pathID: UInt32, maxDatagram: UInt16)
 
     public enum Kind: UInt8, Sendable, CaseIterable {
         case probe = 1
@@ -109,6 +116,8 @@ public enum ControlMessage: Equatable, Sendable {
         case natHint = 7
         case pathChallenge = 8
         case pathResponse = 9
+        case pathMtu = 10
+        case pathMtuAck = 11
     }
 
     /// Largest encoding (IPv6 NAT hint is 20; REATTACH_REQUEST is 38).
@@ -125,8 +134,14 @@ public enum ControlMessage: Equatable, Sendable {
         case .natHint: return .natHint
         case .pathChallenge: return .pathChallenge
         case .pathResponse: return .pathResponse
+        case .pathMtu: return .pathMtu
+        case .pathMtuAck: return .pathMtuAck
         }
     }
+
+    /// The smallest `maxDatagram` a path MTU report may carry: IPv4's minimum MTU (576) less the
+    /// IPv4 and UDP headers.
+    public static let minReportedDatagram: UInt16 = 548
 
     static func fixedLength(_ kind: Kind) -> Int {
         switch kind {
@@ -137,6 +152,7 @@ public enum ControlMessage: Equatable, Sendable {
         case .close: return 2
         case .natHint: return 8 // IPv4; IPv6 is 20
         case .pathChallenge, .pathResponse: return 9
+        case .pathMtu, .pathMtuAck: return 7
         }
     }
 
@@ -180,6 +196,9 @@ public enum ControlMessage: Equatable, Sendable {
             p.storeBytes(of: h.port.bigEndian, toByteOffset: 2 + h.address.count, as: UInt16.self)
         case .pathChallenge(let data), .pathResponse(let data):
             p.storeBytes(of: data.littleEndian, toByteOffset: 1, as: UInt64.self)
+        case .pathMtu(let path, let size), .pathMtuAck(let path, let size):
+            p.storeBytes(of: path.littleEndian, toByteOffset: 1, as: UInt32.self)
+            p.storeBytes(of: size.littleEndian, toByteOffset: 5, as: UInt16.self)
         }
         return n
     }
@@ -241,6 +260,11 @@ public enum ControlMessage: Equatable, Sendable {
         case .pathChallenge, .pathResponse:
             try need(9)
             return kind == .pathChallenge ? .pathChallenge(data: u64(1)) : .pathResponse(data: u64(1))
+        case .pathMtu, .pathMtuAck:
+            try need(7)
+            let size = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 5, as: UInt16.self))
+            guard size >= minReportedDatagram else { throw .datagramTooSmall(size) }
+            return kind == .pathMtu ? .pathMtu(pathID: u32(1), maxDatagram: size) : .pathMtuAck(pathID: u32(1), maxDatagram: size)
         }
     }
 }

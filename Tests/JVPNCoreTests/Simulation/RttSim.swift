@@ -148,7 +148,9 @@ struct RttSim {
                 if d.path == o.active { perform(o.natRebindHinted(nowMs: nowMs)) }
             case .close:
                 perform(o.closedByPeer(nowMs: nowMs))
-            case .probe, .reattachRequest, .pathResponse:
+            case .pathMtuAck(let pathID, let size):
+                o.pathMtuReceipted(path: pathID, maxDatagram: Int(size), nowMs: nowMs)
+            case .probe, .reattachRequest, .pathResponse, .pathMtu:
                 break
             }
         }
@@ -167,7 +169,11 @@ struct RttSim {
                                                nonce: nonce, reason: reason)), path: path, toGateway: true)
             case .sendPathResponse(let path, let data):
                 send(.control(.pathResponse(data: data)), path: path, toGateway: true)
-            case .sendInitiation, .activate, .stateChanged, .audit, .switched, .presumedDead, .terminated:
+            case .sendMtuProbe(let path, let seq, _):
+                send(.control(.probe(seq: seq, sentAtNs: nowUs * 1000, pathID: path)), path: path, toGateway: true)
+            case .sendPathMtu(let path, let size):
+                send(.control(.pathMtu(pathID: path, maxDatagram: UInt16(size))), path: path, toGateway: true)
+            case .sendInitiation, .activate, .stateChanged, .audit, .switched, .presumedDead, .terminated, .pathMtuChanged:
                 break
             }
         }

@@ -108,7 +108,9 @@ struct SimClient {
                 actions = orchestrator.natRebindHinted(nowMs: now)
             case .close:
                 actions = orchestrator.closedByPeer(nowMs: now)
-            case .probe, .reattachRequest, .pathResponse:
+            case .pathMtuAck(let pathID, let size):
+                orchestrator.pathMtuReceipted(path: pathID, maxDatagram: Int(size), nowMs: now)
+            case .probe, .reattachRequest, .pathResponse, .pathMtu:
                 return
             }
             perform(actions, now: now, net: &net)
@@ -121,10 +123,10 @@ struct SimClient {
         return c
     }
 
-    private mutating func sendControl(_ m: ControlMessage, path: UInt32, now: UInt64, net: inout SimNetwork) {
+    private mutating func sendControl(_ m: ControlMessage, path: UInt32, now: UInt64, net: inout SimNetwork, paddedTo: Int = 0) {
         guard let kp = current else { return }
-        var buf = [UInt8](repeating: 0, count: m.encodedLength)
-        let n = buf.withUnsafeMutableBytes { m.encode(into: $0.baseAddress!, capacity: $0.count) }
+        var buf = [UInt8](repeating: 0, count: max(m.encodedLength, paddedTo))
+        let n = buf.withUnsafeMutableBytes { m.encode(into: $0.baseAddress!, capacity: $0.count, paddedTo: paddedTo) }
         net.clientSend(.frame(epoch: kp, counter: counter(kp), control: Array(buf[0..<n])), uplink: SimClient.uplink(of: path), now: now)
     }
 
@@ -132,9 +134,9 @@ struct SimClient {
         for a in actions {
             if tracing {
                 switch a {
-                case .sendProbe: break
+                case .sendProbe, .sendMtuProbe, .sendPathMtu: break
                 case .sendInitiation, .sendReattach, .sendPathResponse, .activate, .stateChanged, .audit, .switched, .presumedDead,
-                     .terminated:
+                     .terminated, .pathMtuChanged:
                     journal.append("\(now): client \(a)")
                 }
             }
@@ -151,9 +153,14 @@ struct SimClient {
                             path: path, now: now, net: &net)
             case .sendPathResponse(let path, let data):
                 sendControl(.pathResponse(data: data), path: path, now: now, net: &net)
+            case .sendMtuProbe(let path, let seq, let size):
+                sendControl(.probe(seq: seq, sentAtNs: now * 1_000_000, pathID: path), path: path, now: now, net: &net,
+                            paddedTo: size.map { $0 - 28 - 32 } ?? 0)
+            case .sendPathMtu(let path, let size):
+                sendControl(.pathMtu(pathID: path, maxDatagram: UInt16(size)), path: path, now: now, net: &net)
             case .activate(let path):
                 active = path
-            case .stateChanged, .audit, .switched, .presumedDead:
+            case .stateChanged, .audit, .switched, .presumedDead, .pathMtuChanged:
                 break
             case .terminated(_, let restart):
                 active = nil

@@ -36,6 +36,8 @@ struct SimDirection: Equatable {
     var dropPct = 0
     var duplicatePct = 0
     var delayMs: ClosedRange<UInt64> = 1...2
+    /// Datagrams larger than this die silently (a path MTU with ICMP filtered).
+    var maxDatagram = Int.max
 }
 
 /// A seeded, deterministic network between one client with several uplinks and one gateway. Each
@@ -87,7 +89,7 @@ struct SimNetwork {
     }
 
     private mutating func enqueue(_ p: SimPacket, _ d: SimDirection, _ now: UInt64) {
-        guard !d.broken, !chance(d.dropPct) else { return }
+        guard !d.broken, p.payload.size <= d.maxDatagram, !chance(d.dropPct) else { return }
         let copies = chance(d.duplicatePct) ? 2 : 1
         for _ in 0..<copies {
             seq += 1
