@@ -46,6 +46,20 @@ final class ClientOrchestratorTests: XCTestCase {
         XCTAssertEqual(s.switchesLogged.first?.2, .betterPath)
     }
 
+    func testAnOutageIsNotLossOnceThePathComesBack() {
+        var s = OrchestratorSim(policy: rigPolicy())
+        s.run(ms: 2_000)
+        s.blackholed.insert(0)
+        s.run(ms: 600)
+        XCTAssertEqual(s.o.active, 16)
+        s.blackholed.remove(0)
+        s.run(ms: 400)
+        XCTAssertEqual(s.o.lossPct(of: 0, nowMs: s.now), 0, "the probes lost while it was dead are not loss")
+        s.run(ms: 1_600)
+        XCTAssertEqual(s.o.active, 0, "back once stable for StableWindowMs")
+        XCTAssertEqual(s.switchesLogged.map(\.2), [.probeTimeout, .betterPath])
+    }
+
     func testPreemptsBackToPreferredOnceStable() {
         var s = OrchestratorSim(policy: rigPolicy())
         s.run(ms: 2_000)

@@ -54,6 +54,13 @@ public struct PathQuality: Equatable, Sendable {
     /// Forgets everything (path re-created, link came back).
     public mutating func reset() { self = PathQuality() }
 
+    /// The path was dead (silent past DeadAfterMs, or presumed dead) and the probe sent at
+    /// `sentMs` was answered: it came back. The probes it left unanswered before were an outage,
+    /// not loss; like a path coming up, loss counts from this answer on.
+    public mutating func cameBack(sentMs: UInt64) {
+        firstAnsweredSentMs = max(firstAnsweredSentMs ?? sentMs, sentMs)
+    }
+
     /// Loss in percent over the window: a probe is lost when it went unanswered (`lateAfterMs`)
     /// while a later one was answered.
     public func lossPct(nowMs: UInt64, lateAfterMs: UInt64) -> Double {
