@@ -106,4 +106,22 @@ final class StreamConnectionTableTests: XCTestCase {
         let other = try XCTUnwrap(admitted(t.accept(source: .v4(1), nowMs: 40)))
         XCTAssertEqual(t.authenticated(other, peer: 1, nowMs: 41), [])
     }
+
+    func testPeersAddedByAReloadGetRoom() throws {
+        var t = StreamConnectionTable(peerCount: 1, limits: limits(unauthenticated: 1, perSource: 10))
+        XCTAssertEqual(t.capacity, 1 + 2)
+        t.grow(toPeers: 3)
+        XCTAssertEqual(t.capacity, 1 + 3 * 2)
+        t.grow(toPeers: 2)
+        XCTAssertEqual(t.capacity, 1 + 3 * 2, "never shrinks")
+        // Every peer can hold perPeer authenticated connections while one unauthenticated waits.
+        for peer in 0..<3 {
+            for k in 0..<2 {
+                let id = try XCTUnwrap(admitted(t.accept(source: .v4(UInt32(peer)), nowMs: UInt64(peer * 10 + k))))
+                XCTAssertEqual(t.authenticated(id, peer: peer, nowMs: UInt64(peer * 10 + k)), [])
+            }
+        }
+        XCTAssertNotNil(admitted(t.accept(source: .v4(9), nowMs: 100)))
+        XCTAssertEqual(t.authenticatedCount, 6)
+    }
 }

@@ -314,7 +314,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
         var out: [OrchestratorAction] = []
         let fresh = new.filter { index($0.id) == nil }
         paths += fresh
-        if machine.state == .birth, fresh.contains(where: { $0.linkUp && $0.hasAddress }) { scheduleHandshake(now, &out) }
+        if machine.state == .birth, fresh.contains(where: { $0.isUsable }) { scheduleHandshake(now, &out) }
         return out
     }
 

@@ -56,6 +56,8 @@ public struct StreamConnectionTable: Equatable, Sendable {
         public var idleTimeouts: UInt64 = 0
         public var peerLimitCloses: UInt64 = 0
         public var authenticated: UInt64 = 0
+
+        public init() {}
     }
 
     struct Slot: Equatable, Sendable {
@@ -69,13 +71,23 @@ public struct StreamConnectionTable: Equatable, Sendable {
 
     public let limits: Limits
     private var slots: [Slot]
+    /// Peers the slots are sized for.
+    public private(set) var peerCount: Int
     public private(set) var counters = Counters()
     public private(set) var unauthenticated = 0
     public private(set) var authenticatedCount = 0
 
     public init(peerCount: Int, limits: Limits = Limits()) {
         self.limits = limits
-        slots = Array(repeating: Slot(), count: limits.maxUnauthenticated + max(0, peerCount) * limits.perPeer)
+        self.peerCount = max(0, peerCount)
+        slots = Array(repeating: Slot(), count: limits.maxUnauthenticated + self.peerCount * limits.perPeer)
+    }
+
+    /// Peers were added (a configuration reload): room for their connections. Never shrinks.
+    public mutating func grow(toPeers n: Int) {
+        guard n > peerCount else { return }
+        slots += Array(repeating: Slot(), count: (n - peerCount) * limits.perPeer)
+        peerCount = n
     }
 
     public var capacity: Int { slots.count }
