@@ -52,6 +52,15 @@ final class TransportPolicyTests: XCTestCase {
         XCTAssertEqual(s.o.active, 16)
     }
 
+    func testUdpBlockedOnEveryUplinkGoesStraightToTcp() {
+        var s = sim([0, 16, 1, 17])
+        s.blackholed.formUnion([0, 16])
+        s.run(ms: 800)
+        XCTAssertEqual(s.o.active, 1)
+        XCTAssertEqual(s.switchesLogged.map(\.1), [1], "one switch, to TCP")
+        XCTAssertEqual(Set(s.reattachesSent.map(\.path)), [1], "no REATTACH on the other UDP path, silent as well")
+    }
+
     func testALossyUdpPathIsNoReasonToGoToTcp() {
         var s = sim()
         s.dropEvery[0] = 3

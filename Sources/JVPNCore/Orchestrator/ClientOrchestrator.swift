@@ -128,6 +128,9 @@ public struct ClientOrchestrator: Equatable, Sendable {
     private var probeSeq: UInt32 = 0
     /// When the active path was declared dead or worse (for recovery_ms).
     private var troubleSinceMs: UInt64?
+    /// When the active path fell silent, if that is why the session is recovering: paths that
+    /// answered probes sent since are known to work now.
+    private var outageSinceMs: UInt64?
     private var recoveryReason: ReasonCode?
     private var volatileSinceMs: UInt64?
     private var noTransportSinceMs: UInt64?
@@ -464,6 +467,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
                                  recoveryMs: elapsedMs(now, since: troubleSinceMs ?? now)))
         }
         troubleSinceMs = nil
+        outageSinceMs = nil
         recoveryReason = nil
         volatileSinceMs = nil
         if let i = index(a.path) {
@@ -803,11 +807,17 @@ public struct ClientOrchestrator: Equatable, Sendable {
         return ranked(nowMs: now, excluding: active).first { $0.transportRank <= rank && volatility($0, now) == nil }?.id
     }
 
-    /// The best path for a new attempt: working ones only, those that answered a probe and are not
-    /// volatile first, then by rank.
+    /// The best path for a new attempt: working ones only; first those that answered a probe sent
+    /// since the active path fell silent (one outage can silence several paths at once: UDP blocked
+    /// on every uplink leaves only the TCP paths answering, and the UDP ones are not yet past
+    /// DeadAfterMs), then those that answered a probe at all and are not volatile, then by rank.
     private func reattachTarget(_ now: UInt64) -> UInt32? {
         let alive = ranked(nowMs: now)
         let proven = alive.filter { $0.quality.lastReplyMs != nil }
+        if let since = outageSinceMs,
+           let fresh = proven.first(where: { ($0.quality.newestAnsweredSentMs ?? 0) >= since && volatility($0, now) == nil }) {
+            return fresh.id
+        }
         return (proven.first { volatility($0, now) == nil } ?? proven.first ?? alive.first)?.id
     }
 
@@ -844,6 +854,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
             return
         }
         troubleSinceMs = troubleSinceMs ?? now
+        outageSinceMs = reason == .probeTimeout ? active.flatMap { index($0) }.flatMap { paths[$0].quality.silentSinceMs } : nil
         recoveryReason = reason
         attempt = nil
         transition(.recovering, reason, now, &out)
