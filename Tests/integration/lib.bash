@@ -255,5 +255,18 @@ assert r["max_stall_ms"] <= limit, r
 PY
 }
 
-# path_mtu UPLINK : the client's status `mtu` of that uplink's path
-path_mtu() { status_field "$RIG_CLIENT" "$CL" "[p['mtu'] for p in s['sessions'][0]['paths'] if p['uplink'] == '$1'][0]"; }
+# path_mtu UPLINK : the client's status `mtu` of that uplink's UDP path
+path_mtu() {
+    status_field "$RIG_CLIENT" "$CL" "[p['mtu'] for p in s['sessions'][0]['paths'] if p['uplink'] == '$1' and p['transport'] == 'udp'][0]"
+}
+
+# udp_block / udp_unblock : the router drops every forwarded UDP packet (all uplinks, both ways),
+# set and lifted in one nft transaction so that no uplink is blocked before another.
+udp_block() {
+    rig_exec "$RIG_ROUTER" nft -f - <<'NFT' || fail "nft: cannot block UDP"
+table inet jvudpblock {
+    chain forward { type filter hook forward priority -20; policy accept; meta l4proto udp counter drop; }
+}
+NFT
+}
+udp_unblock() { rig_exec "$RIG_ROUTER" nft delete table inet jvudpblock || fail "nft: cannot unblock UDP"; }

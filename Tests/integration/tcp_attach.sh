@@ -5,9 +5,8 @@
 # and a checksummed 64 MB transfer pass through the tunnel.
 . "$(dirname "$0")/lib.bash"
 CLIENT_UP=0 router_setup
-NFTDROP="$REPO/deploy/netns/nftdrop.sh"
 step "block UDP on up0 and up1, both ways, then start the client"
-for u in up0 up1; do for d in to-gw to-client; do "$NFTDROP" add "$u" "$d" udp >/dev/null 2>&1 || fail "nftdrop $u $d"; done; done
+udp_block
 t0=$(date +%s%3N)
 rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait 15 || fail "client up"
 wait_state ATTACHED 15 || fail "client not ATTACHED over TCP"
