@@ -10,6 +10,9 @@
 #ifndef TCP_NOTSENT_LOWAT
 #define TCP_NOTSENT_LOWAT 25
 #endif
+#ifndef TCP_USER_TIMEOUT
+#define TCP_USER_TIMEOUT 18
+#endif
 
 int ctcp_accept(int fd, void *addr, unsigned int *addrlen) {
     socklen_t len = *addrlen;
@@ -19,10 +22,11 @@ int ctcp_accept(int fd, void *addr, unsigned int *addrlen) {
     return c;
 }
 
-int ctcp_configure(int fd, int lowat) {
+int ctcp_configure(int fd, int lowat, int user_timeout_ms) {
     int one = 1;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) return -errno;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat) < 0) return -errno;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms) < 0) return -errno;
     return 0;
 }
 

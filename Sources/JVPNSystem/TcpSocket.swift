@@ -58,19 +58,22 @@ public final class TcpListener: @unchecked Sendable {
     }
 }
 
-/// One TCP connection of the TCP transport. Non-blocking, `TCP_NODELAY` (frames leave at once) and
+/// One TCP connection of the TCP transport. Non-blocking, `TCP_NODELAY` (frames leave at once),
 /// `TCP_NOTSENT_LOWAT` (the socket takes at most that many bytes not yet sent: beyond, a write
-/// fails with EAGAIN and the caller drops rather than queues). Closed when the object goes away, so
-/// a descriptor is never reused while another thread still holds this socket.
+/// fails with EAGAIN and the caller drops rather than queues) and `TCP_USER_TIMEOUT` (a connection
+/// whose data goes unacknowledged that long ends, so a path behind a middlebox that forgot it is
+/// opened again instead of retransmitting for minutes). Closed when the object goes away, so a
+/// descriptor is never reused while another thread still holds this socket.
 public final class TcpSocket: @unchecked Sendable {
     public let fileDescriptor: Int32
     /// Unsent bytes a connection may hold: enough to keep a fast path busy between two send
     /// batches, small enough that a stalled path sheds load instead of building a queue.
     public static let notSentLowWater: Int32 = 128 * 1024
+    public static let userTimeoutMs: Int32 = 10_000
 
     init(descriptor: Int32) {
         fileDescriptor = descriptor
-        _ = ctcp_configure(descriptor, TcpSocket.notSentLowWater)
+        _ = ctcp_configure(descriptor, TcpSocket.notSentLowWater, TcpSocket.userTimeoutMs)
     }
 
     /// Starts a non-blocking connect to `remote`, from `device` and with `mark` when given (the

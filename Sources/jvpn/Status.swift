@@ -100,6 +100,11 @@ enum StatusFormatter {
         }
         var out = "interface: \(paint(show(o["interface"], "?"), "1"))  role: \(show(o["role"], "?"))  listen_port: \(show(o["listen_port"], "0"))\n"
         out += "  public key: \(show(o["public_key"]))\n"
+        if let t = o["tcp"], let ports = t["listen_ports"]?.arrayValue, !ports.isEmpty {
+            out += "  tcp: listening on \(ports.map { show($0) }.joined(separator: ", ")), \(show(t["open"], "0")) connections open "
+            out += "(\(show(t["unauthenticated"], "0")) unauthenticated); refused \(show(t["refused_source_limit"], "0")), "
+            out += "evicted \(show(t["evicted"], "0")), timed out \(show(t["unauthenticated_timeouts"], "0")), framing violations \(show(t["framing_violations"], "0"))\n"
+        }
         for s in o["sessions"]?.arrayValue ?? [] {
             out += "  session \(show(s["session"]))  \(stateColor(show(s["state"], "?"))) (v\(show(s["state_version"], "0")))  peer \(show(s["peer"]))\n"
             out += "    active path: \(show(s["active_path"], "-"))   switches: \(show(s["switches"], "0"))\n"

@@ -513,6 +513,7 @@ final class ConfigDocExampleTests: XCTestCase {
             [Peer]
             PublicKey = SXFFOJEIAsJebGDywsTxOGMX3Urlo+dVxAYo0sdONik=
             Endpoint = 203.0.113.7:51820, [2001:db8::7]:51820
+            TcpEndpoint = 203.0.113.7:443
             AllowedIPs = 0.0.0.0/0, ::/0
 
             [Policy]
@@ -522,11 +523,13 @@ final class ConfigDocExampleTests: XCTestCase {
         let c = try JVPNConfig(parsing: client, file: "/etc/jvpn/jvpn0.conf")
         XCTAssertEqual(c.role, .client)
         XCTAssertTrue(c.isFullTunnel)
+        XCTAssertEqual(c.peers[0].endpoints(for: .tcp).map(\.description), ["203.0.113.7:443"])
         let gateway = """
             [Interface]
             PrivateKeyFile = /etc/jvpn/gw0.key
             Address = 10.77.0.1/24, fd77::1/64
             ListenPort = 51820
+            TcpListen = 51820, 443
 
             [Peer]
             Name = laptop
@@ -536,5 +539,6 @@ final class ConfigDocExampleTests: XCTestCase {
         let g = try JVPNConfig(parsing: gateway, file: "/etc/jvpn/gw0.conf")
         XCTAssertEqual(g.role, .server)
         XCTAssertEqual(g.interface.name, "gw0")
+        XCTAssertEqual(g.interface.effectiveTcpListen, [51820, 443])
     }
 }

@@ -10,8 +10,9 @@
 /* accept4(SOCK_CLOEXEC|SOCK_NONBLOCK) with the peer's address (a sockaddr_in6-sized buffer). */
 int ctcp_accept(int fd, void *addr, unsigned int *addrlen);
 
-/* TCP_NODELAY on, TCP_NOTSENT_LOWAT = lowat (bytes not yet sent that the socket takes). */
-int ctcp_configure(int fd, int lowat);
+/* TCP_NODELAY on, TCP_NOTSENT_LOWAT = lowat (bytes not yet sent that the socket takes),
+   TCP_USER_TIMEOUT = user_timeout_ms (data unacknowledged this long ends the connection). */
+int ctcp_configure(int fd, int lowat, int user_timeout_ms);
 
 /* The outcome of a non-blocking connect: 0 connected, 1 still in progress, -errno failed. */
 int ctcp_connect_result(int fd);

@@ -10,7 +10,8 @@ public struct StreamConnectionTable: Equatable, Sendable {
     public struct Limits: Equatable, Sendable {
         public var maxUnauthenticated = 256
         public var perSourceUnauthenticated = 8
-        public var perPeer = 4
+        /// A client keeps one connection per TCP path (uplink x TCP endpoint): room for 4 x 2.
+        public var perPeer = 8
         /// Long enough for a handshake and its confirming frame (one round trip and a worker turn).
         public var unauthenticatedTimeoutMs: UInt64 = 5000
         /// As long as a validated address is remembered without traffic (docs/PROTOCOL.md 5.4).
