@@ -97,6 +97,9 @@ public struct ReloadPlan: Equatable, Sendable {
             }
             if np.transports != op.transports {
                 refuse(np.line(of: "Transport"), "Transport (\(op.transports.map(\.rawValue).joined(separator: ", ")) -> \(np.transports.map(\.rawValue).joined(separator: ", ")))")
+            } else if np.tcpEndpoints.isEmpty && op.tcpEndpoints.isEmpty {
+                // Each Endpoint over TCP: what Endpoint gains (its changes are judged above).
+                if np.transports.contains(.tcp) { plan.tcpEndpointsAdded = plan.endpointsAdded }
             } else if np.endpoints(for: .tcp).starts(with: op.endpoints(for: .tcp)) {
                 plan.tcpEndpointsAdded = Array(np.endpoints(for: .tcp).dropFirst(op.endpoints(for: .tcp).count))
             } else {
