@@ -1,6 +1,7 @@
 import Glibc
 import JVPNCore
 import JVPNSystem
+import Synchronization
 
 /// One candidate path: an uplink towards one gateway endpoint over one transport kind. A UDP path
 /// sends on its uplink's socket; a TCP path has a connection of its own, opened, kept and opened
@@ -531,6 +532,10 @@ final class ClientHost: SessionHost, PumpController {
                     "suspect": .bool(orchestrator?.isSuspect(pth.id) ?? false),
                     "mtu": JSONValue(m?.inUse ?? 0),
                     "mtu_search": .string(m?.phase.rawValue ?? PathMtuSearch.Phase.searching.rawValue)]
+            if pth.kind == .tcp {
+                // Frames the connection did not take (backed up): dropped, never queued.
+                o["frames_dropped"] = JSONValue(pth.connection?.framesDropped.load(ordering: .relaxed) ?? 0)
+            }
             if history {
                 o["probe_history"] = .array((probeHistory[pth.id]?.buckets ?? []).map { b in
                     [JSONValue(Int64(b.second) * 1000 + wallOffsetMs), JSONValue(b.sent), JSONValue(b.answered),
