@@ -4,7 +4,8 @@
 #               `Transport = tcp`): iperf3 TCP 1 stream (receiver Gbit/s, retransmits inside the
 #               tunnel), ping avg idle and during the stream; median of --runs
 #   outage      UDP blocked mid-session (every forwarded UDP packet dropped at the router, one nft
-#               transaction) on the default policy (DeadAfterMs 1000): the longest gap a 1 ms UDP
+#               transaction) on the default policy (DeadAfterMs 1000) but MaxSwitchesPerMinute 60 on
+#               both sides (each rep is two switches, about 10 s apart): the longest gap a 1 ms UDP
 #               echo inside the tunnel sees until traffic flows on the TCP path; --reps times
 #               (UDP unblocked and the session back on UDP between reps): median and worst
 #   loss        1 % loss each way on the outer path (nft numgen at the router): an iperf3 stream
@@ -51,6 +52,9 @@ EventLog = $RIG_DIR/gw.events.jsonl
 [Peer]
 PublicKey = $(cat "$RIG_DIR/c1.pub")
 AllowedIPs = 10.77.0.2/32
+
+[Policy]
+MaxSwitchesPerMinute = 60
 CONF
 # client_conf TRANSPORT -> a client config using that Transport list
 client_conf() {
@@ -67,6 +71,9 @@ PublicKey = $(cat "$RIG_DIR/gw.pub")
 Endpoint = $RIG_GW_IP:51820
 Transport = $1
 AllowedIPs = 10.77.0.0/24
+
+[Policy]
+MaxSwitchesPerMinute = 60
 CONF
     echo "$RIG_DIR/c-$1.conf"
 }
@@ -74,12 +81,15 @@ client_up() { rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$(client_conf "$1")" --wait
 client_down() { rig_exec "$RIG_CLIENT" "$JVPN_BIN" down "$CL" >/dev/null 2>&1 || true; }
 status_py() { rig_exec "$RIG_CLIENT" "$JVPN_BIN" status "$CL" --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-nft_loss() {   # nft_loss PROTO PCT: drop PCT % of forwarded PROTO packets each way at the router
+nft_drop() {   # nft_drop MATCH: drop the forwarded packets MATCH selects, at the router, each way
     rig_exec "$RIG_ROUTER" nft -f - <<NFT
-table inet jvbench { chain forward { type filter hook forward priority -20; policy accept; meta l4proto $1 numgen random mod 100 < $2 counter drop; } }
+table inet jvbench {
+    chain forward { type filter hook forward priority -20; policy accept; $1 counter drop; }
+}
 NFT
 }
-nft_block_udp() { nft_loss udp 100; }
+nft_loss() { nft_drop "meta l4proto $1 numgen random mod 100 < $2"; }   # nft_loss PROTO PCT
+nft_block_udp() { nft_drop "meta l4proto udp"; }
 nft_clear() { rig_exec "$RIG_ROUTER" nft delete table inet jvbench 2>/dev/null || true; }
 # The session is ATTACHED on a UDP path and the TCP path stands by (answers its probes).
 on_udp_with_tcp_standby() {
@@ -116,8 +126,10 @@ measure() {   # measure MODE TARGET
     for (( r = 1; r <= RUNS; r++ )); do
         p+=("$(ping_avg "$target")")
         ( sleep 1; ping_avg "$target" $(( (SECONDS_PER - 2) * 50 )) >"$RIG_DIR/pl" ) &
-        read -r gb rt mn < <(iperf "$target")
-        wait $! || true
+        local ping_pid=$!
+        iperf "$target" >"$RIG_DIR/iperf.res"
+        read -r gb rt mn <"$RIG_DIR/iperf.res"
+        wait "$ping_pid" || true
         pl+=("$(cat "$RIG_DIR/pl")"); g+=("$gb"); x+=("$rt")
         log "$mode run $r: $gb Gbit/s, $rt retransmits, ping $(tail -1 <<<"${p[*]}" | awk '{print $NF}') / under load $(cat "$RIG_DIR/pl") ms"
     done
@@ -147,20 +159,29 @@ if want outage; then
     for (( r = 1; r <= REPS; r++ )); do
         rig_wait_for on_udp_with_tcp_standby 30 0.2 || { log "rep $r: not back on UDP with a TCP standby"; exit 1; }
         sleep 1
+        mark=$(wc -l <"$RIG_DIR/c.events.jsonl")
         rig_exec "$RIG_CLIENT" python3 "$ECHO" probe 10.77.0.1 9200 4 >"$RIG_DIR/echo.json" &
         epid=$!
         sleep 1
         nft_block_udp
         wait "$epid" || true
+        on="$(status_py "s['sessions'][0]['active_path']")"
         nft_clear
-        o="$(python3 -c "import json; print(json.load(open('$RIG_DIR/echo.json'))['outage_ms'])")"
+        o="$(python3 -c "import json; d = json.load(open('$RIG_DIR/echo.json')); print(d['outage_ms'] if d['ended'] else 'never-ended')")"
         outs+=("$o")
-        log "rep $r: outage $o ms ($(status_py "s['sessions'][0]['active_path']"))"
+        sw="$(tail -n +$(( mark + 1 )) "$RIG_DIR/c.events.jsonl" | python3 -c '
+import json, sys
+for l in sys.stdin:
+    e = json.loads(l)
+    if e["event"] == "TRANSPORT_SWITCH": print("%s %s->%s" % (e["reason"], e["from_path"].split("/")[1], e["to_path"].split("/")[1]), end="; ")
+')"
+        log "rep $r: outage $o ms, on $on at the end; switches: ${sw:-none}"
     done
     client_down
     echo
     echo "UDP blocked mid-session -> traffic on TCP, 1 ms UDP echo ($REPS reps, DeadAfterMs 1000; load $(cut -d' ' -f1-3 /proc/loadavg)):"
     echo "  outage ms: median $(median "${outs[@]}"), worst $(printf '%s\n' "${outs[@]}" | sort -g | tail -1), all: ${outs[*]}"
+    [[ " ${outs[*]} " != *never-ended* ]] || echo "  (never-ended: traffic did not resume on TCP within the 3 s the block lasted)"
 fi
 
 if want loss; then
@@ -168,7 +189,8 @@ if want loss; then
     for kind in tcp udp; do
         client_up "$kind"
         nft_loss "$kind" 1
-        read -r gb rt mn < <(iperf 10.77.0.1)
+        iperf 10.77.0.1 >"$RIG_DIR/iperf.res"
+        read -r gb rt mn <"$RIG_DIR/iperf.res"
         nft_clear
         R[loss.$kind]="$gb $rt $mn"
         client_down

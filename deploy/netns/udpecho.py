@@ -5,9 +5,10 @@ millisecond (a 10 ms ping cannot see a 2 ms outage).
 usage: udpecho.py serve IP PORT [--seconds S]
        udpecho.py probe IP PORT SECONDS [--interval-ms 1]
            Sends one datagram every interval for SECONDS, then waits 0.5 s for late replies; prints
-           {"sent": N, "answered": M, "outage_ms": G, "outage_start_ms": T}: G is the longest span of
-           send times with no answer between two answered probes (the outage as traffic saw it),
-           T when it began (ms after the first probe).
+           {"sent": N, "answered": M, "outage_ms": G, "outage_start_ms": T, "ended": E}: G is the longest
+           span of send times with no answer (the outage as traffic saw it), T when it began (ms after
+           the first probe); E is false when the probes were still unanswered at the end (G then runs
+           to the last probe sent).
 """
 import json, socket, struct, sys, time
 
@@ -59,8 +60,14 @@ def probe(ip, port, seconds, interval_ms):
         g = sent_at[b] - sent_at[a]
         if g > gap:
             gap, gap_start = g, sent_at[a]
+    # Probes after the last answered one that never got an answer: an outage that had not ended.
+    tail = sent_at[-1] - sent_at[ok[-1]] if ok and sent_at else 0.0
+    ended = tail < max(0.1, 20 * step)
+    if not ended and tail > gap:
+        gap, gap_start = tail, sent_at[ok[-1]]
     print(json.dumps({"sent": len(sent_at), "answered": len(ok), "outage_ms": round(gap * 1000, 1),
-                      "outage_start_ms": round(gap_start * 1000) if gap_start is not None else None}))
+                      "outage_start_ms": round(gap_start * 1000) if gap_start is not None else None,
+                      "ended": ended}))
 
 def main():
     a = sys.argv[1:]
