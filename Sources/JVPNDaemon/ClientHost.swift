@@ -85,10 +85,10 @@ final class ClientHost: SessionHost, PumpController {
     private func pathIndex(_ id: UInt32) -> Int? { paths.firstIndex { $0.id == id } }
 
     /// The orchestrator's view of a path: its uplink's priority, its transport kind's rank (a TCP
-    /// path is usable once its connection is up), and an MTU search up to the uplink's MTU for the
-    /// gateway address's IP version.
+    /// path is usable once its connection is up, and is a stream: no MTU search), and an MTU search
+    /// up to the uplink's MTU for the gateway address's IP version.
     private func candidate(_ pth: ClientPath) -> PathCandidate {
-        var c = PathCandidate(id: pth.id, priority: pth.uplinkIndex, transportRank: pth.transportRank)
+        var c = PathCandidate(id: pth.id, priority: pth.uplinkIndex, transportRank: pth.transportRank, isStream: pth.kind == .tcp)
         if pth.kind == .tcp { c.transportUp = pth.connector.isConnected }
         c.mtu = PathMtuSearch(uplinkMtu: pth.uplinkIndex < uplinkMtus.count ? uplinkMtus[pth.uplinkIndex] : UplinkSet.defaultMtu,
                               ipv6: pth.remote.unmapped.family == AF_INET6)
@@ -531,7 +531,8 @@ final class ClientHost: SessionHost, PumpController {
                     "pto_ms": .double((orchestrator?.probeTimeoutMs(of: pth.id) ?? 0).rounded3),
                     "suspect": .bool(orchestrator?.isSuspect(pth.id) ?? false),
                     "mtu": JSONValue(m?.inUse ?? 0),
-                    "mtu_search": .string(m?.phase.rawValue ?? PathMtuSearch.Phase.searching.rawValue)]
+                    // A TCP path is not searched: its stream carries any frame whole.
+                    "mtu_search": .string(pth.kind == .tcp ? "none" : m?.phase.rawValue ?? PathMtuSearch.Phase.searching.rawValue)]
             if pth.kind == .tcp {
                 // Frames the connection did not take (backed up): dropped, never queued.
                 o["frames_dropped"] = JSONValue(pth.connection?.framesDropped.load(ordering: .relaxed) ?? 0)

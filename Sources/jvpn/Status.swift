@@ -116,8 +116,9 @@ enum StatusFormatter {
                 let mark = st == "active" ? paint("*", "32") : (st == "dead" ? paint("x", "31") : " ")
                 out += "    \(mark) \(left(show(p["path"]), 48)) \(left(st, 8)) rtt \(fixed(p["rtt_ms"]?.doubleValue ?? 0, 2, width: 7)) ms"
                 out += "  loss \(fixed(p["loss_pct"]?.doubleValue ?? 0, 1, width: 5)) %  jitter \(fixed(p["jitter_ms"]?.doubleValue ?? 0, 2, width: 6)) ms"
+                // "?" while a UDP path's MTU is being searched; "-" on a TCP path, which has none.
                 let mtu = p["mtu"]?.intValue ?? 0
-                out += "  mtu \(mtu > 0 ? String(mtu) : "?")\n"
+                out += "  mtu \(mtu > 0 ? String(mtu) : p["transport"]?.stringValue == "tcp" ? "-" : "?")\n"
             }
             out += "    transfer: \(show(s["rx_bytes"], "0")) B received (\(show(s["rx_packets"], "0")) pkts), \(show(s["tx_bytes"], "0")) B sent (\(show(s["tx_packets"], "0")) pkts)\n"
             if let r = s["rejected"], r.objectValue != nil {

@@ -56,10 +56,11 @@ struct OrchestratorSim {
     var log: [OrchestratorAction] = []
 
     /// Path `id` is on uplink `id / 16`; `transportRanks` gives the rank of paths of a less preferred
-    /// transport kind (TCP), 0 for the others.
+    /// transport kind (TCP, a stream), 0 for the others (UDP).
     init(policy: PolicyConfig, pathIDs: [UInt32] = [0, 16], transportRanks: [UInt32: Int] = [:], seed: UInt64 = 1) {
         o = ClientOrchestrator(policy: policy,
-                               paths: pathIDs.map { PathCandidate(id: $0, priority: Int($0 / 16), transportRank: transportRanks[$0] ?? 0) },
+                               paths: pathIDs.map { PathCandidate(id: $0, priority: Int($0 / 16), transportRank: transportRanks[$0] ?? 0,
+                                                                   isStream: transportRanks[$0] != nil) },
                                noncePrefix: 0xC11E_4700, nowMs: 1_000)
         gateway = GatewayModel(bound: pathIDs[0], policy: policy, nowMs: 1_000)
         rng = SeededRandom(seed: seed)

@@ -5,8 +5,10 @@ import XCTest
 /// UDP ranks first, the session moves to TCP only when no UDP path works, and back once one has
 /// been stable for StableWindowMs.
 final class TransportPolicyTests: XCTestCase {
-    private func sim(_ ids: [UInt32] = [0, 1], policy: PolicyConfig = rigPolicy()) -> OrchestratorSim {
+    /// `pathMtu`: the largest IP packet each path carries, from the start.
+    private func sim(_ ids: [UInt32] = [0, 1], policy: PolicyConfig = rigPolicy(), pathMtu: [UInt32: Int] = [:]) -> OrchestratorSim {
         var s = OrchestratorSim(policy: policy, pathIDs: ids, transportRanks: [1: 1, 17: 1])
+        s.pathMtu = pathMtu
         s.run(ms: 2_000)
         return s
     }
@@ -86,6 +88,42 @@ final class TransportPolicyTests: XCTestCase {
         s.run(ms: 6_000)
         XCTAssertEqual(s.o.active, 1)
         XCTAssertEqual(s.o.state, .attached)
+    }
+
+    // MARK: path MTU
+
+    func testATcpPathIsNeitherSearchedNorReportedNorFitted() {
+        var s = sim([0, 16, 1, 17], pathMtu: [1: 1280]) // would be found if it were searched
+        XCTAssertEqual(s.o.mtu(of: 0)?.inUse, 1500, "the UDP paths are searched")
+        let onTcp: (OrchestratorAction) -> Bool = {
+            switch $0 {
+            case .sendMtuProbe(let p, _, _), .sendPathMtu(let p, _): return p == 1 || p == 17
+            default: return false
+            }
+        }
+        s.blackholed.formUnion([0, 16])
+        s.run(ms: 3_000)
+        XCTAssertEqual(s.o.active, 1)
+        XCTAssertFalse(s.log.contains(where: onTcp), "no MTU probe and no PATH_MTU on a TCP path, active or not")
+        XCTAssertNil(s.o.mtu(of: 1)?.inUse, "nothing to fit to: the stream carries any frame whole")
+        XCTAssertNil(s.gateway.core.session(ofPeer: 0)?.boundMaxDatagram, "the gateway fits nothing towards a TCP binding")
+        XCTAssertEqual(s.gateway.bound, 1)
+    }
+
+    func testAUdpPathBelowTheFloorStillRanksAboveTcp() {
+        var s = sim([0, 1], pathMtu: [0: 1280]) // 1220 inner bytes: below IPv6's minimum
+        s.run(ms: 3_000)
+        XCTAssertTrue(s.o.mtu(of: 0)?.isBelowFloor ?? false)
+        XCTAssertEqual(s.o.ranked(nowMs: s.now).map(\.id), [0, 1], "the transport order first, the floor within a kind")
+        XCTAssertEqual(s.o.active, 0, "a small UDP path is fitted to, not left for TCP")
+        XCTAssertTrue(s.switchesLogged.isEmpty)
+    }
+
+    func testBelowTheFloorTheSessionMovesToAUdpPathAboveIt() {
+        var s = sim([0, 16, 1, 17], pathMtu: [0: 1280])
+        s.run(ms: 5_000)
+        XCTAssertEqual(s.o.active, 16, "off the small path, to the other UDP one")
+        XCTAssertEqual(s.switchesLogged.map(\.2), [.betterPath])
     }
 
     // MARK: handshakes

@@ -17,16 +17,22 @@ public struct PathCandidate: Equatable, Sendable {
     /// Presumed dead by suspicion (silent for PTOs under traffic while a standby answered): the
     /// time its episode opened. Only an answer to a probe sent since revives it.
     public var presumedDeadSinceMs: UInt64?
-    /// The path's MTU search. The host replaces the default with the uplink's MTU and the IP
-    /// version of the gateway's address.
+    /// A stream path (TCP): its connection carries every frame whole (the kernel's TCP cuts the
+    /// stream into segments that fit and finds its own path MTU), so it has no MTU to search or
+    /// report, and nothing sent on it is fitted. A datagram path (UDP) carries one frame per
+    /// datagram, which the path's MTU limits.
+    public let isStream: Bool
+    /// The path's MTU search (never run on a stream path). The host replaces the default with the
+    /// uplink's MTU and the IP version of the gateway's address.
     public var mtu = PathMtuSearch(uplinkMtu: 1500, ipv6: false)
     /// The PATH_MTU report of this path to the gateway.
     public var mtuReport = PathMtuReport()
 
-    public init(id: UInt32, priority: Int, transportRank: Int = 0) {
+    public init(id: UInt32, priority: Int, transportRank: Int = 0, isStream: Bool = false) {
         self.id = id
         self.priority = priority
         self.transportRank = transportRank
+        self.isStream = isStream
     }
 
     /// Something can be sent on it: its uplink is up with an address and its transport is there.
@@ -577,10 +583,10 @@ public struct ClientOrchestrator: Equatable, Sendable {
         return out
     }
 
-    /// MTU search rounds on every working path that has answered a probe (so it has an RTT to time
-    /// the round by).
+    /// MTU search rounds on every working datagram path that has answered a probe (so it has an
+    /// RTT to time the round by).
     private mutating func probeMtus(_ now: UInt64, _ out: inout [OrchestratorAction]) {
-        for i in paths.indices where isAlive(paths[i], now) && paths[i].quality.lastReplyMs != nil {
+        for i in paths.indices where !paths[i].isStream && isAlive(paths[i], now) && paths[i].quality.lastReplyMs != nil {
             let before = paths[i].mtu
             let pto = ActivePathSuspicion.probeTimeoutMs(paths[i].quality.rtt) ?? Double(policy.probeIntervalMs)
             let timeout = min(policy.deadAfterMs, max(PathMtuSearch.minTimeoutMs, UInt64(2 * pto)))
@@ -591,8 +597,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
         }
     }
 
-    /// PATH_MTU reports of working paths whose size is known and not yet receipted by the gateway,
-    /// repeated every `reattachRetryMs`.
+    /// PATH_MTU reports of working paths whose size is known (never a stream path's: none is
+    /// searched) and not yet receipted by the gateway, repeated every `reattachRetryMs`.
     private mutating func reportMtus(_ now: UInt64, _ out: inout [OrchestratorAction]) {
         for i in paths.indices where isAlive(paths[i], now) {
             guard let d = paths[i].mtu.maxDatagram else { continue }

@@ -42,7 +42,7 @@ struct SimClient {
     /// UDP path of uplink u: id u + 1; TCP path: id 101 + u, one transport rank below.
     static func paths(uplinks: Int, tcp: Bool) -> [PathCandidate] {
         (0..<uplinks).map { PathCandidate(id: UInt32($0 + 1), priority: $0) }
-            + (tcp ? (0..<uplinks).map { PathCandidate(id: UInt32($0 + 101), priority: $0, transportRank: 1) } : [])
+            + (tcp ? (0..<uplinks).map { PathCandidate(id: UInt32($0 + 101), priority: $0, transportRank: 1, isStream: true) } : [])
     }
 
     static func isTCP(_ path: UInt32) -> Bool { path > 100 }
