@@ -322,7 +322,7 @@ final class ClientHost: SessionHost, PumpController {
         func text(_ m: Int?) -> String { m.map { "\($0)" } ?? "unknown" }
         var d = "\(name) path MTU \(text(from)) -> \(text(to))"
         if blackHole { d += ": \(text(from))-byte probes lost while small ones answered (black hole); searching below" }
-        if belowFloor { d += "; below the floor (1280 inner bytes): ranked after the paths above it" }
+        if belowFloor { d += "; below the floor (1280 inner bytes): ranked after the UDP paths above it (still above TCP paths)" }
         return d
     }
 
