@@ -47,6 +47,18 @@ final class TransportPolicyTests: XCTestCase {
         XCTAssertEqual(s.o.active, 0, "TCP is a fallback, not a preference")
     }
 
+    func testALossyPreferredUplinkDoesNotHoldTheSessionOnTcp() {
+        var s = sim([0, 16, 1, 17])
+        s.blackholed.formUnion([0, 16])
+        s.run(ms: 800)
+        XCTAssertEqual(s.o.active, 1)
+        s.blackholed.subtract([0, 16])
+        s.dropEvery[0] = 2 // up0's UDP path is back but loses every other probe: never stable
+        s.run(ms: 6_000)
+        XCTAssertEqual(s.o.active, 16, "back to UDP on the stable uplink, not held on TCP by the lossy preferred one")
+        XCTAssertEqual(s.switchesLogged.map(\.2), [.probeTimeout, .betterPath])
+    }
+
     func testAnotherUdpPathIsTakenBeforeTcp() {
         var s = sim([0, 16, 1, 17])
         s.blackholed.insert(0)

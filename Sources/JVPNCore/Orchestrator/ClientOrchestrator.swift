@@ -106,6 +106,9 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// MTU probes per second over all paths (burst and rate): well within the gateway's control
     /// budget per session, with the regular probes.
     public static let mtuProbesPerSecond: UInt64 = 40
+    /// Probes whose fate is known that a path's loss needs before it counts (volatility) and before
+    /// the path can be stable.
+    public static let lossSamplesNeeded = 5
     /// BIRTH sends initiations on the preferred transport kind alone for this long, then on the
     /// next kind as well (UDP blocked: attach over TCP after 2 s), and so on.
     public static let transportFallbackMs: UInt64 = 2000
@@ -199,7 +202,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     private func volatility(_ p: PathCandidate, _ now: UInt64) -> ReasonCode? {
-        if p.quality.samples(nowMs: now, lateAfterMs: lateAfterMs) >= 5,
+        if p.quality.samples(nowMs: now, lateAfterMs: lateAfterMs) >= ClientOrchestrator.lossSamplesNeeded,
            p.quality.lossPct(nowMs: now, lateAfterMs: lateAfterMs) >= policy.lossVolatilePct { return .lossThreshold }
         if p.quality.rttMs >= policy.rttVolatileMs { return .rttThreshold }
         if p.quality.jitterMs >= policy.jitterVolatileMs { return .jitterThreshold }
@@ -706,9 +709,13 @@ public struct ClientOrchestrator: Equatable, Sendable {
         }
     }
 
+    /// Healthy for `StableWindowMs`, with a loss measured on enough probes to mean something (a
+    /// lossy path that keeps coming back from outages starts fresh windows: without this it would
+    /// look clean each time and draw the session onto it, again and again).
     private func isStable(_ p: PathCandidate, _ now: UInt64) -> Bool {
         guard let s = p.healthySinceMs else { return false }
         return now >= s + policy.stableWindowMs
+            && p.quality.samples(nowMs: now, lateAfterMs: lateAfterMs) >= ClientOrchestrator.lossSamplesNeeded
     }
 
     /// The state-dependent decisions of one tick.
@@ -739,9 +746,11 @@ public struct ClientOrchestrator: Equatable, Sendable {
                 return
             }
             // Back to a preferred transport kind always; to a preferred uplink of the same kind
-            // only with PreemptToPreferred; off a path below the MTU floor always (once a path
-            // above it is stable).
-            if let best = ranked(nowMs: now).first, preempts(best, over: paths[ai]), isStable(best, now), mayPolicySwitch(now) {
+            // only with PreemptToPreferred; off a path below the MTU floor always. The target is
+            // the best-ranked of those that are stable: a lossy preferred uplink that keeps coming
+            // back must not hold the session on TCP while another UDP path has long been stable.
+            if let best = ranked(nowMs: now).first(where: { preempts($0, over: paths[ai]) && isStable($0, now) }),
+               mayPolicySwitch(now) {
                 troubleSinceMs = now
                 recoveryReason = .betterPath
                 transition(.recovering, .betterPath, now, &out)
