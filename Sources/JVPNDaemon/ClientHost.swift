@@ -1,19 +1,56 @@
 import Glibc
 import JVPNCore
 import JVPNSystem
+import Synchronization
 
-/// One candidate transport: an uplink's socket towards one gateway endpoint.
+/// One candidate path: an uplink towards one gateway endpoint over one transport kind. A UDP path
+/// sends on its uplink's socket; a TCP path has a connection of its own, opened, kept and opened
+/// again by its `StreamConnector`.
 struct ClientPath {
     let id: UInt32
     let uplink: String
+    /// The uplink's index, which is also its UDP socket's index.
     let uplinkIndex: Int
-    let socketIndex: Int
+    let kind: TransportKind
+    /// Rank of `kind` in the peer's `Transport` list (0 = preferred).
+    let transportRank: Int
     let remote: SocketAddress
     var localAddress: String
     var localPort: UInt16
+    /// TCP: the connection, nil while there is none.
+    var connection: TcpConnection?
+    var connector = StreamConnector()
 
-    /// Contract spelling: UPLINK/LOCAL_IP:PORT->REMOTE_IP:PORT
-    var name: String { "\(uplink)/\(localAddress):\(localPort)->\(remote.description)" }
+    init(id: UInt32, uplink: String, uplinkIndex: Int, kind: TransportKind, transportRank: Int, remote: SocketAddress,
+         localAddress: String, localPort: UInt16) {
+        self.id = id
+        self.uplink = uplink
+        self.uplinkIndex = uplinkIndex
+        self.kind = kind
+        self.transportRank = transportRank
+        self.remote = remote
+        self.localAddress = localAddress
+        self.localPort = localPort
+    }
+
+    /// Path ids: uplink * 16 + endpoint for UDP, that plus `tcpIDBase` for TCP.
+    static let tcpIDBase: UInt32 = 0x8000
+
+    /// Contract spelling: UPLINK/LOCAL_IP:PORT->REMOTE_IP:PORT, UPLINK/tcp/LOCAL_IP:PORT->REMOTE_IP:PORT
+    var name: String {
+        switch kind {
+        case .udp: return "\(uplink)/\(localAddress):\(localPort)->\(remote.description)"
+        case .tcp: return "\(uplink)/tcp/\(localAddress):\(localPort)->\(remote.description)"
+        }
+    }
+
+    /// Where its frames go and come from; nil for a TCP path without a connection.
+    var address: TransportAddress? {
+        switch kind {
+        case .udp: return TransportAddress(via: .udp(socket: uplinkIndex), address: remote)
+        case .tcp: return connection?.address
+        }
+    }
 }
 
 /// The client: one peer (its gateway), several candidate paths, exactly one active. The decisions
@@ -35,19 +72,24 @@ final class ClientHost: SessionHost, PumpController {
     /// RTT and loss lines; status JSON `probe_history`). Kept across sessions: it describes the path.
     private var probeHistory: [UInt32: ProbeHistory] = [:]
 
+    /// The mark the uplinks' sockets carry, for the TCP connections too (full tunnel).
+    var fwMark: UInt32?
+
     var peer: PeerRuntime { peers[0] }
 
-    override func sendPath(for p: PeerRuntime) -> (Int, SocketAddress)? {
+    override func sendPath(for p: PeerRuntime) -> TransportAddress? {
         guard let a = active, p.state == .attached || p.state == .volatile || p.state == .degraded || p.state == .recovering else { return nil }
-        return (paths[a].socketIndex, paths[a].remote)
+        return paths[a].address
     }
 
     private func pathIndex(_ id: UInt32) -> Int? { paths.firstIndex { $0.id == id } }
 
-    /// The orchestrator's view of a path: its uplink's priority, and an MTU search up to the
-    /// uplink's MTU for the gateway address's IP version.
+    /// The orchestrator's view of a path: its uplink's priority, its transport kind's rank (a TCP
+    /// path is usable once its connection is up, and is a stream: no MTU search), and an MTU search
+    /// up to the uplink's MTU for the gateway address's IP version.
     private func candidate(_ pth: ClientPath) -> PathCandidate {
-        var c = PathCandidate(id: pth.id, priority: pth.uplinkIndex)
+        var c = PathCandidate(id: pth.id, priority: pth.uplinkIndex, transportRank: pth.transportRank, isStream: pth.kind == .tcp)
+        if pth.kind == .tcp { c.transportUp = pth.connector.isConnected }
         c.mtu = PathMtuSearch(uplinkMtu: pth.uplinkIndex < uplinkMtus.count ? uplinkMtus[pth.uplinkIndex] : UplinkSet.defaultMtu,
                               ipv6: pth.remote.unmapped.family == AF_INET6)
         return c
@@ -72,7 +114,7 @@ final class ClientHost: SessionHost, PumpController {
         if let old = pending { usedIndexes.remove(old.handshake.localIndex) }
         pending = nil
         var candidates = paths.map(candidate)
-        for i in candidates.indices where sockets[paths[i].socketIndex] == nil { candidates[i].linkUp = false }
+        for i in candidates.indices where sockets[paths[i].uplinkIndex] == nil { candidates[i].linkUp = false }
         var o = ClientOrchestrator(policy: config.policy, paths: candidates,
                                    noncePrefix: UInt64.random(in: .min ... .max, using: &rng), nowMs: nowMs)
         let actions = o.tick(nowMs: nowMs)
@@ -96,11 +138,10 @@ final class ClientHost: SessionHost, PumpController {
             return
         }
         pending = (state, pathIdx)
-        let pth = paths[pathIdx]
-        sendRaw(message, socket: pth.socketIndex, to: pth.remote)
+        if let to = paths[pathIdx].address { sendRaw(message, to: to) }
     }
 
-    func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: SocketAddress, socketIndex: Int) {
+    func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: TransportAddress) {
         guard bytes.count > 0 else { return }
         let nowMs = Clock.monotonicMilliseconds()
         if bytes[0] == MessageType.cookieReply.rawValue {
@@ -135,13 +176,29 @@ final class ClientHost: SessionHost, PumpController {
         }
     }
 
-    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int, length: Int) {}
+    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: TransportAddress, length: Int) {}
 
-    func observedUnboundSource(peerIndex: Int, from: SocketAddress, socketIndex: Int, length: Int) {}
+    func observedUnboundSource(peerIndex: Int, from: TransportAddress, length: Int) {}
 
-    func rejectedControl(peerIndex: Int, reason: ReasonCode, from: SocketAddress, socketIndex: Int) {}
+    func rejectedControl(peerIndex: Int, reason: ReasonCode, from: TransportAddress) {}
 
-    func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int) {
+    /// A TCP path's connection ended (the gateway closed or reset it, or it broke the framing): the
+    /// path is down until its connector opens a new one.
+    func connectionClosed(_ id: UInt64) {
+        let nowMs = Clock.monotonicMilliseconds()
+        lock.withLock {
+            guard let i = paths.firstIndex(where: { $0.connection?.id == id }) else { return }
+            let wasUp = paths[i].connector.isConnected
+            paths[i].connection = nil
+            paths[i].connector.failed(nowMs: nowMs)
+            guard wasUp, var o = orchestrator else { return }
+            let actions = o.transportChanged(path: paths[i].id, up: false, nowMs: nowMs)
+            orchestrator = o
+            perform(actions, nowMs: nowMs)
+        }
+    }
+
+    func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair, from: TransportAddress) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
             guard let message = try? ControlMessage.decode(plaintext) else {
@@ -168,14 +225,14 @@ final class ClientHost: SessionHost, PumpController {
                 actions = o.reattachRejected(reason: reason, nonce: nonce, bindingVersion: version, nowMs: nowMs)
             case .pathChallenge(let data):
                 // The answer goes back exactly where the challenge came from: that is what it proves.
-                guard let pth = paths.first(where: { $0.socketIndex == socketIndex && $0.remote.unmapped == from.unmapped }) else { break }
+                guard let pth = paths.first(where: { $0.address == from }) else { break }
                 actions = o.pathChallenged(path: pth.id, data: data, nowMs: nowMs)
             case .natHint:
                 // The gateway saw our authenticated traffic from an address it has not bound and
                 // answered to that address. On the active path's socket that means a NAT re-mapped
                 // it, or the gateway's binding is elsewhere: re-bind. On another socket it was a late
                 // packet sent there before a switch.
-                if let a = active, paths[a].socketIndex == socketIndex { actions = o.natRebindHinted(nowMs: nowMs) }
+                if let a = active, paths[a].address?.via == from.via { actions = o.natRebindHinted(nowMs: nowMs) }
             case .close(let reason):
                 if p.state != .terminated {
                     audit(p, check: "peer_close", pass: true, detail: "gateway closed the session with \(reason.rawValue)")
@@ -198,21 +255,19 @@ final class ClientHost: SessionHost, PumpController {
         for action in actions {
             switch action {
             case .sendProbe(let id, let seq):
-                guard let i = pathIndex(id) else { continue }
+                guard let i = pathIndex(id), let to = paths[i].address else { continue }
                 let sentNs = Clock.monotonicNanoseconds()
-                if sendControl(.probe(seq: seq, sentAtNs: sentNs, pathID: id), peer: p, socket: paths[i].socketIndex, to: paths[i].remote) {
+                if sendControl(.probe(seq: seq, sentAtNs: sentNs, pathID: id), peer: p, to: to) {
                     probeHistory[id, default: ProbeHistory()].probeSent(atMs: sentNs / 1_000_000)
                 }
             case .sendMtuProbe(let id, let seq, let size):
-                guard let i = pathIndex(id) else { continue }
+                guard let i = pathIndex(id), let to = paths[i].address else { continue }
                 // Padded so that the IP packet carrying the frame is `size` bytes.
                 let padded = size.map { $0 - (orchestrator?.mtu(of: id)?.outerHeaderBytes ?? 28) - Frame.overhead } ?? 0
-                sendControl(.probe(seq: seq, sentAtNs: Clock.monotonicNanoseconds(), pathID: id), peer: p,
-                            socket: paths[i].socketIndex, to: paths[i].remote, paddedTo: padded)
+                sendControl(.probe(seq: seq, sentAtNs: Clock.monotonicNanoseconds(), pathID: id), peer: p, to: to, paddedTo: padded)
             case .sendPathMtu(let id, let maxDatagram):
-                guard let i = pathIndex(id) else { continue }
-                sendControl(.pathMtu(pathID: id, maxDatagram: UInt16(clamping: maxDatagram)), peer: p,
-                            socket: paths[i].socketIndex, to: paths[i].remote)
+                guard let i = pathIndex(id), let to = paths[i].address else { continue }
+                sendControl(.pathMtu(pathID: id, maxDatagram: UInt16(clamping: maxDatagram)), peer: p, to: to)
             case .pathMtuChanged(let id, let from, let to, let blackHole):
                 guard let i = pathIndex(id) else { continue }
                 // A size found, changed or lost to a black hole is in the timeline; a path that went
@@ -227,12 +282,12 @@ final class ClientHost: SessionHost, PumpController {
                 guard let i = pathIndex(id) else { continue }
                 sendInitiation(pathIndex: i)
             case .sendReattach(let id, let reason, let version, let nonce):
-                guard let i = pathIndex(id), let sid = p.session else { continue }
+                guard let i = pathIndex(id), let sid = p.session, let to = paths[i].address else { continue }
                 sendControl(.reattachRequest(sessionID: sid, bindingVersion: version, pathID: id, nonce: nonce, reason: reason),
-                            peer: p, socket: paths[i].socketIndex, to: paths[i].remote)
+                            peer: p, to: to)
             case .sendPathResponse(let id, let data):
-                guard let i = pathIndex(id) else { continue }
-                sendControl(.pathResponse(data: data), peer: p, socket: paths[i].socketIndex, to: paths[i].remote)
+                guard let i = pathIndex(id), let to = paths[i].address else { continue }
+                sendControl(.pathResponse(data: data), peer: p, to: to)
             case .activate(let id):
                 active = pathIndex(id)
                 changed = true
@@ -267,7 +322,7 @@ final class ClientHost: SessionHost, PumpController {
         func text(_ m: Int?) -> String { m.map { "\($0)" } ?? "unknown" }
         var d = "\(name) path MTU \(text(from)) -> \(text(to))"
         if blackHole { d += ": \(text(from))-byte probes lost while small ones answered (black hole); searching below" }
-        if belowFloor { d += "; below the floor (1280 inner bytes): ranked after the paths above it" }
+        if belowFloor { d += "; below the floor (1280 inner bytes): ranked after the UDP paths above it (still above TCP paths)" }
         return d
     }
 
@@ -279,7 +334,7 @@ final class ClientHost: SessionHost, PumpController {
             uplinkMtus = uplinks.mtus
             for (i, p) in uplinks.paths.enumerated() where i < paths.count {
                 paths[i].localAddress = p.localAddress
-                paths[i].localPort = p.localPort
+                if p.kind == .udp { paths[i].localPort = p.localPort } // a TCP path's port is its connection's
             }
             republish()
             guard var o = orchestrator else { return }
@@ -306,6 +361,7 @@ final class ClientHost: SessionHost, PumpController {
                 return
             }
             if p.state == .terminated { return }
+            manageConnections(nowMs: nowMs)
             let nowNs = nowMs * 1_000_000
             var changed = false
             for dropped in p.keyRing.expire(now: nowNs) { usedIndexes.remove(dropped.localIndex); changed = true }
@@ -321,6 +377,60 @@ final class ClientHost: SessionHost, PumpController {
             orchestrator = o
             perform(actions, nowMs: nowMs)
         }
+    }
+
+    /// Opens, completes and closes the TCP paths' connections as their connectors say: a connection
+    /// is wanted while its uplink is there, up and addressed. Called under `lock`.
+    private func manageConnections(nowMs: UInt64) {
+        guard var o = orchestrator else { return }
+        var actions: [OrchestratorAction] = []
+        var changed = false
+        for i in paths.indices where paths[i].kind == .tcp {
+            if let c = paths[i].connection, case .connecting = paths[i].connector.state {
+                switch c.socket.connectResult() {
+                case .connected:
+                    paths[i].connector.connected(nowMs: nowMs)
+                    if let local = c.socket.localAddress {
+                        paths[i].localAddress = local.addressString
+                        paths[i].localPort = local.port
+                    }
+                    actions += o.transportChanged(path: paths[i].id, up: true, nowMs: nowMs)
+                case .failed:
+                    paths[i].connector.failed(nowMs: nowMs)
+                    connections.requestClose(c)
+                    paths[i].connection = nil
+                    changed = true
+                case .inProgress:
+                    break
+                }
+            }
+            let candidate = o.paths.first { $0.id == paths[i].id }
+            let wanted = sockets[paths[i].uplinkIndex] != nil && candidate.map { $0.linkUp && $0.hasAddress } == true
+            let wasUp = paths[i].connector.isConnected
+            switch paths[i].connector.tick(wanted: wanted, nowMs: nowMs) {
+            case .connect?:
+                let device = paths[i].uplink == UplinkSet.unboundName ? nil : paths[i].uplink
+                guard let socket = try? TcpSocket.connect(to: paths[i].remote, device: device, mark: fwMark) else {
+                    paths[i].connector.failed(nowMs: nowMs)
+                    continue
+                }
+                let c = TcpConnection(id: connections.nextID(), socket: socket, remote: paths[i].remote, authenticated: true)
+                connections.insert(c, watchedByCaller: false)
+                paths[i].connection = c
+                paths[i].localPort = 0
+                changed = true
+            case .close?:
+                if let c = paths[i].connection { connections.requestClose(c) }
+                paths[i].connection = nil
+                changed = true
+                if wasUp { actions += o.transportChanged(path: paths[i].id, up: false, nowMs: nowMs) }
+            case nil:
+                break
+            }
+        }
+        orchestrator = o
+        if changed { pump?.socketsChanged() }
+        perform(actions, nowMs: nowMs)
     }
 
     /// How soon the daemon should call `tick` again (faster while the active path's PTO is timed).
@@ -351,6 +461,7 @@ final class ClientHost: SessionHost, PumpController {
             var actions: [OrchestratorAction] = []
             if var o = orchestrator {
                 o.updatePolicy(new.policy)
+                // A new TCP path has no connection yet: its connector opens one at the next tick.
                 actions = o.addPaths(newPaths.map(candidate), nowMs: nowMs)
                 for fact in facts {
                     if case .linkDown(let u) = fact { actions += o.linkChanged(uplinkPriority: u, up: false, nowMs: nowMs) }
@@ -378,12 +489,16 @@ final class ClientHost: SessionHost, PumpController {
         lock.withLock {
             let p = peer
             if p.session != nil && p.state != .terminated, var o = orchestrator {
-                if let a = active { sendControl(.close(reason: reason), peer: p, socket: paths[a].socketIndex, to: paths[a].remote) }
+                if let a = active, let to = paths[a].address { sendControl(.close(reason: reason), peer: p, to: to) }
                 let actions = o.terminate(reason, nowMs: nowMs)
                 orchestrator = o
                 perform(actions, nowMs: nowMs)
             }
             active = nil
+            for i in paths.indices {
+                if let c = paths[i].connection { connections.requestClose(c) }
+                paths[i].connection = nil
+            }
             republish()
         }
     }
@@ -406,7 +521,7 @@ final class ClientHost: SessionHost, PumpController {
         return paths.map { pth in
             let q = orchestrator?.quality(of: pth.id)
             let m = orchestrator?.mtu(of: pth.id)
-            var o: [String: JSONValue] = ["path": .string(pth.name), "uplink": .string(pth.uplink),
+            var o: [String: JSONValue] = ["path": .string(pth.name), "uplink": .string(pth.uplink), "transport": .string(pth.kind.rawValue),
                     "status": .string(orchestrator?.status(of: pth.id, nowMs: now) ?? "standby"),
                     "rtt_ms": .double((q?.rttMs ?? 0).rounded3),
                     "loss_pct": .double((orchestrator?.lossPct(of: pth.id, nowMs: now) ?? 0).rounded3),
@@ -416,7 +531,12 @@ final class ClientHost: SessionHost, PumpController {
                     "pto_ms": .double((orchestrator?.probeTimeoutMs(of: pth.id) ?? 0).rounded3),
                     "suspect": .bool(orchestrator?.isSuspect(pth.id) ?? false),
                     "mtu": JSONValue(m?.inUse ?? 0),
-                    "mtu_search": .string(m?.phase.rawValue ?? PathMtuSearch.Phase.searching.rawValue)]
+                    // A TCP path is not searched: its stream carries any frame whole.
+                    "mtu_search": .string(pth.kind == .tcp ? "none" : m?.phase.rawValue ?? PathMtuSearch.Phase.searching.rawValue)]
+            if pth.kind == .tcp {
+                // Frames the connection did not take (backed up): dropped, never queued.
+                o["frames_dropped"] = JSONValue(pth.connection?.framesDropped.load(ordering: .relaxed) ?? 0)
+            }
             if history {
                 o["probe_history"] = .array((probeHistory[pth.id]?.buckets ?? []).map { b in
                     [JSONValue(Int64(b.second) * 1000 + wallOffsetMs), JSONValue(b.sent), JSONValue(b.answered),

@@ -40,6 +40,8 @@ public final class Daemon: @unchecked Sendable {
     private var eventLog: EventLog!
     private var network: InterfaceSetup!
     private var uplinks: UplinkSet?
+    /// Gateway: the TCP transport's listeners (TcpListen).
+    private var tcpListeners: [TcpListener] = []
     private let startedWall = Clock.wallMilliseconds()
     /// Called once the interface is up (systemd readiness, logs).
     public var onReady: (() -> Void)?
@@ -111,15 +113,24 @@ public final class Daemon: @unchecked Sendable {
             c.sockets = set.sockets
             c.paths = set.paths
             c.uplinkMtus = set.mtus
+            c.fwMark = set.fwMark
             host = c
         } else {
             host = try GatewayHost(config: config, privateKey: privateKey, events: emitter)
             host.sockets = [try UDPSocket(port: config.interface.listenPort ?? 51820)]
+            // Before capabilities are dropped: a port below 1024 (443) needs CAP_NET_BIND_SERVICE.
+            tcpListeners = try config.interface.effectiveTcpListen.map { try TcpListener(port: $0) }
         }
         pump = try PacketPump(tun: tun, mtu: config.interface.mtu, snapshot: host.snapshot, vnet: vnet,
                               admission: HandshakeAdmission(role: isClient ? .client : .gateway,
                                                             localPublicKey: privateKey.publicKey,
-                                                            nowMs: Clock.monotonicMilliseconds()))
+                                                            nowMs: Clock.monotonicMilliseconds()),
+                              connections: host.connections)
+        if !isClient {
+            pump.listeners = tcpListeners
+            pump.streamTable = StreamConnectionTable(peerCount: config.peers.count)
+            pump.streamPeerCount.store(config.peers.count, ordering: .relaxed)
+        }
         host.pump = pump
         pump.controller = host as? any PumpController
         host.lock.withLock { host.republish() }
@@ -193,7 +204,8 @@ public final class Daemon: @unchecked Sendable {
             for p in s["paths"]?.arrayValue ?? [] {
                 guard let path = p["path"]?.stringValue else { continue }
                 livePaths.insert(path)
-                metrics.setPath(path: path, uplink: p["uplink"]?.stringValue ?? "", rttMs: p["rtt_ms"]?.doubleValue ?? 0,
+                metrics.setPath(path: path, uplink: p["uplink"]?.stringValue ?? "", transport: p["transport"]?.stringValue ?? "udp",
+                                rttMs: p["rtt_ms"]?.doubleValue ?? 0,
                                 lossPct: p["loss_pct"]?.doubleValue ?? 0, jitterMs: p["jitter_ms"]?.doubleValue ?? 0,
                                 status: p["status"]?.stringValue ?? "", mtuBytes: Double(p["mtu"]?.intValue ?? 0))
             }
@@ -299,7 +311,7 @@ public final class Daemon: @unchecked Sendable {
         // Routes first: the one step that can fail, and it undoes itself.
         do { try network.addRoutes(plan.routesAdded) } catch { return .failed("adding routes: \(error)") }
         if let client, let uplinks {
-            let (paths, facts) = uplinks.extend(uplinks: plan.uplinksAdded, endpoints: plan.endpointsAdded, network: network)
+            let (paths, facts) = uplinks.extend(uplinks: plan.uplinksAdded, peer: new.peers.first ?? config.peers[0], network: network)
             client.applyReload(plan, config: new, uplinks: uplinks, newPaths: paths, facts: facts)
         }
         gateway?.applyReload(plan, config: new)
@@ -351,7 +363,28 @@ public final class Daemon: @unchecked Sendable {
             "sessions": .array(sessions),
             "security_events_suppressed": JSONValue(gateway?.securityEventsSuppressed ?? 0),
             "handshakes": pump.handshakeStatus(),
+            "tcp": tcpStatus(),
         ]
+    }
+
+    /// The TCP transport: the ports served (gateway), the connections open and what admission and
+    /// framing did with them.
+    private func tcpStatus() -> JSONValue {
+        let v = pump.streamCounters.current
+        var o: [String: JSONValue] = ["open": JSONValue(v.open), "framing_violations": JSONValue(v.violations),
+                                      "closed_by_peer": JSONValue(v.closedByPeer)]
+        if client == nil {
+            o["listen_ports"] = .array(tcpListeners.map { JSONValue(Int($0.port)) })
+            o["unauthenticated"] = JSONValue(v.unauthenticated)
+            o["accepted"] = JSONValue(v.table.accepted)
+            o["authenticated"] = JSONValue(v.table.authenticated)
+            o["refused_source_limit"] = JSONValue(v.table.refusedSourceLimit)
+            o["evicted"] = JSONValue(v.table.evicted)
+            o["unauthenticated_timeouts"] = JSONValue(v.table.unauthenticatedTimeouts)
+            o["idle_timeouts"] = JSONValue(v.table.idleTimeouts)
+            o["peer_limit_closes"] = JSONValue(v.table.peerLimitCloses)
+        }
+        return .object(o)
     }
 
     /// The fields every session entry has, from the peer's data-plane counters.
@@ -371,17 +404,20 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// A gateway session as its core holds it; the one path is the bound client address.
-    private func gatewaySessionJSON(_ p: PeerRuntime, _ s: GatewaySession<GatewayPath>, _ eventsDropped: JSONValue) -> JSONValue {
+    private func gatewaySessionJSON(_ p: PeerRuntime, _ s: GatewaySession<TransportAddress>, _ eventsDropped: JSONValue) -> JSONValue {
         var o = countersJSON(p, eventsDropped)
         let bound = s.bound?.description ?? ""
         o["session"] = .string(s.id.hex)
         o["state"] = .string(s.state.rawValue)
         o["state_version"] = JSONValue(s.machine.stateVersion)
         o["active_path"] = .string(s.isLive ? bound : "")
-        // The path MTU the client reported for the bound path, as an IP packet size (0: no report).
+        // The path MTU the client reported for the bound path, as an IP packet size (0: no report;
+        // never over TCP, whose stream carries any frame whole).
         let mtu = s.bound.flatMap { b in s.boundMaxDatagram.map { $0 + (b.address.unmapped.family == AF_INET ? 28 : 48) } } ?? 0
-        o["paths"] = s.bound == nil ? .array([]) : .array([["path": .string(bound), "uplink": "", "status": s.isLive ? "active" : "dead",
-                                                            "rtt_ms": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0, "mtu": JSONValue(mtu)]])
+        o["paths"] = s.bound.map { b in .array([["path": .string(bound), "uplink": "", "transport": .string(b.kind.rawValue),
+                                                  "status": s.isLive ? "active" : "dead", "rtt_ms": 0.0, "loss_pct": 0.0, "jitter_ms": 0.0,
+                                                  "mtu": JSONValue(mtu)]]) }
+            ?? .array([])
         o["mtu"] = PathFitCounters.json(p.counters)
         o["switches"] = JSONValue(s.switches)
         o["last_switch"] = p.lastSwitch ?? .null

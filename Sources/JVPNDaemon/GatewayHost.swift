@@ -1,20 +1,14 @@
 import JVPNCore
 import JVPNSystem
 
-/// Where a gateway hears a client and answers it: the socket it arrived on and the source address.
-struct GatewayPath: Hashable, Sendable, CustomStringConvertible {
-    let socket: Int
-    let address: SocketAddress
-    var description: String { address.description }
-}
-
-/// The gateway: one UDP socket, many peers, one session per peer. Every decision (handshake
+/// The gateway: one UDP socket and its TCP listeners, many peers, one session per peer. A session is
+/// bound to a `TransportAddress`: a UDP source address, or one TCP connection. Every decision (handshake
 /// acceptance, confirmation, binding, REATTACH, path validation, limits, TTLs) is the pure
 /// `GatewayCore`'s, which owns each session's state; this class does the crypto and the sockets,
 /// keeps the keys, and performs the core's actions.
 final class GatewayHost: SessionHost, PumpController {
     private var byKey: [PublicKey: PeerRuntime] = [:]
-    private var core: GatewayCore<GatewayPath>
+    private var core: GatewayCore<TransportAddress>
     /// Keys of a new session per peer, until the client confirms them (the core names the session).
     private var pendingKeypairs: [Int: Keypair] = [:]
 
@@ -25,9 +19,9 @@ final class GatewayHost: SessionHost, PumpController {
         for p in peers { byKey[p.publicKey] = p }
     }
 
-    override func sendPath(for p: PeerRuntime) -> (Int, SocketAddress)? {
-        guard let s = core.session(ofPeer: p.index), s.isLive, let b = s.bound else { return nil }
-        return (b.socket, b.address)
+    override func sendPath(for p: PeerRuntime) -> TransportAddress? {
+        guard let s = core.session(ofPeer: p.index), s.isLive else { return nil }
+        return s.bound
     }
 
     /// What the client reported for the bound path (PATH_MTU), nil before its report.
@@ -38,12 +32,12 @@ final class GatewayHost: SessionHost, PumpController {
     override func receiveState(of p: PeerRuntime) -> PeerReceiveState {
         let s = core.session(ofPeer: p.index)
         return PeerReceiveState(hasSession: s != nil, isEnded: s?.isLive == false, checksBoundSource: true,
-                                boundSource: s?.bound.map { (socket: $0.socket, address: $0.address) },
+                                boundSource: s?.bound,
                                 pendingKeypair: pendingKeypairs[p.index])
     }
 
     /// Status of one peer's session, nil when it has none (or it ended over an hour ago).
-    func sessionStatus(_ p: PeerRuntime, nowMs: UInt64) -> GatewaySession<GatewayPath>? {
+    func sessionStatus(_ p: PeerRuntime, nowMs: UInt64) -> GatewaySession<TransportAddress>? {
         guard let s = core.session(ofPeer: p.index) else { return nil }
         if !s.isLive && elapsedMs(nowMs, since: s.machine.enteredAtMs) > 3_600_000 { return nil }
         return s
@@ -53,14 +47,13 @@ final class GatewayHost: SessionHost, PumpController {
 
     // MARK: facts from the packet threads
 
-    func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: SocketAddress, socketIndex: Int) {
+    func handleHandshake(_ bytes: UnsafeRawBufferPointer, from path: TransportAddress) {
         guard bytes.count > 0, bytes[0] == MessageType.initiation.rawValue else { return }
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
             // Unknown or unauthorised keys fail here and get nothing back.
             guard let received = try? Handshake.consumeInitiation(bytes, local: privateKey, isAuthorized: { self.byKey[$0] != nil }),
                   let p = byKey[received.peer] else { return }
-            let path = GatewayPath(socket: socketIndex, address: from)
             let (decision, actions) = core.initiation(peer: p.index, session: received.sessionID, timestamp: received.timestamp,
                                                       wallNs: Clock.wallNanoseconds(), from: path, nowMs: nowMs)
             if case .drop(let why) = decision, why == .replayDetected { p.counters.rejectedReplay.add(1, ordering: .relaxed) }
@@ -81,18 +74,17 @@ final class GatewayHost: SessionHost, PumpController {
                     pendingKeypairs[p.index] = keypair
                 }
                 republish()
-                sendRaw(message, socket: socketIndex, to: from)
+                sendRaw(message, to: path)
             }
         }
     }
 
-    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int, length: Int) {
+    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: TransportAddress, length: Int) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
             let p = peers[peerIndex]
             if pendingKeypairs[peerIndex] === keypair, let sid = core.pendingSession(ofPeer: peerIndex) {
-                perform(core.confirmed(peer: peerIndex, session: sid, from: GatewayPath(socket: socketIndex, address: from),
-                                       bytes: length, nowMs: nowMs), nowMs: nowMs)
+                perform(core.confirmed(peer: peerIndex, session: sid, from: from, bytes: length, nowMs: nowMs), nowMs: nowMs)
                 return
             }
             let previous = p.keyRing.previous
@@ -103,32 +95,38 @@ final class GatewayHost: SessionHost, PumpController {
         }
     }
 
-    func observedUnboundSource(peerIndex: Int, from: SocketAddress, socketIndex: Int, length: Int) {
+    func observedUnboundSource(peerIndex: Int, from: TransportAddress, length: Int) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
-            let hint = NATHint(address: from.addressBytes, port: from.port)
-            perform(core.dataFromUnbound(peer: peerIndex, from: GatewayPath(socket: socketIndex, address: from), bytes: length,
-                                         natHint: hint, nowMs: nowMs), nowMs: nowMs)
+            let hint = NATHint(address: from.address.addressBytes, port: from.address.port)
+            perform(core.dataFromUnbound(peer: peerIndex, from: from, bytes: length, natHint: hint, nowMs: nowMs), nowMs: nowMs)
         }
     }
 
-    func rejectedControl(peerIndex: Int, reason: ReasonCode, from: SocketAddress, socketIndex: Int) {
+    func rejectedControl(peerIndex: Int, reason: ReasonCode, from: TransportAddress) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
-            perform(core.controlRefused(peer: peerIndex, reason: reason, from: GatewayPath(socket: socketIndex, address: from),
-                                        nowMs: nowMs), nowMs: nowMs)
+            perform(core.controlRefused(peer: peerIndex, reason: reason, from: from, nowMs: nowMs), nowMs: nowMs)
         }
     }
 
-    func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int) {
+    /// A TCP connection ended. A session bound to it stays bound (its client moves it with a
+    /// REATTACH, over another path or a new connection); the data plane stops sending to it.
+    func connectionClosed(_ id: UInt64) {
+        lock.withLock {
+            if peers.contains(where: { p in core.session(ofPeer: p.index)?.bound?.via == .tcp(connection: id) }) { republish() }
+        }
+    }
+
+    func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair, from: TransportAddress) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
             guard let message = try? ControlMessage.decode(plaintext) else {
                 peers[peerIndex].counters.droppedMalformedControl.add(1, ordering: .relaxed)
                 return
             }
-            perform(core.control(peer: peerIndex, message, from: GatewayPath(socket: socketIndex, address: from),
-                                 bytes: plaintext.count + Frame.overhead, nowMs: nowMs), nowMs: nowMs)
+            perform(core.control(peer: peerIndex, message, from: from, bytes: plaintext.count + Frame.overhead, nowMs: nowMs),
+                    nowMs: nowMs)
         }
     }
 
@@ -192,6 +190,7 @@ final class GatewayHost: SessionHost, PumpController {
             if !plan.policy.isEmpty {
                 auditInterface(check: "config_reload", pass: true, detail: "policy: " + plan.policy.joined(separator: ", "))
             }
+            pump?.streamPeerCount.store(peers.count, ordering: .relaxed)
             republish()
         }
     }
@@ -199,13 +198,13 @@ final class GatewayHost: SessionHost, PumpController {
     // MARK: actions
 
     /// Performs the core's actions in order. Called under `lock`.
-    private func perform(_ actions: [GatewayAction<GatewayPath>], nowMs: UInt64) {
+    private func perform(_ actions: [GatewayAction<TransportAddress>], nowMs: UInt64) {
         var changed = false
         for action in actions {
             switch action {
             case .send(let peer, let message, let to, let paddedTo):
                 countReject(message, peers[peer])
-                sendControl(message, peer: peers[peer], socket: to.socket, to: to.address, paddedTo: paddedTo)
+                sendControl(message, peer: peers[peer], to: to, paddedTo: paddedTo)
             case .bindingChanged:
                 changed = true
             case .sessionOpened(let peer, _):

@@ -21,8 +21,7 @@ final class HandshakeWorker: @unchecked Sendable {
 
     private let bytes = UnsafeMutableRawPointer.allocate(byteCount: capacity * slotBytes, alignment: 16)
     private let lengths = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
-    private let sources = UnsafeMutablePointer<SocketAddress>.allocate(capacity: capacity)
-    private let socketIndexes = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
+    private let sources = UnsafeMutablePointer<TransportAddress>.allocate(capacity: capacity)
     /// Cookie replies waiting to be sent: the same ring layout with 64-byte slots. A gateway's
     /// holds 80 ms of a 100,000/s flood (about 1.5 MB): enough for a worker descheduled for a
     /// while; twice as deep lost as many replies on a starved 2-core machine and only added
@@ -49,12 +48,12 @@ final class HandshakeWorker: @unchecked Sendable {
     private let stop = Atomic<Bool>(false)
     private let done = Semaphore()
     private var running = false
-    private let handle: (UnsafeRawBufferPointer, SocketAddress, Int) -> Void
+    private let handle: (UnsafeRawBufferPointer, TransportAddress) -> Void
 
-    /// `handle` runs on the worker thread with the message, its source (unmapped) and socket index;
-    /// cookie replies go out on the sockets of `snapshot`.
+    /// `handle` runs on the worker thread with the message and where it came from (unmapped);
+    /// cookie replies go out on the UDP sockets of `snapshot`.
     /// `replyCapacity` must be a power of two.
-    init(snapshot: SnapshotCell, replyCapacity: Int, handle: @escaping (UnsafeRawBufferPointer, SocketAddress, Int) -> Void) {
+    init(snapshot: SnapshotCell, replyCapacity: Int, handle: @escaping (UnsafeRawBufferPointer, TransportAddress) -> Void) {
         precondition(HandshakeWorker.capacity & HandshakeWorker.mask == 0 && replyCapacity & (replyCapacity - 1) == 0,
                      "capacities must be powers of two")
         self.replyCapacity = replyCapacity
@@ -63,7 +62,7 @@ final class HandshakeWorker: @unchecked Sendable {
         replySocketIndexes = .allocate(capacity: replyCapacity)
         self.snapshot = snapshot
         self.handle = handle
-        sources.initialize(repeating: SocketAddress(), count: HandshakeWorker.capacity)
+        sources.initialize(repeating: TransportAddress(via: .udp(socket: 0), address: SocketAddress()), count: HandshakeWorker.capacity)
     }
 
     deinit {
@@ -71,7 +70,6 @@ final class HandshakeWorker: @unchecked Sendable {
         lengths.deallocate()
         sources.deinitialize(count: HandshakeWorker.capacity)
         sources.deallocate()
-        socketIndexes.deallocate()
         replySocketIndexes.deallocate()
     }
 
@@ -79,7 +77,7 @@ final class HandshakeWorker: @unchecked Sendable {
     var depth: Int { pushed.load(ordering: .acquiring) - popped.load(ordering: .acquiring) }
 
     /// Receive thread only. Copies the message into a free slot; false when the queue is full.
-    func push(_ message: UnsafeRawBufferPointer, from source: SocketAddress, socketIndex: Int) -> Bool {
+    func push(_ message: UnsafeRawBufferPointer, from source: TransportAddress) -> Bool {
         let n = pushed.load(ordering: .relaxed)
         guard n - popped.load(ordering: .acquiring) < HandshakeWorker.capacity,
               message.count <= HandshakeWorker.slotBytes, let base = message.baseAddress else { return false }
@@ -87,7 +85,6 @@ final class HandshakeWorker: @unchecked Sendable {
         (bytes + slot * HandshakeWorker.slotBytes).copyMemory(from: base, byteCount: message.count)
         lengths[slot] = message.count
         sources[slot] = source
-        socketIndexes[slot] = socketIndex
         pushed.store(n + 1, ordering: .releasing)
         queued.signal()
         return true
@@ -142,7 +139,7 @@ final class HandshakeWorker: @unchecked Sendable {
             if n < pushed.load(ordering: .acquiring) {
                 let slot = n & HandshakeWorker.mask
                 handle(UnsafeRawBufferPointer(start: bytes + slot * HandshakeWorker.slotBytes, count: lengths[slot]),
-                       sources[slot].unmapped, socketIndexes[slot])
+                       sources[slot].unmapped)
                 popped.store(n + 1, ordering: .releasing)
                 continue
             }

@@ -21,12 +21,12 @@ extension PacketPump {
 
     /// fitToPath -> segment or fragment -> sealInPlace.
     func queueFitted(_ batch: DatagramBatch, _ pkt: UnsafeRawPointer, _ len: Int, _ h: VirtioNetHeader, _ route: PeerSendRoute,
-                     _ snap: DataPlaneSnapshot, _ batchSocket: inout Int) {
+                     _ batchTransport: inout (any FrameTransport)?) {
         switch fitToPath(pkt, len, h, route) {
         case .send(let fitted):
-            queueSegments(batch, pkt, len, fitted, route, snap, &batchSocket)
+            queueSegments(batch, pkt, len, fitted, route, &batchTransport)
         case .fragment:
-            queueFragments(batch, pkt, len, route, snap, &batchSocket)
+            queueFragments(batch, pkt, len, route, &batchTransport)
         case .drop:
             break
         }
@@ -68,12 +68,12 @@ extension PacketPump {
 
     /// IPv4 fragments straight into batch slots, each sealed.
     private func queueFragments(_ batch: DatagramBatch, _ pkt: UnsafeRawPointer, _ len: Int, _ route: PeerSendRoute,
-                                _ snap: DataPlaneSnapshot, _ batchSocket: inout Int) {
-        if batchSocket != route.socketIndex || batch.capacity - batch.count < 48 {
-            if batch.count > 0 && batchSocket >= 0 { flush(batch, snap, batchSocket) }
+                                _ batchTransport: inout (any FrameTransport)?) {
+        if batchTransport !== route.transport || batch.capacity - batch.count < 48 {
+            if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
             batch.count = 0
         }
-        batchSocket = route.socketIndex
+        batchTransport = route.transport
         let base = batch.count
         do {
             let produced = try IPv4Fragmenter.fragment(pkt, length: len, maxPacket: route.maxInnerPacket, maxFragments: batch.capacity - base,

@@ -4,9 +4,12 @@ import JVPNSystem
 import Synchronization
 
 /// The data plane. Stages, in the order the functions below follow:
-///   send:    readTunBatch -> routeToPeer -> [fitToPath] -> sealInPlace -> sendmmsg (flushBatch)
-///   receive: recvmmsg (receiveLoop) -> peekHeader -> lookupReceiver -> open -> replay update
-///            -> checkInnerSource -> [clampMss] -> writeTun; control frames go to the controller;
+///   send:    readTunBatch -> routeToPeer -> [fitToPath] -> sealInPlace -> flushBatch (the route's
+///            transport: sendmmsg / UDP GSO on a UDP socket, length-prefixed frames on a TCP
+///            connection)
+///   receive: recvmmsg (receiveLoop), or a TCP stream read and its frames (PacketPump+Stream)
+///            -> peekHeader -> lookupReceiver -> open -> replay update -> checkInnerSource
+///            -> [clampMss] -> writeTun; control frames go to the controller;
 ///            handshakes (types 1-3): admitHandshake -> HandshakeWorker -> controller.
 /// One thread per direction, plus the handshake worker. Buffers are allocated once; nothing is
 /// allocated per packet. [fitToPath] and [clampMss] run only while the peer's path carries less
@@ -14,17 +17,19 @@ import Synchronization
 protocol PumpController: AnyObject, Sendable {
     /// Handshake messages (types 1-3), admitted by `HandshakeAdmission`, on the handshake worker
     /// thread: unauthenticated until the controller verifies them.
-    func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: SocketAddress, socketIndex: Int)
+    func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: TransportAddress)
     /// An authenticated, fresh control message.
-    func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair,
-                       from: SocketAddress, socketIndex: Int)
+    func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair, from: TransportAddress)
     /// A control frame for a known session failed its proof or freshness check.
-    func rejectedControl(peerIndex: Int, reason: ReasonCode, from: SocketAddress, socketIndex: Int)
+    func rejectedControl(peerIndex: Int, reason: ReasonCode, from: TransportAddress)
     /// An authenticated frame arrived on keys the responder had not yet confirmed (`length`: the
     /// whole datagram).
-    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: SocketAddress, socketIndex: Int, length: Int)
+    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: TransportAddress, length: Int)
     /// Authenticated data arrived from an address other than the bound path.
-    func observedUnboundSource(peerIndex: Int, from: SocketAddress, socketIndex: Int, length: Int)
+    func observedUnboundSource(peerIndex: Int, from: TransportAddress, length: Int)
+    /// A TCP connection ended (closed by the peer, reset, refused, a framing violation, or closed
+    /// here); the receive thread has stopped reading it.
+    func connectionClosed(_ id: UInt64)
 }
 
 final class PacketPump: @unchecked Sendable {
@@ -32,6 +37,16 @@ final class PacketPump: @unchecked Sendable {
     let tun: TunDevice
     let snapshot: SnapshotCell
     weak var controller: (any PumpController)?
+    /// The TCP connections (the receive thread reads them; see PacketPump+Stream).
+    let connections: TcpConnections
+    /// Gateway: the TCP ports served (set before `start`), and the receive thread's admission
+    /// table of the connections accepted on them.
+    var listeners: [TcpListener] = []
+    var streamTable: StreamConnectionTable?
+    /// Gateway: the peers the table must have room for (a reload may add some).
+    let streamPeerCount = Atomic<Int>(0)
+    let streamCounters = StreamCounters()
+    let epoll: EpollSet
     private let stop = Atomic<Bool>(false)
     private let wakeSend: EventFD
     private let wakeReceive: EventFD
@@ -55,6 +70,9 @@ final class PacketPump: @unchecked Sendable {
     private var handshakes: HandshakeWorker!
     /// Receive-thread only: cookie replies were queued during this receive batch.
     private var cookieRepliesPending = false
+    /// Receive-thread only: the TCP connections it reads, by id, and the gateway's by admission slot.
+    var watchedStreams: [UInt64: TcpConnection] = [:]
+    var streamsBySlot: [Int: TcpConnection] = [:]
 
     /// The TUN carries a virtio_net_hdr per packet (TSO super-packets in, plain packets out).
     let vnet: Bool
@@ -63,19 +81,22 @@ final class PacketPump: @unchecked Sendable {
     var tooBigBudget = TokenBucket(capacity: PacketPump.tooBigBurst, refillPerSecond: PacketPump.tooBigPerSecond,
                                    nowMs: Clock.monotonicMilliseconds())
 
-    init(tun: TunDevice, mtu: Int, snapshot: SnapshotCell, vnet: Bool, admission: HandshakeAdmission) throws {
+    init(tun: TunDevice, mtu: Int, snapshot: SnapshotCell, vnet: Bool, admission: HandshakeAdmission,
+         connections: TcpConnections) throws {
         self.tun = tun
         self.admission = admission
         self.vnet = vnet
         self.snapshot = snapshot
+        self.connections = connections
         wakeSend = try EventFD()
         wakeReceive = try EventFD()
+        epoll = try EpollSet()
         // Room for the largest inner packet plus header and tag, and for oversized datagrams
         // (which are then rejected rather than truncated silently).
         slotSize = max(mtu, 1500) + Frame.overhead + 64
         let replyCapacity = admission.role == .gateway ? HandshakeWorker.gatewayReplyCapacity : 1
-        handshakes = HandshakeWorker(snapshot: snapshot, replyCapacity: replyCapacity) { [unowned self] message, source, socketIndex in
-            controller?.handleHandshake(message, from: source, socketIndex: socketIndex)
+        handshakes = HandshakeWorker(snapshot: snapshot, replyCapacity: replyCapacity) { [unowned self] message, source in
+            controller?.handleHandshake(message, from: source)
         }
     }
 
@@ -87,7 +108,7 @@ final class PacketPump: @unchecked Sendable {
         threads += 1
     }
 
-    /// Tells the receive thread to pick up a changed socket set now.
+    /// Tells the receive thread to pick up a changed socket or connection set now.
     func socketsChanged() { wakeReceive.signal() }
 
     func shutdown() {
@@ -108,7 +129,7 @@ final class PacketPump: @unchecked Sendable {
         let poller = Poller([tun.fileDescriptor, wakeSend.fileDescriptor])
         var generation = UInt64.max
         var snap = DataPlaneSnapshot.empty
-        var batchSocket = -1
+        var batchTransport: (any FrameTransport)?
         while !stop.load(ordering: .relaxed) {
             poller.wait(timeoutMs: 1000)
             if poller.isReadable(1) { wakeSend.drain() }
@@ -125,7 +146,7 @@ final class PacketPump: @unchecked Sendable {
             var drained = false
             while !drained {
                 batch.count = 0
-                batchSocket = -1
+                batchTransport = nil
                 while batch.count < batch.capacity {
                     let slot = batch.payload(batch.count)
                     let n: Int
@@ -149,7 +170,7 @@ final class PacketPump: @unchecked Sendable {
                         if n > route.maxInnerPacket {
                             // fitToPath: out of the batch slot (it is the batch's), then cut or answered.
                             big.copyMemory(from: body, byteCount: n)
-                            queueFitted(batch, UnsafeRawPointer(big), n, VirtioNetHeader(), route, snap, &batchSocket)
+                            queueFitted(batch, UnsafeRawPointer(big), n, VirtioNetHeader(), route, &batchTransport)
                             continue
                         }
                         clampMss(body, n, route.maxInnerPacket, route.counters)
@@ -158,19 +179,19 @@ final class PacketPump: @unchecked Sendable {
                         droppedNoKey.add(1, ordering: .relaxed)
                         continue
                     }
-                    if batchSocket != -1 && batchSocket != route.socketIndex {
-                        flush(batch, snap, batchSocket) // flushBatch: one socket per sendmmsg
+                    if let t = batchTransport, t !== route.transport {
+                        t.sendBatch(batch) // flushBatch: one transport per batch
                         // the packet just read sits in slot `count` which send() reset to 0: move it
                         let moved = batch.payload(0)
                         moved.copyMemory(from: slot, byteCount: n + Frame.headerLength)
                         sealAndQueue(batch, index: 0, length: n, route: route, counter: counter)
-                        batchSocket = route.socketIndex
+                        batchTransport = route.transport
                         continue
                     }
-                    batchSocket = route.socketIndex
+                    batchTransport = route.transport
                     sealAndQueue(batch, index: batch.count, length: n, route: route, counter: counter)
                 }
-                if batch.count > 0 && batchSocket >= 0 { flush(batch, snap, batchSocket) }
+                if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
             }
         }
     }
@@ -179,16 +200,11 @@ final class PacketPump: @unchecked Sendable {
     /// UDP GSO (UDP_SEGMENT) for bursts; off for good once the kernel refuses it.
     private var useUDPGSO = FileIO.environment("JVPN_NO_UDP_GSO") != "1"
 
-    @inline(__always)
-    private func socketFor(_ snap: DataPlaneSnapshot, _ index: Int) -> UDPSocket? {
-        index >= 0 && index < snap.sockets.count ? snap.sockets[index] : nil
-    }
-
     /// With TSO: one read returns up to 64 KiB of TCP; segmentInPlace splits it straight into
     /// batch slots, each is sealed, and full batches go out with one sendmmsg.
     private func sendOffloaded(_ batch: DatagramBatch, _ big: UnsafeMutableRawPointer, _ snap: DataPlaneSnapshot) {
         batch.count = 0
-        var batchSocket = -1
+        var batchTransport: (any FrameTransport)?
         var reads = 0
         while reads < 256 {
             reads += 1
@@ -208,28 +224,30 @@ final class PacketPump: @unchecked Sendable {
                 continue
             }
             if route.fitsToPath {
-                queueFitted(batch, pkt, len, h, route, snap, &batchSocket)
+                queueFitted(batch, pkt, len, h, route, &batchTransport)
             } else {
-                queueSegments(batch, pkt, len, h, route, snap, &batchSocket)
+                queueSegments(batch, pkt, len, h, route, &batchTransport)
             }
         }
-        if batch.count > 0 && batchSocket >= 0 { flush(batch, snap, batchSocket) }
+        if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
     }
 
     /// segmentInPlace -> sealInPlace: the packet's segments go straight into batch slots, each is
-    /// sealed, and a burst of them leaves with one UDP GSO send. A super-packet leaves as its own
-    /// burst: whatever small packets are queued (ACKs, pings) go first, so they keep their order and
-    /// do not wait behind megabytes of bursts. More segments than a batch holds go in several.
+    /// sealed, and a burst of them leaves with one UDP GSO send (or one write on a stream). A
+    /// super-packet leaves as its own burst: whatever small packets are queued (ACKs, pings) go
+    /// first, so they keep their order and do not wait behind megabytes of bursts. More segments
+    /// than a batch holds go in several.
     func queueSegments(_ batch: DatagramBatch, _ pkt: UnsafeRawPointer, _ len: Int, _ h: VirtioNetHeader, _ route: PeerSendRoute,
-                       _ snap: DataPlaneSnapshot, _ batchSocket: inout Int) {
-        let burst = h.gsoType != VirtioNetHeader.gsoNone && useUDPGSO
+                       _ batchTransport: inout (any FrameTransport)?) {
+        let bursts = useUDPGSO || route.transport.isStream
+        let burst = h.gsoType != VirtioNetHeader.gsoNone && bursts
         var first = 0
         while true {
-            if batchSocket != route.socketIndex || batch.capacity - batch.count < 48 || (burst && batch.count > 0) {
-                if batch.count > 0 && batchSocket >= 0 { flush(batch, snap, batchSocket) }
+            if batchTransport !== route.transport || batch.capacity - batch.count < 48 || (burst && batch.count > 0) {
+                if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
                 batch.count = 0
             }
-            batchSocket = route.socketIndex
+            batchTransport = route.transport
             let base = batch.count
             let room = batch.capacity - base
             let produced: Int
@@ -254,9 +272,10 @@ final class PacketPump: @unchecked Sendable {
                 batch.count = base
                 return
             }
-            // A burst of equal-size frames to one peer: one UDP GSO send instead of one per frame.
-            if produced > 1 && useUDPGSO, let sock = socketFor(snap, batchSocket) {
-                if batch.sendSegmented(on: sock, start: base, count: produced) {
+            // A burst of equal-size frames to one peer: one UDP GSO send (or one stream write)
+            // instead of one per frame.
+            if produced > 1 && bursts {
+                if route.transport.sendBurst(batch, start: base, count: produced) {
                     batch.count = base
                 } else {
                     useUDPGSO = false
@@ -265,11 +284,6 @@ final class PacketPump: @unchecked Sendable {
             if produced < room { return }
             first += produced
         }
-    }
-
-    @inline(__always)
-    func flush(_ batch: DatagramBatch, _ snap: DataPlaneSnapshot, _ socket: Int) {
-        if socket < snap.sockets.count, let s = snap.sockets[socket] { batch.send(on: s) } else { batch.count = 0 }
     }
 
     @inline(__always)
@@ -339,6 +353,15 @@ final class PacketPump: @unchecked Sendable {
         tun.write(h, length: length + VirtioNetHeader.size)
     }
 
+    /// What a descriptor in the receive thread's epoll set is: the top byte of its tag.
+    enum WatchTag {
+        static let wake: UInt64 = 0
+        static let udp: UInt64 = 1 << 56
+        static let listener: UInt64 = 2 << 56
+        static let stream: UInt64 = 3 << 56
+        static let valueMask: UInt64 = (1 << 56) - 1
+    }
+
     private func receiveLoop() {
         // With UDP GRO a slot may hold up to 64 KiB of same-size frames, so fewer, bigger slots.
         let batch = useUDPGRO
@@ -347,105 +370,145 @@ final class PacketPump: @unchecked Sendable {
         var generation = UInt64.max
         var snap = DataPlaneSnapshot.empty
         var live: [(index: Int, socket: UDPSocket)] = []
-        var poller = Poller([wakeReceive.fileDescriptor])
+        epoll.add(wakeReceive.fileDescriptor, tag: WatchTag.wake)
+        for (i, l) in listeners.enumerated() { epoll.add(l.fileDescriptor, tag: WatchTag.listener | UInt64(i)) }
+        var nextExpiryMs: UInt64 = 0
         while !stop.load(ordering: .relaxed) {
-            // Pick up a new snapshot (and socket set) before waiting, so a new socket is polled at once.
+            // Pick up a new snapshot (and socket set) before waiting, so a new socket is watched at once.
             let g = snapshot.generation.load(ordering: .acquiring)
             if g != generation {
                 generation = g
-                snap = snapshot.load()
-                let now = snap.sockets.enumerated().compactMap { i, s in s.map { (index: i, socket: $0) } }
-                if now.map(\.socket.fileDescriptor) != live.map(\.socket.fileDescriptor) {
-                    if useUDPGRO { for e in now { e.socket.enableGRO() } }
+                let fresh = snapshot.load()
+                let now = fresh.sockets.enumerated().compactMap { i, s in s.map { (index: i, socket: $0) } }
+                if now.map(\.socket.fileDescriptor) != live.map(\.socket.fileDescriptor) || now.map(\.index) != live.map(\.index) {
+                    // The old sockets are still open here (`live` holds them): no descriptor reuse.
+                    for e in live { epoll.remove(e.socket.fileDescriptor) }
+                    for e in now {
+                        if useUDPGRO { e.socket.enableGRO() }
+                        epoll.add(e.socket.fileDescriptor, tag: WatchTag.udp | UInt64(e.index))
+                    }
                     live = now
-                    poller = Poller(live.map(\.socket.fileDescriptor) + [wakeReceive.fileDescriptor])
                 }
+                snap = fresh
             }
-            poller.wait(timeoutMs: 1000)
-            if poller.isReadable(live.count) { wakeReceive.drain() }
-            // A new snapshot may change the socket set: reload at the top (poll is level-triggered,
+            adoptStreamChanges()
+            epoll.wait(timeoutMs: streamTable == nil ? 1000 : 250)
+            // A new snapshot may change the socket set: reload at the top (epoll is level-triggered,
             // so whatever is ready now is seen again at once).
             if snapshot.generation.load(ordering: .acquiring) != generation { continue }
-            for (k, entry) in live.enumerated() where poller.isReadable(k) {
-                var rounds = 0
-                // Bounded so one busy socket cannot starve the others.
-                while rounds < 16 {
-                    rounds += 1
-                    let n = (try? batch.receive(from: entry.socket)) ?? 0
-                    if n == 0 { break }
-                    for i in 0..<n {
-                        let p = batch.payload(i)
-                        let total = batch.lengths[i]
-                        let step = batch.segmentSizes[i] > 0 ? batch.segmentSizes[i] : total
-                        var off = 0
-                        while off < total && step > 0 { // splitGRO: same-size frames back to back
-                            receiveOne(p + off, min(step, total - off), from: batch.addresses[i], socketIndex: entry.index, snap: snap)
-                            off += step
-                        }
-                    }
-                    if pendingCount > 0 { writeCoalesced() }
-                    if cookieRepliesPending {
-                        cookieRepliesPending = false
-                        handshakes.cookieRepliesQueued()
-                    }
-                    if n < batch.capacity { break }
+            for r in 0..<epoll.readyCount {
+                let tag = epoll.tag(r)
+                let value = tag & WatchTag.valueMask
+                switch tag & ~WatchTag.valueMask {
+                case WatchTag.wake:
+                    wakeReceive.drain()
+                case WatchTag.udp:
+                    guard let entry = live.first(where: { $0.index == Int(value) }) else { continue }
+                    receiveDatagrams(batch, entry.socket, index: entry.index, snap: snap)
+                case WatchTag.listener:
+                    if Int(value) < listeners.count { acceptStreams(listeners[Int(value)]) }
+                case WatchTag.stream:
+                    if let c = watchedStreams[value] { serviceStream(c, snap: snap) }
+                default:
+                    break
+                }
+            }
+            if streamTable != nil {
+                let nowMs = Clock.monotonicMilliseconds()
+                if nowMs >= nextExpiryMs {
+                    nextExpiryMs = nowMs + 250
+                    expireStreams(nowMs: nowMs)
                 }
             }
         }
     }
 
+    /// recvmmsg rounds on one ready UDP socket, bounded so one busy socket cannot starve the others.
+    private func receiveDatagrams(_ batch: DatagramBatch, _ socket: UDPSocket, index: Int, snap: DataPlaneSnapshot) {
+        var rounds = 0
+        while rounds < 16 {
+            rounds += 1
+            let n = (try? batch.receive(from: socket)) ?? 0
+            if n == 0 { break }
+            for i in 0..<n {
+                let p = batch.payload(i)
+                let total = batch.lengths[i]
+                let step = batch.segmentSizes[i] > 0 ? batch.segmentSizes[i] : total
+                let source = TransportAddress(via: .udp(socket: index), address: batch.addresses[i])
+                var off = 0
+                while off < total && step > 0 { // splitGRO: same-size frames back to back
+                    receiveOne(p + off, min(step, total - off), from: source, snap: snap)
+                    off += step
+                }
+            }
+            finishReceiveBatch()
+            if n < batch.capacity { break }
+        }
+    }
+
+    /// After a batch of frames: coalesced writes into the TUN, and a wake for the handshake worker
+    /// if cookie replies were queued.
+    func finishReceiveBatch() {
+        if pendingCount > 0 { writeCoalesced() }
+        if cookieRepliesPending {
+            cookieRepliesPending = false
+            handshakes.cookieRepliesQueued()
+        }
+    }
+
+    /// One frame, from a datagram or a stream. `source` is in the receiving socket's own form (a
+    /// UDP address may be v4-mapped). Returns the peer whose session keys authenticated it (proof
+    /// and freshness passed), nil otherwise.
     @inline(__always)
-    private func receiveOne(_ p: UnsafeMutableRawPointer, _ len: Int, from source: SocketAddress, socketIndex: Int, snap: DataPlaneSnapshot) {
+    @discardableResult
+    func receiveOne(_ p: UnsafeMutableRawPointer, _ len: Int, from source: TransportAddress, snap: DataPlaneSnapshot) -> Int? {
         guard len > 0, len <= slotSize - 64, let type = Frame.classify(UnsafeRawPointer(p).load(as: UInt8.self)) else {
             droppedMalformed.add(1, ordering: .relaxed)
-            return
+            return nil
         }
         if type == .initiation || type == .response || type == .cookieReply {
-            admitHandshake(UnsafeRawBufferPointer(start: p, count: len), from: source, socketIndex: socketIndex)
-            return
+            admitHandshake(UnsafeRawBufferPointer(start: p, count: len), from: source)
+            return nil
         }
         guard let header = Frame.peekHeader(UnsafeRawPointer(p), length: len) else {
             droppedMalformed.add(1, ordering: .relaxed)
-            return
+            return nil
         }
         switch header.type {
         case .initiation, .response, .cookieReply:
-            return
+            return nil
         case .data, .control:
             guard let entry = snap.receivers[header.receiverIndex] else {
                 droppedUnknownIndex.add(1, ordering: .relaxed)
-                return
+                return nil
             }
             guard let plain = Frame.open(header: header, key: entry.keypair, buffer: p, length: len) else {
                 entry.counters.rejectedAuth.add(1, ordering: .relaxed)
                 if header.type == .control {
-                    controller?.rejectedControl(peerIndex: entry.peerIndex, reason: .invalidProof,
-                                                from: source.unmapped, socketIndex: socketIndex)
+                    controller?.rejectedControl(peerIndex: entry.peerIndex, reason: .invalidProof, from: source.unmapped)
                 }
-                return
+                return nil
             }
             // Proof first, then freshness: forged packets cannot burn counters.
             guard entry.keypair.replay.update(header.counter) else {
                 entry.counters.rejectedReplay.add(1, ordering: .relaxed)
                 if header.type == .control {
-                    controller?.rejectedControl(peerIndex: entry.peerIndex, reason: .replayDetected,
-                                                from: source.unmapped, socketIndex: socketIndex)
+                    controller?.rejectedControl(peerIndex: entry.peerIndex, reason: .replayDetected, from: source.unmapped)
                 }
-                return
+                return nil
             }
             if entry.isUnconfirmed {
-                controller?.confirmKeypair(peerIndex: entry.peerIndex, keypair: entry.keypair, from: source.unmapped,
-                                           socketIndex: socketIndex, length: len)
+                controller?.confirmKeypair(peerIndex: entry.peerIndex, keypair: entry.keypair, from: source.unmapped, length: len)
             }
             let body = UnsafeMutableRawPointer(p + Frame.headerLength)
             if header.type == .control {
                 controller?.handleControl(UnsafeRawBufferPointer(start: body, count: plain), peerIndex: entry.peerIndex,
-                                          keypair: entry.keypair, from: source.unmapped, socketIndex: socketIndex)
-                return
+                                          keypair: entry.keypair, from: source.unmapped)
+                return entry.peerIndex
             }
             if entry.isEnded { // the session is over: its control frames are answered, its data is not delivered
                 droppedNoKey.add(1, ordering: .relaxed)
-                return
+                return entry.peerIndex
             }
             // Both in the socket's own (mapped) form; a nil bound source (not bound yet) matches nothing.
             if entry.checksBoundSource, entry.boundSource != source {
@@ -455,15 +518,14 @@ final class PacketPump: @unchecked Sendable {
                 let last = entry.counters.lastUnboundReportMs.load(ordering: .relaxed)
                 if elapsedMs(nowMs, since: last) >= 100 {
                     entry.counters.lastUnboundReportMs.store(nowMs, ordering: .relaxed)
-                    controller?.observedUnboundSource(peerIndex: entry.peerIndex, from: source.unmapped, socketIndex: socketIndex,
-                                                      length: len)
+                    controller?.observedUnboundSource(peerIndex: entry.peerIndex, from: source.unmapped, length: len)
                 }
             }
-            if plain == 0 { return } // keepalive
+            if plain == 0 { return entry.peerIndex } // keepalive
             // checkInnerSource: a peer may only send from its AllowedIPs.
             guard snap.routes.lookupSource(packet: UnsafeRawPointer(body), length: plain) == entry.peerIndex else {
                 entry.counters.droppedInnerSource.add(1, ordering: .relaxed)
-                return
+                return entry.peerIndex
             }
             // clampMss: a SYN from the far side announces what our side will send it, over our path.
             if entry.maxInnerPacket != Int.max { clampMss(body, plain, entry.maxInnerPacket, entry.counters) }
@@ -475,28 +537,31 @@ final class PacketPump: @unchecked Sendable {
                 pendingCount += 1
                 entry.counters.rxBytes.add(UInt64(plain), ordering: .relaxed)
                 entry.counters.rxPackets.add(1, ordering: .relaxed)
-                return
+                return entry.peerIndex
             }
             if tun.write(body, length: plain) {
                 entry.counters.rxBytes.add(UInt64(plain), ordering: .relaxed)
                 entry.counters.rxPackets.add(1, ordering: .relaxed)
             }
+            return entry.peerIndex
         }
     }
 
-    /// admitHandshake: length, mac1, cookie (under load), per-source limit, then the queue. The
-    /// public-key work happens on the handshake worker, which also sends the cookie replies built here.
-    private func admitHandshake(_ message: UnsafeRawBufferPointer, from source: SocketAddress, socketIndex: Int) {
-        let origin = HandshakeSource(socketAddress: source)
+    /// admitHandshake: length, mac1, cookie (under load; not over TCP, whose connection proved the
+    /// source), per-source limit, then the queue. The public-key work happens on the handshake
+    /// worker, which also sends the cookie replies built here.
+    private func admitHandshake(_ message: UnsafeRawBufferPointer, from source: TransportAddress) {
+        let origin = HandshakeSource(socketAddress: source.address)
         let nowMs = Clock.monotonicMilliseconds()
-        switch admission.admit(message, source: origin, queueDepth: handshakes.depth, nowMs: nowMs) {
+        switch admission.admit(message, source: origin, queueDepth: handshakes.depth, nowMs: nowMs, sourceProven: source.kind == .tcp) {
         case .enqueue:
-            if !handshakes.push(message, from: source, socketIndex: socketIndex) {
+            if !handshakes.push(message, from: source) {
                 droppedHandshakeQueueFull.add(1, ordering: .relaxed)
             }
         case .sendCookie:
             // The reply goes where the initiation came from, in the socket's own address form.
-            let queued = handshakes.pushCookieReply(to: source, socketIndex: socketIndex) {
+            guard case .udp(let socketIndex) = source.via else { return }
+            let queued = handshakes.pushCookieReply(to: source.address, socketIndex: socketIndex) {
                 admission.writeCookieReply(to: message, source: origin, into: $0)
             }
             if queued {

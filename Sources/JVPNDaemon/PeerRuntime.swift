@@ -33,8 +33,10 @@ final class PeerCounters: @unchecked Sendable {
 /// What the data plane needs to send to one peer, fixed for one snapshot generation.
 struct PeerSendRoute {
     let keypair: Keypair
+    /// A UDP socket or a TCP connection.
+    let transport: any FrameTransport
+    /// The datagrams' destination in the socket's own form (unused on a stream).
     let destination: SocketAddress
-    let socketIndex: Int
     let counters: PeerCounters
     /// The largest inner packet one frame on the path carries, when that is less than the tunnel
     /// MTU; `Int.max` when the path carries whatever the TUN gives (or its size is not known yet).
@@ -57,7 +59,8 @@ struct ReceiverEntry {
     /// Gateway: authenticated data from anywhere but `boundSource` is reported (it never moves the
     /// session). A client has no bound source: probes may use any path.
     let checksBoundSource: Bool
-    let boundSource: SocketAddress?
+    /// In the receiving socket's own form (a UDP address may be v4-mapped), as frames arrive.
+    let boundSource: TransportAddress?
     /// The peer's `PeerSendRoute.maxInnerPacket`: SYNs from the far side are clamped to it too.
     let maxInnerPacket: Int
 }
@@ -69,7 +72,7 @@ struct PeerReceiveState {
     var isEnded: Bool
     var checksBoundSource: Bool
     /// The gateway's bound path for the session (nil on a client: probes may use any path).
-    var boundSource: (socket: Int, address: SocketAddress)?
+    var boundSource: TransportAddress?
     /// Keys of a new session still waiting for the client's confirmation (gateway).
     var pendingKeypair: Keypair?
 }

@@ -14,6 +14,8 @@ class SessionHost: @unchecked Sendable {
     var pump: PacketPump!
     /// Transport sockets by index (client: one per uplink, nil while the uplink is absent).
     var sockets: [UDPSocket?] = []
+    /// The TCP connections (client: one per TCP path; gateway: those it accepted).
+    let connections = TcpConnections()
     var rng = SystemRandomNumberGenerator()
     /// Receiver indexes in use, so a fresh one never collides.
     var usedIndexes = Set<UInt32>()
@@ -53,8 +55,21 @@ class SessionHost: @unchecked Sendable {
         for kp in before where !after.contains(where: { $0 === kp }) { usedIndexes.remove(kp.localIndex) }
     }
 
-    /// Path the data plane sends on for a peer (socket index, destination), nil = do not send.
-    func sendPath(for peer: PeerRuntime) -> (Int, SocketAddress)? { nil }
+    /// Path the data plane sends on for a peer, nil = do not send.
+    func sendPath(for peer: PeerRuntime) -> TransportAddress? { nil }
+
+    /// The transport that reaches `address` and the destination in its own form; nil when the
+    /// socket or connection is gone.
+    func transport(for address: TransportAddress) -> (transport: any FrameTransport, destination: SocketAddress)? {
+        switch address.via {
+        case .udp(let index):
+            guard index >= 0, index < sockets.count, let s = sockets[index] else { return nil }
+            return (s, s.destination(for: address.address))
+        case .tcp(let id):
+            guard let c = connections.connection(id), !c.closed else { return nil }
+            return (c, address.address)
+        }
+    }
 
     /// The largest inner packet a frame on the peer's path carries, nil when not known.
     func innerPacketLimit(for peer: PeerRuntime) -> Int? { nil }
@@ -77,10 +92,10 @@ class SessionHost: @unchecked Sendable {
             }
             let rs = receiveState(of: p)
             let limit = innerPacketLimit(for: p).flatMap { $0 < config.interface.mtu ? $0 : nil } ?? Int.max
-            if rs.hasSession, !rs.isEnded, let kp = p.keyRing.current, let (sock, dst) = sendPath(for: p) {
-                guard sock < sockets.count, let socket = sockets[sock] else { send.append(nil); continue }
-                send.append(PeerSendRoute(keypair: kp, destination: socket.destination(for: dst),
-                                          socketIndex: sock, counters: p.counters, maxInnerPacket: limit))
+            if rs.hasSession, !rs.isEnded, let kp = p.keyRing.current, let path = sendPath(for: p) {
+                guard let (transport, destination) = transport(for: path) else { send.append(nil); continue }
+                send.append(PeerSendRoute(keypair: kp, transport: transport, destination: destination, counters: p.counters,
+                                          maxInnerPacket: limit))
             } else {
                 send.append(nil)
             }
@@ -90,7 +105,7 @@ class SessionHost: @unchecked Sendable {
             }
             guard rs.hasSession else { continue }
             // In the receiving socket's own form (v4-mapped on a dual-stack socket): compared per packet.
-            let boundSource = rs.boundSource.flatMap { b in b.socket < sockets.count ? sockets[b.socket]?.destination(for: b.address) : nil }
+            let boundSource = rs.boundSource.flatMap { b in transport(for: b).map { TransportAddress(via: b.via, address: $0.destination) } }
             for (kp, unconfirmed) in [(p.keyRing.current, false), (p.keyRing.previous, false), (p.keyRing.next, true)] {
                 guard let kp else { continue }
                 receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: unconfirmed,
@@ -158,21 +173,21 @@ class SessionHost: @unchecked Sendable {
 
     // MARK: control frames
 
-    /// Seals a control message with the peer's current keys and sends it on `socket` to `to`.
+    /// Seals a control message with the peer's current keys and sends it to `to`.
     @discardableResult
-    func sendControl(_ message: ControlMessage, peer p: PeerRuntime, keypair: Keypair? = nil, socket: Int, to: SocketAddress,
+    func sendControl(_ message: ControlMessage, peer p: PeerRuntime, keypair: Keypair? = nil, to: TransportAddress,
                      paddedTo: Int = 0) -> Bool {
         guard let kp = keypair ?? p.keyRing.current, let counter = kp.nextCounter() else { return false }
         let n = message.encode(into: controlBuffer + Frame.headerLength, capacity: SessionHost.controlBufferSize - Frame.overhead, paddedTo: paddedTo)
         guard n > 0 else { return false }
         let total = Frame.seal(type: .control, receiverIndex: kp.remoteIndex, counter: counter, key: kp,
                                buffer: controlBuffer, plaintextLength: n)
-        guard socket < sockets.count, let s = sockets[socket] else { return false }
-        return s.send(controlBuffer, length: total, to: to)
+        guard let (t, destination) = transport(for: to) else { return false }
+        return t.sendOne(controlBuffer, length: total, to: destination)
     }
 
-    func sendRaw(_ bytes: [UInt8], socket: Int, to: SocketAddress) {
-        guard socket < sockets.count, let s = sockets[socket] else { return }
-        bytes.withUnsafeBytes { _ = s.send($0.baseAddress!, length: $0.count, to: to) }
+    func sendRaw(_ bytes: [UInt8], to: TransportAddress) {
+        guard let (t, destination) = transport(for: to) else { return }
+        bytes.withUnsafeBytes { _ = t.sendOne($0.baseAddress!, length: $0.count, to: destination) }
     }
 }

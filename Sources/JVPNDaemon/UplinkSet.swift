@@ -3,14 +3,20 @@ import JVPNCore
 import JVPNSystem
 
 /// The client's uplinks: one UDP socket per uplink, bound to its device and marked, and one
-/// candidate path per (uplink x gateway endpoint), in priority order.
+/// candidate path per (uplink x gateway endpoint x transport kind), in priority order. A TCP path's
+/// connection is its own (ClientHost opens it on the uplink's device, with the same mark).
 final class UplinkSet {
+    /// The name of the one unbound socket when no uplink is known.
+    static let unboundName = "default"
+
     private(set) var sockets: [UDPSocket?] = []
     private(set) var paths: [ClientPath] = []
     private(set) var names: [String] = []
-    /// The gateway endpoints, in config order (path `u * 16 + e` goes from uplink u to endpoint e).
-    private(set) var endpoints: [Endpoint] = []
-    /// Each uplink's device MTU: the ceiling of its paths' MTU search.
+    /// The gateway endpoints of each transport kind the peer allows, in config order (path
+    /// `u * 16 + e` of that kind goes from uplink u to its endpoint e), and the kind's rank.
+    private(set) var endpoints: [TransportKind: [Endpoint]] = [:]
+    private var ranks: [TransportKind: Int] = [:]
+    /// Each uplink's device MTU: the ceiling of its UDP paths' MTU search.
     private(set) var mtus: [Int] = []
     /// Without a known device the search goes up to an Ethernet frame.
     static let defaultMtu = 1500
@@ -23,44 +29,56 @@ final class UplinkSet {
         if uplinks.isEmpty {
             uplinks = UplinkSet.defaultRouteInterfaces(network.netlink).filter { $0 != network.interfaceName }
         }
-        let endpoints = config.peers.first?.endpoints ?? []
-        self.endpoints = endpoints
+        if let peer = config.peers.first {
+            for kind in TransportKind.allCases {
+                guard let rank = peer.preference(of: kind) else { continue }
+                ranks[kind] = rank
+                endpoints[kind] = peer.endpoints(for: kind)
+            }
+        }
         let port = config.interface.listenPort ?? 0
         if uplinks.isEmpty {
             // No uplink known: one unbound socket; the routing table picks the way out.
             let s = try UDPSocket(port: port, device: nil, mark: fwMark)
             sockets.append(s)
-            names.append("default")
+            names.append(UplinkSet.unboundName)
             mtus.append(UplinkSet.defaultMtu)
-            for (e, ep) in endpoints.enumerated() {
-                paths.append(ClientPath(id: UInt32(e), uplink: "default", uplinkIndex: 0, socketIndex: 0, remote: ep.socketAddress,
-                                        localAddress: "0.0.0.0", localPort: s.localPort))
-            }
+            paths += makePaths(u: 0, local: "0.0.0.0") { _, _ in true }
             return
         }
         self.port = port
         for (u, uplink) in uplinks.enumerated() {
             // An uplink that is absent now gets its socket when it appears (hot-plug).
-            let s = try? UDPSocket(port: port, device: uplink, mark: fwMark)
-            sockets.append(s)
+            sockets.append(try? UDPSocket(port: port, device: uplink, mark: fwMark))
             names.append(uplink)
             mtus.append(UplinkSet.deviceMtu(uplink, network: network) ?? UplinkSet.defaultMtu)
-            let local = UplinkSet.localAddress(of: uplink, network: network)
-            for (e, ep) in endpoints.enumerated() {
-                paths.append(ClientPath(id: UInt32(u * 16 + e), uplink: uplink, uplinkIndex: u, socketIndex: u, remote: ep.socketAddress,
-                                        localAddress: local, localPort: s?.localPort ?? 0))
-            }
+            paths += makePaths(u: u, local: UplinkSet.localAddress(of: uplink, network: network)) { _, _ in true }
         }
     }
 
-    /// Uplinks and endpoints appended by a config reload: a socket for each new uplink (nil while
-    /// it is absent, as at start) and a path for every new (uplink, endpoint) pair, appended after
+    /// Uplink `u`'s paths: to each endpoint `e` of each allowed kind for which `include(kind, e)`.
+    private func makePaths(u: Int, local: String, include: (TransportKind, Int) -> Bool) -> [ClientPath] {
+        var out: [ClientPath] = []
+        for kind in TransportKind.allCases {
+            guard let rank = ranks[kind] else { continue }
+            for (e, ep) in (endpoints[kind] ?? []).enumerated() where include(kind, e) {
+                let id = UInt32(u * 16 + e) + (kind == .tcp ? ClientPath.tcpIDBase : 0)
+                out.append(ClientPath(id: id, uplink: names[u], uplinkIndex: u, kind: kind, transportRank: rank, remote: ep.socketAddress,
+                                      localAddress: local, localPort: kind == .udp ? sockets[u]?.localPort ?? 0 : 0))
+            }
+        }
+        return out
+    }
+
+    /// Uplinks and endpoints appended by a config reload (`peer` is the new gateway peer, whose
+    /// endpoint lists of each kind extend the running ones): a socket for each new uplink (nil while
+    /// it is absent, as at start) and a path for every new (uplink, endpoint, kind), appended after
     /// the existing paths so that their indexes stay. Returns the new paths and the facts about the
     /// new uplinks' current link state.
-    func extend(uplinks newUplinks: [String], endpoints newEndpoints: [Endpoint],
-                network: InterfaceSetup) -> (paths: [ClientPath], facts: [UplinkFact]) {
-        let oldUplinks = names.count, oldEndpoints = endpoints.count
-        endpoints += newEndpoints
+    func extend(uplinks newUplinks: [String], peer: PeerConfig, network: InterfaceSetup) -> (paths: [ClientPath], facts: [UplinkFact]) {
+        let oldUplinks = names.count
+        let oldCounts = endpoints.mapValues(\.count)
+        for kind in ranks.keys { endpoints[kind] = peer.endpoints(for: kind) }
         var facts: [UplinkFact] = []
         for name in newUplinks {
             let u = names.count
@@ -73,11 +91,8 @@ final class UplinkSet {
         }
         var added: [ClientPath] = []
         for (u, name) in names.enumerated() {
-            let local = name == "default" ? "0.0.0.0" : UplinkSet.localAddress(of: name, network: network)
-            for (e, ep) in endpoints.enumerated() where u >= oldUplinks || e >= oldEndpoints {
-                added.append(ClientPath(id: UInt32(u * 16 + e), uplink: name, uplinkIndex: u, socketIndex: u,
-                                        remote: ep.socketAddress, localAddress: local, localPort: sockets[u]?.localPort ?? 0))
-            }
+            let local = name == UplinkSet.unboundName ? "0.0.0.0" : UplinkSet.localAddress(of: name, network: network)
+            added += makePaths(u: u, local: local) { kind, e in u >= oldUplinks || e >= oldCounts[kind, default: 0] }
         }
         paths += added
         return (added, facts)
@@ -165,7 +180,7 @@ final class UplinkSet {
         case .addressRemoved(let index, let address, _):
             guard let u = uplinkIndexed(index) else { return [] }
             let ip = IPAddress(networkBytes: address.bytes)?.description
-            if paths.contains(where: { $0.socketIndex == u && $0.localAddress == ip }) {
+            if paths.contains(where: { $0.uplinkIndex == u && $0.localAddress == ip }) {
                 refreshLocal(u, network: network)
                 facts.append(.addressLost(uplink: u))
             }
@@ -178,16 +193,16 @@ final class UplinkSet {
     /// Reads the uplink's current local address (for path names) and port.
     private func refreshLocal(_ u: Int, network: InterfaceSetup) {
         let local = UplinkSet.localAddress(of: names[u], network: network)
-        for i in paths.indices where paths[i].socketIndex == u {
+        for i in paths.indices where paths[i].uplinkIndex == u {
             paths[i].localAddress = local
-            paths[i].localPort = sockets[u]?.localPort ?? 0
+            if paths[i].kind == .udp { paths[i].localPort = sockets[u]?.localPort ?? 0 }
         }
     }
 
     /// Current link state of every uplink, read once at start (the monitor reports changes after).
     func initialFacts(network: InterfaceSetup) -> [UplinkFact] {
         var facts: [UplinkFact] = []
-        for (u, name) in names.enumerated() where name != "default" {
+        for (u, name) in names.enumerated() where name != UplinkSet.unboundName {
             let up = (try? network.netlink.linkIsUp(name: name)) ?? false
             upState[u] = up
             if !up { facts.append(.linkDown(uplink: u)) }

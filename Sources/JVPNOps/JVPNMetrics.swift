@@ -15,10 +15,11 @@ import Prometheus
 /// - `jvpn_tx_bytes_total`, `jvpn_rx_bytes_total`, `jvpn_tx_packets_total`, `jvpn_rx_packets_total`
 ///   `{session}` counters. `setTraffic` takes the daemon's running totals; the counter follows them
 ///   (if a total goes backwards the counter resets, which `rate()` handles).
-/// - `jvpn_path_rtt_ms`, `jvpn_path_loss_pct` (0-100), `jvpn_path_jitter_ms` `{path,uplink}` gauges
-///   and `jvpn_path_status{path,uplink,status}` (1 for the current status of active|standby|dead).
-/// - `jvpn_path_mtu_bytes{path,uplink}` gauge: the path MTU the packets are fitted to (0 while
-///   unknown).
+/// - `jvpn_path_rtt_ms`, `jvpn_path_loss_pct` (0-100), `jvpn_path_jitter_ms` `{path,uplink,transport}`
+///   gauges and `jvpn_path_status{path,uplink,transport,status}` (1 for the current status of
+///   active|standby|dead); `transport` is `udp` or `tcp`.
+/// - `jvpn_path_mtu_bytes{path,uplink,transport}` gauge: the path MTU the packets are fitted to (0
+///   while unknown, and on a TCP path, whose stream carries any frame whole).
 /// - `jvpn_mtu_{mss_clamped,resegmented,fragmented,dropped_too_big,too_big_sent,black_holes,probes}_total`
 ///   counters: what the data plane did to fit packets to a smaller path, and the MTU searches.
 /// - `jvpn_events_dropped_total`, `jvpn_syslog_failures_total` counters.
@@ -45,6 +46,7 @@ public final class JVPNMetrics: @unchecked Sendable {
 
     private struct PathSeries {
         var uplink: String
+        var transport: String
         var rtt: Gauge, loss: Gauge, jitter: Gauge, mtu: Gauge
         var status: [String: Gauge]
     }
@@ -199,20 +201,21 @@ public final class JVPNMetrics: @unchecked Sendable {
 
     /// Path quality from the ~1 s timer. `status` is active, standby or dead; NaN is fine for an
     /// unmeasured RTT and renders as NaN.
-    public func setPath(path: String, uplink: String, rttMs: Double, lossPct: Double, jitterMs: Double, status: String,
-                        mtuBytes: Double = 0) {
+    /// One path's gauges, labelled with the path, its uplink and its transport (`udp`, `tcp`).
+    public func setPath(path: String, uplink: String, transport: String, rttMs: Double, lossPct: Double, jitterMs: Double,
+                        status: String, mtuBytes: Double = 0) {
         lock.lock(); defer { lock.unlock() }
         var p: PathSeries
-        if let existing = paths[path], existing.uplink == uplink {
+        if let existing = paths[path], existing.uplink == uplink, existing.transport == transport {
             p = existing
         } else {
             if let old = paths[path] { unregister(old) }
-            let l = base + [("path", path), ("uplink", uplink)]
+            let l = base + [("path", path), ("uplink", uplink), ("transport", transport)]
             var st: [String: Gauge] = [:]
             for name in JVPNMetrics.pathStatuses {
                 st[name] = registry.makeGauge(descriptor: JVPNMetrics.d("jvpn_path_status", Help.pathStatus), labels: l + [("status", name)])
             }
-            p = PathSeries(uplink: uplink,
+            p = PathSeries(uplink: uplink, transport: transport,
                            rtt: registry.makeGauge(descriptor: JVPNMetrics.d("jvpn_path_rtt_ms", Help.rtt), labels: l),
                            loss: registry.makeGauge(descriptor: JVPNMetrics.d("jvpn_path_loss_pct", Help.loss), labels: l),
                            jitter: registry.makeGauge(descriptor: JVPNMetrics.d("jvpn_path_jitter_ms", Help.jitter), labels: l),
@@ -222,7 +225,8 @@ public final class JVPNMetrics: @unchecked Sendable {
         if p.status[status] == nil {
             // An unexpected status still shows up rather than vanishing.
             p.status[status] = registry.makeGauge(descriptor: JVPNMetrics.d("jvpn_path_status", Help.pathStatus),
-                                                  labels: base + [("path", path), ("uplink", uplink), ("status", status)])
+                                                  labels: base + [("path", path), ("uplink", uplink), ("transport", transport),
+                                                                  ("status", status)])
         }
         p.rtt.set(rttMs)
         p.loss.set(lossPct)

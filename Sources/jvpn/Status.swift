@@ -100,6 +100,11 @@ enum StatusFormatter {
         }
         var out = "interface: \(paint(show(o["interface"], "?"), "1"))  role: \(show(o["role"], "?"))  listen_port: \(show(o["listen_port"], "0"))\n"
         out += "  public key: \(show(o["public_key"]))\n"
+        if let t = o["tcp"], let ports = t["listen_ports"]?.arrayValue, !ports.isEmpty {
+            out += "  tcp: listening on \(ports.map { show($0) }.joined(separator: ", ")), \(show(t["open"], "0")) connections open "
+            out += "(\(show(t["unauthenticated"], "0")) unauthenticated); refused \(show(t["refused_source_limit"], "0")), "
+            out += "evicted \(show(t["evicted"], "0")), timed out \(show(t["unauthenticated_timeouts"], "0")), framing violations \(show(t["framing_violations"], "0"))\n"
+        }
         for s in o["sessions"]?.arrayValue ?? [] {
             out += "  session \(show(s["session"]))  \(stateColor(show(s["state"], "?"))) (v\(show(s["state_version"], "0")))  peer \(show(s["peer"]))\n"
             out += "    active path: \(show(s["active_path"], "-"))   switches: \(show(s["switches"], "0"))\n"
@@ -111,8 +116,9 @@ enum StatusFormatter {
                 let mark = st == "active" ? paint("*", "32") : (st == "dead" ? paint("x", "31") : " ")
                 out += "    \(mark) \(left(show(p["path"]), 48)) \(left(st, 8)) rtt \(fixed(p["rtt_ms"]?.doubleValue ?? 0, 2, width: 7)) ms"
                 out += "  loss \(fixed(p["loss_pct"]?.doubleValue ?? 0, 1, width: 5)) %  jitter \(fixed(p["jitter_ms"]?.doubleValue ?? 0, 2, width: 6)) ms"
+                // "?" while a UDP path's MTU is being searched; "-" on a TCP path, which has none.
                 let mtu = p["mtu"]?.intValue ?? 0
-                out += "  mtu \(mtu > 0 ? String(mtu) : "?")\n"
+                out += "  mtu \(mtu > 0 ? String(mtu) : p["transport"]?.stringValue == "tcp" ? "-" : "?")\n"
             }
             out += "    transfer: \(show(s["rx_bytes"], "0")) B received (\(show(s["rx_packets"], "0")) pkts), \(show(s["tx_bytes"], "0")) B sent (\(show(s["tx_packets"], "0")) pkts)\n"
             if let r = s["rejected"], r.objectValue != nil {

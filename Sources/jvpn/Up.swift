@@ -71,7 +71,9 @@ struct Up: ParsableCommand {
             if let reply = UnixControlClient.request(path: Daemon.controlPath(name), line: "status", timeoutMs: 500),
                let obj = try? JSONValue.parse(reply) {
                 if cfg.role != .client {
-                    print("jvpn: \(name) is up (server, listening on UDP \(obj["listen_port"]?.intValue.map(String.init) ?? "?"))")
+                    let tcp = (obj["tcp"]?["listen_ports"]?.arrayValue ?? []).compactMap { $0.intValue.map(String.init) }
+                    let onTCP = tcp.isEmpty ? "" : " and TCP \(tcp.joined(separator: ", "))"
+                    print("jvpn: \(name) is up (server, listening on UDP \(obj["listen_port"]?.intValue.map(String.init) ?? "?")\(onTCP))")
                     return
                 }
                 let first = obj["sessions"]?.arrayValue?.first

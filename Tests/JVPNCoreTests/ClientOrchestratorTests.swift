@@ -46,6 +46,20 @@ final class ClientOrchestratorTests: XCTestCase {
         XCTAssertEqual(s.switchesLogged.first?.2, .betterPath)
     }
 
+    func testAnOutageIsNotLossOnceThePathComesBack() {
+        var s = OrchestratorSim(policy: rigPolicy())
+        s.run(ms: 2_000)
+        s.blackholed.insert(0)
+        s.run(ms: 600)
+        XCTAssertEqual(s.o.active, 16)
+        s.blackholed.remove(0)
+        s.run(ms: 400)
+        XCTAssertEqual(s.o.lossPct(of: 0, nowMs: s.now), 0, "the probes lost while it was dead are not loss")
+        s.run(ms: 1_600)
+        XCTAssertEqual(s.o.active, 0, "back once stable for StableWindowMs")
+        XCTAssertEqual(s.switchesLogged.map(\.2), [.probeTimeout, .betterPath])
+    }
+
     func testPreemptsBackToPreferredOnceStable() {
         var s = OrchestratorSim(policy: rigPolicy())
         s.run(ms: 2_000)
@@ -137,6 +151,23 @@ final class ClientOrchestratorTests: XCTestCase {
         q.sent(seq: 100, atMs: 6_000)
         XCTAssertFalse(q.isSilent(nowMs: 6_299, deadAfterMs: 300))
         XCTAssertTrue(q.isSilent(nowMs: 6_300, deadAfterMs: 300))
+    }
+
+    func testAPathThatCameBackStartsAFreshWindow() {
+        var q = PathQuality()
+        for i in 0..<10 { q.sent(seq: UInt32(i), atMs: UInt64(i * 100)) }
+        for i in 0..<6 { q.replied(seq: UInt32(i), atMs: UInt64(i * 100 + 10)) } // then an outage: 6..9 silent
+        q.sent(seq: 10, atMs: 1_000)
+        let back = q.replied(seq: 10, atMs: 1_010)
+        q.cameBack(sentMs: back ?? 0)
+        XCTAssertEqual(q.samples(nowMs: 5_000, lateAfterMs: 200), 1, "only the comeback's answer: nothing from before")
+        XCTAssertEqual(q.lossPct(nowMs: 5_000, lateAfterMs: 200), 0, "the outage is not loss")
+        q.sent(seq: 11, atMs: 1_100) // lost
+        q.sent(seq: 12, atMs: 1_200)
+        q.replied(seq: 12, atMs: 1_210)
+        XCTAssertEqual(q.samples(nowMs: 5_000, lateAfterMs: 200), 3)
+        XCTAssertEqual(q.lossPct(nowMs: 5_000, lateAfterMs: 200), 100.0 / 3, accuracy: 0.01,
+                       "loss after the comeback is not diluted by the answers from before")
     }
 
     func testClockReadingsOutOfOrderNeverTrap() {

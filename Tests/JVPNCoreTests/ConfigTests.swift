@@ -269,6 +269,55 @@ final class ConfigTests: XCTestCase {
         ])
     }
 
+    func testTransportKeysOfAClient() throws {
+        let d = try parse(clientText()).get()
+        XCTAssertEqual(d.peers[0].transports, [.udp, .tcp], "default: UDP preferred, TCP as well")
+        XCTAssertEqual(d.peers[0].endpoints(for: .tcp).map(\.description), ["203.0.113.7:51820"], "default: each Endpoint over TCP")
+        XCTAssertEqual(d.peers[0].preference(of: .tcp), 1)
+        let c = try parse(clientText(peer: "Transport = TCP, udp\nTcpEndpoint = 203.0.113.7:443, [2001:db8::7]:443\nTcpEndpoint = 198.51.100.1:8443")).get()
+        XCTAssertEqual(c.peers[0].transports, [.tcp, .udp])
+        XCTAssertEqual(c.peers[0].endpoints(for: .tcp).map(\.description), ["203.0.113.7:443", "[2001:db8::7]:443", "198.51.100.1:8443"])
+        XCTAssertEqual(c.peers[0].endpoints(for: .udp).map(\.description), ["203.0.113.7:51820"])
+        XCTAssertEqual(c.peers[0].preference(of: .udp), 1)
+        let udpOnly = try parse(clientText(peer: "transport = udp")).get()
+        XCTAssertEqual(udpOnly.peers[0].endpoints(for: .tcp), [], "TCP off")
+        XCTAssertNil(udpOnly.peers[0].preference(of: .tcp))
+    }
+
+    func testTcpListenOfAGateway() throws {
+        let g = try JVPNConfig(parsing: Self.gateway, file: "gw.conf")
+        XCTAssertNil(g.interface.tcpListen)
+        XCTAssertEqual(g.interface.effectiveTcpListen, [51820], "default: ListenPort's number")
+        let two = try JVPNConfig(parsing: Self.gateway.replacing("ListenPort = 51820", with: "ListenPort = 51820\nTcpListen = 51820, 443"), file: "gw.conf")
+        XCTAssertEqual(two.interface.effectiveTcpListen, [51820, 443])
+        let off = try JVPNConfig(parsing: Self.gateway.replacing("ListenPort = 51820", with: "ListenPort = 51820\nTcpListen = Off"), file: "gw.conf")
+        XCTAssertEqual(off.interface.effectiveTcpListen, [])
+    }
+
+    func testBadTransportKeys() {
+        XCTAssertEqual(errors(clientText(peer: "Transport = udp, quic, udp\nTcpEndpoint = host:443, 1.2.3.4:443, 1.2.3.4:443")), [
+            "t.conf:9: invalid Transport 'quic': expected udp or tcp (in preference order, e.g. 'udp, tcp')",
+            "t.conf:9: duplicate Transport 'udp'",
+            "t.conf:10: invalid TcpEndpoint: endpoint 'host:443': host names are not supported, use an IP address literal",
+            "t.conf:10: duplicate TcpEndpoint 1.2.3.4:443",
+            "t.conf:10: TcpEndpoint is set but Transport (udp) does not include tcp",
+        ])
+        XCTAssertEqual(errors(clientText(interface: "TcpListen = 443")), [
+            "t.conf:4: TcpListen is a gateway key, but this config is a client (its [Peer] has an Endpoint)",
+        ])
+        let gw = Self.gateway.replacing("ListenPort = 51820", with: "ListenPort = 51820\nTcpListen = 443, 0, off, 443, https\nTcpListen = off")
+            .replacing("Name = laptop", with: "Name = laptop\nTransport = tcp\nTcpEndpoint = 1.2.3.4:443")
+        XCTAssertEqual(errors(gw, file: "gw.conf"), [
+            "gw.conf:5: invalid TcpListen '0': expected TCP ports in 1...65535 or 'off'",
+            "gw.conf:5: TcpListen 'off' cannot be combined with ports",
+            "gw.conf:5: TcpListen 'off' cannot be combined with ports",
+            "gw.conf:5: invalid TcpListen 'https': expected TCP ports in 1...65535 or 'off'",
+            "gw.conf:6: duplicate TcpListen 'off' (first at line 5)",
+            "gw.conf:13: Transport is for a client's [Peer] (one with an Endpoint); a gateway serves both kinds",
+            "gw.conf:14: TcpEndpoint needs an Endpoint in the same [Peer] (it names a gateway's TCP addresses)",
+        ])
+    }
+
     func testMTUBelowIPv6Minimum() {
         XCTAssertEqual(errors(clientText(interface: "Address = fd00::2/128\nMTU = 1200")), [
             "t.conf:5: MTU 1200 is below 1280, the IPv6 minimum, and Address has an IPv6 address",
@@ -464,6 +513,7 @@ final class ConfigDocExampleTests: XCTestCase {
             [Peer]
             PublicKey = SXFFOJEIAsJebGDywsTxOGMX3Urlo+dVxAYo0sdONik=
             Endpoint = 203.0.113.7:51820, [2001:db8::7]:51820
+            TcpEndpoint = 203.0.113.7:443
             AllowedIPs = 0.0.0.0/0, ::/0
 
             [Policy]
@@ -473,11 +523,13 @@ final class ConfigDocExampleTests: XCTestCase {
         let c = try JVPNConfig(parsing: client, file: "/etc/jvpn/jvpn0.conf")
         XCTAssertEqual(c.role, .client)
         XCTAssertTrue(c.isFullTunnel)
+        XCTAssertEqual(c.peers[0].endpoints(for: .tcp).map(\.description), ["203.0.113.7:443"])
         let gateway = """
             [Interface]
             PrivateKeyFile = /etc/jvpn/gw0.key
             Address = 10.77.0.1/24, fd77::1/64
             ListenPort = 51820
+            TcpListen = 51820, 443
 
             [Peer]
             Name = laptop
@@ -487,5 +539,6 @@ final class ConfigDocExampleTests: XCTestCase {
         let g = try JVPNConfig(parsing: gateway, file: "/etc/jvpn/gw0.conf")
         XCTAssertEqual(g.role, .server)
         XCTAssertEqual(g.interface.name, "gw0")
+        XCTAssertEqual(g.interface.effectiveTcpListen, [51820, 443])
     }
 }

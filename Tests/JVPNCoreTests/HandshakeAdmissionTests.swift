@@ -72,6 +72,20 @@ final class HandshakeAdmissionTests: XCTestCase {
         XCTAssertEqual(admit(&a, withCookie, depth: HandshakeAdmission.queueCapacity), .drop(.queueFull))
     }
 
+    func testInitiationOverTCPNeedsNoCookieUnderLoadButKeepsTheSourceLimit() throws {
+        var a = gateway()
+        let msg = try initiation()
+        func overTCP(_ depth: Int, _ nowMs: UInt64) -> AdmissionDecision {
+            msg.withUnsafeBytes { a.admit($0, source: source, queueDepth: depth, nowMs: nowMs, sourceProven: true) }
+        }
+        XCTAssertEqual(admit(&a, msg, depth: loaded), .sendCookie, "over UDP: the cookie round trip")
+        XCTAssertEqual(overTCP(loaded, 10), .enqueue, "over TCP the connection proved the source")
+        var decisions: [AdmissionDecision] = []
+        for _ in 0..<20 { decisions.append(overTCP(loaded, 10)) }
+        XCTAssertTrue(decisions.contains(.drop(.sourceRateLimited)), "the per-source bucket still applies under load")
+        XCTAssertEqual(overTCP(HandshakeAdmission.queueCapacity, 5000), .drop(.queueFull))
+    }
+
     func testLoadIsHeldForASecond() throws {
         var a = gateway()
         let msg = try initiation()

@@ -39,7 +39,7 @@ struct OrchestratorSim {
     var o: ClientOrchestrator
     var gateway: GatewayModel
     var now: UInt64 = 1_000
-    var rtt: [UInt32: UInt64] = [0: 5, 16: 8, 32: 11]
+    var rtt: [UInt32: UInt64] = [0: 5, 16: 8, 32: 11, 1: 6, 17: 9]
     var down: Set<UInt32> = []
     var blackholed: Set<UInt32> = []
     var dropEvery: [UInt32: Int] = [:]
@@ -55,8 +55,12 @@ struct OrchestratorSim {
     var inflight: [(at: UInt64, path: UInt32, arrival: Arrival)] = []
     var log: [OrchestratorAction] = []
 
-    init(policy: PolicyConfig, pathIDs: [UInt32] = [0, 16], seed: UInt64 = 1) {
-        o = ClientOrchestrator(policy: policy, paths: pathIDs.map { PathCandidate(id: $0, priority: Int($0 / 16)) },
+    /// Path `id` is on uplink `id / 16`; `transportRanks` gives the rank of paths of a less preferred
+    /// transport kind (TCP, a stream), 0 for the others (UDP).
+    init(policy: PolicyConfig, pathIDs: [UInt32] = [0, 16], transportRanks: [UInt32: Int] = [:], seed: UInt64 = 1) {
+        o = ClientOrchestrator(policy: policy,
+                               paths: pathIDs.map { PathCandidate(id: $0, priority: Int($0 / 16), transportRank: transportRanks[$0] ?? 0,
+                                                                   isStream: transportRanks[$0] != nil) },
                                noncePrefix: 0xC11E_4700, nowMs: 1_000)
         gateway = GatewayModel(bound: pathIDs[0], policy: policy, nowMs: 1_000)
         rng = SeededRandom(seed: seed)

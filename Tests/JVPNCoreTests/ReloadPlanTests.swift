@@ -114,7 +114,9 @@ final class ReloadPlanTests: XCTestCase {
         guard case .changed(_, let added, let removed)? = p.peers.first, p.peers.count == 1 else { return XCTFail("\(p.peers)") }
         XCTAssertEqual(added, [IPPrefix("10.99.0.0/16")!])
         XCTAssertEqual(removed, [])
-        XCTAssertEqual(p.summary, "peers +0 -0 ~1, policy: ProbeIntervalMs 200 -> 50, uplinks +wwan0, endpoints +10.204.0.1:51820, routes +1 -0")
+        XCTAssertEqual(p.tcpEndpointsAdded.map(\.description), ["10.204.0.1:51820"], "without TcpEndpoint, each Endpoint over TCP too")
+        XCTAssertEqual(p.summary, "peers +0 -0 ~1, policy: ProbeIntervalMs 200 -> 50, uplinks +wwan0, endpoints +10.204.0.1:51820, "
+                       + "tcp endpoints +10.204.0.1:51820, routes +1 -0")
 
         // Line 4 is Uplinks, 8 Endpoint, 7 the gateway's PublicKey.
         XCTAssertTrue(try refusals(old, client(uplinks: "up1, up0"))[0].contains(":4: removing or reordering Uplinks"))
@@ -123,6 +125,24 @@ final class ReloadPlanTests: XCTestCase {
         XCTAssertTrue(try refusals(old, client(gatewayKey: Self.c))[0].contains(":7: the gateway's PublicKey cannot change"))
         XCTAssertTrue(try refusals(old, gateway(peers: [(Self.a, "10.77.0.2/32")]))
             .contains { $0.contains("the role (client -> server)") })
+    }
+
+    func testTransportKeys() throws {
+        let old = client(endpoints: "10.203.0.1:51820\nTcpEndpoint = 10.203.0.1:443")
+        let p = try plan(old, client(endpoints: "10.203.0.1:51820\nTcpEndpoint = 10.203.0.1:443, 10.204.0.1:443"))
+        XCTAssertEqual(p.tcpEndpointsAdded.map(\.description), ["10.204.0.1:443"])
+        XCTAssertEqual(p.endpointsAdded, [])
+        XCTAssertFalse(p.isEmpty)
+        // Line 9 is TcpEndpoint, 10 Transport.
+        XCTAssertTrue(try refusals(old, client(endpoints: "10.203.0.1:51820\nTcpEndpoint = 10.204.0.1:443"))[0]
+            .contains(":9: removing or reordering TcpEndpoint"))
+        XCTAssertTrue(try refusals(old, client(endpoints: "10.203.0.1:51820\nTcpEndpoint = 10.203.0.1:443\nTransport = tcp, udp"))[0]
+            .contains(":10: Transport (udp, tcp -> tcp, udp) cannot change"))
+        let gw = gateway(peers: [(Self.a, "10.77.0.2/32")])
+        XCTAssertTrue(try plan(gw, gateway(interface: "TcpListen = 51820", peers: [(Self.a, "10.77.0.2/32")])).isEmpty,
+                      "the default written out is no change")
+        XCTAssertTrue(try refusals(gw, gateway(interface: "TcpListen = 51820, 443", peers: [(Self.a, "10.77.0.2/32")]))[0]
+            .contains(":5: TcpListen cannot change"))
     }
 
     func testEveryProblemIsReportedAtOnce() throws {

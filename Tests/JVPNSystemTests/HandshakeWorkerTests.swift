@@ -9,7 +9,7 @@ import XCTest
 final class HandshakeWorkerTests: XCTestCase {
     private final class Seen: @unchecked Sendable {
         let lock = Lock()
-        var messages: [([UInt8], SocketAddress, Int)] = []
+        var messages: [([UInt8], TransportAddress)] = []
     }
 
     private func mapped(_ v4: [UInt8], port: UInt16) -> SocketAddress {
@@ -18,38 +18,39 @@ final class HandshakeWorkerTests: XCTestCase {
 
     func testMessagesReachTheHandlerInOrderWithUnmappedSources() throws {
         let seen = Seen()
-        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8) { bytes, from, socket in
-            seen.lock.withLock { seen.messages.append((Array(bytes), from, socket)) }
+        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8) { bytes, from in
+            seen.lock.withLock { seen.messages.append((Array(bytes), from)) }
         }
         try worker.start()
         defer { worker.shutdown() }
         for i in 0..<3 {
             let m: [UInt8] = [1, 0, 0, 0, UInt8(i)] + [UInt8](repeating: 0, count: 155)
-            XCTAssertTrue(m.withUnsafeBytes { worker.push($0, from: mapped([10, 0, 0, UInt8(i)], port: 7), socketIndex: i) })
+            let via: TransportAddress.Via = i == 2 ? .tcp(connection: 9) : .udp(socket: i)
+            XCTAssertTrue(m.withUnsafeBytes { worker.push($0, from: TransportAddress(via: via, address: mapped([10, 0, 0, UInt8(i)], port: 7))) })
         }
         for _ in 0..<200 where seen.lock.withLock({ seen.messages.count }) < 3 { usleep(5000) }
         let got = seen.lock.withLock { seen.messages }
         XCTAssertEqual(got.count, 3)
-        for (i, (bytes, from, socket)) in got.enumerated() {
+        for (i, (bytes, from)) in got.enumerated() {
             XCTAssertEqual(bytes.count, 160)
             XCTAssertEqual(bytes[4], UInt8(i))
-            XCTAssertEqual(from, SocketAddress(addressBytes: [10, 0, 0, UInt8(i)], port: 7))
-            XCTAssertEqual(socket, i)
+            XCTAssertEqual(from.address, SocketAddress(addressBytes: [10, 0, 0, UInt8(i)], port: 7))
+            XCTAssertEqual(from.via, i == 2 ? .tcp(connection: 9) : .udp(socket: i))
         }
         XCTAssertEqual(worker.depth, 0)
     }
 
     func testQueueIsBounded() {
-        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8) { _, _, _ in }
+        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8) { _, _ in }
         let m = [UInt8](repeating: 0, count: 160)
         for _ in 0..<HandshakeWorker.capacity {
-            XCTAssertTrue(m.withUnsafeBytes { worker.push($0, from: SocketAddress(), socketIndex: 0) })
+            XCTAssertTrue(m.withUnsafeBytes { worker.push($0, from: TransportAddress(via: .udp(socket: 0), address: SocketAddress())) })
         }
-        XCTAssertFalse(m.withUnsafeBytes { worker.push($0, from: SocketAddress(), socketIndex: 0) }, "full: a counted drop")
+        XCTAssertFalse(m.withUnsafeBytes { worker.push($0, from: TransportAddress(via: .udp(socket: 0), address: SocketAddress())) }, "full: a counted drop")
         XCTAssertEqual(worker.depth, HandshakeWorker.capacity)
         // Larger than any handshake message: refused, not truncated.
         let big = [UInt8](repeating: 0, count: 161)
-        XCTAssertFalse(big.withUnsafeBytes { worker.push($0, from: SocketAddress(), socketIndex: 0) })
+        XCTAssertFalse(big.withUnsafeBytes { worker.push($0, from: TransportAddress(via: .udp(socket: 0), address: SocketAddress())) })
     }
 
     func testCookieRepliesAreSentByTheWorker() throws {
@@ -57,7 +58,7 @@ final class HandshakeWorkerTests: XCTestCase {
         let receiver = try UDPSocket(family: AF_INET, localAddress: SocketAddress(addressBytes: [127, 0, 0, 1], port: 0))
         let cell = SnapshotCell()
         cell.publish(DataPlaneSnapshot(routes: AllowedIPsTable<Int>(), send: [], receivers: [:], sockets: [sender]))
-        let worker = HandshakeWorker(snapshot: cell, replyCapacity: 8) { _, _, _ in }
+        let worker = HandshakeWorker(snapshot: cell, replyCapacity: 8) { _, _ in }
         try worker.start()
         defer { worker.shutdown() }
         let to = SocketAddress(addressBytes: [127, 0, 0, 1], port: receiver.localPort)!
@@ -80,7 +81,7 @@ final class HandshakeWorkerTests: XCTestCase {
         }
         XCTAssertEqual(got, [0, 1, 2, 3, 4])
         // A full reply ring refuses (the pump counts it) rather than overwriting.
-        let small = HandshakeWorker(snapshot: cell, replyCapacity: 2) { _, _, _ in }
+        let small = HandshakeWorker(snapshot: cell, replyCapacity: 2) { _, _ in }
         for _ in 0..<2 { XCTAssertTrue(small.pushCookieReply(to: to, socketIndex: 0) { _ in 64 }) }
         XCTAssertFalse(small.pushCookieReply(to: to, socketIndex: 0) { _ in 64 })
         XCTAssertEqual(worker.cookieRepliesSent.load(ordering: .relaxed), 5)

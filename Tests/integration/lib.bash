@@ -153,7 +153,8 @@ StableWindowMs = 1000
 SwitchCooldownMs = 200
 MaxSwitchesPerMinute = 30"
 
-# router_setup [EXTRA_POLICY_LINES] : router rig, gateway + client (Uplinks up0, up1), both up.
+# router_setup [EXTRA_POLICY_LINES] : router rig, gateway + client (Uplinks up0, up1), both up
+# (the client only written, not started, with CLIENT_UP=0; PEER_EXTRA adds lines to its [Peer]).
 router_setup() {
     rig_init
     rig_create_router
@@ -171,11 +172,20 @@ router_setup() {
     GW_POLICY="$policy" write_gateway_conf "$RIG_DIR/gw.conf" "$GW" 51820 c1 "${GW_PEER_ALLOWED:-10.77.0.2/32}"
     write_client_conf "$RIG_DIR/c1.conf" "$CL" c1 "${CLIENT_ADDRS:-10.77.0.2/24}" "$RIG_GW_IP:51820" "${CLIENT_ALLOWED:-10.77.0.0/24}" \
         "${CLIENT_EXTRA:-Uplinks = up0, up1}" "$policy"
+    if [[ -n "${PEER_EXTRA:-}" ]]; then
+        python3 - "$RIG_DIR/c1.conf" "$PEER_EXTRA" <<'PY'
+import sys
+path, extra = sys.argv[1], sys.argv[2]
+text = open(path).read().replace("AllowedIPs", extra + "\nAllowedIPs", 1)
+open(path, "w").write(text)
+PY
+    fi
     rig_exec "$RIG_GW" "$JVPN_BIN" up "$RIG_DIR/gw.conf" || fail "gateway up"
+    CL_EVENTS="$RIG_DIR/$CL.events.jsonl"; GW_EVENTS="$RIG_DIR/$GW.events.jsonl"
     # BEFORE_CLIENT_UP: a command (eval'd) that shapes the network before the client measures it.
     if [[ -n "${BEFORE_CLIENT_UP:-}" ]]; then eval "$BEFORE_CLIENT_UP"; fi
+    [[ "${CLIENT_UP:-1}" == 1 ]] || return 0
     rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait 10 || fail "client up"
-    CL_EVENTS="$RIG_DIR/$CL.events.jsonl"; GW_EVENTS="$RIG_DIR/$GW.events.jsonl"
 }
 
 FLAP="$REPO/deploy/netns/flap.sh"
@@ -245,5 +255,18 @@ assert r["max_stall_ms"] <= limit, r
 PY
 }
 
-# path_mtu UPLINK : the client's status `mtu` of that uplink's path
-path_mtu() { status_field "$RIG_CLIENT" "$CL" "[p['mtu'] for p in s['sessions'][0]['paths'] if p['uplink'] == '$1'][0]"; }
+# path_mtu UPLINK : the client's status `mtu` of that uplink's UDP path
+path_mtu() {
+    status_field "$RIG_CLIENT" "$CL" "[p['mtu'] for p in s['sessions'][0]['paths'] if p['uplink'] == '$1' and p['transport'] == 'udp'][0]"
+}
+
+# udp_block / udp_unblock : the router drops every forwarded UDP packet (all uplinks, both ways),
+# set and lifted in one nft transaction so that no uplink is blocked before another.
+udp_block() {
+    rig_exec "$RIG_ROUTER" nft -f - <<'NFT' || fail "nft: cannot block UDP"
+table inet jvudpblock {
+    chain forward { type filter hook forward priority -20; policy accept; meta l4proto udp counter drop; }
+}
+NFT
+}
+udp_unblock() { rig_exec "$RIG_ROUTER" nft delete table inet jvudpblock || fail "nft: cannot unblock UDP"; }

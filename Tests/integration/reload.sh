@@ -67,7 +67,9 @@ out="$(rig_exec "$RIG_CLIENT" "$JVPN_BIN" reload "$CL")" || fail "client reload 
 echo "    $out"
 [[ "$out" == *"uplinks +up1"* && "$out" == *"JitterVolatileMs 100 -> 150"* ]] || fail "unexpected summary: $out"
 rig_output_has "^10\.98\.0\.0/16 dev $CL" ip -n "$RIG_CLIENT" route show || fail "no route 10.98.0.0/16 via $CL"
-[[ "$(status_field "$RIG_CLIENT" "$CL" "len(s['sessions'][0]['paths'])")" == 2 ]] || fail "the client does not show 2 paths"
+# A UDP and a TCP path per uplink (Transport = udp, tcp by default).
+[[ "$(status_field "$RIG_CLIENT" "$CL" "sorted((p['uplink'], p['transport']) for p in s['sessions'][0]['paths'])")" \
+    == "[('up0', 'tcp'), ('up0', 'udp'), ('up1', 'tcp'), ('up1', 'udp')]" ]] || fail "the client does not show up1's paths"
 
 step "c1 did not notice"
 finish_stream

@@ -15,6 +15,7 @@ let package = Package(
         .executableTarget(name: "fuzz-handshake", dependencies: ["FuzzSupport", .product(name: "JVPNCore", package: "jvpn")]),
         .executableTarget(name: "fuzz-gateway", dependencies: ["FuzzSupport", .product(name: "JVPNCore", package: "jvpn")]),
         .executableTarget(name: "fuzz-pathfit", dependencies: ["FuzzSupport", .product(name: "JVPNCore", package: "jvpn")]),
+        .executableTarget(name: "fuzz-stream", dependencies: ["FuzzSupport", .product(name: "JVPNCore", package: "jvpn")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -14,6 +14,8 @@
 #   DIR     to-gw (client -> gateway; aliases to-gateway, up) or
 #           to-client (gateway -> client; aliases down)
 #   KIND    all        every forwarded packet of that uplink and direction (any protocol)
+#           udp, tcp   every UDP (TCP) packet of that uplink and direction, any port: "UDP is
+#                      blocked here", or loss on the TCP transport
 #           jvpn       every UDP datagram to/from the gateway port (NFTDROP_PORT)
 #           data       type-4 frames of any size; keepalive = type 4 with no inner packet
 #           control    every type-5 frame
@@ -108,7 +110,7 @@ nd_size_of() {
     fi
     local v
     if [[ "$w" == v1 ]]; then v="${NFTDROP_SIZES_V1[$k]-}"; else v="${NFTDROP_SIZES_V2[$k]-}"; fi
-    [[ -n "$v" ]] || nd_die "unknown kind '$k' in wire $w (kinds: all jvpn $NFTDROP_KINDS raw:T:L)"
+    [[ -n "$v" ]] || nd_die "unknown kind '$k' in wire $w (kinds: all udp tcp jvpn $NFTDROP_KINDS raw:T:L)"
     echo "$v"
 }
 
@@ -134,6 +136,7 @@ nd_match() {
     if [[ "$dir" == to-gw ]]; then m="iifname \"rt$i\" oifname \"rtg\""
     else m="iifname \"rtg\" oifname \"rt$i\""; fi
     [[ "$kind" == all ]] && { echo "$m"; return; }
+    [[ "$kind" == udp || "$kind" == tcp ]] && { echo "$m meta l4proto $kind"; return; }
     m+=" meta l4proto udp"
     if [[ -n "$port" ]]; then
         if [[ "$dir" == to-gw ]]; then m+=" udp dport $port"; else m+=" udp sport $port"; fi

@@ -111,11 +111,11 @@ struct ConfigParser {
     private static let interfaceKeys: [String: (name: String, multi: Bool)] = table([
         ("Name", false), ("PrivateKey", false), ("PrivateKeyFile", false), ("Address", true),
         ("ListenPort", false), ("MTU", false), ("Uplinks", true), ("EventLog", false),
-        ("FwMark", false), ("MetricsListen", false), ("EventSyslog", false),
+        ("FwMark", false), ("MetricsListen", false), ("EventSyslog", false), ("TcpListen", true),
     ])
     private static let peerKeys: [String: (name: String, multi: Bool)] = table([
         ("PublicKey", false), ("Endpoint", true), ("AllowedIPs", true),
-        ("PersistentKeepalive", false), ("Name", false),
+        ("PersistentKeepalive", false), ("Name", false), ("Transport", false), ("TcpEndpoint", true),
     ])
     /// wg-quick keys we knowingly do not support, for a more helpful message.
     private static let wgQuickOnly: Set<String> = [
@@ -251,6 +251,9 @@ struct ConfigParser {
         var fwMark: UInt32?
         var metricsListen: Endpoint?
         var eventSyslog: SyslogTarget?
+        var tcpListen: [UInt16]?
+        var tcpListenLines: [UInt16: Int] = [:]
+        var tcpListenOff: Int?
         var present: [String: Int] = [:]
     }
 
@@ -330,11 +333,45 @@ struct ConfigParser {
                 }
             case "EventSyslog":
                 p.eventSyslog = syslogTarget(e)
+            case "TcpListen":
+                tcpListen(e, &p)
             default:
                 break  // accepted() only yields the keys above
             }
         }
         return p
+    }
+
+    /// `TcpListen = PORT, ...` (repeatable) or `off` alone.
+    private mutating func tcpListen(_ e: Entry, _ p: inout PartialInterface) {
+        var ports = p.tcpListen ?? []
+        for item in list(e) {
+            if item.lowercased() == "off" {
+                if let first = p.tcpListenOff {
+                    error(e.line, "duplicate TcpListen 'off' (first at line \(first))")
+                } else if !ports.isEmpty {
+                    error(e.line, "TcpListen 'off' cannot be combined with ports")
+                }
+                p.tcpListenOff = e.line
+                continue
+            }
+            guard !item.isEmpty, item.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                  let n = UInt16(item), n >= 1 else {
+                error(e.line, "invalid TcpListen '\(item)': expected TCP ports in 1...65535 or 'off'")
+                continue
+            }
+            if p.tcpListenOff != nil {
+                error(e.line, "TcpListen 'off' cannot be combined with ports")
+                continue
+            }
+            if let first = p.tcpListenLines[n] {
+                error(e.line, "duplicate TcpListen port \(n) (first at line \(first))")
+                continue
+            }
+            p.tcpListenLines[n] = e.line
+            ports.append(n)
+        }
+        p.tcpListen = p.tcpListenOff != nil ? [] : ports
     }
 
     private mutating func syslogTarget(_ e: Entry) -> SyslogTarget? {
@@ -367,6 +404,8 @@ struct ConfigParser {
         var keepalive: UInt16?
         var name: String?
         var nameLine: Int?
+        var transports: [TransportKind]?
+        var tcpEndpoints: [Endpoint] = []
         var present: [String: Int] = [:]
     }
 
@@ -420,6 +459,33 @@ struct ConfigParser {
                     p.nameLine = e.line
                 } else {
                     error(e.line, "invalid peer Name: at most 64 printable characters")
+                }
+            case "Transport":
+                var kinds: [TransportKind] = []
+                for item in list(e) {
+                    guard let k = TransportKind(rawValue: item.lowercased()) else {
+                        error(e.line, "invalid Transport '\(item)': expected udp or tcp (in preference order, e.g. 'udp, tcp')")
+                        continue
+                    }
+                    if kinds.contains(k) {
+                        error(e.line, "duplicate Transport '\(k.rawValue)'")
+                        continue
+                    }
+                    kinds.append(k)
+                }
+                p.transports = kinds
+            case "TcpEndpoint":
+                for item in list(e) {
+                    switch Endpoint.parse(item) {
+                    case .success(let ep):
+                        if p.tcpEndpoints.contains(ep) {
+                            error(e.line, "duplicate TcpEndpoint \(ep)")
+                        } else {
+                            p.tcpEndpoints.append(ep)
+                        }
+                    case .failure(let err):
+                        error(e.line, "invalid TcpEndpoint: \(err)")
+                    }
                 }
             default:
                 break
@@ -482,6 +548,22 @@ struct ConfigParser {
         "MaxSwitchesPerMinute", "SwitchCooldownMs", "PreemptToPreferred", "RestartOnTerminate",
     ]
 
+    /// A client peer's transport keys: `TcpEndpoint` needs tcp in `Transport` and an `Endpoint`
+    /// (which makes the peer a client's gateway); neither key is for a server's peers.
+    private mutating func transportKeys(_ p: PartialPeer) {
+        let isClientPeer = p.present["Endpoint"] != nil
+        if let line = p.present["Transport"], !isClientPeer {
+            error(line, "Transport is for a client's [Peer] (one with an Endpoint); a gateway serves both kinds")
+        }
+        if let line = p.present["TcpEndpoint"] {
+            if !isClientPeer {
+                error(line, "TcpEndpoint needs an Endpoint in the same [Peer] (it names a gateway's TCP addresses)")
+            } else if let kinds = p.transports, !kinds.isEmpty, !kinds.contains(.tcp) {
+                error(line, "TcpEndpoint is set but Transport (\(kinds.map(\.rawValue).joined(separator: ", "))) does not include tcp")
+            }
+        }
+    }
+
     // MARK: whole file
 
     /// `/etc/jvpn/jvpn0.conf` -> `jvpn0`; nil when the file is not named NAME.conf.
@@ -537,7 +619,7 @@ struct ConfigParser {
                 finalInterface = InterfaceConfig(
                     name: n, privateKey: key, addresses: p.addresses, listenPort: p.listenPort, mtu: mtu,
                     uplinks: p.uplinks, eventLog: p.eventLog, fwMark: p.fwMark,
-                    metricsListen: p.metricsListen, eventSyslog: p.eventSyslog,
+                    metricsListen: p.metricsListen, eventSyslog: p.eventSyslog, tcpListen: p.tcpListen,
                     line: p.line, privateKeyLine: p.privateKeyLine ?? p.line, keyLines: p.present)
             }
         } else {
@@ -580,9 +662,12 @@ struct ConfigParser {
                     nameOwner[n] = p.line
                 }
             }
+            transportKeys(p)
             if let k = p.publicKey {
                 finalPeers.append(PeerConfig(publicKey: k, endpoints: p.endpoints, allowedIPs: p.allowedIPs,
-                                             persistentKeepalive: p.keepalive, name: p.name, line: p.line, keyLines: p.present))
+                                             persistentKeepalive: p.keepalive, name: p.name,
+                                             transports: p.transports ?? PeerConfig.defaultTransports,
+                                             tcpEndpoints: p.tcpEndpoints, line: p.line, keyLines: p.present))
             }
         }
 
@@ -593,6 +678,9 @@ struct ConfigParser {
             let first = withEndpoints[0]
             error(peers[1].line,
                   "a client has exactly one [Peer]: the [Peer] at line \(first.line) has an Endpoint, but there are \(peers.count) [Peer] sections (a server's peers have no Endpoint)")
+        }
+        if let p = iface, let line = p.present["TcpListen"], !withEndpoints.isEmpty {
+            error(line, "TcpListen is a gateway key, but this config is a client (its [Peer] has an Endpoint)")
         }
         // Present-but-invalid ListenPort/Endpoint values are already reported.
         if let p = iface, !peers.isEmpty, withEndpoints.isEmpty, p.present["ListenPort"] == nil,

@@ -118,6 +118,9 @@ public struct InterfaceConfig: Equatable, Sendable {
     public var fwMark: UInt32?
     public var metricsListen: Endpoint?
     public var eventSyslog: SyslogTarget?
+    /// TCP ports a gateway serves beside `ListenPort`: nil = not set (the `ListenPort` number),
+    /// empty = `off`.
+    public var tcpListen: [UInt16]?
     /// Line of the `[Interface]` header.
     public var line: Int
     /// Line of the PrivateKey / PrivateKeyFile key, for messages about reading the key.
@@ -134,7 +137,7 @@ public struct InterfaceConfig: Equatable, Sendable {
     public init(name: String, privateKey: PrivateKeySource, addresses: [IPPrefix],
                 listenPort: UInt16? = nil, mtu: Int = InterfaceConfig.defaultMTU,
                 uplinks: [String]? = nil, eventLog: String? = nil, fwMark: UInt32? = nil,
-                metricsListen: Endpoint? = nil, eventSyslog: SyslogTarget? = nil,
+                metricsListen: Endpoint? = nil, eventSyslog: SyslogTarget? = nil, tcpListen: [UInt16]? = nil,
                 line: Int = 0, privateKeyLine: Int = 0, keyLines: [String: Int] = [:]) {
         self.name = name
         self.privateKey = privateKey
@@ -146,6 +149,7 @@ public struct InterfaceConfig: Equatable, Sendable {
         self.fwMark = fwMark
         self.metricsListen = metricsListen
         self.eventSyslog = eventSyslog
+        self.tcpListen = tcpListen
         self.line = line
         self.privateKeyLine = privateKeyLine
         self.keyLines = keyLines
@@ -153,6 +157,9 @@ public struct InterfaceConfig: Equatable, Sendable {
 
     /// Line of `key` in the section, or of the section header when the key is absent.
     public func line(of key: String) -> Int { keyLines[key] ?? line }
+
+    /// The TCP ports a gateway listens on: `TcpListen`, or `ListenPort`'s number when not set.
+    public var effectiveTcpListen: [UInt16] { tcpListen ?? listenPort.map { [$0] } ?? [] }
 }
 
 /// Where `EventSyslog` sends a copy of the event log.
@@ -178,24 +185,46 @@ public struct PeerConfig: Equatable, Sendable {
     /// Seconds; nil = off.
     public var persistentKeepalive: UInt16?
     public var name: String?
+    /// Client: the transport kinds it may use, in preference order (`Transport`).
+    public var transports: [TransportKind]
+    /// Client: the gateway's TCP addresses (`TcpEndpoint`); empty = each `Endpoint` over TCP.
+    public var tcpEndpoints: [Endpoint]
     /// Line of the `[Peer]` header.
     public var line: Int
     /// Line of each key present in the section (canonical key name), for later messages.
     public var keyLines: [String: Int]
 
+    public static let defaultTransports: [TransportKind] = [.udp, .tcp]
+
     public init(publicKey: String, endpoints: [Endpoint] = [], allowedIPs: [IPPrefix],
-                persistentKeepalive: UInt16? = nil, name: String? = nil, line: Int = 0, keyLines: [String: Int] = [:]) {
+                persistentKeepalive: UInt16? = nil, name: String? = nil,
+                transports: [TransportKind] = PeerConfig.defaultTransports, tcpEndpoints: [Endpoint] = [], line: Int = 0,
+                keyLines: [String: Int] = [:]) {
         self.publicKey = publicKey
         self.endpoints = endpoints
         self.allowedIPs = allowedIPs
         self.persistentKeepalive = persistentKeepalive
         self.name = name
+        self.transports = transports
+        self.tcpEndpoints = tcpEndpoints
         self.line = line
         self.keyLines = keyLines
     }
 
     /// Line of `key` in the section, or of the section header when the key is absent.
     public func line(of key: String) -> Int { keyLines[key] ?? line }
+
+    /// The endpoints a client reaches the gateway at with `kind`; none when `Transport` excludes it.
+    public func endpoints(for kind: TransportKind) -> [Endpoint] {
+        guard transports.contains(kind) else { return [] }
+        switch kind {
+        case .udp: return endpoints
+        case .tcp: return tcpEndpoints.isEmpty ? endpoints : tcpEndpoints
+        }
+    }
+
+    /// Rank of `kind` in `Transport` (0 = preferred), nil when it is not allowed.
+    public func preference(of kind: TransportKind) -> Int? { transports.firstIndex(of: kind) }
 
     /// The 32 key bytes (validated at parse time, so nil only for a hand-built value).
     public var publicKeyBytes: [UInt8]? { Base64.decodeKey32(publicKey) }

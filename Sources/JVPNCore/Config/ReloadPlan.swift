@@ -2,12 +2,12 @@
 /// and the newly read one. Pure: the daemon applies it.
 ///
 /// Applied live: peers added, removed, or with other AllowedIPs / Name / PersistentKeepalive (a
-/// gateway); every `[Policy]` key; a client's new Endpoints and Uplinks, appended after the
-/// existing ones (new candidate paths, lowest priority), and its AllowedIPs. Everything else
-/// that a running interface is built from (Name, the private key, Address, ListenPort, MTU,
-/// EventLog, FwMark, MetricsListen, EventSyslog, the role, full tunnel on or off, a client's
-/// gateway key, removing or reordering Endpoints or Uplinks) is refused with `FILE:LINE:` and the
-/// running config stays: it needs `jvpn down` and `jvpn up`.
+/// gateway); every `[Policy]` key; a client's new Endpoints, TcpEndpoints and Uplinks, appended
+/// after the existing ones (new candidate paths, lowest priority), and its AllowedIPs. Everything
+/// else that a running interface is built from (Name, the private key, Address, ListenPort,
+/// TcpListen, MTU, EventLog, FwMark, MetricsListen, EventSyslog, the role, full tunnel on or off, a
+/// client's gateway key and Transport, removing or reordering Endpoints, TcpEndpoints or Uplinks)
+/// is refused with `FILE:LINE:` and the running config stays: it needs `jvpn down` and `jvpn up`.
 public struct ReloadPlan: Equatable, Sendable {
     public enum PeerChange: Equatable, Sendable {
         /// A new peer (a gateway's client).
@@ -26,12 +26,16 @@ public struct ReloadPlan: Equatable, Sendable {
     public var uplinksAdded: [String] = []
     /// Client: gateway endpoints appended to `Endpoint`.
     public var endpointsAdded: [Endpoint] = []
+    /// Client: gateway TCP endpoints appended (to `TcpEndpoint`, or with `Endpoint` when that is
+    /// where they come from).
+    public var tcpEndpointsAdded: [Endpoint] = []
     /// Kernel routes via the tunnel to add and to remove (from `JVPNConfig.routedPrefixes`).
     public var routesAdded: [IPPrefix] = []
     public var routesRemoved: [IPPrefix] = []
 
     public var isEmpty: Bool {
-        peers.isEmpty && policy.isEmpty && uplinksAdded.isEmpty && endpointsAdded.isEmpty && routesAdded.isEmpty && routesRemoved.isEmpty
+        peers.isEmpty && policy.isEmpty && uplinksAdded.isEmpty && endpointsAdded.isEmpty && tcpEndpointsAdded.isEmpty
+            && routesAdded.isEmpty && routesRemoved.isEmpty
     }
 
     /// One line for the operator: `peers +1 -1 ~2, policy: DeadAfterMs 1000 -> 600, uplinks +wwan0`.
@@ -45,6 +49,7 @@ public struct ReloadPlan: Equatable, Sendable {
         if !policy.isEmpty { parts.append("policy: " + policy.joined(separator: ", ")) }
         if !uplinksAdded.isEmpty { parts.append("uplinks +" + uplinksAdded.joined(separator: " +")) }
         if !endpointsAdded.isEmpty { parts.append("endpoints +" + endpointsAdded.map(\.description).joined(separator: " +")) }
+        if !tcpEndpointsAdded.isEmpty { parts.append("tcp endpoints +" + tcpEndpointsAdded.map(\.description).joined(separator: " +")) }
         if !routesAdded.isEmpty || !routesRemoved.isEmpty {
             parts.append("routes +\(routesAdded.count) -\(routesRemoved.count)")
         }
@@ -67,6 +72,9 @@ public struct ReloadPlan: Equatable, Sendable {
             refuse(ni.line(of: "Address"), "Address (\(list(oi.addresses)) -> \(list(ni.addresses)))")
         }
         if ni.listenPort != oi.listenPort { refuse(ni.line(of: "ListenPort"), "ListenPort") }
+        if ni.listenPort == oi.listenPort && ni.effectiveTcpListen != oi.effectiveTcpListen {
+            refuse(ni.line(of: "TcpListen"), "TcpListen")
+        }
         if ni.mtu != oi.mtu { refuse(ni.line(of: "MTU"), "MTU (\(oi.mtu) -> \(ni.mtu))") }
         if ni.eventLog != oi.eventLog { refuse(ni.line(of: "EventLog"), "EventLog") }
         if ni.fwMark != oi.fwMark { refuse(ni.line(of: "FwMark"), "FwMark") }
@@ -87,6 +95,16 @@ public struct ReloadPlan: Equatable, Sendable {
             } else {
                 refuse(np.line(of: "Endpoint"), "removing or reordering Endpoint addresses (new ones may be appended)")
             }
+            if np.transports != op.transports {
+                refuse(np.line(of: "Transport"), "Transport (\(op.transports.map(\.rawValue).joined(separator: ", ")) -> \(np.transports.map(\.rawValue).joined(separator: ", ")))")
+            } else if np.tcpEndpoints.isEmpty && op.tcpEndpoints.isEmpty {
+                // Each Endpoint over TCP: what Endpoint gains (its changes are judged above).
+                if np.transports.contains(.tcp) { plan.tcpEndpointsAdded = plan.endpointsAdded }
+            } else if np.endpoints(for: .tcp).starts(with: op.endpoints(for: .tcp)) {
+                plan.tcpEndpointsAdded = Array(np.endpoints(for: .tcp).dropFirst(op.endpoints(for: .tcp).count))
+            } else {
+                refuse(np.line(of: "TcpEndpoint"), "removing or reordering TcpEndpoint addresses (new ones may be appended)")
+            }
             switch (oi.uplinks, ni.uplinks) {
             case (nil, nil): break
             case (let o?, let n?) where n.starts(with: o): plan.uplinksAdded = Array(n.dropFirst(o.count))
@@ -103,7 +121,7 @@ public struct ReloadPlan: Equatable, Sendable {
             let added = p.allowedIPs.filter { !o.allowedIPs.contains($0) }
             let removed = o.allowedIPs.filter { !p.allowedIPs.contains($0) }
             if !added.isEmpty || !removed.isEmpty || p.name != o.name || p.persistentKeepalive != o.persistentKeepalive
-                || p.endpoints != o.endpoints {
+                || p.endpoints != o.endpoints || p.tcpEndpoints != o.tcpEndpoints {
                 plan.peers.append(.changed(p, allowedAdded: added, allowedRemoved: removed))
             }
         }

@@ -84,9 +84,10 @@ public struct HandshakeAdmission: Sendable {
     }
 
     /// Decides what becomes of a handshake datagram (type 1, 2 or 3; the pump sends the others
-    /// elsewhere).
+    /// elsewhere). `sourceProven`: the message came on a TCP connection, whose handshake already
+    /// proved the source address, so no cookie is asked for under load (the per-source limit holds).
     public mutating func admit(_ msg: UnsafeRawBufferPointer, source: HandshakeSource, queueDepth: Int,
-                               nowMs: UInt64) -> AdmissionDecision {
+                               nowMs: UInt64, sourceProven: Bool = false) -> AdmissionDecision {
         guard let p = msg.baseAddress, msg.count >= 4,
               p.load(fromByteOffset: 1, as: UInt8.self) == 0,
               p.load(fromByteOffset: 2, as: UInt8.self) == 0,
@@ -94,7 +95,8 @@ public struct HandshakeAdmission: Sendable {
               let type = MessageType(rawValue: p.load(as: UInt8.self)) else { return .drop(.malformed) }
         switch (role, type) {
         case (.gateway, .initiation):
-            return admitInitiation(p, length: msg.count, source: source, queueDepth: queueDepth, nowMs: nowMs)
+            return admitInitiation(p, length: msg.count, source: source, queueDepth: queueDepth, nowMs: nowMs,
+                                   sourceProven: sourceProven)
         case (.client, .response):
             return admitToQueue(length: msg.count, expected: Handshake.responseLength, queueDepth: queueDepth)
         case (.client, .cookieReply):
@@ -111,11 +113,11 @@ public struct HandshakeAdmission: Sendable {
     }
 
     private mutating func admitInitiation(_ p: UnsafeRawPointer, length: Int, source: HandshakeSource,
-                                          queueDepth: Int, nowMs: UInt64) -> AdmissionDecision {
+                                          queueDepth: Int, nowMs: UInt64, sourceProven: Bool) -> AdmissionDecision {
         guard length == Handshake.initiationLength else { return .drop(.malformed) }
         guard hasValidMac1(p) else { return .drop(.badMac1) }
         let loaded = isUnderLoad(queueDepth: queueDepth, nowMs: nowMs)
-        if loaded {
+        if loaded && !sourceProven {
             cookies.rotateIfDue(nowMs: nowMs)
             let cookie = cookies.cookie(for: source)
             guard cookies.isValidMac2(p, cookie: cookie) else {

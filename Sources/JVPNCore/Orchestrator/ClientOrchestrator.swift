@@ -1,26 +1,42 @@
-/// One candidate path as the orchestrator sees it: an uplink (by priority) towards one endpoint.
+/// One candidate path as the orchestrator sees it: an uplink (by priority) towards one endpoint,
+/// over one transport kind (by preference).
 public struct PathCandidate: Equatable, Sendable {
     public let id: UInt32
     /// Uplink order in the config: 0 = preferred.
     public let priority: Int
+    /// Position of the path's transport kind in the peer's `Transport` list: 0 = preferred.
+    public let transportRank: Int
     public var linkUp = true
     public var hasAddress = true
+    /// The path's transport is there: always for UDP (its uplink's socket); for TCP, the connection
+    /// is established.
+    public var transportUp = true
     public var quality = PathQuality()
     /// Healthy (alive, not volatile) continuously since; nil when not healthy.
     public var healthySinceMs: UInt64?
     /// Presumed dead by suspicion (silent for PTOs under traffic while a standby answered): the
     /// time its episode opened. Only an answer to a probe sent since revives it.
     public var presumedDeadSinceMs: UInt64?
-    /// The path's MTU search. The host replaces the default with the uplink's MTU and the IP
-    /// version of the gateway's address.
+    /// A stream path (TCP): its connection carries every frame whole (the kernel's TCP cuts the
+    /// stream into segments that fit and finds its own path MTU), so it has no MTU to search or
+    /// report, and nothing sent on it is fitted. A datagram path (UDP) carries one frame per
+    /// datagram, which the path's MTU limits.
+    public let isStream: Bool
+    /// The path's MTU search (never run on a stream path). The host replaces the default with the
+    /// uplink's MTU and the IP version of the gateway's address.
     public var mtu = PathMtuSearch(uplinkMtu: 1500, ipv6: false)
     /// The PATH_MTU report of this path to the gateway.
     public var mtuReport = PathMtuReport()
 
-    public init(id: UInt32, priority: Int) {
+    public init(id: UInt32, priority: Int, transportRank: Int = 0, isStream: Bool = false) {
         self.id = id
         self.priority = priority
+        self.transportRank = transportRank
+        self.isStream = isStream
     }
+
+    /// Something can be sent on it: its uplink is up with an address and its transport is there.
+    public var isUsable: Bool { linkUp && hasAddress && transportUp }
 }
 
 /// The client's report of one path's MTU to the gateway (PATH_MTU): what it last said, whether the
@@ -90,6 +106,12 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// MTU probes per second over all paths (burst and rate): well within the gateway's control
     /// budget per session, with the regular probes.
     public static let mtuProbesPerSecond: UInt64 = 40
+    /// Probes whose fate is known that a path's loss needs before it counts (volatility) and before
+    /// the path can be stable.
+    public static let lossSamplesNeeded = 5
+    /// BIRTH sends initiations on the preferred transport kind alone for this long, then on the
+    /// next kind as well (UDP blocked: attach over TCP after 2 s), and so on.
+    public static let transportFallbackMs: UInt64 = 2000
 
     public private(set) var policy: PolicyConfig
     public private(set) var machine: SessionStateMachine
@@ -115,11 +137,16 @@ public struct ClientOrchestrator: Equatable, Sendable {
     private var probeSeq: UInt32 = 0
     /// When the active path was declared dead or worse (for recovery_ms).
     private var troubleSinceMs: UInt64?
+    /// When the active path fell silent, if that is why the session is recovering: paths that
+    /// answered probes sent since are known to work now.
+    private var outageSinceMs: UInt64?
     private var recoveryReason: ReasonCode?
     private var volatileSinceMs: UInt64?
     private var noTransportSinceMs: UInt64?
     private var lastInitiationMs: UInt64?
     private var initiationsSent = 0
+    /// The least preferred transport rank an initiation went out on in this session (-1: none yet).
+    private var handshakeRankTried = -1
     /// Last rekey initiation with no handshake completed since.
     private var rekeyInitiationMs: UInt64?
     private var pathResponses: TokenBucket
@@ -167,7 +194,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     private func index(_ id: UInt32) -> Int? { paths.firstIndex { $0.id == id } }
 
     private func isAlive(_ p: PathCandidate, _ now: UInt64) -> Bool {
-        p.linkUp && p.hasAddress && p.presumedDeadSinceMs == nil && !p.quality.isSilent(nowMs: now, deadAfterMs: policy.deadAfterMs)
+        p.isUsable && p.presumedDeadSinceMs == nil && !p.quality.isSilent(nowMs: now, deadAfterMs: policy.deadAfterMs)
     }
 
     private func isAlive(_ id: UInt32?, _ now: UInt64) -> Bool {
@@ -175,25 +202,37 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     private func volatility(_ p: PathCandidate, _ now: UInt64) -> ReasonCode? {
-        if p.quality.samples(nowMs: now, lateAfterMs: lateAfterMs) >= 5,
+        if p.quality.samples(nowMs: now, lateAfterMs: lateAfterMs) >= ClientOrchestrator.lossSamplesNeeded,
            p.quality.lossPct(nowMs: now, lateAfterMs: lateAfterMs) >= policy.lossVolatilePct { return .lossThreshold }
         if p.quality.rttMs >= policy.rttVolatileMs { return .rttThreshold }
         if p.quality.jitterMs >= policy.jitterVolatileMs { return .jitterThreshold }
         return nil
     }
 
-    /// Deterministic ranking of usable candidates: (below the MTU floor, priority, loss, rtt, path id).
+    /// Deterministic ranking of usable candidates: (transport preference, below the MTU floor,
+    /// priority, loss, rtt, path id). Every path of the preferred transport kind ranks above every
+    /// path of the next; within a kind, a path below the MTU floor after every path above it.
     public func ranked(nowMs now: UInt64, excluding: UInt32? = nil) -> [PathCandidate] {
         paths.filter { $0.id != excluding && isAlive($0, now) }.sorted {
-            let a = (preference($0).0, $0.priority, $0.quality.lossPct(nowMs: now, lateAfterMs: lateAfterMs), $0.quality.rttMs, $0.id)
-            let b = (preference($1).0, $1.priority, $1.quality.lossPct(nowMs: now, lateAfterMs: lateAfterMs), $1.quality.rttMs, $1.id)
+            let (pa, pb) = (preference($0), preference($1))
+            let a = (pa.0, pa.1, pa.2, $0.quality.lossPct(nowMs: now, lateAfterMs: lateAfterMs), $0.quality.rttMs, $0.id)
+            let b = (pb.0, pb.1, pb.2, $1.quality.lossPct(nowMs: now, lateAfterMs: lateAfterMs), $1.quality.rttMs, $1.id)
             return a < b
         }
     }
 
-    /// What a path is preferred for before its measurements: a path known to carry less than IPv6's
-    /// minimum MTU inside the tunnel comes after every path that carries it, then the uplink order.
-    private func preference(_ p: PathCandidate) -> (Int, Int) { (p.mtu.isBelowFloor ? 1 : 0, p.priority) }
+    /// What a path is preferred for before its measurements: its transport kind's place in the
+    /// peer's `Transport` list, then (a path known to carry less than IPv6's minimum MTU inside the
+    /// tunnel after every path that carries it) the floor, then the uplink order.
+    private func preference(_ p: PathCandidate) -> (Int, Int, Int) { (p.transportRank, p.mtu.isBelowFloor ? 1 : 0, p.priority) }
+
+    /// A policy-driven move from `active` to `best` (both working): always to a preferred transport
+    /// kind, never to a less preferred one (only a failure moves a session there); within a kind,
+    /// to a preferred uplink with `PreemptToPreferred`, and off a path below the MTU floor always.
+    private func preempts(_ best: PathCandidate, over active: PathCandidate) -> Bool {
+        if best.transportRank != active.transportRank { return best.transportRank < active.transportRank }
+        return (policy.preemptToPreferred || active.mtu.isBelowFloor) && preference(best) < preference(active)
+    }
 
     public func status(of id: UInt32, nowMs now: UInt64) -> String {
         guard let i = index(id) else { return "dead" }
@@ -287,25 +326,32 @@ public struct ClientOrchestrator: Equatable, Sendable {
         var out: [OrchestratorAction] = []
         let fresh = new.filter { index($0.id) == nil }
         paths += fresh
-        if machine.state == .birth, fresh.contains(where: { $0.linkUp && $0.hasAddress }) { scheduleHandshake(now, &out) }
+        if machine.state == .birth, fresh.contains(where: { $0.isUsable }) { scheduleHandshake(now, &out) }
         return out
     }
 
     public mutating func linkChanged(uplinkPriority: Int, up: Bool, nowMs now: UInt64) -> [OrchestratorAction] {
-        uplinkChanged(uplinkPriority, usable: up, lost: .linkDown, now: clock(now)) { $0.linkUp = up }
+        pathsChanged({ $0.priority == uplinkPriority }, usable: up, lost: .linkDown, now: clock(now)) { $0.linkUp = up }
     }
 
     public mutating func addressChanged(uplinkPriority: Int, present: Bool, nowMs now: UInt64) -> [OrchestratorAction] {
-        uplinkChanged(uplinkPriority, usable: present, lost: .addressLost, now: clock(now)) { $0.hasAddress = present }
+        pathsChanged({ $0.priority == uplinkPriority }, usable: present, lost: .addressLost, now: clock(now)) { $0.hasAddress = present }
     }
 
-    /// A netlink fact about one uplink: its paths start measuring afresh; losing the active one
-    /// starts recovery at once, losing the one a REATTACH is in flight on moves the attempt on, a
-    /// returning one is probed (or gets the handshake) at once.
-    private mutating func uplinkChanged(_ priority: Int, usable: Bool, lost: ReasonCode, now: UInt64,
-                                        _ update: (inout PathCandidate) -> Void) -> [OrchestratorAction] {
+    /// A TCP path's connection was established (`up`), or it was refused, reset or closed: a link
+    /// event for that path alone (losing the active path's connection is `LINK_DOWN`: for a TCP path
+    /// the connection is its link).
+    public mutating func transportChanged(path: UInt32, up: Bool, nowMs now: UInt64) -> [OrchestratorAction] {
+        pathsChanged({ $0.id == path }, usable: up, lost: .linkDown, now: clock(now)) { $0.transportUp = up }
+    }
+
+    /// A fact about some paths (an uplink's, or one path's transport): they start measuring afresh;
+    /// losing the active one starts recovery at once, losing the one a REATTACH is in flight on
+    /// moves the attempt on, a returning one is probed (or gets the handshake) at once.
+    private mutating func pathsChanged(_ affected: (PathCandidate) -> Bool, usable: Bool, lost: ReasonCode, now: UInt64,
+                                       _ update: (inout PathCandidate) -> Void) -> [OrchestratorAction] {
         var out: [OrchestratorAction] = []
-        for i in paths.indices where paths[i].priority == priority {
+        for i in paths.indices where affected(paths[i]) {
             update(&paths[i])
             paths[i].quality.reset()
             paths[i].healthySinceMs = nil
@@ -327,12 +373,12 @@ public struct ClientOrchestrator: Equatable, Sendable {
         case .attached, .volatile, .recovering, .degraded:
             break
         }
-        if !usable, let a = active, let i = index(a), paths[i].priority == priority {
+        if !usable, let a = active, let i = index(a), affected(paths[i]) {
             beginRecovery(lost, now, &out)
         } else if !usable, machine.state == .recovering {
             progressRecovery(now, &out)
         } else if usable {
-            probeNow(uplinkPriority: priority, now, &out)
+            for i in paths.indices where affected(paths[i]) && paths[i].isUsable { probe(i, now, &out) }
             if machine.state == .degraded || machine.state == .recovering { evaluate(now, &out) }
         }
         return out
@@ -365,10 +411,11 @@ public struct ClientOrchestrator: Equatable, Sendable {
             noteMtuChange(i, before, &out)
             return out
         }
-        guard let i = index(path), let sentMs = paths[i].quality.replied(seq: seq, atMs: now, measuredRttMs: measuredRttMs) else {
-            return []
-        }
+        guard let i = index(path) else { return [] }
+        let wasDead = paths[i].isUsable && !isAlive(paths[i], now)
+        guard let sentMs = paths[i].quality.replied(seq: seq, atMs: now, measuredRttMs: measuredRttMs) else { return [] }
         if let dead = paths[i].presumedDeadSinceMs, sentMs >= dead { paths[i].presumedDeadSinceMs = nil }
+        if wasDead && isAlive(paths[i], now) { paths[i].quality.cameBack(sentMs: sentMs) }
         if path == active { suspicion.heard(nowMs: now) }
         return []
     }
@@ -429,6 +476,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
                                  recoveryMs: elapsedMs(now, since: troubleSinceMs ?? now)))
         }
         troubleSinceMs = nil
+        outageSinceMs = nil
         recoveryReason = nil
         volatileSinceMs = nil
         if let i = index(a.path) {
@@ -538,10 +586,10 @@ public struct ClientOrchestrator: Equatable, Sendable {
         return out
     }
 
-    /// MTU search rounds on every working path that has answered a probe (so it has an RTT to time
-    /// the round by).
+    /// MTU search rounds on every working datagram path that has answered a probe (so it has an
+    /// RTT to time the round by).
     private mutating func probeMtus(_ now: UInt64, _ out: inout [OrchestratorAction]) {
-        for i in paths.indices where isAlive(paths[i], now) && paths[i].quality.lastReplyMs != nil {
+        for i in paths.indices where !paths[i].isStream && isAlive(paths[i], now) && paths[i].quality.lastReplyMs != nil {
             let before = paths[i].mtu
             let pto = ActivePathSuspicion.probeTimeoutMs(paths[i].quality.rtt) ?? Double(policy.probeIntervalMs)
             let timeout = min(policy.deadAfterMs, max(PathMtuSearch.minTimeoutMs, UInt64(2 * pto)))
@@ -552,8 +600,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
         }
     }
 
-    /// PATH_MTU reports of working paths whose size is known and not yet receipted by the gateway,
-    /// repeated every `reattachRetryMs`.
+    /// PATH_MTU reports of working paths whose size is known (never a stream path's: none is
+    /// searched) and not yet receipted by the gateway, repeated every `reattachRetryMs`.
     private mutating func reportMtus(_ now: UInt64, _ out: inout [OrchestratorAction]) {
         for i in paths.indices where isAlive(paths[i], now) {
             guard let d = paths[i].mtu.maxDatagram else { continue }
@@ -589,7 +637,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
             return
         }
         let pto = ActivePathSuspicion.probeTimeoutMs(paths[ai].quality.rtt)
-        func isStandby(_ i: Int) -> Bool { i != ai && paths[i].linkUp && paths[i].hasAddress }
+        func isStandby(_ i: Int) -> Bool { i != ai && paths[i].isUsable }
         var standbys = 0
         for i in paths.indices where isStandby(i) { standbys += 1 }
         switch suspicion.step(nowMs: now, ptoMs: pto, standbys: standbys) {
@@ -613,14 +661,25 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     /// BIRTH: an initiation every `handshakeRetryMs`, rotating over the usable paths (one of them
-    /// may be broken in one direction only), until a response or the handshake timeout.
+    /// may be broken in one direction only), until a response or the handshake timeout. Only the
+    /// preferred transport kind at first; every `transportFallbackMs` the next kind joins, and its
+    /// best usable path gets an initiation at once.
     private mutating func scheduleHandshake(_ now: UInt64, _ out: inout [OrchestratorAction]) {
         if now >= sessionStartMs + handshakeTimeoutMs {
             end(.handshakeTimeout, now, &out)
             return
         }
+        let allowedRank = Int(clamping: elapsedMs(now, since: sessionStartMs) / ClientOrchestrator.transportFallbackMs)
+        let usable = paths.filter { $0.isUsable && $0.transportRank <= allowedRank }
+            .sorted { ($0.transportRank, $0.priority, $0.id) < ($1.transportRank, $1.priority, $1.id) }
+        if let fresh = usable.first(where: { $0.transportRank > handshakeRankTried }) {
+            handshakeRankTried = fresh.transportRank
+            initiationsSent += 1
+            lastInitiationMs = now
+            out.append(.sendInitiation(path: fresh.id))
+            return
+        }
         if let last = lastInitiationMs, now < last + ClientOrchestrator.handshakeRetryMs { return }
-        let usable = paths.filter { $0.linkUp && $0.hasAddress }.sorted { ($0.priority, $0.id) < ($1.priority, $1.id) }
         guard !usable.isEmpty else { return }
         let path = usable[initiationsSent % usable.count].id
         initiationsSent += 1
@@ -629,16 +688,10 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     private mutating func sendDueProbes(_ now: UInt64, _ out: inout [OrchestratorAction]) {
-        for i in paths.indices where paths[i].linkUp && paths[i].hasAddress {
+        for i in paths.indices where paths[i].isUsable {
             let fast = paths[i].id == active || paths[i].id == attempt?.path
             let interval = fast ? policy.probeIntervalMs : policy.standbyProbeIntervalMs
             if let last = paths[i].quality.lastSentMs, now < last + interval { continue }
-            probe(i, now, &out)
-        }
-    }
-
-    private mutating func probeNow(uplinkPriority: Int, _ now: UInt64, _ out: inout [OrchestratorAction]) {
-        for i in paths.indices where paths[i].priority == uplinkPriority && paths[i].linkUp && paths[i].hasAddress {
             probe(i, now, &out)
         }
     }
@@ -656,9 +709,13 @@ public struct ClientOrchestrator: Equatable, Sendable {
         }
     }
 
+    /// Healthy for `StableWindowMs`, with a loss measured on enough probes to mean something (a
+    /// lossy path that keeps coming back from outages starts fresh windows: without this it would
+    /// look clean each time and draw the session onto it, again and again).
     private func isStable(_ p: PathCandidate, _ now: UInt64) -> Bool {
         guard let s = p.healthySinceMs else { return false }
         return now >= s + policy.stableWindowMs
+            && p.quality.samples(nowMs: now, lateAfterMs: lateAfterMs) >= ClientOrchestrator.lossSamplesNeeded
     }
 
     /// The state-dependent decisions of one tick.
@@ -688,10 +745,12 @@ public struct ClientOrchestrator: Equatable, Sendable {
                 transition(.volatile, v, now, &out)
                 return
             }
-            // Back to a preferred uplink only with PreemptToPreferred; off a path below the MTU
-            // floor always (once a path above it is stable).
-            if policy.preemptToPreferred || paths[ai].mtu.isBelowFloor, let best = ranked(nowMs: now).first,
-               preference(best) < preference(paths[ai]), isStable(best, now), mayPolicySwitch(now) {
+            // Back to a preferred transport kind always; to a preferred uplink of the same kind
+            // only with PreemptToPreferred; off a path below the MTU floor always. The target is
+            // the best-ranked of those that are stable: a lossy preferred uplink that keeps coming
+            // back must not hold the session on TCP while another UDP path has long been stable.
+            if let best = ranked(nowMs: now).first(where: { preempts($0, over: paths[ai]) && isStable($0, now) }),
+               mayPolicySwitch(now) {
                 troubleSinceMs = now
                 recoveryReason = .betterPath
                 transition(.recovering, .betterPath, now, &out)
@@ -711,9 +770,12 @@ public struct ClientOrchestrator: Equatable, Sendable {
                 transition(.attached, .stabilityRestored, now, &out)
                 return
             }
-            // Leaving a volatile path is still a preference: the candidate must be stable.
-            if let better = ranked(nowMs: now, excluding: active).first(where: { volatility($0, now) == nil && isStable($0, now) }),
-               mayPolicySwitch(now) {
+            // Leaving a volatile path is still a preference: the candidate must be stable, and of a
+            // transport kind at least as preferred (a lossy UDP path is no reason to go to TCP).
+            let rank = paths[ai].transportRank
+            if let better = ranked(nowMs: now, excluding: active).first(where: {
+                $0.transportRank <= rank && volatility($0, now) == nil && isStable($0, now)
+            }), mayPolicySwitch(now) {
                 troubleSinceMs = volatileSinceMs ?? now
                 recoveryReason = .betterPath
                 transition(.recovering, .betterPath, now, &out)
@@ -756,14 +818,21 @@ public struct ClientOrchestrator: Equatable, Sendable {
     private func degradedTarget(settled: Bool, activeAlive: Bool, _ now: UInt64) -> UInt32? {
         guard settled && activeAlive else { return reattachTarget(now) }
         guard let ai = active.flatMap({ index($0) }), volatility(paths[ai], now) != nil else { return nil }
-        return ranked(nowMs: now, excluding: active).first { volatility($0, now) == nil }?.id
+        let rank = paths[ai].transportRank
+        return ranked(nowMs: now, excluding: active).first { $0.transportRank <= rank && volatility($0, now) == nil }?.id
     }
 
-    /// The best path for a new attempt: working ones only, those that answered a probe and are not
-    /// volatile first, then by rank.
+    /// The best path for a new attempt: working ones only; first those that answered a probe sent
+    /// since the active path fell silent (one outage can silence several paths at once: UDP blocked
+    /// on every uplink leaves only the TCP paths answering, and the UDP ones are not yet past
+    /// DeadAfterMs), then those that answered a probe at all and are not volatile, then by rank.
     private func reattachTarget(_ now: UInt64) -> UInt32? {
         let alive = ranked(nowMs: now)
         let proven = alive.filter { $0.quality.lastReplyMs != nil }
+        if let since = outageSinceMs,
+           let fresh = proven.first(where: { ($0.quality.newestAnsweredSentMs ?? 0) >= since && volatility($0, now) == nil }) {
+            return fresh.id
+        }
         return (proven.first { volatility($0, now) == nil } ?? proven.first ?? alive.first)?.id
     }
 
@@ -800,6 +869,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
             return
         }
         troubleSinceMs = troubleSinceMs ?? now
+        outageSinceMs = reason == .probeTimeout ? active.flatMap { index($0) }.flatMap { paths[$0].quality.silentSinceMs } : nil
         recoveryReason = reason
         attempt = nil
         transition(.recovering, reason, now, &out)

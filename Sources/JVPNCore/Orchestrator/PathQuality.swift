@@ -20,6 +20,9 @@ public struct PathQuality: Equatable, Sendable {
     public private(set) var rtt = RttEstimator()
     /// Probes before the first answer (a path still coming up: ARP, routes) are not loss.
     private var firstAnsweredSentMs: UInt64?
+    /// The path came back from an outage with the answer to the probe sent then: probes sent
+    /// before it do not count at all, answered or not (a fresh window, as for a path coming up).
+    private var windowStartMs: UInt64?
 
     public init() {}
 
@@ -54,6 +57,15 @@ public struct PathQuality: Equatable, Sendable {
     /// Forgets everything (path re-created, link came back).
     public mutating func reset() { self = PathQuality() }
 
+    /// The path was dead (silent past DeadAfterMs, or presumed dead) and the probe sent at
+    /// `sentMs` was answered: it came back. The probes it left unanswered before were an outage,
+    /// not loss; like a path coming up, its loss window starts with this answer (the answers from
+    /// before the outage do not dilute what it shows now).
+    public mutating func cameBack(sentMs: UInt64) {
+        firstAnsweredSentMs = max(firstAnsweredSentMs ?? sentMs, sentMs)
+        windowStartMs = max(windowStartMs ?? sentMs, sentMs)
+    }
+
     /// Loss in percent over the window: a probe is lost when it went unanswered (`lateAfterMs`)
     /// while a later one was answered.
     public func lossPct(nowMs: UInt64, lateAfterMs: UInt64) -> Double {
@@ -71,6 +83,7 @@ public struct PathQuality: Equatable, Sendable {
     }
 
     private func isDue(_ i: Int, _ nowMs: UInt64, _ lateAfterMs: UInt64) -> Bool {
+        if let start = windowStartMs, sentMs[i] < start { return false }
         if rtts[i] >= 0 { return true }
         guard let newest = newestAnsweredSentMs, let first = firstAnsweredSentMs else { return false }
         return sentMs[i] < newest && sentMs[i] > first && nowMs >= sentMs[i] + lateAfterMs

@@ -56,4 +56,8 @@ final class ConvergenceSimulationTests: XCTestCase {
     func testOneWayBrokenUplinkAtStartConverges() { scenario(.oneWayAtStart) }
 
     func testLossyFlapsConverge() { scenario(.lossyFlaps) }
+
+    func testUdpBlockedAttachesOverTcpAndReturnsToUdp() { scenario(.udpBlocked, seeds: 1...100) }
+
+    func testTcpResetsAndStallsConverge() { scenario(.tcpFaults, seeds: 1...100) }
 }

@@ -6,6 +6,8 @@ struct SimClient {
     var orchestrator: ClientOrchestrator
     let policy: PolicyConfig
     let uplinks: Int
+    /// Each uplink has a TCP path as well (ranked below every UDP path).
+    let tcp: Bool
     var session: SessionID
     var sessionSerial: UInt64 = 1
     /// The handshake in flight (its id), and the epoch of the current and previous keys.
@@ -28,14 +30,22 @@ struct SimClient {
     var journal: [String] = []
     var tracing = false
 
-    init(policy: PolicyConfig, uplinks: Int, seed: UInt64, rekeyEveryMs: UInt64, now: UInt64) {
+    init(policy: PolicyConfig, uplinks: Int, tcp: Bool = false, seed: UInt64, rekeyEveryMs: UInt64, now: UInt64) {
         self.policy = policy
         self.uplinks = uplinks
+        self.tcp = tcp
         self.rekeyEveryMs = rekeyEveryMs
         session = SimClient.sessionID(seed, 1)
-        orchestrator = ClientOrchestrator(policy: policy, paths: (0..<uplinks).map { PathCandidate(id: UInt32($0 + 1), priority: $0) },
-                                          noncePrefix: seed, nowMs: now)
+        orchestrator = ClientOrchestrator(policy: policy, paths: SimClient.paths(uplinks: uplinks, tcp: tcp), noncePrefix: seed, nowMs: now)
     }
+
+    /// UDP path of uplink u: id u + 1; TCP path: id 101 + u, one transport rank below.
+    static func paths(uplinks: Int, tcp: Bool) -> [PathCandidate] {
+        (0..<uplinks).map { PathCandidate(id: UInt32($0 + 1), priority: $0) }
+            + (tcp ? (0..<uplinks).map { PathCandidate(id: UInt32($0 + 101), priority: $0, transportRank: 1, isStream: true) } : [])
+    }
+
+    static func isTCP(_ path: UInt32) -> Bool { path > 100 }
 
     static func sessionID(_ seed: UInt64, _ serial: UInt64) -> SessionID {
         var r = SeededRandom(seed: seed &+ serial)
@@ -43,7 +53,16 @@ struct SimClient {
         return try! SessionID(bytes: withUnsafeBytes(of: x) { Array($0) })
     }
 
-    static func uplink(of path: UInt32) -> Int { Int(path) - 1 }
+    static func uplink(of path: UInt32) -> Int { isTCP(path) ? Int(path) - 101 : Int(path) - 1 }
+
+    /// Where the gateway sees the path now (a TCP path: its uplink's current connection).
+    static func address(of path: UInt32, _ net: SimNetwork) -> String {
+        isTCP(path) ? net.tcpAddress(uplink(of: path)) : net.uplinks[uplink(of: path)].address
+    }
+
+    private static func send(_ payload: SimPayload, path: UInt32, now: UInt64, net: inout SimNetwork) {
+        net.clientSend(payload, uplink: uplink(of: path), tcp: isTCP(path), now: now)
+    }
 
     mutating func start(now: UInt64, net: inout SimNetwork) {
         perform(orchestrator.tick(nowMs: now), now: now, net: &net)
@@ -62,15 +81,21 @@ struct SimClient {
         perform(orchestrator.linkChanged(uplinkPriority: uplink, up: up, nowMs: now), now: now, net: &net)
     }
 
+    /// Uplink `uplink`'s TCP connection was reset (`up` false) or a new one is established.
+    mutating func stream(_ uplink: Int, up: Bool, now: UInt64, net: inout SimNetwork) {
+        guard tcp else { return }
+        perform(orchestrator.transportChanged(path: UInt32(uplink + 101), up: up, nowMs: now), now: now, net: &net)
+    }
+
     /// Data on the active path, as the data plane would send it.
     mutating func sendData(now: UInt64, net: inout SimNetwork) {
         guard let a = active, let kp = current, orchestrator.state != .birth, orchestrator.state != .terminated else { return }
-        net.clientSend(.frame(epoch: kp, counter: counter(kp), control: nil), uplink: SimClient.uplink(of: a), now: now)
+        SimClient.send(.frame(epoch: kp, counter: counter(kp), control: nil), path: a, now: now, net: &net)
         dataSent += 1
     }
 
     mutating func receive(_ p: SimPacket, now: UInt64, net: inout SimNetwork) {
-        let path = UInt32(p.uplink + 1)
+        let path = UInt32(p.uplink + (p.connection == nil ? 1 : 101))
         switch p.payload {
         case .initiation:
             return
@@ -127,7 +152,7 @@ struct SimClient {
         guard let kp = current else { return }
         var buf = [UInt8](repeating: 0, count: max(m.encodedLength, paddedTo))
         let n = buf.withUnsafeMutableBytes { m.encode(into: $0.baseAddress!, capacity: $0.count, paddedTo: paddedTo) }
-        net.clientSend(.frame(epoch: kp, counter: counter(kp), control: Array(buf[0..<n])), uplink: SimClient.uplink(of: path), now: now)
+        SimClient.send(.frame(epoch: kp, counter: counter(kp), control: Array(buf[0..<n])), path: path, now: now, net: &net)
     }
 
     private mutating func perform(_ actions: [OrchestratorAction], now: UInt64, net: inout SimNetwork) {
@@ -145,7 +170,7 @@ struct SimClient {
                 handshakeSerial += 1
                 pendingHandshake = handshakeSerial
                 let ts = Timestamp12(unixNanoseconds: wallNs + now * 1_000_000 + handshakeSerial)
-                net.clientSend(.initiation(session: session, timestamp: ts, handshake: handshakeSerial), uplink: SimClient.uplink(of: path), now: now)
+                SimClient.send(.initiation(session: session, timestamp: ts, handshake: handshakeSerial), path: path, now: now, net: &net)
             case .sendProbe(let path, let seq):
                 sendControl(.probe(seq: seq, sentAtNs: now * 1_000_000, pathID: path), path: path, now: now, net: &net)
             case .sendReattach(let path, let reason, let version, let nonce):
@@ -171,10 +196,13 @@ struct SimClient {
                 current = nil
                 previous = nil
                 pendingHandshake = nil
-                orchestrator = ClientOrchestrator(policy: policy, paths: (0..<uplinks).map { PathCandidate(id: UInt32($0 + 1), priority: $0) },
+                orchestrator = ClientOrchestrator(policy: policy, paths: SimClient.paths(uplinks: uplinks, tcp: tcp),
                                                   noncePrefix: sessionSerial, nowMs: now)
                 for u in net.uplinks.indices where !net.uplinks[u].linkUp {
                     perform(orchestrator.linkChanged(uplinkPriority: u, up: false, nowMs: now), now: now, net: &net)
+                }
+                for u in net.uplinks.indices where tcp && !net.uplinks[u].tcp.connected {
+                    perform(orchestrator.transportChanged(path: UInt32(u + 101), up: false, nowMs: now), now: now, net: &net)
                 }
                 perform(orchestrator.tick(nowMs: now), now: now, net: &net)
             }

@@ -28,6 +28,24 @@ struct SimPacket {
     var toGateway: Bool
     /// Source address as the gateway sees it (client -> gateway), or the destination (gateway -> client).
     var clientAddress: String
+    /// The uplink's TCP connection (its generation) the packet travels on; nil for a UDP datagram.
+    var connection: Int? = nil
+}
+
+/// One uplink's TCP connection to the gateway, as the TCP transport behaves: in order, nothing lost
+/// or duplicated while it lasts; a stall holds everything, and the sender drops what does not fit
+/// its small unsent queue (it never builds a backlog); a reset loses everything in flight and the
+/// client hears of it, and a reconnect is a new connection (a new address for the gateway).
+struct SimStream: Equatable {
+    /// What a stalled connection holds per direction before the sender drops.
+    static let unsentCapacity = 16
+    var generation = 1
+    var connected = true
+    var reconnectAtMs: UInt64?
+    var stalledUntilMs: UInt64 = 0
+    var delayMs: ClosedRange<UInt64> = 1...3
+    /// Latest delivery time per direction (to the gateway, to the client): order is kept.
+    var lastDeliveryMs: [Bool: UInt64] = [:]
 }
 
 /// Faults of one direction of one uplink.
@@ -49,6 +67,7 @@ struct SimNetwork {
         /// The client's address on this uplink as the gateway sees it (a NAT may change it).
         var address: String
         var linkUp = true
+        var tcp = SimStream()
     }
 
     var uplinks: [Uplink]
@@ -68,18 +87,66 @@ struct SimNetwork {
 
     mutating func random(_ r: ClosedRange<UInt64>) -> UInt64 { r.lowerBound + rng.next() % (r.upperBound - r.lowerBound + 1) }
 
-    /// Client sends on `uplink`.
-    mutating func clientSend(_ payload: SimPayload, uplink: Int, now: UInt64) {
+    /// The gateway's view of uplink `u`'s current TCP connection: one address per connection.
+    func tcpAddress(_ u: Int) -> String { "t\(u)#\(uplinks[u].tcp.generation)" }
+
+    /// Client sends on `uplink`, over its TCP connection when `tcp`.
+    mutating func clientSend(_ payload: SimPayload, uplink: Int, tcp: Bool = false, now: UInt64) {
         guard uplink < uplinks.count, uplinks[uplink].linkUp else { return }
+        if tcp {
+            guard uplinks[uplink].tcp.connected else { return }
+            enqueueStream(SimPacket(payload: payload, uplink: uplink, toGateway: true, clientAddress: tcpAddress(uplink),
+                                    connection: uplinks[uplink].tcp.generation), now)
+            return
+        }
         enqueue(SimPacket(payload: payload, uplink: uplink, toGateway: true, clientAddress: uplinks[uplink].address),
                 uplinks[uplink].up, now)
     }
 
-    /// Gateway sends to `address`; it reaches the client only if some uplink has that address now.
+    /// Gateway sends to `address`; it reaches the client only if some uplink has that address now
+    /// (a TCP connection's only while that connection lasts).
     mutating func gatewaySend(_ payload: SimPayload, to address: String, now: UInt64) {
         gatewaySent[address, default: 0] += payload.size
+        if let u = uplinks.indices.first(where: { tcpAddress($0) == address }) {
+            guard uplinks[u].linkUp, uplinks[u].tcp.connected else { return }
+            enqueueStream(SimPacket(payload: payload, uplink: u, toGateway: false, clientAddress: address,
+                                    connection: uplinks[u].tcp.generation), now)
+            return
+        }
         guard let u = uplinks.firstIndex(where: { $0.address == address }), uplinks[u].linkUp else { return }
         enqueue(SimPacket(payload: payload, uplink: u, toGateway: false, clientAddress: address), uplinks[u].down, now)
+    }
+
+    /// In order on the connection; held while it stalls, and dropped by the sender when its small
+    /// unsent queue is full.
+    private mutating func enqueueStream(_ p: SimPacket, _ now: UInt64) {
+        var s = uplinks[p.uplink].tcp
+        if now < s.stalledUntilMs {
+            let held = queue.filter { $0.packet.connection == p.connection && $0.packet.uplink == p.uplink
+                && $0.packet.toGateway == p.toGateway && $0.at >= s.stalledUntilMs }.count
+            guard held < SimStream.unsentCapacity else { return }
+        }
+        let at = max(now + random(s.delayMs), s.stalledUntilMs, s.lastDeliveryMs[p.toGateway] ?? 0)
+        s.lastDeliveryMs[p.toGateway] = at
+        uplinks[p.uplink].tcp = s
+        seq += 1
+        queue.append((at, seq, p))
+    }
+
+    /// The connection of uplink `u` breaks: what is in flight is lost; it comes back as a new
+    /// connection at `reconnectAtMs`.
+    mutating func resetStream(_ u: Int, reconnectAtMs: UInt64) {
+        uplinks[u].tcp.connected = false
+        uplinks[u].tcp.reconnectAtMs = reconnectAtMs
+        uplinks[u].tcp.stalledUntilMs = 0
+    }
+
+    /// A new connection on uplink `u` (a new address for the gateway).
+    mutating func reconnectStream(_ u: Int) {
+        uplinks[u].tcp.generation += 1
+        uplinks[u].tcp.connected = true
+        uplinks[u].tcp.reconnectAtMs = nil
+        uplinks[u].tcp.lastDeliveryMs = [:]
     }
 
     /// Lets a packet arrive at the gateway from an address no client has (an on-path attacker that
@@ -99,10 +166,13 @@ struct SimNetwork {
 
     var nextDelivery: UInt64? { queue.map(\.at).min() }
 
-    /// Removes and returns the packets due at or before `now`, in time order.
+    /// Removes and returns the packets due at or before `now`, in time order; those of a TCP
+    /// connection that is gone are lost.
     mutating func due(_ now: UInt64) -> [SimPacket] {
         let ready = queue.filter { $0.at <= now }.sorted { ($0.at, $0.seq) < ($1.at, $1.seq) }
         queue.removeAll { $0.at <= now }
-        return ready.map(\.packet)
+        return ready.map(\.packet).filter { p in
+            p.connection.map { $0 == uplinks[p.uplink].tcp.generation && uplinks[p.uplink].tcp.connected } ?? true
+        }
     }
 }

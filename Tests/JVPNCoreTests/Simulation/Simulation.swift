@@ -2,7 +2,10 @@
 
 /// One seeded run: the pure client and gateway cores over a simulated network that drops,
 /// duplicates, reorders and delays every message kind, breaks single directions, flaps links,
-/// rebinds NATs and lets an on-path attacker replay client frames from a third-party address.
+/// rebinds NATs and lets an on-path attacker replay client frames from a third-party address. A
+/// quarter of the random runs (and the TCP scenarios) give every uplink a TCP path as well, whose
+/// connection resets (a new connection, a new address for the gateway) and stalls (a TCP path makes
+/// a run about 1.8x as long: a quarter keeps the CI's unit tests within their budget).
 /// After `healAtMs` one uplink works both ways (the others may stay broken); the run then checks
 /// that both sides converge within the bound. A failing seed reproduces exactly.
 struct Simulation {
@@ -29,6 +32,11 @@ struct Simulation {
         case oneWayAtStart
         /// 15 % loss each way on both uplinks while uplink 0 flaps, then the loss stops.
         case lossyFlaps
+        /// UDP blocked both ways on every uplink from the start (TCP works): attach over TCP; at
+        /// the heal UDP passes on one uplink, and the session must be back on UDP soon after.
+        case udpBlocked
+        /// UDP blocked throughout; the TCP connections reset and stall at random until the heal.
+        case tcpFaults
     }
 
     let seed: UInt64
@@ -41,6 +49,9 @@ struct Simulation {
     let healAtMs: UInt64
     let goodUplink: Int
     let spoofPct: Int
+    let tcp: Bool
+    /// From then on the session must be on a UDP path (UDP came back at the heal).
+    var requireUDPFromMs: UInt64?
     var rng: SeededRandom
     var trace: [String] = []
     let tracing: Bool
@@ -64,7 +75,12 @@ struct Simulation {
         policy = p
         let uplinks = scenario == .random ? 2 + Int(r.next() % 2) : 2
         net = SimNetwork(uplinks: uplinks, seed: r.next())
-        client = SimClient(policy: p, uplinks: uplinks, seed: r.next(), rekeyEveryMs: 2000 + r.next() % 4000, now: 0)
+        switch scenario {
+        case .random: tcp = r.next() % 4 == 0
+        case .ackLost, .oneWayAtStart, .lossyFlaps: tcp = false
+        case .udpBlocked, .tcpFaults: tcp = true
+        }
+        client = SimClient(policy: p, uplinks: uplinks, tcp: tcp, seed: r.next(), rekeyEveryMs: 2000 + r.next() % 4000, now: 0)
         gateway = SimGateway(policy: p, seed: r.next())
         switch scenario {
         case .random:
@@ -88,6 +104,14 @@ struct Simulation {
                 net.uplinks[u].up.dropPct = 15
                 net.uplinks[u].down.dropPct = 15
             }
+        case .udpBlocked, .tcpFaults:
+            healAtMs = scenario == .udpBlocked ? 6000 : 7000
+            goodUplink = Int(r.next() % 2)
+            spoofPct = 0
+            for u in 0..<2 {
+                net.uplinks[u].up.broken = true
+                net.uplinks[u].down.broken = true
+            }
         }
         rng = r
         client.tracing = tracing
@@ -97,10 +121,22 @@ struct Simulation {
     /// (probes on standbys every StandbyProbeIntervalMs), with the issue's max(5 probes, 1 s) for
     /// the exchange itself; a client still without a session retries its handshake every second on
     /// each uplink in turn.
+    /// With TCP paths: the rotation covers them too, after the 2 s of UDP alone, and a connection
+    /// broken at the heal comes back within 1.5 s.
     var boundMs: UInt64 {
         let exchange = max(policy.probeIntervalMs * 5, 1000)
-        let handshakeRotation = UInt64(net.uplinks.count) * 1000
+        let paths = UInt64(net.uplinks.count) * (tcp ? 2 : 1)
+        let handshakeRotation = paths * 1000 + (tcp ? ClientOrchestrator.transportFallbackMs + Simulation.maxReconnectMs : 0)
         return policy.deadAfterMs + policy.standbyProbeIntervalMs + exchange + handshakeRotation
+    }
+
+    /// A reset TCP connection is back after 200 ms to this.
+    static let maxReconnectMs: UInt64 = 1500
+
+    /// After UDP comes back: noticed by a standby probe, stable for StableWindowMs, moved to once
+    /// the cooldown allows, one exchange.
+    var udpReturnBoundMs: UInt64 {
+        policy.standbyProbeIntervalMs * 2 + policy.stableWindowMs + policy.switchCooldownMs + max(policy.probeIntervalMs * 5, 1000)
     }
 
     private mutating func log(_ s: String) {
@@ -110,34 +146,68 @@ struct Simulation {
     /// The scripted scenarios' faults, at their times; returns when the next change is due.
     private mutating func scriptedFaults() -> UInt64 {
         switch scenario {
-        case .random, .oneWayAtStart:
+        case .random, .oneWayAtStart, .udpBlocked:
             return UInt64.max
+        case .tcpFaults:
+            tcpFault(Int(rng.next() % 2))
+            return now + 100 + rng.next() % 800
         case .ackLost:
             if now < 2000 { return 2000 }
             log("uplink 0 link down; uplink 1 loses everything towards the client for 2 s")
-            net.uplinks[0].linkUp = false
-            client.link(0, up: false, now: now, net: &net)
+            setLink(0, up: false)
             net.uplinks[1].down.broken = true
             return UInt64.max
         case .lossyFlaps:
             if now < 1000 { return 1000 }
-            let up = !net.uplinks[0].linkUp
-            net.uplinks[0].linkUp = up
-            log("uplink 0 link \(up ? "up" : "down") (15 % loss both ways on both uplinks)")
-            client.link(0, up: up, now: now, net: &net)
+            log("15 % loss both ways on both uplinks")
+            setLink(0, up: !net.uplinks[0].linkUp)
             return now + 1000
+        }
+    }
+
+    /// A TCP connection resets (the client hears of it, a new one follows) or stalls silently.
+    private mutating func tcpFault(_ u: Int) {
+        guard net.uplinks[u].tcp.connected else { return }
+        if rng.next() % 2 == 0 {
+            let back = now + 200 + rng.next() % (Simulation.maxReconnectMs - 200)
+            log("uplink \(u) TCP connection \(net.tcpAddress(u)) resets; a new one at \(back)")
+            net.resetStream(u, reconnectAtMs: back)
+            client.stream(u, up: false, now: now, net: &net)
+        } else {
+            net.uplinks[u].tcp.stalledUntilMs = now + 100 + rng.next() % 1400
+            log("uplink \(u) TCP connection stalls until \(net.uplinks[u].tcp.stalledUntilMs)")
+        }
+    }
+
+    /// A link change: the uplink's TCP connection breaks with its link and comes back after it.
+    private mutating func setLink(_ u: Int, up: Bool) {
+        net.uplinks[u].linkUp = up
+        log("uplink \(u) link \(up ? "up" : "down")")
+        client.link(u, up: up, now: now, net: &net)
+        if !up && tcp && net.uplinks[u].tcp.connected {
+            net.resetStream(u, reconnectAtMs: now + 200 + rng.next() % (Simulation.maxReconnectMs - 200))
+            client.stream(u, up: false, now: now, net: &net)
+        }
+    }
+
+    /// Connections due to come back (on a working link) come back.
+    private mutating func reconnectStreams() {
+        for u in net.uplinks.indices where tcp && !net.uplinks[u].tcp.connected && net.uplinks[u].linkUp {
+            guard let at = net.uplinks[u].tcp.reconnectAtMs, now >= at else { continue }
+            net.reconnectStream(u)
+            log("uplink \(u) new TCP connection \(net.tcpAddress(u))")
+            client.stream(u, up: true, now: now, net: &net)
         }
     }
 
     /// Random faults until the heal.
     private mutating func changeFaults() {
         let u = Int(rng.next() % UInt64(net.uplinks.count))
-        switch rng.next() % 10 {
+        switch rng.next() % (tcp ? 12 : 10) {
         case 0:
-            let up = !net.uplinks[u].linkUp
-            net.uplinks[u].linkUp = up
-            log("uplink \(u) link \(up ? "up" : "down")")
-            client.link(u, up: up, now: now, net: &net)
+            setLink(u, up: !net.uplinks[u].linkUp)
+        case 10, 11:
+            tcpFault(u)
         case 1:
             net.uplinks[u].address = "c\(u):\(2 + rng.next() % 1000)"
             log("uplink \(u) NAT rebinds to \(net.uplinks[u].address)")
@@ -160,13 +230,14 @@ struct Simulation {
                 net.uplinks[u].down = SimDirection()
             }
         }
-        net.uplinks[g].up = SimDirection(delayMs: 1...5)
-        net.uplinks[g].down = SimDirection(delayMs: 1...5)
-        if !net.uplinks[g].linkUp {
-            net.uplinks[g].linkUp = true
-            client.link(g, up: true, now: now, net: &net)
+        for u in net.uplinks.indices { net.uplinks[u].tcp.stalledUntilMs = 0 }
+        if scenario != .tcpFaults {
+            net.uplinks[g].up = SimDirection(delayMs: 1...5)
+            net.uplinks[g].down = SimDirection(delayMs: 1...5)
         }
-        log("heal: uplink \(g) works both ways")
+        if scenario == .udpBlocked { requireUDPFromMs = now + udpReturnBoundMs }
+        if !net.uplinks[g].linkUp { setLink(g, up: true) }
+        log("heal: uplink \(g) works both ways\(scenario == .tcpFaults ? " over TCP (UDP stays blocked)" : "")")
     }
 
     private mutating func deliver() {
@@ -194,9 +265,10 @@ struct Simulation {
             return "client is \(client.orchestrator.state.rawValue)"
         }
         guard let a = client.active else { return "client has no active path" }
-        guard s.bound == net.uplinks[SimClient.uplink(of: a)].address else {
-            return "client on uplink \(SimClient.uplink(of: a)) (\(net.uplinks[SimClient.uplink(of: a)].address)), gateway bound to \(s.bound ?? "nothing")"
+        guard s.bound == SimClient.address(of: a, net) else {
+            return "client on path \(a) (\(SimClient.address(of: a, net))), gateway bound to \(s.bound ?? "nothing")"
         }
+        if let from = requireUDPFromMs, now >= from, SimClient.isTCP(a) { return "still on TCP \(now - from + udpReturnBoundMs) ms after UDP came back" }
         guard client.orchestrator.bindingVersion == s.bindingVersion else {
             return "binding_version client \(client.orchestrator.bindingVersion) gateway \(s.bindingVersion)"
         }
@@ -211,7 +283,7 @@ struct Simulation {
         outcome.healAtMs = healAtMs
         let bound = boundMs
         outcome.boundMs = bound
-        let end = healAtMs + bound + 1000
+        let end = healAtMs + max(bound, scenario == .udpBlocked ? udpReturnBoundMs + 500 : 0) + 1000
         var nextFault = scenario == .random ? rng.next() % 500 : 0
         var healed = false
         var checkedBound = false
@@ -228,11 +300,16 @@ struct Simulation {
             var t = min(nextTick, nextGatewayTick, nextData, settling ? end + 501 : end + 1)
             if !healed { t = min(t, nextFault, healAtMs) }
             if let d = net.nextDelivery { t = min(t, d) }
+            for u in net.uplinks.indices { if let r = net.uplinks[u].tcp.reconnectAtMs, r > now { t = min(t, r) } }
             now = max(now, t)
             if now > end && !settling { settling = true; continue }
             deliver()
+            reconnectStreams()
             if !healed && now >= healAtMs {
                 healed = true
+                if scenario == .udpBlocked, let why = disagreement() {
+                    outcome.failures.append("not attached over TCP while UDP was blocked: \(why)")
+                }
                 heal()
             } else if !healed && now >= nextFault {
                 if scenario == .random {
