@@ -13,12 +13,12 @@
 #   --wait S       how long one repetition waits for recovery (default 5 s)
 #
 # Rig: deploy/netns/rig.sh router rig (client ns with up0/up1 -> router ns -> gateway 10.203.0.1),
-# faults from deploy/netns/flap.sh. Per repetition: a fresh probe (deploy/bench/udpecho.py: one
-# sequence-numbered datagram every 1 ms to an echo server on the gateway's tunnel address), 300
-# replies as baseline, the fault on the ACTIVE uplink (its command's start and end timestamped),
-# until 1000 consecutive echoes come back (or --wait), restore, wait until the tunnel is settled.
-# Every (scenario, policy, system) cell gets fresh daemons and one paced TCP stream (SHA-256
-# checked) across its repetitions. See FAILOVER-NOTES.md for the method and its caveats.
+# faults from deploy/netns/flap.sh. Every (scenario, policy, system) cell gets fresh daemons, one
+# probe (deploy/bench/udpecho.py: a sequence-numbered datagram every 1 ms to an echo server on the
+# gateway's tunnel address) and one paced TCP stream (SHA-256 checked), both across all its
+# repetitions. Per repetition: the fault on the ACTIVE uplink (its command's start and end
+# timestamped), until 1000 consecutive echoes come back (or --wait), restore, wait until the
+# tunnel is settled. See FAILOVER-NOTES.md for the method and its caveats.
 #
 # env: JVPN_BIN (default $REPO/.build/release/jvpn), BASE_BIN (a baseline jvpn binary: system
 #      "base"), RIG_KEEP_DIR=1 keeps logs (path printed), FAILOVER_POLICY_EXTRA (extra `Key = value`
@@ -221,28 +221,38 @@ restore() { # restore SCENARIO UPLINK
     esac 2>>"$RIG_DIR/flap.log"
 }
 
-# measure_rep TAG SCENARIO TARGET_IP UPLINK -> JSON line (udpecho.py analyze) on stdout
+# The probe runs across a cell (the traffic mix is the same at every fault): PROBE_DIR is how the
+# benchmark and the probe talk (fault.N in, echo.N out, see udpecho.py).
+PROBE_PID="" PROBE_DIR=""
+probe_start() {   # probe_start TARGET_IP TAG
+    PROBE_DIR="$RIG_DIR/probe.$2"
+    mkdir -p "$PROBE_DIR"
+    ip netns exec "$RIG_CLIENT" "${RT[@]}" python3 "$ECHO" probe "$1" "$ECHO_PORT" "$PROBE_DIR" \
+        --wait-ms "$WAIT_MS" --clean-n "$CLEAN_N" 2>>"$RIG_DIR/probe.err" &
+    PROBE_PID=$!
+    rig_wait_for "[[ -f '$PROBE_DIR/ready' ]]" 10 0.05 || { log "the tunnel passes no echo"; return 1; }
+}
+probe_stop() {
+    [[ -n "$PROBE_PID" ]] || return 0
+    touch "$PROBE_DIR/stop"
+    rig_wait_for "! kill -0 $PROBE_PID" 5 0.05 || kill -TERM "$PROBE_PID" 2>/dev/null || true
+    wait "$PROBE_PID" 2>/dev/null || true
+    PROBE_PID=""
+}
+
+# measure_rep SCENARIO UPLINK -> JSON line (udpecho.py analyze) on stdout
 measure_rep() {
-    local tag="$1" sc="$2" ip="$3" up="$4" elog="$RIG_DIR/echo.cur" ff="$RIG_DIR/fault.cur" pid t0 t1
-    rm -f "$elog" "$ff" "$RIG_DIR/echo.ready"
-    ip netns exec "$RIG_CLIENT" "${RT[@]}" python3 "$ECHO" probe "$ip" "$ECHO_PORT" "$elog" --fault-file "$ff" \
-        --ready-file "$RIG_DIR/echo.ready" --wait-ms "$WAIT_MS" --clean-n "$CLEAN_N" 2>>"$RIG_DIR/echo.err" &
-    pid=$!
-    if ! rig_wait_for "[[ -f '$RIG_DIR/echo.ready' ]]" 5 0.05; then
-        kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-        echo '{"recovered": false, "error": "the tunnel passes no echo before the fault"}'
-        return 0
-    fi
+    local sc="$1" up="$2" ff="$PROBE_DIR/fault.$REP" t0 t1
+    kill -0 "$PROBE_PID" 2>/dev/null || { echo '{"recovered": false, "error": "the echo probe is gone"}'; return 0; }
     t0="$(epoch_ns)"
     fault "$sc" "$up" || log "flap.sh fault $sc $up failed"
     t1="$(epoch_ns)"
     printf '%s\n%s\n' "$t0" "$t1" >"$ff.tmp" && mv "$ff.tmp" "$ff"
-    # The probe stops by itself (clean run, or the wait limit); this bound is for a wedged probe.
-    rig_wait_for "! kill -0 $pid" $(( WAIT_S + CLEAN_N / 1000 + 5 )) 0.05 || kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    cp "$elog" "$RIG_DIR/echo.$tag.$REP" 2>/dev/null || true
-    cp "$ff" "$RIG_DIR/fault.$tag.$REP"
-    python3 "$ECHO" analyze "$elog" "$ff" --wait-ms "$WAIT_MS" --clean-n "$CLEAN_N" 2>&1 ||
+    # The probe answers once the tunnel is clean again or at the wait limit; this bound is for a
+    # wedged probe.
+    rig_wait_for "[[ -f '$PROBE_DIR/echo.$REP' ]]" $(( WAIT_S + CLEAN_N / 1000 + 5 )) 0.05 ||
+        { echo '{"recovered": false, "error": "the echo probe did not answer"}'; return 0; }
+    python3 "$ECHO" analyze "$PROBE_DIR/echo.$REP" "$ff" --wait-ms "$WAIT_MS" --clean-n "$CLEAN_N" 2>&1 ||
         echo '{"recovered": false, "error": "analysis failed"}'
 }
 
@@ -394,7 +404,7 @@ wg_settle() {
 
 # --- one cell: a (scenario, policy, system) with its repetitions -----------------------------
 
-declare -A R   # R[cell.KEY]: gaps lost lossy cleans rec n tcp evrec note susp sendgap cmd effect
+declare -A R   # R[cell.KEY]: holes gaps lost lossy cleans rec n tcp evrec note susp sendgap cmd effect
 CELLS=()       # cell keys in run order: "sc|policy|sys"
 
 jvpn_events_since() {   # jvpn_events_since LINE_NO -> compact timeline of client events after it
@@ -439,11 +449,12 @@ ev_lines() { wc -l <"$JV_D/$JV_C.events.jsonl" 2>/dev/null || echo 0; }
 # run_cell SCENARIO POLICY SYSTEM: the system is up and settled; REPS repetitions under one stream
 run_cell() {
     local sc="$1" pol="$2" sys="$3" key="$1|$2|$3" tag="$3.$2.$1" ip up res rec ev0 evr swi gone v
-    local gaps=() losts=() lossys=() cleans=() sgaps=() cmds=() effects=() sws=() recs=0
+    local holes=() gaps=() losts=() lossys=() cleans=() sgaps=() cmds=() effects=() sws=() recs=0
     if [[ "$sys" == wg ]]; then ip=10.99.0.1; else ip=10.77.0.1; fi
     CELLS+=("$key")
     log "$(sysname "$sys") / $pol / $sc: $REPS repetitions"
     [[ "$sys" == wg ]] || ev0="$(ev_lines)"
+    probe_start "$ip" "$tag" || R[$key.note]="the echo probe did not start"
     tcp_start "$ip" "$tag" || R[$key.tcp]="no (stream did not start)"
     for (( REP = 1; REP <= REPS; REP++ )); do
         if [[ "$sys" != wg ]]; then
@@ -459,22 +470,23 @@ run_cell() {
         fi
         [[ " ${UPLINKS[*]} " == *" $up "* ]] || { log "no active uplink ($up), using ${UPLINKS[0]}"; up="${UPLINKS[0]}"; }
         [[ "$sys" == wg ]] || evr="$(ev_lines)"
-        res="$(measure_rep "$tag" "$sc" "$ip" "$up")"
+        res="$(measure_rep "$sc" "$up")"
         swi=""
         if [[ "$sys" != wg ]]; then swi="$(first_switch "$evr" "$(jget "$res" onset_ns)")"; sws+=("$swi"); fi
         restore "$sc" "$up" || log "flap.sh restore $sc $up failed"
         rec="$(jget "$res" recovered)"
         if [[ "$rec" == true ]]; then
-            recs=$(( recs + 1 )); gaps+=("$(jget "$res" gap_ms)"); cleans+=("$(jget "$res" clean_ms)")
+            recs=$(( recs + 1 )); holes+=("$(jget "$res" hole_ms)"); gaps+=("$(jget "$res" gap_ms)")
+            cleans+=("$(jget "$res" clean_ms)")
             lossys+=("$(jget "$res" lossy_ms)")
             [[ -n "${lossys[-1]}" ]] || lossys[-1]=0
         else
-            gaps+=("$WAIT_MS"); cleans+=("$WAIT_MS"); lossys+=("$WAIT_MS")
+            holes+=("$WAIT_MS"); gaps+=("$WAIT_MS"); cleans+=("$WAIT_MS"); lossys+=("$WAIT_MS")
         fi
         losts+=("$(jget "$res" lost)"); sgaps+=("$(jget "$res" send_gap_ms)")
         cmds+=("$(jget "$res" cmd_ms)"); effects+=("$(jget "$res" effect_ms)")
         v="$(jget "$res" error)"
-        log "  rep $REP/$REPS on $up: recovered=$rec outage=$(jget "$res" gap_ms)ms lost=$(jget "$res" lost) lossy=$(jget "$res" lossy_ms)ms clean=$(jget "$res" clean_ms)ms effect=+$(jget "$res" effect_ms)ms of cmd $(jget "$res" cmd_ms)ms probe-send-gap=$(jget "$res" send_gap_ms)ms${swi:+ switch=$swi}${v:+ error=$v}"
+        log "  rep $REP/$REPS on $up: recovered=$rec outage=$(jget "$res" hole_ms)ms longest-gap=$(jget "$res" gap_ms)ms lost=$(jget "$res" lost) lossy=$(jget "$res" lossy_ms)ms clean=$(jget "$res" clean_ms)ms effect=+$(jget "$res" effect_ms)ms of cmd $(jget "$res" cmd_ms)ms probe-send-gap=$(jget "$res" send_gap_ms)ms${swi:+ switch=$swi}${v:+ error=$v}"
         if [[ "$sys" != wg ]]; then
             if [[ "$rec" != true ]]; then
                 log "  jvpn did not recover; client events during this repetition:"
@@ -486,7 +498,8 @@ run_cell() {
         fi
     done
     R[$key.tcp]="$(tcp_finish "$tag")"
-    R[$key.gaps]="${gaps[*]}" R[$key.lost]="${losts[*]}" R[$key.lossy]="${lossys[*]}" R[$key.cleans]="${cleans[*]}"
+    probe_stop
+    R[$key.holes]="${holes[*]}" R[$key.gaps]="${gaps[*]}" R[$key.lost]="${losts[*]}" R[$key.lossy]="${lossys[*]}" R[$key.cleans]="${cleans[*]}"
     R[$key.sendgap]="${sgaps[*]}" R[$key.cmd]="${cmds[*]}" R[$key.effect]="${effects[*]}"
     R[$key.rec]="$recs" R[$key.n]="${#gaps[@]}"
     if [[ "$sys" != wg ]]; then
@@ -572,25 +585,28 @@ want base && echo "  base:     $BASE_BIN ($(commit_of "$BASE_BIN"))"
 echo "  kernel:   $(uname -r) ($(uname -m)), $(nproc) CPUs; load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  method:   UDP echo every 1 ms through the tunnel (udpecho.py${RT[*]:+, probe and echo server ${RT[*]}}), $REPS reps per cell,"
 echo "            wait limit ${WAIT_S}s, TCP stream ${TCP_MBPS} Mbit/s across each cell;"
-echo "            outage = longest gap between consecutive echo replies (1 = nothing lost),"
-echo "            lossy = first to last lost echo (how long the fault hurt), lost = echoes never answered"
+echo "            outage = the hole the fault made: last echo reply before the first lost echo to the first"
+echo "            reply after that run of lost echoes (1 = nothing lost); gap = longest gap between replies from"
+echo "            the fault to the clean run (with a busy host's delay spikes); lossy = first to last lost echo"
+echo "            (how long the fault hurt: the figure for random loss); lost = echoes never answered"
 for pol in default rig; do
     want_p "$pol" && echo "  $pol: [Policy] $(policy_lines "$pol" | paste -sd ';' | sed 's/;/; /g') (others default)"
 done
 want wg && echo "  wg:       wireguard-go $(wireguard-go --version 2>/dev/null | head -n1 | awk '{print $2}'), uplink chosen by the client's routes (up0 metric 100, up1 200)"
 echo
-printf '%-10s %-8s %-13s %-16s %-16s %-10s %-16s %-9s %s\n' scenario policy system "outage med/worst" "lossy med/worst" "lost med" "fault cmd/effect" recovered "TCP survived"
+printf '%-10s %-8s %-13s %-16s %-16s %-16s %-8s %-16s %-9s %s\n' scenario policy system "outage med/worst" "gap med/worst" "lossy med/worst" "lost med" "fault cmd/effect" recovered "TCP survived"
 for key in "${CELLS[@]}"; do
     IFS='|' read -r sc pol sys <<<"$key"
     if [[ -z "${R[$key.n]:-}" || "${R[$key.n]:-0}" -eq 0 ]]; then
         printf '%-10s %-8s %-13s %s\n' "$(label "$sc")" "$pol" "$(sysname "$sys")" "no repetition: ${R[$key.note]:-failed/skipped}"; continue
     fi
-    read -r -a g <<<"${R[$key.gaps]}"; read -r -a l <<<"${R[$key.lossy]}"; read -r -a n <<<"${R[$key.lost]}"
+    read -r -a h <<<"${R[$key.holes]}"; read -r -a g <<<"${R[$key.gaps]}"
+    read -r -a l <<<"${R[$key.lossy]}"; read -r -a n <<<"${R[$key.lost]}"
     read -r -a c <<<"${R[$key.cmd]}"; read -r -a e <<<"${R[$key.effect]}"
-    read -r gm gw < <(stats "${g[@]}"); read -r lm lw < <(stats "${l[@]}"); read -r nm _ < <(stats "${n[@]}")
+    read -r hm hw < <(stats "${h[@]}"); read -r gm gw < <(stats "${g[@]}"); read -r lm lw < <(stats "${l[@]}"); read -r nm _ < <(stats "${n[@]}")
     read -r cm _ < <(stats "${c[@]}"); read -r em _ < <(stats "${e[@]+"${e[@]}"}")
-    printf '%-10s %-8s %-13s %-16s %-16s %-10s %-16s %-9s %s\n' "$(label "$sc")" "$pol" "$(sysname "$sys")" \
-        "$(fmt_ms "$gm") / $(fmt_ms "$gw")" "$(fmt_ms "$lm") / $(fmt_ms "$lw")" "$nm" "$(fmt_ms "$cm") / +$(fmt_ms "$em")" \
+    printf '%-10s %-8s %-13s %-16s %-16s %-16s %-8s %-16s %-9s %s\n' "$(label "$sc")" "$pol" "$(sysname "$sys")" \
+        "$(fmt_ms "$hm") / $(fmt_ms "$hw")" "$(fmt_ms "$gm") / $(fmt_ms "$gw")" "$(fmt_ms "$lm") / $(fmt_ms "$lw")" "$nm" "$(fmt_ms "$cm") / +$(fmt_ms "$em")" \
         "${R[$key.rec]}/${R[$key.n]}" "${R[$key.tcp]}"
     [[ -n "${R[$key.note]:-}" ]] && printf '%-34s ! %s\n' "" "${R[$key.note]}"
 done
@@ -605,9 +621,9 @@ echo
 echo "per repetition (outage ms; $WAIT_MS = no recovery), and the probe's own longest send gap (median / worst ms):"
 for key in "${CELLS[@]}"; do
     IFS='|' read -r sc pol sys <<<"$key"
-    [[ -n "${R[$key.gaps]:-}" ]] || continue
+    [[ -n "${R[$key.holes]:-}" ]] || continue
     read -r -a s <<<"${R[$key.sendgap]}"; read -r sm sw < <(stats "${s[@]}")
-    printf '  %-10s %-8s %-13s %s  [send gap %s / %s]\n' "$(label "$sc")" "$pol" "$(sysname "$sys")" "${R[$key.gaps]}" "$sm" "$sw"
+    printf '  %-10s %-8s %-13s %s  [send gap %s / %s]\n' "$(label "$sc")" "$pol" "$(sysname "$sys")" "${R[$key.holes]}" "$sm" "$sw"
 done
 
 if [[ -n "$JSON_OUT" ]]; then
@@ -618,8 +634,8 @@ if [[ -n "$JSON_OUT" ]]; then
         for key in "${CELLS[@]}"; do
             IFS='|' read -r sc pol sys <<<"$key"
             [[ -n "${R[$key.n]:-}" ]] || continue
-            printf '%s{"scenario": "%s", "policy": "%s", "system": "%s", "outage_ms": [%s], "lossy_ms": [%s], "lost": [%s], "clean_ms": [%s], "recovered": %s, "tcp": "%s", "suspicion": "%s"}' \
-                "$sep" "$sc" "$pol" "$sys" "$(tr ' ' ',' <<<"${R[$key.gaps]}")" "$(tr ' ' ',' <<<"${R[$key.lossy]}")" \
+            printf '%s{"scenario": "%s", "policy": "%s", "system": "%s", "outage_ms": [%s], "gap_ms": [%s], "lossy_ms": [%s], "lost": [%s], "clean_ms": [%s], "recovered": %s, "tcp": "%s", "suspicion": "%s"}' \
+                "$sep" "$sc" "$pol" "$sys" "$(tr ' ' ',' <<<"${R[$key.holes]}")" "$(tr ' ' ',' <<<"${R[$key.gaps]}")" "$(tr ' ' ',' <<<"${R[$key.lossy]}")" \
                 "$(tr ' ' ',' <<<"${R[$key.lost]}")" "$(tr ' ' ',' <<<"${R[$key.cleans]}")" "${R[$key.rec]}" "${R[$key.tcp]}" "${R[$key.susp]:-}"
             sep=", "
         done
