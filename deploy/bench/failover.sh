@@ -267,7 +267,7 @@ jvpn_stop() {
 }
 rig_on_cleanup jvpn_stop
 jv_status() { timeout 5 ip netns exec "$RIG_CLIENT" "$JV_BIN" status "$JV_C" --json 2>/dev/null; }
-# jv_view -> "STATE ACTIVE_UPLINK SWITCHES LIVE_PATHS MAX_LOSS_PCT"
+# jv_view -> "STATE ACTIVE_UPLINK SWITCHES LIVE_UDP_UPLINKS MAX_LOSS_PCT"
 jv_view() {
     jv_status | python3 -c '
 import json, sys
@@ -277,7 +277,9 @@ except Exception:
     print("none - -1 0 100"); sys.exit(0)
 ap = s.get("active_path") or "-"
 ps = s.get("paths", [])
-nd = sum(1 for p in ps if p.get("status") != "dead")
+# uplinks with a live UDP path (every uplink also has a TCP path by default; a binary without
+# the TCP transport shows no "transport")
+nd = len({p.get("uplink") for p in ps if p.get("status") != "dead" and p.get("transport", "udp") == "udp"})
 loss = max([float(p.get("loss_pct") or 0) for p in ps] or [100])
 print(s.get("state", "none"), ap.split("/")[0] if ap != "-" else "-", s.get("switches", -1), nd, loss)' 2>/dev/null || echo "none - -1 0 100"
 }
@@ -293,9 +295,9 @@ except Exception:
 }
 
 # jvpn_settle SCENARIO: the precondition of the next repetition, held for a while, bounded:
-# ATTACHED, every uplink's path alive, no switch; for `loss` also every path under LossVolatilePct
-# (5 %) and held STABLE_S, so the clean uplink is a valid target for a VOLATILE session (it must be
-# stable); with preemption on, also back on the preferred uplink.
+# ATTACHED, every uplink with a live UDP path (not just its TCP path), no switch; for `loss` also
+# every path under LossVolatilePct (5 %) and held STABLE_S, so the clean uplink is a valid target
+# for a VOLATILE session (it must be stable); with preemption on, also back on the preferred uplink.
 jvpn_settle() {
     local sc="$1" deadline=$(( $(date +%s) + SETTLE_TIMEOUT_S )) st="" up="" sw="" nd="" loss="" last_sw="" good_since="" now
     local hold=1.5 maxloss=100
