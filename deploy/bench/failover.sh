@@ -1,29 +1,41 @@
 #!/usr/bin/env bash
-# Failover benchmark: the outage a 10 ms ping stream inside the tunnel sees when the active uplink
-# goes down, is blackholed at the router, or turns 30 % lossy. jvpn and wireguard-go, same run.
+# Failover benchmark: the outage a 1 ms UDP echo through the tunnel sees when the active uplink
+# goes down, is blackholed at the router, or turns 30 % lossy, under a TCP stream. jvpn at the
+# default policy and at the rig policy, a baseline jvpn binary (BASE_BIN) and wireguard-go, same run.
 #
-# usage: deploy/bench/failover.sh [--reps N] [--only jvpn,wg] [--scenarios link,blackhole,loss]
-#                                 [--wait S] [--json FILE]
-#   --reps N       repetitions per scenario and system (default 20; --reps 5 for a quick run)
+# usage: deploy/bench/failover.sh [--reps N] [--only jvpn,base,wg] [--policies default,rig]
+#                                 [--scenarios link,blackhole,loss] [--wait S] [--json FILE]
+#   --reps N       repetitions per cell (default 20; --reps 5 for a quick run)
+#   --only         systems: jvpn ($JVPN_BIN), base ($BASE_BIN), wg (wireguard-go); default
+#                  jvpn,wg, plus base when BASE_BIN is set
+#   --policies     jvpn [Policy] sets: default (README defaults), rig (ProbeIntervalMs 50,
+#                  DeadAfterMs 300, StandbyProbeIntervalMs 200); both by default
 #   --wait S       how long one repetition waits for recovery (default 5 s)
 #
 # Rig: deploy/netns/rig.sh router rig (client ns with up0/up1 -> router ns -> gateway 10.203.0.1),
-# faults from deploy/netns/flap.sh. Per repetition: a fresh `ping -D -i 0.01` through the tunnel,
-# the fault on the ACTIVE uplink, wait until the stream is clean again (or --wait), restore, wait
-# until the tunnel is settled. One paced TCP stream (SHA-256 checked) runs across all repetitions
-# of a scenario: "TCP survived" means it ended intact with no reset. See FAILOVER-NOTES.md.
+# faults from deploy/netns/flap.sh. Every (scenario, policy, system) cell gets fresh daemons, one
+# probe (deploy/bench/udpecho.py: a sequence-numbered datagram every 1 ms to an echo server on the
+# gateway's tunnel address) and one paced TCP stream (SHA-256 checked), both across all its
+# repetitions. Per repetition: the fault on the ACTIVE uplink (its command's start and end
+# timestamped), until 1000 consecutive echoes come back (or --wait), restore, wait until the
+# tunnel is settled. See FAILOVER-NOTES.md for the method and its caveats.
 #
-# env: JVPN_BIN (default $REPO/.build/release/jvpn), RIG_KEEP_DIR=1 keeps logs (path printed),
-#      FAILOVER_POLICY_EXTRA (extra `Key = value` lines for the client's [Policy])
+# env: JVPN_BIN (default $REPO/.build/release/jvpn), BASE_BIN (a baseline jvpn binary: system
+#      "base"), RIG_KEEP_DIR=1 keeps logs (path printed), FAILOVER_POLICY_EXTRA (extra `Key = value`
+#      lines for every jvpn [Policy]), FAILOVER_PREEMPT=1 (PreemptToPreferred = true),
+#      FAILOVER_PROBE_RT=0 (run the probe and the echo server without SCHED_FIFO),
+#      FAILOVER_DEBUG=1 (path status while settling)
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../netns/rig.sh
 . "$BENCH_DIR/../netns/rig.sh"
 FLAP="$BENCH_DIR/../netns/flap.sh"
+ECHO="$BENCH_DIR/udpecho.py"
 
 REPS=20
-ONLY="jvpn,wg"
+ONLY="jvpn,wg${BASE_BIN:+,base}"
+POLICIES="default,rig"
 SCENARIOS="link,blackhole,loss"
 WAIT_S=5
 JSON_OUT=""
@@ -33,37 +45,50 @@ while [[ $# -gt 0 ]]; do
         --reps=*) REPS="${1#*=}"; shift ;;
         --only) ONLY="$2"; shift 2 ;;
         --only=*) ONLY="${1#*=}"; shift ;;
+        --policies) POLICIES="$2"; shift 2 ;;
+        --policies=*) POLICIES="${1#*=}"; shift ;;
         --scenarios) SCENARIOS="$2"; shift 2 ;;
         --scenarios=*) SCENARIOS="${1#*=}"; shift ;;
         --wait) WAIT_S="$2"; shift 2 ;;
         --wait=*) WAIT_S="${1#*=}"; shift ;;
         --json) JSON_OUT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 [[ "$REPS" =~ ^[0-9]+$ && "$REPS" -ge 1 && "$REPS" -le 200 ]] || { echo "--reps wants 1..200" >&2; exit 2; }
 [[ "$WAIT_S" =~ ^[0-9]+$ && "$WAIT_S" -ge 2 && "$WAIT_S" -le 60 ]] || { echo "--wait wants 2..60 (seconds)" >&2; exit 2; }
 for m in ${ONLY//,/ }; do
-    case "$m" in jvpn|wg) ;; *) echo "--only: unknown system '$m' (jvpn, wg)" >&2; exit 2 ;; esac
+    case "$m" in jvpn|base|wg) ;; *) echo "--only: unknown system '$m' (jvpn, base, wg)" >&2; exit 2 ;; esac
+done
+for p in ${POLICIES//,/ }; do
+    case "$p" in default|rig) ;; *) echo "--policies: unknown '$p' (default, rig)" >&2; exit 2 ;; esac
 done
 for s in ${SCENARIOS//,/ }; do
     case "$s" in link|blackhole|loss) ;; *) echo "--scenarios: unknown '$s' (link, blackhole, loss)" >&2; exit 2 ;; esac
 done
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 want_s() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
+want_p() { [[ ",$POLICIES," == *",$1,"* ]]; }
+if want base; then
+    [[ -n "${BASE_BIN:-}" && -x "${BASE_BIN:-}" ]] || { echo "--only base needs BASE_BIN=<an executable jvpn>" >&2; exit 2; }
+fi
 
 [[ $EUID -eq 0 ]] || { echo "failover.sh needs root (network namespaces, TUN)" >&2; exit 1; }
-for tool in ping python3 ip; do
+for tool in python3 ip; do
     command -v "$tool" >/dev/null || { echo "missing $tool (deploy/install-deps.sh)" >&2; exit 1; }
 done
+RT=()
+if [[ "${FAILOVER_PROBE_RT:-1}" == 1 ]] && command -v chrt >/dev/null && chrt -f 10 true 2>/dev/null; then RT=(chrt -f 10); fi
 
 log() { printf '[failover %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-now_s() { date +%s.%N; }
+# epoch_ns: the realtime clock in ns without a fork (the probe stamps with the same clock)
+epoch_ns() { local t="$EPOCHREALTIME"; echo "${t//[.,]/}000"; }
 
-CLEAN_N=60           # a run of 60 consecutive replies (about 1 s) = the stream is clean again
+CLEAN_N=1000         # 1000 consecutive echoes (1 s) after the fault's end = the tunnel is clean again
 WAIT_MS=$(( WAIT_S * 1000 ))
 TCP_PORT=9100
+ECHO_PORT=9200
 TCP_MBPS=4
 SETTLE_TIMEOUT_S=30
 
@@ -71,76 +96,6 @@ rig_init
 rig_create_router
 export RIG_CLIENT RIG_ROUTER RIG_DIR RIG_PREFIX
 UPLINKS=(up0 up1)
-
-# --- helpers in python, written once into the rig dir ------------------------------------------
-
-# ana.py PINGLOG T0 WAIT_MS CLEAN_N [final]  -> one JSON line describing the outage
-cat >"$RIG_DIR/ana.py" <<'PY'
-import json, re, sys
-log, t0, wait_ms, clean_n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-final = len(sys.argv) > 5 and sys.argv[5] == "final"
-rx = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
-anyseq = re.compile(r"icmp_seq=(\d+)")
-t = {}
-hi_any = 0
-for line in open(log, errors="replace"):
-    a = anyseq.search(line)
-    if a:
-        hi_any = max(hi_any, int(a.group(1)))  # errors (unreachable) tell which seqs were sent
-    if "DUP!" in line:
-        continue
-    m = rx.match(line)
-    if m:
-        s = int(m.group(2))
-        if s not in t:
-            t[s] = float(m.group(1))
-out = {"recovered": False, "gap_ms": None, "clean_ms": None, "replies": len(t),
-       "last_after_fault_ms": round((max(t.values()) - t0) * 1000, 1) if t else None}
-pre = sorted(ts for ts in t.values() if ts < t0)
-if len(pre) > 2:
-    iv = sorted(b - a for a, b in zip(pre, pre[1:]))
-    out["interval_ms"] = round(iv[len(iv) // 2] * 1000, 1)
-before = [s for s, ts in t.items() if ts < t0]
-if not before:
-    out["error"] = "no reply before the fault"
-    print(json.dumps(out)); sys.exit(0)
-s0 = max(before)
-hi = max(max(t), hi_any)
-end = t0 + wait_ms / 1000.0
-m1 = next((s for s in range(s0 + 1, hi + 1) if s not in t), None)
-if m1 is None:
-    # nothing lost since the fault (or nothing sent/answered since: that is handled below)
-    if hi - s0 >= clean_n or (final and hi > s0):
-        times = sorted(ts for s, ts in t.items() if s >= s0)
-        gaps = [b - a for a, b in zip(times, times[1:])]
-        out.update(recovered=True, clean_ms=0.0, gap_ms=round(max(gaps) * 1000, 1) if gaps else 0.0)
-    elif final:
-        out.update(gap_ms=round((end - t[s0]) * 1000, 1))
-    print(json.dumps(out)); sys.exit(0)
-onset_seq = max(s for s in t if s < m1)
-onset = t[onset_seq]
-clean = None
-s = m1 + 1
-while s + clean_n - 1 <= hi:
-    if s not in t:
-        s += 1
-        continue
-    bad = next((k for k in range(s, s + clean_n) if k not in t), None)
-    if bad is None:
-        clean = s
-        break
-    s = bad + 1
-if clean is not None and t[clean] <= end + 0.05:
-    times = sorted(ts for k, ts in t.items() if onset <= ts <= t[clean])
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    out.update(recovered=True, clean_ms=round((t[clean] - onset) * 1000, 1),
-               gap_ms=round(max(gaps) * 1000, 1) if gaps else 0.0)
-elif final:
-    times = sorted(ts for ts in t.values() if onset <= ts <= end) + [end]
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    out.update(gap_ms=round(max(gaps) * 1000, 1), clean_ms=None)
-print(json.dumps(out))
-PY
 
 # tcpstream.py serve HOST PORT READY | send HOST PORT STOPFILE MBPS -> one JSON line
 cat >"$RIG_DIR/tcpstream.py" <<'PY'
@@ -180,17 +135,18 @@ a = sys.argv
 sys.exit(serve(a[2], int(a[3]), a[4]) if a[1] == "serve" else send(a[2], int(a[3]), a[4], float(a[5])))
 PY
 
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
-        if (NR == 0) { print "nan"; exit }
-        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+# stats V... -> "median worst" (nan nan when empty)
+stats() {
+    printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ a[NR] = $1 } END {
+        if (NR == 0) { print "nan nan"; exit }
+        m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+        print m, a[NR] }'
 }
 label() { case "$1" in link) echo link-down ;; blackhole) echo blackhole ;; loss) echo "loss 30%" ;; esac; }
-sysname() { [[ "$1" == wg ]] && echo wireguard-go || echo jvpn; }
-maxv() { printf '%s\n' "$@" | sort -g | tail -n1; }
+sysname() { case "$1" in wg) echo wireguard-go ;; base) echo "jvpn base" ;; *) echo jvpn ;; esac; }
 jget() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); v=d.get(sys.argv[2]); print('' if v is None else (str(v).lower() if isinstance(v, bool) else v))" "$1" "$2"; }
 
-# --- the TCP stream across a scenario --------------------------------------------------------
+# --- the TCP stream across a cell -----------------------------------------------------------
 
 TCP_SEND_PID="" TCP_RECV_PID=""
 tcp_start() {   # tcp_start SERVER_IP TAG
@@ -204,11 +160,11 @@ tcp_start() {   # tcp_start SERVER_IP TAG
         >"$RIG_DIR/tcp.$tag.send" 2>&1 &
     TCP_SEND_PID=$!
 }
-tcp_finish() {  # tcp_finish TAG -> prints "yes" or "no (...)"
-    local tag="$1" k
+tcp_finish() {  # tcp_finish TAG -> prints "yes (...)" or "no (...)"
+    local tag="$1"
     touch "$RIG_DIR/tcp.stop"
     # The stream may still be backing off after the last fault: give it up to 60 s to drain.
-    for k in $(seq 1 600); do
+    for _ in $(seq 1 600); do
         kill -0 "$TCP_SEND_PID" 2>/dev/null || kill -0 "$TCP_RECV_PID" 2>/dev/null || break
         sleep 0.1
     done
@@ -232,7 +188,23 @@ else:
 PY
 }
 
-# --- one repetition --------------------------------------------------------------------------
+# --- the 1 ms echo ----------------------------------------------------------------------------
+
+ECHO_SRV_PID=""
+echo_server_start() {   # echo_server_start TUNNEL_IP
+    rm -f "$RIG_DIR/echosrv.ready"
+    # `ip netns exec` execs chrt, which execs python: $! is the server itself.
+    ip netns exec "$RIG_GW" "${RT[@]}" python3 "$ECHO" serve "$1" "$ECHO_PORT" --ready-file "$RIG_DIR/echosrv.ready" \
+        >"$RIG_DIR/echosrv.log" 2>&1 &
+    ECHO_SRV_PID=$!
+    rig_wait_for "[[ -f '$RIG_DIR/echosrv.ready' ]]" 10 || { log "echo server did not start: $(cat "$RIG_DIR/echosrv.log")"; return 1; }
+}
+echo_server_stop() {
+    [[ -n "$ECHO_SRV_PID" ]] || return 0
+    kill -TERM "$ECHO_SRV_PID" 2>/dev/null || true
+    wait "$ECHO_SRV_PID" 2>/dev/null || true
+    ECHO_SRV_PID=""
+}
 
 fault() {   # fault SCENARIO UPLINK
     case "$1" in
@@ -249,50 +221,53 @@ restore() { # restore SCENARIO UPLINK
     esac 2>>"$RIG_DIR/flap.log"
 }
 
-# measure_rep SYSTEM SCENARIO TARGET_IP UPLINK -> JSON line (ana.py final) on stdout
+# The probe runs across a cell (the traffic mix is the same at every fault): PROBE_DIR is how the
+# benchmark and the probe talk (fault.N in, echo.N out, see udpecho.py).
+PROBE_PID="" PROBE_DIR=""
+probe_start() {   # probe_start TARGET_IP TAG
+    PROBE_DIR="$RIG_DIR/probe.$2"
+    mkdir -p "$PROBE_DIR"
+    ip netns exec "$RIG_CLIENT" "${RT[@]}" python3 "$ECHO" probe "$1" "$ECHO_PORT" "$PROBE_DIR" \
+        --wait-ms "$WAIT_MS" --clean-n "$CLEAN_N" 2>>"$RIG_DIR/probe.err" &
+    PROBE_PID=$!
+    rig_wait_for "[[ -f '$PROBE_DIR/ready' ]]" 10 0.05 || { log "the tunnel passes no echo"; return 1; }
+}
+probe_stop() {
+    [[ -n "$PROBE_PID" ]] || return 0
+    touch "$PROBE_DIR/stop"
+    rig_wait_for "! kill -0 $PROBE_PID" 5 0.05 || kill -TERM "$PROBE_PID" 2>/dev/null || true
+    wait "$PROBE_PID" 2>/dev/null || true
+    PROBE_PID=""
+}
+
+# measure_rep SCENARIO UPLINK -> JSON line (udpecho.py analyze) on stdout
 measure_rep() {
-    local sys="$1" sc="$2" ip="$3" up="$4" plog="$RIG_DIR/ping.cur" pid t0 deadline res
-    : >"$plog"
-    # `ip netns exec` execs ping: $! is ping itself (a shell function in the background would be a
-    # subshell, and killing it would leave ping running).
-    # -O: a line for every request left unanswered, so the sequence numbers sent are known.
-    ip netns exec "$RIG_CLIENT" ping -D -O -i 0.01 -W 1 "$ip" >"$plog" 2>&1 &
-    pid=$!
-    if ! rig_wait_for "[[ \$(grep -c icmp_seq '$plog') -ge 30 ]]" 5 0.05; then
-        kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-        echo '{"recovered": false, "error": "tunnel passes no ping before the fault"}'
-        return 0
-    fi
-    t0="$(now_s)"
+    local sc="$1" up="$2" ff="$PROBE_DIR/fault.$REP" t0 t1
+    kill -0 "$PROBE_PID" 2>/dev/null || { echo '{"recovered": false, "error": "the echo probe is gone"}'; return 0; }
+    t0="$(epoch_ns)"
     fault "$sc" "$up" || log "flap.sh fault $sc $up failed"
-    # Poll: done once ~1 s of clean stream follows the outage, or at the wait limit; past the
-    # limit only while replies are flowing again (a clean run that began in time is being seen).
-    local el last
-    while :; do
-        sleep 0.2
-        res="$(python3 "$RIG_DIR/ana.py" "$plog" "$t0" "$WAIT_MS" "$CLEAN_N")"
-        [[ "$(jget "$res" recovered)" == true ]] && break
-        el="$(awk -v n="$(now_s)" -v t="$t0" 'BEGIN { printf "%d", (n - t) * 1000 }')"
-        last="$(jget "$res" last_after_fault_ms)"; last="${last%.*}"
-        (( el >= WAIT_MS + 1500 )) && break
-        if (( el >= WAIT_MS )) && { [[ -z "$last" ]] || (( el - ${last:-0} > 300 )); }; then break; fi
-    done
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    cp "$plog" "$RIG_DIR/ping.$sys.$sc.$REP"
-    python3 "$RIG_DIR/ana.py" "$plog" "$t0" "$WAIT_MS" "$CLEAN_N" final
+    t1="$(epoch_ns)"
+    printf '%s\n%s\n' "$t0" "$t1" >"$ff.tmp" && mv "$ff.tmp" "$ff"
+    # The probe answers once the tunnel is clean again or at the wait limit; this bound is for a
+    # wedged probe.
+    rig_wait_for "[[ -f '$PROBE_DIR/echo.$REP' ]]" $(( WAIT_S + CLEAN_N / 1000 + 5 )) 0.05 ||
+        { echo '{"recovered": false, "error": "the echo probe did not answer"}'; return 0; }
+    python3 "$ECHO" analyze "$PROBE_DIR/echo.$REP" "$ff" --wait-ms "$WAIT_MS" --clean-n "$CLEAN_N" 2>&1 ||
+        echo '{"recovered": false, "error": "analysis failed"}'
 }
 
 # --- jvpn ------------------------------------------------------------------------------------
 
 JV_G="${RIG_ID}g" JV_C="${RIG_ID}c"
-JV_D="$RIG_DIR/jvpn"
+JV_BIN="" JV_D=""
 jvpn_stop() {
-    timeout 10 ip netns exec "$RIG_CLIENT" "$JVPN_BIN" down "$JV_C" >/dev/null 2>&1 || true
-    timeout 10 ip netns exec "$RIG_GW" "$JVPN_BIN" down "$JV_G" >/dev/null 2>&1 || true
+    [[ -n "$JV_BIN" ]] || return 0
+    timeout 10 ip netns exec "$RIG_CLIENT" "$JV_BIN" down "$JV_C" >/dev/null 2>&1 || true
+    timeout 10 ip netns exec "$RIG_GW" "$JV_BIN" down "$JV_G" >/dev/null 2>&1 || true
 }
-jv_status() { timeout 5 ip netns exec "$RIG_CLIENT" "$JVPN_BIN" status "$JV_C" --json 2>/dev/null; }
-# jv_view -> "STATE ACTIVE_UPLINK SWITCHES LIVE_PATHS MAX_LOSS_PCT"
+rig_on_cleanup jvpn_stop
+jv_status() { timeout 5 ip netns exec "$RIG_CLIENT" "$JV_BIN" status "$JV_C" --json 2>/dev/null; }
+# jv_view -> "STATE ACTIVE_UPLINK SWITCHES LIVE_UDP_UPLINKS MAX_LOSS_PCT"
 jv_view() {
     jv_status | python3 -c '
 import json, sys
@@ -302,15 +277,27 @@ except Exception:
     print("none - -1 0 100"); sys.exit(0)
 ap = s.get("active_path") or "-"
 ps = s.get("paths", [])
-nd = sum(1 for p in ps if p.get("status") != "dead")
+# uplinks with a live UDP path (every uplink also has a TCP path by default; a binary without
+# the TCP transport shows no "transport")
+nd = len({p.get("uplink") for p in ps if p.get("status") != "dead" and p.get("transport", "udp") == "udp"})
 loss = max([float(p.get("loss_pct") or 0) for p in ps] or [100])
 print(s.get("state", "none"), ap.split("/")[0] if ap != "-" else "-", s.get("switches", -1), nd, loss)' 2>/dev/null || echo "none - -1 0 100"
 }
+# jv_suspicion -> "raised/cleared/confirmed/probes", or "-" for a binary without the detector
+jv_suspicion() {
+    jv_status | python3 -c '
+import json, sys
+try:
+    q = json.load(sys.stdin)["sessions"][0]["suspicion"]
+    print("/".join(str(int(q[k])) for k in ("raised", "cleared", "confirmed", "probes")))
+except Exception:
+    print("-")' 2>/dev/null || echo "-"
+}
 
 # jvpn_settle SCENARIO: the precondition of the next repetition, held for a while, bounded:
-# ATTACHED, every uplink's path alive, no switch; for `loss` also every path under LossVolatilePct
-# (5 %) and held STABLE_S, so the clean uplink is a valid target for a VOLATILE session (it must be
-# stable); with preemption on, also back on the preferred uplink.
+# ATTACHED, every uplink with a live UDP path (not just its TCP path), no switch; for `loss` also
+# every path under LossVolatilePct (5 %) and held STABLE_S, so the clean uplink is a valid target
+# for a VOLATILE session (it must be stable); with preemption on, also back on the preferred uplink.
 jvpn_settle() {
     local sc="$1" deadline=$(( $(date +%s) + SETTLE_TIMEOUT_S )) st="" up="" sw="" nd="" loss="" last_sw="" good_since="" now
     local hold=1.5 maxloss=100
@@ -335,42 +322,44 @@ jvpn_settle() {
     return 1
 }
 
+# Policies. Both raise MaxSwitchesPerMinute: every repetition costs a switch (and settling may
+# cost another), the default 10/min would measure the limiter. PreemptToPreferred is off unless
+# FAILOVER_PREEMPT=1: the next repetition then breaks whichever uplink is active, and no preemption
+# (a switch of its own) falls inside a measurement.
+# - default: every detection knob at its README default (ProbeIntervalMs 200, StandbyProbeIntervalMs
+#   1000, DeadAfterMs 1000);
+# - rig: the rig policy of the issue (ProbeIntervalMs 50, DeadAfterMs 300) and StandbyProbeIntervalMs
+#   200, so that a standby's 20-probe loss window forgets a fault in 4 s instead of 20 s (shorter
+#   loss repetitions); detection on the active path is ProbeIntervalMs/DeadAfterMs and suspicion.
+policy_lines() {
+    local lines=("MaxSwitchesPerMinute = 60")
+    if [[ "$1" == rig ]]; then lines+=("ProbeIntervalMs = 50" "DeadAfterMs = 300" "StandbyProbeIntervalMs = 200"); fi
+    if [[ "${FAILOVER_PREEMPT:-0}" == 1 ]]; then lines+=("PreemptToPreferred = true"); else lines+=("PreemptToPreferred = false"); fi
+    [[ -n "${FAILOVER_POLICY_EXTRA:-}" ]] && lines+=("$FAILOVER_POLICY_EXTRA")
+    printf '%s\n' "${lines[@]}"
+}
+STABLE_S=3.5   # StableWindowMs (3000, default) + margin
+
+# jvpn_setup BIN POLICY DIR: fresh daemons of BIN with POLICY, configs and event logs in DIR
 jvpn_setup() {
-    rig_jvpn_ensure_built || return 1
-    rig_on_cleanup jvpn_stop
+    JV_BIN="$1" JV_D="$3"
     mkdir -p "$JV_D"; chmod 700 "$JV_D"
-    rig_jvpn_keypair gw && rig_jvpn_keypair client || { log "jvpn genkey/pubkey failed"; return 1; }
-    local policy
-    policy="$(printf '%s\n' "${JV_POLICY[@]}")"
-    [[ -n "${FAILOVER_POLICY_EXTRA:-}" ]] && policy+=$'\n'"$FAILOVER_POLICY_EXTRA"
-    rig_jvpn_pair_configs "$JV_D" "$JV_G" "$JV_C" 51820 "${UPLINKS[0]}, ${UPLINKS[1]}" "$policy" \
+    [[ -f "$RIG_DIR/gw.key" ]] || { rig_jvpn_keypair gw && rig_jvpn_keypair client; } || { log "jvpn genkey/pubkey failed"; return 1; }
+    rig_jvpn_pair_configs "$JV_D" "$JV_G" "$JV_C" 51820 "${UPLINKS[0]}, ${UPLINKS[1]}" "$(policy_lines "$2")" \
         || { log "jvpn configs failed"; return 1; }
-    timeout 30 ip netns exec "$RIG_GW" "$JVPN_BIN" up "$JV_D/$JV_G.conf" >&2 || { log "jvpn up (gateway) failed"; return 1; }
-    timeout 30 ip netns exec "$RIG_CLIENT" "$JVPN_BIN" up "$JV_D/$JV_C.conf" >&2 || { log "jvpn up (client) failed"; return 1; }
+    timeout 30 ip netns exec "$RIG_GW" "$JV_BIN" up "$JV_D/$JV_G.conf" >&2 || { log "jvpn up (gateway) failed"; return 1; }
+    timeout 30 ip netns exec "$RIG_CLIENT" "$JV_BIN" up "$JV_D/$JV_C.conf" >&2 || { log "jvpn up (client) failed"; return 1; }
     rig_wait_for "ip netns exec '$RIG_CLIENT' ping -c1 -W1 10.77.0.1" 15 || { log "jvpn tunnel does not pass ping"; return 1; }
     jvpn_settle loss
 }
 
-# The rig policy of the issue (ProbeIntervalMs 50, DeadAfterMs 300). MaxSwitchesPerMinute is raised:
-# every repetition costs two switches (away and back), the default 10/min would measure the limiter.
-# PreemptToPreferred is off unless FAILOVER_PREEMPT=1: the next repetition then breaks whichever
-# uplink is active, and no preemption (a switch of its own) falls inside a measurement.
-# StandbyProbeIntervalMs 200 (default 1000): a standby's 20-probe loss window then forgets a fault
-# in 4 s instead of 20 s, which is what keeps a full run short. Detection on the active path is
-# ProbeIntervalMs/DeadAfterMs, untouched.
-JV_POLICY=("ProbeIntervalMs = 50" "DeadAfterMs = 300" "StandbyProbeIntervalMs = 200" "MaxSwitchesPerMinute = 60")
-if [[ "${FAILOVER_PREEMPT:-0}" == 1 ]]; then JV_POLICY+=("PreemptToPreferred = true")
-else JV_POLICY+=("PreemptToPreferred = false"); fi
-STABLE_S=3.5   # StableWindowMs (3000, default) + margin
-
 # jv_alive -> 0 when both daemons answer on their control sockets; else prints which one is gone
 jv_alive() {
     local ok=0
-    timeout 5 ip netns exec "$RIG_GW" "$JVPN_BIN" status "$JV_G" >/dev/null 2>&1 || { echo gateway; ok=1; }
-    timeout 5 ip netns exec "$RIG_CLIENT" "$JVPN_BIN" status "$JV_C" >/dev/null 2>&1 || { echo client; ok=1; }
+    timeout 5 ip netns exec "$RIG_GW" "$JV_BIN" status "$JV_G" >/dev/null 2>&1 || { echo gateway; ok=1; }
+    timeout 5 ip netns exec "$RIG_CLIENT" "$JV_BIN" status "$JV_C" >/dev/null 2>&1 || { echo client; ok=1; }
     return "$ok"
 }
-JV_DEAD=""
 
 jvpn_active_uplink() { local st up sw nd loss; read -r st up sw nd loss < <(jv_view); echo "$up"; }
 
@@ -386,7 +375,7 @@ wg_stop() {
     rm -f "/var/run/wireguard/$WG_G.sock" "/var/run/wireguard/$WG_C.sock"
 }
 wg_setup() {
-    command -v wireguard-go >/dev/null && command -v wg >/dev/null || { log "wireguard-go/wg missing"; return 1; }
+    if ! command -v wireguard-go >/dev/null || ! command -v wg >/dev/null; then log "wireguard-go/wg missing"; return 1; fi
     rig_on_cleanup wg_stop
     local d="$RIG_DIR/wg"; mkdir -p "$d"
     ( umask 077; wg genkey >"$d/g.key"; wg genkey >"$d/c.key" )
@@ -415,10 +404,10 @@ wg_settle() {
     sleep 0.5
 }
 
-# --- run a system through the scenarios ------------------------------------------------------
+# --- one cell: a (scenario, policy, system) with its repetitions -----------------------------
 
-IVS=()         # observed ping interval before each fault (ms)
-declare -A R   # R[sys.sc.gaps] R[sys.sc.cleans] R[sys.sc.rec] R[sys.sc.tcp] R[sys.sc.notes]
+declare -A R   # R[cell.KEY]: holes gaps lost lossy cleans rec n tcp evrec note susp sendgap cmd effect
+CELLS=()       # cell keys in run order: "sc|policy|sys"
 
 jvpn_events_since() {   # jvpn_events_since LINE_NO -> compact timeline of client events after it
     tail -n +"$(( $1 + 1 ))" "$JV_D/$JV_C.events.jsonl" 2>/dev/null | python3 -c '
@@ -437,169 +426,222 @@ for line in sys.stdin:
         print("  %s %s %s" % (e.get("ts"), ev, {k: v for k, v in e.items() if k in ("reason", "check", "result", "detail")}))
 '
 }
-# first_switch LINE_NO -> "REASON:RECOVERY_MS" of the first TRANSPORT_SWITCH after that line
+# first_switch LINE_NO ONSET_NS -> "REASON:RECOVERY_MS:MS_AFTER_ONSET" of the first TRANSPORT_SWITCH
+# after that line (event ts has ms resolution; "-" without an onset)
 first_switch() {
     tail -n +"$(( $1 + 1 ))" "$JV_D/$JV_C.events.jsonl" 2>/dev/null | python3 -c '
-import json, sys
+import datetime, json, sys
+onset = int(sys.argv[1]) if sys.argv[1].isdigit() else None
 for line in sys.stdin:
     try:
         e = json.loads(line)
     except ValueError:
         continue
     if e.get("event") == "TRANSPORT_SWITCH":
-        print("%s:%s" % (e.get("reason"), e.get("recovery_ms"))); sys.exit(0)
-print("none:-")'
+        after = "-"
+        if onset is not None:
+            d = datetime.datetime.strptime(e["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+            after = "%.0f" % ((d.timestamp() * 1e9 - onset) / 1e6)
+        print("%s:%s:%s" % (e.get("reason"), e.get("recovery_ms"), after)); sys.exit(0)
+print("none:-:-")' "$2"
 }
 count_switches() { tail -n +"$(( $1 + 1 ))" "$JV_D/$JV_C.events.jsonl" 2>/dev/null | grep -c '"TRANSPORT_SWITCH"' || true; }
 ev_lines() { wc -l <"$JV_D/$JV_C.events.jsonl" 2>/dev/null || echo 0; }
 
-run_system() {   # run_system jvpn|wg
-    local sys="$1" ip sc up res gap clean rec gaps cleans recs ev0 ev_rec
-    if [[ "$sys" == jvpn ]]; then ip=10.77.0.1; else ip=10.99.0.1; fi
-    for sc in link blackhole loss; do
-        want_s "$sc" || continue
-        if [[ "$sys" == jvpn && -n "$JV_DEAD" ]]; then R[$sys.$sc.note]="not run: $JV_DEAD"; continue; fi
-        log "$sys / $sc: $REPS repetitions"
-        gaps=() cleans=() recs=0 SWS=()
-        ev0="$(ev_lines)"
-        # The previous scenario settled for its own needs: meet this one's precondition first.
-        if [[ "$sys" == jvpn ]]; then jvpn_settle "$sc" || true; fi
-        tcp_start "$ip" "$sys.$sc" || { R[$sys.$sc.tcp]="no (stream did not start)"; }
-        for (( REP = 1; REP <= REPS; REP++ )); do
-            if [[ "$sys" == jvpn ]]; then
-                local gone; gone="$(jv_alive | tr '\n' ' ')" || true
-                if [[ -n "${gone// /}" ]]; then
-                    JV_DEAD="jvpn ${gone% } daemon no longer running (before $(label "$sc") rep $REP)"
-                    log "$JV_DEAD; last jvpn trap in the kernel log (may be older): $(dmesg 2>/dev/null | grep -E 'traps: jvpn\[|jvpn\[[0-9]+\]: segfault' | tail -n1)"
-                    R[$sys.$sc.note]="$JV_DEAD"
-                    break
-                fi
+# run_cell SCENARIO POLICY SYSTEM: the system is up and settled; REPS repetitions under one stream
+run_cell() {
+    local sc="$1" pol="$2" sys="$3" key="$1|$2|$3" tag="$3.$2.$1" ip up res rec ev0 evr swi gone v
+    local holes=() gaps=() losts=() lossys=() cleans=() sgaps=() cmds=() effects=() sws=() recs=0
+    if [[ "$sys" == wg ]]; then ip=10.99.0.1; else ip=10.77.0.1; fi
+    CELLS+=("$key")
+    log "$(sysname "$sys") / $pol / $sc: $REPS repetitions"
+    [[ "$sys" == wg ]] || ev0="$(ev_lines)"
+    probe_start "$ip" "$tag" || R[$key.note]="the echo probe did not start"
+    tcp_start "$ip" "$tag" || R[$key.tcp]="no (stream did not start)"
+    for (( REP = 1; REP <= REPS; REP++ )); do
+        if [[ "$sys" != wg ]]; then
+            gone="$(jv_alive | tr '\n' ' ')" || true
+            if [[ -n "${gone// /}" ]]; then
+                R[$key.note]="jvpn ${gone% } daemon no longer running (before rep $REP)"
+                log "${R[$key.note]}; last jvpn trap in the kernel log (may be older): $(dmesg 2>/dev/null | grep -E 'traps: jvpn\[|jvpn\[[0-9]+\]: segfault' | tail -n1)"
+                break
             fi
-            if [[ "$sys" == jvpn ]]; then up="$(jvpn_active_uplink)"; else up="$(wg_active_uplink)"; fi
-            [[ " ${UPLINKS[*]} " == *" $up "* ]] || { log "no active uplink ($up), using ${UPLINKS[0]}"; up="${UPLINKS[0]}"; }
-            local evr; evr="$(ev_lines)"
-            res="$(measure_rep "$sys" "$sc" "$ip" "$up")"
-            local swi=""
-            if [[ "$sys" == jvpn ]]; then swi="$(first_switch "$evr")"; SWS+=("$swi"); fi
-            restore "$sc" "$up" || log "flap.sh restore $sc $up failed"
-            rec="$(jget "$res" recovered)"; gap="$(jget "$res" gap_ms)"; clean="$(jget "$res" clean_ms)"
-            local iv; iv="$(jget "$res" interval_ms)"; [[ -n "$iv" ]] && IVS+=("$iv")
-            if [[ "$rec" == true ]]; then
-                recs=$(( recs + 1 )); gaps+=("$gap"); cleans+=("$clean")
-            else
-                gaps+=("$WAIT_MS"); cleans+=("$WAIT_MS")
+            up="$(jvpn_active_uplink)"
+        else
+            up="$(wg_active_uplink)"
+        fi
+        [[ " ${UPLINKS[*]} " == *" $up "* ]] || { log "no active uplink ($up), using ${UPLINKS[0]}"; up="${UPLINKS[0]}"; }
+        [[ "$sys" == wg ]] || evr="$(ev_lines)"
+        res="$(measure_rep "$sc" "$up")"
+        swi=""
+        if [[ "$sys" != wg ]]; then swi="$(first_switch "$evr" "$(jget "$res" onset_ns)")"; sws+=("$swi"); fi
+        restore "$sc" "$up" || log "flap.sh restore $sc $up failed"
+        rec="$(jget "$res" recovered)"
+        if [[ "$rec" == true ]]; then
+            recs=$(( recs + 1 )); holes+=("$(jget "$res" hole_ms)"); gaps+=("$(jget "$res" gap_ms)")
+            cleans+=("$(jget "$res" clean_ms)")
+            lossys+=("$(jget "$res" lossy_ms)")
+            [[ -n "${lossys[-1]}" ]] || lossys[-1]=0
+        else
+            holes+=("$WAIT_MS"); gaps+=("$WAIT_MS"); cleans+=("$WAIT_MS"); lossys+=("$WAIT_MS")
+        fi
+        losts+=("$(jget "$res" lost)"); sgaps+=("$(jget "$res" send_gap_ms)")
+        cmds+=("$(jget "$res" cmd_ms)"); effects+=("$(jget "$res" effect_ms)")
+        v="$(jget "$res" error)"
+        log "  rep $REP/$REPS on $up: recovered=$rec outage=$(jget "$res" hole_ms)ms longest-gap=$(jget "$res" gap_ms)ms lost=$(jget "$res" lost) lossy=$(jget "$res" lossy_ms)ms clean=$(jget "$res" clean_ms)ms effect=+$(jget "$res" effect_ms)ms of cmd $(jget "$res" cmd_ms)ms probe-send-gap=$(jget "$res" send_gap_ms)ms${swi:+ switch=$swi}${v:+ error=$v}"
+        if [[ "$sys" != wg ]]; then
+            if [[ "$rec" != true ]]; then
+                log "  jvpn did not recover; client events during this repetition:"
+                jvpn_events_since "$evr" >&2
             fi
-            log "  rep $REP/$REPS on $up: recovered=$rec longest-gap=${gap:-?}ms clean-after=${clean:-?}ms${swi:+ switch=$swi}$( [[ -n "$(jget "$res" error)" ]] && echo " error=$(jget "$res" error)")"
-            if [[ "$sys" == jvpn ]]; then
-                if [[ "$rec" != true ]]; then
-                    log "  jvpn did not recover; client events during this repetition:"
-                    jvpn_events_since "$evr" >&2
-                fi
-                jvpn_settle "$sc" || { log "  events:"; jvpn_events_since "$evr" >&2; }
-            else
-                wg_settle || true
-            fi
-        done
-        R[$sys.$sc.tcp]="$(tcp_finish "$sys.$sc")"
-        R[$sys.$sc.gaps]="${gaps[*]}"
-        R[$sys.$sc.cleans]="${cleans[*]}"
-        R[$sys.$sc.rec]="$recs"
-        R[$sys.$sc.n]="${#gaps[@]}"
-        if [[ "$sys" == jvpn ]]; then
-            R[$sys.$sc.evrec]="$(python3 - "${SWS[@]+"${SWS[@]}"}" <<'PY'
+            jvpn_settle "$sc" || { log "  events:"; jvpn_events_since "$evr" >&2; }
+        else
+            wg_settle || true
+        fi
+    done
+    R[$key.tcp]="$(tcp_finish "$tag")"
+    probe_stop
+    R[$key.holes]="${holes[*]}" R[$key.gaps]="${gaps[*]}" R[$key.lost]="${losts[*]}" R[$key.lossy]="${lossys[*]}" R[$key.cleans]="${cleans[*]}"
+    R[$key.sendgap]="${sgaps[*]}" R[$key.cmd]="${cmds[*]}" R[$key.effect]="${effects[*]}"
+    R[$key.rec]="$recs" R[$key.n]="${#gaps[@]}"
+    if [[ "$sys" != wg ]]; then
+        R[$key.susp]="$(jv_suspicion)"
+        R[$key.evrec]="$(python3 - "${sws[@]+"${sws[@]}"}" <<'PY'
 import collections, sys
-reasons = collections.Counter(a.split(":")[0] for a in sys.argv[1:])
-v = sorted(float(a.split(":")[1]) for a in sys.argv[1:] if a.split(":")[1] not in ("", "-"))
-if not v:
+a = [x.split(":") for x in sys.argv[1:]]
+reasons = collections.Counter(x[0] for x in a)
+def med(v):
+    v = sorted(v); n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+rec = [float(x[1]) for x in a if x[1] not in ("", "-", "None")]
+aft = [float(x[2]) for x in a if x[2] not in ("", "-")]
+if not a or not rec:
     print("no switch seen"); sys.exit(0)
-n = len(v); med = v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
-print("first switch per rep: %s; recovery_ms median %g, max %g" % (
-    ", ".join("%s x%d" % kv for kv in sorted(reasons.items())), med, v[-1]))
+print("first switch per rep: %s; recovery_ms median %g, max %g; switch event after the onset: median %s, max %s ms" % (
+    ", ".join("%s x%d" % kv for kv in sorted(reasons.items())), med(rec), max(rec),
+    ("%g" % med(aft)) if aft else "-", ("%g" % max(aft)) if aft else "-"))
 PY
 )"
-            R[$sys.$sc.evrec]+="; switches in the scenario (incl. restore): $(( $(count_switches "$ev0") ))"
-        fi
-        log "$sys / $sc: TCP survived: ${R[$sys.$sc.tcp]}"
-    done
+        R[$key.evrec]+="; switches in the cell (incl. settling): $(( $(count_switches "$ev0") ))"
+    fi
+    log "$(sysname "$sys") / $pol / $sc: TCP survived: ${R[$key.tcp]}${R[$key.susp]:+; suspicion raised/cleared/confirmed/probes ${R[$key.susp]}}"
 }
 
+# --- the run ---------------------------------------------------------------------------------
+
+declare -A BIN=([jvpn]="$JVPN_BIN" [base]="${BASE_BIN:-}")
+if want jvpn; then rig_jvpn_ensure_built || exit 1; fi
 failed=()
-if want jvpn; then
-    if jvpn_setup; then run_system jvpn || failed+=(jvpn); else failed+=(jvpn); fi
-    [[ -z "$JV_DEAD" ]] || failed+=(jvpn)
-    jvpn_stop
-fi
+cell_no=0
+for sc in link blackhole loss; do
+    want_s "$sc" || continue
+    for pol in default rig; do
+        want_p "$pol" || continue
+        for sys in base jvpn; do
+            want "$sys" || continue
+            cell_no=$(( cell_no + 1 ))
+            if jvpn_setup "${BIN[$sys]}" "$pol" "$RIG_DIR/cell$cell_no.$sys.$pol.$sc" && echo_server_start 10.77.0.1; then
+                jvpn_settle "$sc" || true
+                run_cell "$sc" "$pol" "$sys"
+                [[ -z "${R[$sc|$pol|$sys.note]:-}" ]] || failed+=("$sys/$pol/$sc")
+            else
+                failed+=("$sys/$pol/$sc"); CELLS+=("$sc|$pol|$sys"); R[$sc|$pol|$sys.note]="setup failed"
+            fi
+            echo_server_stop
+            jvpn_stop
+        done
+    done
+done
 if want wg; then
-    if wg_setup; then run_system wg || failed+=(wg); else failed+=(wg); fi
+    if wg_setup && echo_server_start 10.99.0.1; then
+        for sc in link blackhole loss; do
+            want_s "$sc" || continue
+            wg_settle || true
+            run_cell "$sc" - wg
+        done
+    else
+        failed+=(wg)
+    fi
+    echo_server_stop
     wg_stop
 fi
 
 # --- report ----------------------------------------------------------------------------------
 
-fmt_ms() {  # fmt_ms VALUE RECOVERED_ALL
+fmt_ms() {  # fmt_ms VALUE
     local v="$1"
     if [[ "$v" == nan || -z "$v" ]]; then echo "n/a"; return; fi
-    if awk -v v="$v" -v w="$WAIT_MS" 'BEGIN { exit !(v >= w) }'; then echo ">= $WAIT_MS (no recovery)"; return; fi
-    awk -v v="$v" 'BEGIN { printf "%.0f", v }'
+    if awk -v v="$v" -v w="$WAIT_MS" 'BEGIN { exit !(v >= w) }'; then echo ">=$WAIT_MS"; return; fi
+    awk -v v="$v" 'BEGIN { printf (v < 10 ? "%.1f" : "%.0f"), v }'
 }
-commit="$(git -C /work/main rev-parse --short HEAD 2>/dev/null || git -C "$RIG_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-
+commit_of() {   # commit_of BIN: HEAD of the checkout the binary was built in (BIN in .build*/*/), its mtime
+    local c; c="$(git -C "$(dirname "$1")/../.." rev-parse --short HEAD 2>/dev/null)" || c="commit unknown"
+    echo "$c, built $(date -u -r "$1" +%Y-%m-%dT%H:%MZ 2>/dev/null || echo '?')"
+}
 echo
 echo "jvpn failover benchmark"
 echo "  date:     $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "  commit:   $commit ($JVPN_BIN)"
-echo "  kernel:   $(uname -r) ($(uname -m)), $(nproc) CPUs"
-echo "  method:   ping -i 0.01 through the tunnel, $REPS reps per cell, wait limit ${WAIT_S}s;"
-echo "            outage = longest gap between consecutive replies (10 = nothing lost),"
-echo "            clean = fault onset -> first of ${CLEAN_N} consecutive replies;"
-echo "            observed ping interval before the faults: median $(median "${IVS[@]+"${IVS[@]}"}") ms"
-echo "  jvpn:     [Policy] ${JV_POLICY[*]}${FAILOVER_POLICY_EXTRA:+ $FAILOVER_POLICY_EXTRA} (others default)"
-echo "  wg:       wireguard-go $(wireguard-go --version 2>/dev/null | head -n1 | awk '{print $2}'), uplink chosen by the client's routes (up0 metric 100, up1 200)"
-echo
-printf '%-10s %-13s %-26s %-26s %-26s %-9s %s\n' scenario system "outage median ms" "outage worst ms" "clean median ms" recovered "TCP survived"
-for sc in link blackhole loss; do
-    want_s "$sc" || continue
-    for m in jvpn wg; do
-        want "$m" || continue
-        if [[ -z "${R[$m.$sc.rec]:-}" ]]; then printf '%-10s %-13s %s\n' "$(label "$sc")" "$(sysname "$m")" "${R[$m.$sc.note]:-failed/skipped}"; continue; fi
-        if [[ "${R[$m.$sc.n]:-0}" -eq 0 ]]; then printf '%-10s %-13s %s\n' "$(label "$sc")" "$(sysname "$m")" "no repetition: ${R[$m.$sc.note]:-}"; continue; fi
-        read -r -a g <<<"${R[$m.$sc.gaps]}"; read -r -a c <<<"${R[$m.$sc.cleans]}"
-        printf '%-10s %-13s %-26s %-26s %-26s %-9s %s\n' "$(label "$sc")" "$(sysname "$m")" \
-            "$(fmt_ms "$(median "${g[@]}")")" "$(fmt_ms "$(maxv "${g[@]}")")" "$(fmt_ms "$(median "${c[@]}")")" \
-            "${R[$m.$sc.rec]}/${R[$m.$sc.n]}" "${R[$m.$sc.tcp]}"
-        [[ -n "${R[$m.$sc.note]:-}" ]] && printf '%-10s %-13s   ! %s\n' "" "" "${R[$m.$sc.note]}"
-    done
+echo "  repo:     $(git -C "$RIG_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown) (this script)"
+want jvpn && echo "  jvpn:     $JVPN_BIN ($(commit_of "$JVPN_BIN"))"
+want base && echo "  base:     $BASE_BIN ($(commit_of "$BASE_BIN"))"
+echo "  kernel:   $(uname -r) ($(uname -m)), $(nproc) CPUs; load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "  method:   UDP echo every 1 ms through the tunnel (udpecho.py${RT[*]:+, probe and echo server ${RT[*]}}), $REPS reps per cell,"
+echo "            wait limit ${WAIT_S}s, TCP stream ${TCP_MBPS} Mbit/s across each cell;"
+echo "            outage = the hole the fault made: last echo reply before the first lost echo to the first"
+echo "            reply after that run of lost echoes (1 = nothing lost); gap = longest gap between replies from"
+echo "            the fault to the clean run (with a busy host's delay spikes); lossy = first to last lost echo"
+echo "            (how long the fault hurt: the figure for random loss); lost = echoes never answered"
+for pol in default rig; do
+    want_p "$pol" && echo "  $pol: [Policy] $(policy_lines "$pol" | paste -sd ';' | sed 's/;/; /g') (others default)"
 done
-if want jvpn; then
-    echo
-    for sc in link blackhole loss; do
-        want_s "$sc" || continue
-        [[ -n "${R[jvpn.$sc.evrec]:-}" ]] && echo "jvpn events, $(label "$sc"): ${R[jvpn.$sc.evrec]}"
-    done
-fi
+want wg && echo "  wg:       wireguard-go $(wireguard-go --version 2>/dev/null | head -n1 | awk '{print $2}'), uplink chosen by the client's routes (up0 metric 100, up1 200)"
 echo
-echo "per-repetition outage ms (longest gap; $WAIT_MS = no recovery):"
-for sc in link blackhole loss; do
-    want_s "$sc" || continue
-    for m in jvpn wg; do
-        [[ -n "${R[$m.$sc.gaps]:-}" ]] && printf '  %-10s %-13s %s\n' "$(label "$sc")" "$(sysname "$m")" "${R[$m.$sc.gaps]}"
-    done
+printf '%-10s %-8s %-13s %-16s %-16s %-16s %-8s %-16s %-9s %s\n' scenario policy system "outage med/worst" "gap med/worst" "lossy med/worst" "lost med" "fault cmd/effect" recovered "TCP survived"
+for key in "${CELLS[@]}"; do
+    IFS='|' read -r sc pol sys <<<"$key"
+    if [[ -z "${R[$key.n]:-}" || "${R[$key.n]:-0}" -eq 0 ]]; then
+        printf '%-10s %-8s %-13s %s\n' "$(label "$sc")" "$pol" "$(sysname "$sys")" "no repetition: ${R[$key.note]:-failed/skipped}"; continue
+    fi
+    read -r -a h <<<"${R[$key.holes]}"; read -r -a g <<<"${R[$key.gaps]}"
+    read -r -a l <<<"${R[$key.lossy]}"; read -r -a n <<<"${R[$key.lost]}"
+    read -r -a c <<<"${R[$key.cmd]}"; read -r -a e <<<"${R[$key.effect]}"
+    read -r hm hw < <(stats "${h[@]}"); read -r gm gw < <(stats "${g[@]}"); read -r lm lw < <(stats "${l[@]}"); read -r nm _ < <(stats "${n[@]}")
+    read -r cm _ < <(stats "${c[@]}"); read -r em _ < <(stats "${e[@]+"${e[@]}"}")
+    printf '%-10s %-8s %-13s %-16s %-16s %-16s %-8s %-16s %-9s %s\n' "$(label "$sc")" "$pol" "$(sysname "$sys")" \
+        "$(fmt_ms "$hm") / $(fmt_ms "$hw")" "$(fmt_ms "$gm") / $(fmt_ms "$gw")" "$(fmt_ms "$lm") / $(fmt_ms "$lw")" "$nm" "$(fmt_ms "$cm") / +$(fmt_ms "$em")" \
+        "${R[$key.rec]}/${R[$key.n]}" "${R[$key.tcp]}"
+    [[ -n "${R[$key.note]:-}" ]] && printf '%-34s ! %s\n' "" "${R[$key.note]}"
+done
+echo
+echo "fault cmd = flap.sh's duration (median ms); effect = where in it the first echo was lost (median ms after its start)."
+for key in "${CELLS[@]}"; do
+    IFS='|' read -r sc pol sys <<<"$key"
+    [[ "$sys" != wg && -n "${R[$key.evrec]:-}" ]] || continue
+    echo "$(label "$sc") / $pol / $(sysname "$sys"): ${R[$key.evrec]}; suspicion at the end (raised/cleared/confirmed/probes): ${R[$key.susp]:--}"
+done
+echo
+echo "per repetition (outage ms; $WAIT_MS = no recovery), and the probe's own longest send gap (median / worst ms):"
+for key in "${CELLS[@]}"; do
+    IFS='|' read -r sc pol sys <<<"$key"
+    [[ -n "${R[$key.holes]:-}" ]] || continue
+    read -r -a s <<<"${R[$key.sendgap]}"; read -r sm sw < <(stats "${s[@]}")
+    printf '  %-10s %-8s %-13s %s  [send gap %s / %s]\n' "$(label "$sc")" "$pol" "$(sysname "$sys")" "${R[$key.holes]}" "$sm" "$sw"
 done
 
 if [[ -n "$JSON_OUT" ]]; then
     {
-        printf '{"date": "%s", "commit": "%s", "kernel": "%s", "reps": %s, "wait_ms": %s, "results": {' \
-            "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit" "$(uname -r)" "$REPS" "$WAIT_MS"
+        printf '{"date": "%s", "reps": %s, "wait_ms": %s, "kernel": "%s", "cells": [' \
+            "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$REPS" "$WAIT_MS" "$(uname -r)"
         sep=""
-        for sc in link blackhole loss; do
-            for m in jvpn wg; do
-                [[ -n "${R[$m.$sc.rec]:-}" ]] || continue
-                printf '%s"%s.%s": {"outage_ms": [%s], "clean_ms": [%s], "recovered": %s, "tcp": "%s"}' "$sep" "$m" "$sc" \
-                    "$(tr ' ' ',' <<<"${R[$m.$sc.gaps]}")" "$(tr ' ' ',' <<<"${R[$m.$sc.cleans]}")" "${R[$m.$sc.rec]}" "${R[$m.$sc.tcp]}"
-                sep=", "
-            done
+        for key in "${CELLS[@]}"; do
+            IFS='|' read -r sc pol sys <<<"$key"
+            [[ -n "${R[$key.n]:-}" ]] || continue
+            printf '%s{"scenario": "%s", "policy": "%s", "system": "%s", "outage_ms": [%s], "gap_ms": [%s], "lossy_ms": [%s], "lost": [%s], "clean_ms": [%s], "recovered": %s, "tcp": "%s", "suspicion": "%s"}' \
+                "$sep" "$sc" "$pol" "$sys" "$(tr ' ' ',' <<<"${R[$key.holes]}")" "$(tr ' ' ',' <<<"${R[$key.gaps]}")" "$(tr ' ' ',' <<<"${R[$key.lossy]}")" \
+                "$(tr ' ' ',' <<<"${R[$key.lost]}")" "$(tr ' ' ',' <<<"${R[$key.cleans]}")" "${R[$key.rec]}" "${R[$key.tcp]}" "${R[$key.susp]:-}"
+            sep=", "
         done
-        printf '}}\n'
+        printf ']}\n'
     } >"$JSON_OUT"
     log "results written to $JSON_OUT"
 fi
