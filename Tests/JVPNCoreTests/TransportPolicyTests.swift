@@ -102,6 +102,74 @@ final class TransportPolicyTests: XCTestCase {
         XCTAssertEqual(s.o.state, .attached)
     }
 
+    // MARK: REATTACH on a stream
+
+    /// Attached on UDP path 0 (uplink 0) with TCP path 17 (uplink 1) answering; uplink 0 goes down
+    /// at t=1010: the REATTACH goes on the TCP path.
+    private func reattachingOnTcp() -> (ClientOrchestrator, ControlNonce) {
+        var o = ClientOrchestrator(policy: rigPolicy(), paths: [PathCandidate(id: 0, priority: 0),
+                                                                PathCandidate(id: 17, priority: 1, transportRank: 1, isStream: true)],
+                                   noncePrefix: 0xAB, nowMs: 1_000)
+        _ = o.handshakeCompleted(path: 0, nowMs: 1_000)
+        for case .sendProbe(let p, let seq) in o.tick(nowMs: 1_000) { _ = o.probeReplied(path: p, seq: seq, nowMs: 1_005) }
+        let first = o.linkChanged(uplinkPriority: 0, up: false, nowMs: 1_010).compactMap {
+            if case .sendReattach(let p, _, _, let n) = $0 { return (p, n) }; return nil
+        }
+        XCTAssertEqual(first.map(\.0), [17])
+        return (o, first[0].1)
+    }
+
+    private func reattaches(_ actions: [OrchestratorAction]) -> [UInt32] {
+        actions.compactMap { if case .sendReattach(let p, _, _, _) = $0 { return p }; return nil }
+    }
+
+    func testAReattachIsNotRepeatedOnAStreamThatHasNotDeliveredTheFirstCopy() {
+        var (o, _) = reattachingOnTcp()
+        var sent: [UInt32] = []
+        // The connection is starved (nothing comes back): TCP itself retransmits the copy it has;
+        // another copy behind it would reach the gateway late, after the binding moved on.
+        for t in stride(from: UInt64(1_020), through: 1_250, by: 10) { sent += reattaches(o.tick(nowMs: t)) }
+        XCTAssertEqual(sent, [], "no second copy on the same connection")
+        XCTAssertEqual(o.state, .recovering)
+        XCTAssertEqual(o.attempt?.path, 17)
+    }
+
+    func testAReattachIsRepeatedOnAStreamOnceAProbeWrittenAfterItIsAnswered() {
+        var (o, nonce) = reattachingOnTcp()
+        var sent: [UInt32] = []
+        // The connection flows again: a probe written after the REATTACH is answered, but the
+        // answer to the REATTACH (ahead of it on the connection) never came: it was lost above TCP.
+        for t in stride(from: UInt64(1_020), through: 1_200, by: 10) {
+            for a in o.tick(nowMs: t) {
+                if case .sendReattach(let p, _, _, let n) = a {
+                    sent.append(p)
+                    XCTAssertEqual(n, nonce, "the same attempt")
+                }
+                if case .sendProbe(17, let seq) = a { _ = o.probeReplied(path: 17, seq: seq, nowMs: t + 5) }
+            }
+        }
+        XCTAssertFalse(sent.isEmpty, "repeated on the connection that is shown to deliver")
+        XCTAssertEqual(Set(sent), [17])
+    }
+
+    func testAReattachOnAStreamWhoseConnectionBreaksGoesOnTheNewConnection() {
+        var (o, nonce) = reattachingOnTcp()
+        XCTAssertEqual(reattaches(o.tick(nowMs: 1_200)), [])
+        _ = o.transportChanged(path: 17, up: false, nowMs: 1_210)
+        XCTAssertNil(o.attempt, "the copy went with the connection")
+        let again = o.transportChanged(path: 17, up: true, nowMs: 1_400)
+        for case .sendProbe(let p, let seq) in again { _ = o.probeReplied(path: p, seq: seq, nowMs: 1_405) }
+        var sent: [(UInt32, ControlNonce)] = []
+        for t in stride(from: UInt64(1_410), through: 1_600, by: 10) {
+            for a in o.tick(nowMs: t) {
+                if case .sendReattach(let p, _, _, let n) = a { sent.append((p, n)) }
+                if case .sendProbe(let p, let seq) = a { _ = o.probeReplied(path: p, seq: seq, nowMs: t + 5) }
+            }
+        }
+        XCTAssertEqual(sent.first?.0, 17, "a REATTACH on the new connection")
+        XCTAssertNotEqual(sent.first?.1, nonce, "a new attempt")
+    }
+
     // MARK: path MTU
 
     func testATcpPathIsNeitherSearchedNorReportedNorFitted() {

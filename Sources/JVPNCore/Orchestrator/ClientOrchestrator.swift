@@ -839,13 +839,11 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// RECOVERING: retry the attempt in flight while its path works, else start one on the next
     /// candidate (within the switch budget; exhausted = DEGRADED, which resumes once it refills).
     private mutating func progressRecovery(_ now: UInt64, _ out: inout [OrchestratorAction]) {
-        if let a = attempt {
-            if isAlive(a.path, now) {
-                if now >= a.lastSentMs + reattachRetryMs { resendAttempt(now, &out) }
-                return
-            }
-            attempt = nil
+        if let a = attempt, let i = index(a.path), isAlive(paths[i], now) {
+            if now >= a.lastSentMs + reattachRetryMs && mayRepeat(a, on: paths[i]) { resendAttempt(now, &out) }
+            return
         }
+        attempt = nil
         guard now >= attemptNotBeforeMs, let target = reattachTarget(now) else { return }
         guard target == active || mayFailureSwitch(now) else {
             transition(.degraded, .switchRateLimited, now, &out)
@@ -892,6 +890,18 @@ public struct ClientOrchestrator: Equatable, Sendable {
         attempt = a
         reattachOutcomeUnknown = true
         out.append(.sendReattach(path: a.path, reason: a.reason, bindingVersion: a.bindingVersion, nonce: a.nonce))
+    }
+
+    /// A datagram path loses copies: each retry is another chance. A stream path's connection
+    /// delivers the copy already written to it, in order, or breaks (then the path is down and the
+    /// attempt moves on); a copy written behind it would only queue after it and reach the gateway
+    /// late, stale once the binding has moved on (a STALE_VERSION reject, a security event). So on
+    /// a stream the attempt is repeated only when the connection answered a probe written after
+    /// the last copy: that copy was delivered ahead of the probe and its answer did not come back
+    /// (dropped above TCP by a backed-up sender), or the copy itself was dropped on our side.
+    private func mayRepeat(_ a: ReattachAttempt, on p: PathCandidate) -> Bool {
+        guard p.isStream else { return true }
+        return (p.quality.newestAnsweredSentMs ?? 0) > a.lastSentMs
     }
 
     private mutating func resendAttempt(_ now: UInt64, _ out: inout [OrchestratorAction]) {

@@ -53,6 +53,8 @@ final class ConvergenceSimulationTests: XCTestCase {
 
     func testLostAckAfterASwitchConverges() { scenario(.ackLost) }
 
+    func testLostAckWithTcpPathsLeavesNoStaleReattachBehind() { scenario(.ackLostOverTcp, seeds: 1...100) }
+
     func testOneWayBrokenUplinkAtStartConverges() { scenario(.oneWayAtStart) }
 
     func testLossyFlapsConverge() { scenario(.lossyFlaps) }

@@ -43,6 +43,9 @@ struct SimStream: Equatable {
     var connected = true
     var reconnectAtMs: UInt64?
     var stalledUntilMs: UInt64 = 0
+    /// The gateway's direction alone is held (the client's ACKs to it get through, its own are
+    /// lost: what it sends waits for its retransmission).
+    var returnStalledUntilMs: UInt64 = 0
     var delayMs: ClosedRange<UInt64> = 1...3
     /// Latest delivery time per direction (to the gateway, to the client): order is kept.
     var lastDeliveryMs: [Bool: UInt64] = [:]
@@ -121,12 +124,13 @@ struct SimNetwork {
     /// unsent queue is full.
     private mutating func enqueueStream(_ p: SimPacket, _ now: UInt64) {
         var s = uplinks[p.uplink].tcp
-        if now < s.stalledUntilMs {
+        let stalledUntil = p.toGateway ? s.stalledUntilMs : max(s.stalledUntilMs, s.returnStalledUntilMs)
+        if now < stalledUntil {
             let held = queue.filter { $0.packet.connection == p.connection && $0.packet.uplink == p.uplink
-                && $0.packet.toGateway == p.toGateway && $0.at >= s.stalledUntilMs }.count
+                && $0.packet.toGateway == p.toGateway && $0.at >= stalledUntil }.count
             guard held < SimStream.unsentCapacity else { return }
         }
-        let at = max(now + random(s.delayMs), s.stalledUntilMs, s.lastDeliveryMs[p.toGateway] ?? 0)
+        let at = max(now + random(s.delayMs), stalledUntil, s.lastDeliveryMs[p.toGateway] ?? 0)
         s.lastDeliveryMs[p.toGateway] = at
         uplinks[p.uplink].tcp = s
         seq += 1
@@ -139,6 +143,7 @@ struct SimNetwork {
         uplinks[u].tcp.connected = false
         uplinks[u].tcp.reconnectAtMs = reconnectAtMs
         uplinks[u].tcp.stalledUntilMs = 0
+        uplinks[u].tcp.returnStalledUntilMs = 0
     }
 
     /// A new connection on uplink `u` (a new address for the gateway).

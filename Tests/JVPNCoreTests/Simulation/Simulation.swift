@@ -28,6 +28,12 @@ struct Simulation {
         case random
         /// Active uplink goes down; everything back on the other is lost for 2 s (the lost ACK).
         case ackLost
+        /// The same with TCP paths: uplink 1's TCP connection still answers for 150 ms (so it is
+        /// alive when the REATTACH moves onto it), then everything the gateway sends on it is held,
+        /// and from 450 ms what the client writes too (its window is spent), both until the
+        /// backed-off retransmissions 2.5 s after the heal. Nothing written to it meanwhile may
+        /// reach the gateway as a stale REATTACH after the session converged.
+        case ackLostOverTcp
         /// Uplink 0's return direction is broken from the start.
         case oneWayAtStart
         /// 15 % loss each way on both uplinks while uplink 0 flaps, then the loss stops.
@@ -78,7 +84,7 @@ struct Simulation {
         switch scenario {
         case .random: tcp = r.next() % 4 == 0
         case .ackLost, .oneWayAtStart, .lossyFlaps: tcp = false
-        case .udpBlocked, .tcpFaults: tcp = true
+        case .udpBlocked, .tcpFaults, .ackLostOverTcp: tcp = true
         }
         client = SimClient(policy: p, uplinks: uplinks, tcp: tcp, seed: r.next(), rekeyEveryMs: 2000 + r.next() % 4000, now: 0)
         gateway = SimGateway(policy: p, seed: r.next())
@@ -87,7 +93,7 @@ struct Simulation {
             healAtMs = 1000 + r.next() % 8000
             goodUplink = Int(r.next() % UInt64(uplinks))
             spoofPct = r.next() % 3 == 0 ? 5 : 0
-        case .ackLost:
+        case .ackLost, .ackLostOverTcp:
             healAtMs = 4000
             goodUplink = 1
             spoofPct = 0
@@ -151,11 +157,21 @@ struct Simulation {
         case .tcpFaults:
             tcpFault(Int(rng.next() % 2))
             return now + 100 + rng.next() % 800
-        case .ackLost:
+        case .ackLost, .ackLostOverTcp:
             if now < 2000 { return 2000 }
-            log("uplink 0 link down; uplink 1 loses everything towards the client for 2 s")
-            setLink(0, up: false)
-            net.uplinks[1].down.broken = true
+            if now < 2150 {
+                log("uplink 0 link down; uplink 1 loses everything towards the client for 2 s")
+                setLink(0, up: false)
+                net.uplinks[1].down.broken = true
+                return scenario == .ackLostOverTcp ? 2150 : UInt64.max
+            }
+            if now < 2450 {
+                net.uplinks[1].tcp.returnStalledUntilMs = healAtMs + 2500
+                log("uplink 1's TCP connection holds what the gateway sends until \(healAtMs + 2500)")
+                return 2450
+            }
+            net.uplinks[1].tcp.stalledUntilMs = healAtMs + 2500
+            log("uplink 1's TCP connection holds what the client writes until \(healAtMs + 2500)")
             return UInt64.max
         case .lossyFlaps:
             if now < 1000 { return 1000 }
@@ -230,7 +246,10 @@ struct Simulation {
                 net.uplinks[u].down = SimDirection()
             }
         }
-        for u in net.uplinks.indices { net.uplinks[u].tcp.stalledUntilMs = 0 }
+        // A connection that backed off its retransmissions resumes only after the heal.
+        if scenario != .ackLostOverTcp {
+            for u in net.uplinks.indices { net.uplinks[u].tcp.stalledUntilMs = 0 }
+        }
         if scenario != .tcpFaults {
             net.uplinks[g].up = SimDirection(delayMs: 1...5)
             net.uplinks[g].down = SimDirection(delayMs: 1...5)
@@ -341,6 +360,10 @@ struct Simulation {
             }
         }
         if let why = disagreement() { outcome.failures.append("diverged again by \(now): \(why)") }
+        if scenario == .ackLostOverTcp, let c = outcome.convergedAtMs,
+           let late = gateway.rejectsSent.first(where: { $0.at > c && $0.reason == .staleVersion }) {
+            outcome.failures.append("STALE_VERSION reject at \(late.at), after converging at \(c)")
+        }
         checkInvariants(&outcome)
         outcome.switches = gateway.session?.switches ?? 0
         outcome.sessions = client.sessionsStarted
