@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The gateway's TCP port under abuse while a session carries a TCP stream over UDP: garbage
 # (random bytes, HTTP, TLS, SSH, lengths out of range), half-open connections (silent, or a frame
-# head never finished) and a connection flood from 64 addresses. Each is closed by the framing
+# head never finished) and connection floods from 4 and from 64 addresses. Each is closed by the framing
 # check, the 5 s unauthenticated bound, the per-source bound or eviction; the session sees no
 # state change and no switch, and the stream and a ping pass.
 . "$(dirname "$0")/lib.bash"
@@ -24,7 +24,13 @@ out=$(rig_exec "$RIG_CLIENT2" timeout 30 python3 "$ABUSE" halfopen "$RIG_GW_IP" 
 echo "    $out"
 python3 -c "import json,sys; o=json.loads(sys.argv[1]); assert o['closed'] == 8 and 4500 <= o['min_close_ms'] and o['max_close_ms'] <= 6500, o" "$out" \
     || fail "half-open connections not closed within 5-6.5 s"
-step "connection flood from 64 addresses for 6 s"
+# Four sources can hold at most 32 unauthenticated connections (8 each), far below the total of
+# 256: every connection beyond 8 from one source is refused by the per-source bound. Sixty-four
+# sources could hold 512: the total bound evicts the oldest instead.
+step "connection flood from 4 addresses for 2 s: the per-source bound"
+out=$(rig_exec "$RIG_CLIENT2" timeout 40 python3 "$ABUSE" flood "$RIG_GW_IP" 51820 2 --sources 10.211.0.3-6) || fail "flood: $out"
+echo "    $out"
+step "connection flood from 64 addresses for 6 s: the total bound"
 out=$(rig_exec "$RIG_CLIENT2" timeout 40 python3 "$ABUSE" flood "$RIG_GW_IP" 51820 6 --sources 10.211.0.3-66) || fail "flood: $out"
 echo "    $out"
 tcp=$(status_field "$RIG_GW" "$GW" "s['tcp']")
