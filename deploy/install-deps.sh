@@ -12,6 +12,8 @@ JVPN_DEPS=(
     gcc libc6-dev
     # Tests/integration/timeline.sh renders the timeline SVG to PNG (about 20 s to install here).
     chromium fonts-dejavu-core
+    # etcd (a three-member cluster) for the gateway-cluster tests.
+    etcd-server curl
 )
 
 jvpn_deps_missing() {

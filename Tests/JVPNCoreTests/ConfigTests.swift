@@ -178,7 +178,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(errors(clientText(interface: "DNS = 1.1.1.1", peer: "Foo = bar") + "\n[Bogus]\nX = 1"), [
             "t.conf:4: unknown key 'DNS' in [Interface] (a wg-quick key that jvpn does not support)",
             "t.conf:9: unknown key 'Foo' in [Peer]",
-            "t.conf:12: unknown section [Bogus] (expected [Interface], [Peer] or [Policy])",
+            "t.conf:12: unknown section [Bogus] (expected [Interface], [Peer], [Policy] or [Cluster])",
         ])
         XCTAssertEqual(errors(clientText(policy: "ProbeInterval = 100")), [
             "t.conf:11: unknown key 'ProbeInterval' in [Policy]",
@@ -190,7 +190,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(errors(text), [
             "t.conf:1: key 'MTU' outside of any section (start with [Interface])",
             "t.conf:5: expected 'Key = Value', missing '=' in 'ListenPort 51820'",
-            "t.conf:12: malformed section header '[Peer' (expected [Interface], [Peer] or [Policy])",
+            "t.conf:12: malformed section header '[Peer' (expected [Interface], [Peer], [Policy] or [Cluster])",
         ])
         XCTAssertEqual(errors(clientText(interface: "= 5")), ["t.conf:4: missing key before '='"])
     }

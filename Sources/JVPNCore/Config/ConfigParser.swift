@@ -6,14 +6,14 @@ struct ConfigParser {
 
     init(file: String) { self.file = file }
 
-    private mutating func error(_ line: Int, _ message: String) {
+    mutating func error(_ line: Int, _ message: String) {
         diags.append(ConfigDiagnostic(file: file, line: line, message: message))
     }
 
     // MARK: lexing
 
     enum SectionKind: Equatable {
-        case interface, peer, policy
+        case interface, peer, policy, cluster
         /// Unknown or duplicate section: already reported, its keys are skipped.
         case ignored
     }
@@ -45,6 +45,7 @@ struct ConfigParser {
         var sections: [Section] = []
         var seenInterface: Int? = nil
         var seenPolicy: Int? = nil
+        var seenCluster: Int? = nil
         for (index, raw) in lines.enumerated() {
             let lineNo = index + 1
             var line = ConfigParser.trim(raw)
@@ -54,7 +55,7 @@ struct ConfigParser {
 
             if line.first == "[" {
                 guard line.last == "]", line.count >= 2 else {
-                    error(lineNo, "malformed section header '\(line)' (expected [Interface], [Peer] or [Policy])")
+                    error(lineNo, "malformed section header '\(line)' (expected [Interface], [Peer], [Policy] or [Cluster])")
                     sections.append(Section(kind: .ignored, line: lineNo))
                     continue
                 }
@@ -79,8 +80,16 @@ struct ConfigParser {
                     } else {
                         seenPolicy = lineNo
                     }
+                case "cluster":
+                    kind = .cluster
+                    if let first = seenCluster {
+                        error(lineNo, "duplicate [Cluster] section (first at line \(first))")
+                        kind = .ignored
+                    } else {
+                        seenCluster = lineNo
+                    }
                 default:
-                    error(lineNo, "unknown section [\(name)] (expected [Interface], [Peer] or [Policy])")
+                    error(lineNo, "unknown section [\(name)] (expected [Interface], [Peer], [Policy] or [Cluster])")
                     kind = .ignored
                 }
                 sections.append(Section(kind: kind, line: lineNo))
@@ -131,7 +140,7 @@ struct ConfigParser {
     /// Resolves keys case-insensitively, reports unknown and repeated single-valued keys, and
     /// returns the accepted entries with canonical key names, plus the first line of every known
     /// key present (even with a bad value, so that it is not also reported as missing).
-    private mutating func accepted(_ section: Section, keys: [String: (name: String, multi: Bool)],
+    mutating func accepted(_ section: Section, keys: [String: (name: String, multi: Bool)],
                                    sectionName: String) -> (entries: [Entry], present: [String: Int]) {
         var firstLine: [String: Int] = [:]
         var out: [Entry] = []
@@ -160,7 +169,7 @@ struct ConfigParser {
     }
 
     /// Splits a comma-separated list; reports empty items.
-    private mutating func list(_ e: Entry) -> [String] {
+    mutating func list(_ e: Entry) -> [String] {
         var items: [String] = []
         for part in e.value.split(separator: ",", omittingEmptySubsequences: false) {
             let t = ConfigParser.trim(part)
@@ -174,7 +183,7 @@ struct ConfigParser {
     }
 
     /// Decimal, or hex with 0x when `allowHex`; nil (and a diagnostic) when out of range.
-    private mutating func integer(_ e: Entry, _ range: ClosedRange<UInt64>, allowHex: Bool = false,
+    mutating func integer(_ e: Entry, _ range: ClosedRange<UInt64>, allowHex: Bool = false,
                                   what: String? = nil) -> UInt64? {
         let v = e.value
         var parsed: UInt64? = nil
@@ -578,11 +587,16 @@ struct ConfigParser {
         var iface: PartialInterface? = nil
         var peers: [PartialPeer] = []
         var policyConfig = PolicyConfig()
+        var clusterSection: Section?
+        var clusterConfig: ClusterConfig?
         for s in sections {
             switch s.kind {
             case .interface: iface = interface(s)
             case .peer: peers.append(peer(s))
             case .policy: policyConfig = policy(s).0
+            case .cluster:
+                clusterSection = s
+                clusterConfig = cluster(s)
             case .ignored: break
             }
         }
@@ -688,10 +702,14 @@ struct ConfigParser {
             error(p.line, "this config can neither listen nor connect: set ListenPort (server) or an Endpoint in [Peer] (client)")
         }
 
+        if let c = clusterSection, !withEndpoints.isEmpty {
+            error(c.line, "[Cluster] is for gateways: this config is a client (its [Peer] has an Endpoint)")
+        }
+
         guard diags.isEmpty, let i = finalInterface else {
             let sorted = diags.enumerated().sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }
             return .failure(ConfigErrors(sorted.map(\.element)))
         }
-        return .success(JVPNConfig(interface: i, peers: finalPeers, policy: policyConfig, sourceFile: file))
+        return .success(JVPNConfig(interface: i, peers: finalPeers, policy: policyConfig, cluster: clusterConfig, sourceFile: file))
     }
 }

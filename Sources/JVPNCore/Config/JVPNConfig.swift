@@ -36,14 +36,18 @@ public struct JVPNConfig: Equatable, Sendable {
     public var interface: InterfaceConfig
     public var peers: [PeerConfig]
     public var policy: PolicyConfig
+    /// `[Cluster]`: session ownership in etcd; nil for a standalone gateway and for a client.
+    public var cluster: ClusterConfig?
     /// The path given to the parser, used in later `FILE:LINE:` messages (e.g. the daemon
     /// failing to read PrivateKeyFile).
     public var sourceFile: String
 
-    public init(interface: InterfaceConfig, peers: [PeerConfig], policy: PolicyConfig, sourceFile: String) {
+    public init(interface: InterfaceConfig, peers: [PeerConfig], policy: PolicyConfig, cluster: ClusterConfig? = nil,
+                sourceFile: String) {
         self.interface = interface
         self.peers = peers
         self.policy = policy
+        self.cluster = cluster
         self.sourceFile = sourceFile
     }
 
