@@ -32,6 +32,8 @@ final class EventEmitter: @unchecked Sendable {
             logger.info("session \(event.session): \(event.from ?? "") -> \(event.to ?? "") (\(event.reason ?? ""))")
         case .audit:
             logger.notice("audit \(event.check ?? "") \(event.result ?? ""): \(event.detail ?? "")")
+        case .ownershipChange:
+            logger.notice("session \(event.session): owner \(event.fromNode ?? "") -> \(event.toNode ?? "") (\(event.reason ?? ""), binding_version \(event.bindingVersion ?? 0))")
         }
     }
 

@@ -11,10 +11,18 @@ final class GatewayHost: SessionHost, PumpController {
     private var core: GatewayCore<TransportAddress>
     /// Keys of a new session per peer, until the client confirms them (the core names the session).
     private var pendingKeypairs: [Int: Keypair] = [:]
+    /// Cluster: initiations waiting for the store to record them, per peer (the newest only).
+    private var heldInitiations: [Int: (initiation: ReceivedInitiation, path: TransportAddress)] = [:]
+    /// Cluster: where store requests go, and the LAN side of ownership. nil for a standalone gateway.
+    var cluster: ClusterLink?
 
     override init(config: JVPNConfig, privateKey: PrivateKey, events: EventEmitter) throws {
+        let clusterState = try config.cluster.map { c in
+            ClusterOwnership(node: c.nodeId, peerKeys: try config.peers.map { try PublicKey(base64: $0.publicKey).base64 },
+                             leaseTtlMs: UInt64(c.leaseTtlS) * 1000)
+        }
         core = GatewayCore(policy: config.policy, peerCount: config.peers.count, seed: UInt64.random(in: 0...UInt64.max),
-                           nowMs: Clock.monotonicMilliseconds())
+                           nowMs: Clock.monotonicMilliseconds(), cluster: clusterState)
         try super.init(config: config, privateKey: privateKey, events: events)
         for p in peers { byKey[p.publicKey] = p }
     }
@@ -55,28 +63,37 @@ final class GatewayHost: SessionHost, PumpController {
             guard let received = try? Handshake.consumeInitiation(bytes, local: privateKey, isAuthorized: { self.byKey[$0] != nil }),
                   let p = byKey[received.peer] else { return }
             let (decision, actions) = core.initiation(peer: p.index, session: received.sessionID, timestamp: received.timestamp,
-                                                      wallNs: Clock.wallNanoseconds(), from: path, nowMs: nowMs)
+                                                      wallNs: Clock.wallNanoseconds(), from: path, nowMs: nowMs,
+                                                      resume: InitiationFlags(word: received.flags).resume)
             if case .drop(let why) = decision, why == .replayDetected { p.counters.rejectedReplay.add(1, ordering: .relaxed) }
+            // Held before the actions run: the store's answer may come back at any time after them.
+            if decision == .awaitStore { heldInitiations[p.index] = (received, path) }
             perform(actions, nowMs: nowMs)
             switch decision {
-            case .drop:
+            case .drop, .awaitStore:
                 return
             case .respondRekey, .respondNewSession:
-                let index = freshIndex()
-                guard let (message, keypair) = try? received.makeResponse(localIndex: index, now: Clock.monotonicNanoseconds()) else {
-                    usedIndexes.remove(index)
-                    return
-                }
-                if decision == .respondRekey {
-                    install(keypair, in: p.keyRing, nowNs: Clock.monotonicNanoseconds())
-                } else {
-                    if let old = pendingKeypairs[p.index] { usedIndexes.remove(old.localIndex) }
-                    pendingKeypairs[p.index] = keypair
-                }
-                republish()
-                sendRaw(message, to: path)
+                respond(received, peer: p, rekey: decision == .respondRekey, to: path)
             }
         }
+    }
+
+    /// Answers an initiation: its keys rekey the live session or wait as the new session's until
+    /// the client confirms them. Called under `lock`.
+    private func respond(_ received: ReceivedInitiation, peer p: PeerRuntime, rekey: Bool, to path: TransportAddress) {
+        let index = freshIndex()
+        guard let (message, keypair) = try? received.makeResponse(localIndex: index, now: Clock.monotonicNanoseconds()) else {
+            usedIndexes.remove(index)
+            return
+        }
+        if rekey {
+            install(keypair, in: p.keyRing, nowNs: Clock.monotonicNanoseconds())
+        } else {
+            if let old = pendingKeypairs[p.index] { usedIndexes.remove(old.localIndex) }
+            pendingKeypairs[p.index] = keypair
+        }
+        republish()
+        sendRaw(message, to: path)
     }
 
     func confirmKeypair(peerIndex: Int, keypair: Keypair, from: TransportAddress, length: Int) {
@@ -179,7 +196,7 @@ final class GatewayHost: SessionHost, PumpController {
                               session: core.session(ofPeer: p.index)?.id)
                 case .added(let pc):
                     guard let pk = try? PublicKey(base64: pc.publicKey) else { continue }
-                    let p = PeerRuntime(index: core.addPeer(), config: pc, publicKey: pk)
+                    let p = PeerRuntime(index: core.addPeer(publicKey: pk.base64), config: pc, publicKey: pk)
                     precondition(p.index == peers.count, "peer numbers of host and core diverged")
                     peers.append(p)
                     byKey[pk] = p
@@ -195,6 +212,36 @@ final class GatewayHost: SessionHost, PumpController {
         }
     }
 
+    // MARK: facts from the cluster store (any thread)
+
+    func storeAnswered(session: SessionID, _ result: StoreResult) {
+        let nowMs = Clock.monotonicMilliseconds()
+        lock.withLock { perform(core.storeAnswered(session: session, result, nowMs: nowMs), nowMs: nowMs) }
+    }
+
+    func recordChanged(session: SessionID, _ stored: StoredRecord?, revision: UInt64) {
+        let nowMs = Clock.monotonicMilliseconds()
+        lock.withLock { perform(core.recordChanged(session: session, stored, revision: revision, nowMs: nowMs), nowMs: nowMs) }
+    }
+
+    func leaseRenewed(sentMs: UInt64) {
+        lock.withLock { core.leaseRenewed(sentMs: sentMs, nowMs: Clock.monotonicMilliseconds()) }
+    }
+
+    func leaseLost() {
+        let nowMs = Clock.monotonicMilliseconds()
+        lock.withLock { perform(core.leaseLost(nowMs: nowMs), nowMs: nowMs) }
+    }
+
+    /// About once a second: ends not recorded yet, expired records.
+    func clusterMaintenance() {
+        let nowMs = Clock.monotonicMilliseconds()
+        lock.withLock { perform(core.maintenance(nowMs: nowMs, wallMs: Clock.wallMilliseconds()), nowMs: nowMs) }
+    }
+
+    /// What status shows of ownership (nil for a standalone gateway).
+    var clusterState: ClusterOwnership? { lock.withLock { core.cluster } }
+
     // MARK: actions
 
     /// Performs the core's actions in order. Called under `lock`.
@@ -209,6 +256,7 @@ final class GatewayHost: SessionHost, PumpController {
                 changed = true
             case .sessionOpened(let peer, _):
                 let p = peers[peer]
+                cluster?.announce(peer: peer, allowedIPs: p.config.allowedIPs)
                 releaseIndexes(of: p.keyRing)
                 p.keyRing = KeyRing()
                 if let kp = pendingKeypairs.removeValue(forKey: peer) {
@@ -223,6 +271,7 @@ final class GatewayHost: SessionHost, PumpController {
                 changed = true
             case .stateChanged(let peer, let sid, let c):
                 emitStateChange(peers[peer], c, session: sid)
+                if c.to == .terminated { cluster?.withdraw(peer: peer, allowedIPs: peers[peer].config.allowedIPs) }
             case .switched(let peer, let sid, let from, let to, let reason, let recoveryMs):
                 recordSwitch(peers[peer], session: sid, from: from?.description ?? "", to: to.description, reason: reason,
                              recoveryMs: recoveryMs)
@@ -230,9 +279,41 @@ final class GatewayHost: SessionHost, PumpController {
                 emitSecurity(peers[peer], reason: reason, remote: remote.address, session: sid)
             case .audit(let peer, let sid, let a):
                 emitAudit(peers[peer], a, session: sid)
+            case .store(let request):
+                cluster?.submit(request)
+            case .respondHeld(let peer, let sid):
+                guard let held = heldInitiations.removeValue(forKey: peer), held.initiation.sessionID == sid else { continue }
+                respond(held.initiation, peer: peers[peer], rekey: false, to: held.path)
+            case .dropHeld(let peer, let sid):
+                if heldInitiations[peer]?.initiation.sessionID == sid { heldInitiations[peer] = nil }
+            case .ownershipChanged(let peer, let sid, let change):
+                emitOwnershipChange(peers[peer], session: sid, change)
+            case .arrived(let peer, let sid, let node, let to, let reason):
+                recordSwitch(peers[peer], session: sid, from: "node:\(node)", to: to.description, reason: reason, recoveryMs: 0)
+            case .released(let peer, _):
+                let p = peers[peer]
+                releaseIndexes(of: p.keyRing)
+                p.keyRing = KeyRing()
+                if let kp = pendingKeypairs.removeValue(forKey: peer) { usedIndexes.remove(kp.localIndex) }
+                cluster?.withdraw(peer: peer, allowedIPs: p.config.allowedIPs)
+                changed = true
             }
         }
         if changed { republish() }
+    }
+
+    /// OWNERSHIP_CHANGE; on the node that let the session go to a named node, also its
+    /// TRANSPORT_SWITCH away from the client's address.
+    private func emitOwnershipChange(_ p: PeerRuntime, session: SessionID, _ c: OwnershipChange<TransportAddress>) {
+        var e = events.base(.ownershipChange, session: session, peer: p.publicKey)
+        e.fromNode = c.fromNode
+        e.toNode = c.toNode
+        e.bindingVersion = c.bindingVersion
+        e.reason = c.reason.rawValue
+        events.emit(e)
+        if let b = c.boundAt, !c.toNode.isEmpty {
+            recordSwitch(p, session: session, from: b.description, to: "node:\(c.toNode)", reason: c.reason, recoveryMs: 0)
+        }
     }
 
     /// The `rejected` counters of status and metrics count the rejects the gateway sends.

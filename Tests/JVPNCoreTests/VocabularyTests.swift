@@ -4,7 +4,8 @@ final class VocabularyTests: XCTestCase {
     func testWireCodesRoundTrip() {
         for r in ReasonCode.allCases { XCTAssertEqual(ReasonCode(wireCode: r.wireCode), r) }
         XCTAssertNil(ReasonCode(wireCode: 0))
-        XCTAssertNil(ReasonCode(wireCode: 27))
+        XCTAssertEqual(ReasonCode(wireCode: 27), .storeUnavailable)
+        XCTAssertNil(ReasonCode(wireCode: 28))
         XCTAssertEqual(Set(ReasonCode.allCases.map(\.wireCode)).count, ReasonCode.allCases.count, "codes are unique")
     }
 

@@ -14,6 +14,32 @@ public enum GatewayAction<Address: Hashable & Sendable>: Equatable, Sendable {
     case switched(peer: Int, SessionID, from: Address?, to: Address, reason: ReasonCode, recoveryMs: UInt64)
     case security(peer: Int, SessionID?, ReasonCode, remote: Address)
     case audit(peer: Int, SessionID?, AuditRecord)
+    // Cluster only (a core without `ClusterOwnership` never emits these):
+    /// Send this request to the cluster store; its answer comes back through `storeAnswered`.
+    case store(StoreRequest)
+    /// The store recorded the initiation held for `session` (`InitiationDecision.awaitStore`):
+    /// answer it now, exactly as `respondNewSession`.
+    case respondHeld(peer: Int, SessionID)
+    /// The initiation held for `session` is refused: forget it (nothing is sent).
+    case dropHeld(peer: Int, SessionID)
+    /// The session changed owner (OWNERSHIP_CHANGE on this node).
+    case ownershipChanged(peer: Int, SessionID, OwnershipChange<Address>)
+    /// A resumed session arrived here from `fromNode` and is bound at `to` (TRANSPORT_SWITCH).
+    case arrived(peer: Int, SessionID, fromNode: String, to: Address, reason: ReasonCode)
+    /// This node no longer serves the session (another owns it, or this node lost the store): drop
+    /// its keys and withdraw its addresses from the LAN.
+    case released(peer: Int, SessionID)
+}
+
+/// One ownership change as the event log tells it.
+public struct OwnershipChange<Address: Hashable & Sendable>: Equatable, Sendable {
+    public var fromNode: String
+    /// Empty when this node let the session go without knowing who has it (lost the store).
+    public var toNode: String
+    public var bindingVersion: UInt64
+    public var reason: ReasonCode
+    /// Where the releasing node had the session bound (its TRANSPORT_SWITCH's from_path).
+    public var boundAt: Address?
 }
 
 /// How the daemon answers an authenticated initiation.
@@ -24,6 +50,9 @@ public enum InitiationDecision: Equatable, Sendable {
     case respondNewSession
     /// Answer nothing.
     case drop(ReasonCode)
+    /// Cluster: hold the initiation until the store has recorded it (`respondHeld`) or refused it
+    /// (`dropHeld`); a newer initiation of the same peer for the same session replaces the held one.
+    case awaitStore
 }
 
 /// Counters of what the core refused without an event per packet.
@@ -46,6 +75,13 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         var session: SessionID
         var respondedTo: Address
         var atMs: UInt64
+        /// A resume taken over from another node: its name and the client's reason.
+        var resumedFrom: (node: String, reason: ReasonCode)?
+
+        static func == (a: PendingHandshake, b: PendingHandshake) -> Bool {
+            a.session == b.session && a.respondedTo == b.respondedTo && a.atMs == b.atMs
+                && a.resumedFrom?.node == b.resumedFrom?.node && a.resumedFrom?.reason == b.resumedFrom?.reason
+        }
     }
 
     struct Peer: Equatable, Sendable {
@@ -55,18 +91,23 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         /// Removed from the config (reload): nothing opens a session for it again. Its number is
         /// never reused, so a fact about the old peer can never reach a new one.
         var removed = false
+        /// Cluster: the initiation held while the store records it.
+        var awaiting: PendingHandshake?
     }
 
     public private(set) var policy: PolicyConfig
-    private var peers: [Peer]
-    private var random: SeededRandom
+    var peers: [Peer]
+    var random: SeededRandom
     private var controlGlobal: TokenBucket
-    public private(set) var securityLimiter: SecurityEventLimiter
-    public private(set) var counters = GatewayCoreCounters()
-    private var latestMs: UInt64 = 0
+    public internal(set) var securityLimiter: SecurityEventLimiter
+    public internal(set) var counters = GatewayCoreCounters()
+    var latestMs: UInt64 = 0
+    /// Session ownership in a cluster store; nil for a standalone gateway (nothing below changes).
+    public internal(set) var cluster: ClusterOwnership?
 
-    public init(policy: PolicyConfig, peerCount: Int, seed: UInt64, nowMs: UInt64) {
+    public init(policy: PolicyConfig, peerCount: Int, seed: UInt64, nowMs: UInt64, cluster: ClusterOwnership? = nil) {
         self.policy = policy
+        self.cluster = cluster
         peers = Array(repeating: Peer(), count: peerCount)
         random = SeededRandom(seed: seed)
         controlGlobal = TokenBucket(capacity: GatewayLimits.controlGlobalBurst, refillPerSecond: GatewayLimits.controlGlobalPerSecond,
@@ -76,7 +117,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
     }
 
     /// Facts may carry clock readings from other threads, slightly older than one already seen.
-    private mutating func clock(_ now: UInt64) -> UInt64 {
+    mutating func clock(_ now: UInt64) -> UInt64 {
         latestMs = max(latestMs, now)
         return latestMs
     }
@@ -103,8 +144,10 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
     }
 
     /// A peer added to the config: its number (the next one; numbers are never reused).
-    public mutating func addPeer() -> Int {
+    /// `publicKey` (base64) names it in a cluster's records.
+    public mutating func addPeer(publicKey: String = "") -> Int {
         peers.append(Peer())
+        cluster?.peerKeys.append(publicKey)
         return peers.count - 1
     }
 
@@ -129,9 +172,10 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
 
     // MARK: handshake
 
-    /// An initiation that the handshake crypto authenticated as `peer`'s, from `from`.
+    /// An initiation that the handshake crypto authenticated as `peer`'s, from `from`. `resume`: the
+    /// client asks to continue `session` (InitiationFlags), with its reason for moving.
     public mutating func initiation(peer: Int, session sid: SessionID, timestamp: Timestamp12, wallNs: UInt64,
-                                    from: Address, nowMs: UInt64) -> (InitiationDecision, [GatewayAction<Address>]) {
+                                    from: Address, nowMs: UInt64, resume: ReasonCode? = nil) -> (InitiationDecision, [GatewayAction<Address>]) {
         let now = clock(nowMs)
         var out: [GatewayAction<Address>] = []
         guard peer >= 0 && peer < peers.count, !peers[peer].removed else { return (.drop(.unknownSession), out) }
@@ -149,17 +193,30 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
             return (.drop(.replayDetected), out)
         }
         // A session id belongs to the peer that created it: no other key may claim it.
-        if let owner = peers.indices.first(where: { $0 != peer && (peers[$0].session?.id == sid || peers[$0].pending?.session == sid) }) {
+        if let owner = peers.indices.first(where: {
+            $0 != peer && (peers[$0].session?.id == sid || peers[$0].pending?.session == sid || peers[$0].awaiting?.session == sid)
+        }) {
             out.append(.audit(peer: peer, sid, AuditRecord(check: "session_owner", result: "fail",
                                                            detail: "session \(sid.hex) belongs to peer #\(owner)")))
             securityEvent(peer, .ownershipConflict, from, now, &out)
             return (.drop(.ownershipConflict), out)
         }
-        peers[peer].newestTimestamp = timestamp
         if let s = peers[peer].session, s.id == sid {
+            peers[peer].newestTimestamp = timestamp
             // TERMINATED is final for a session id: its client learns it from the answers to its
             // frames and starts a new session.
             return s.isLive ? (.respondRekey, out) : (.drop(.unknownSession), out)
+        }
+        if cluster != nil {
+            return clusterInitiation(peer: peer, session: sid, timestamp: timestamp, wallNs: wallNs, from: from, now: now,
+                                     resume: resume, &out)
+        }
+        peers[peer].newestTimestamp = timestamp
+        if resume != nil {
+            // A standalone gateway has nothing to resume that it does not hold.
+            out.append(.audit(peer: peer, sid, AuditRecord(check: "ownership", result: "fail",
+                                                           detail: "resume of session \(sid.hex), which this gateway does not hold")))
+            return (.drop(.unknownSession), out)
         }
         if let old = peers[peer].pending, old.session != sid {
             out.append(.pendingDropped(peer: peer, old.session))
@@ -180,11 +237,11 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         if var old = peers[peer].session, old.isLive {
             out.append(.audit(peer: peer, old.id, AuditRecord(check: "session_owner", result: "pass",
                                                                detail: "peer confirmed session \(sid.hex); previous session ends")))
-            transition(&old, peer, .terminated, .peerClosed, now, &out)
-            old.endReason = .peerClosed
+            end(&old, peer, .peerClosed, now, &out)
             peers[peer].session = old
         }
-        var s = GatewaySession<Address>(id: sid, policy: policy, nowMs: now)
+        var s = GatewaySession<Address>(id: sid, policy: policy, nowMs: now,
+                                        bindingVersion: cluster?.records[sid]?.record.bindingVersion ?? GatewayCore.initialBindingVersion)
         transition(&s, peer, .attached, .handshakeOK, now, &out)
         if from == pending.respondedTo {
             // The response went there and the client answered with its keys: validated.
@@ -193,6 +250,9 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         } else {
             s.validation.heard(from, bytes: bytes, nowMs: now)
             challengeIfDue(&s, peer, from, now, &out)
+        }
+        if let moved = pending.resumedFrom, let b = s.bound {
+            out.append(.arrived(peer: peer, sid, fromNode: moved.node, to: b, reason: moved.reason))
         }
         peers[peer].session = s
         out.insert(.sessionOpened(peer: peer, sid), at: 0)
@@ -298,6 +358,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
             if let p = peers[peer].pending, elapsedMs(now, since: p.atMs) > GatewayLimits.pendingLifetimeMs {
                 peers[peer].pending = nil
                 out.append(.pendingDropped(peer: peer, p.session))
+                forgetUnconfirmed(p.session, &out)
             }
             guard var s = peers[peer].session, s.isLive else { continue }
             if let r = s.pendingReattach, elapsedMs(now, since: r.atMs) > GatewayLimits.pendingLifetimeMs {
@@ -310,13 +371,20 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
             }
             peers[peer].session = s
         }
+        clusterTick(now, &out)
         return out
     }
 
     /// Ends every live session with `reason`, telling each client on its bound path.
+    /// In a cluster the sessions are not ended: this node lets them go (their records stay) and each
+    /// client resumes on another gateway.
     public mutating func shutdown(reason: ReasonCode, nowMs: UInt64) -> [GatewayAction<Address>] {
         let now = clock(nowMs)
         var out: [GatewayAction<Address>] = []
+        if cluster != nil {
+            releaseAll(reason: reason, now, &out)
+            return out
+        }
         for peer in peers.indices {
             guard var s = peers[peer].session, s.isLive else { continue }
             if let b = s.bound { out.append(.send(peer: peer, .close(reason: reason), to: b, paddedTo: 0)) }
@@ -422,9 +490,10 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         s.endReason = reason
         s.pendingReattach = nil
         out.append(.bindingChanged(peer: peer))
+        recordEnd(s.id, reason: reason, &out)
     }
 
-    private mutating func transition(_ s: inout GatewaySession<Address>, _ peer: Int, _ to: SessionState, _ reason: ReasonCode,
+    mutating func transition(_ s: inout GatewaySession<Address>, _ peer: Int, _ to: SessionState, _ reason: ReasonCode,
                                      _ now: UInt64, _ out: inout [GatewayAction<Address>]) {
         switch s.machine.transition(to: to, reason: reason, now: now) {
         case .applied(let c): out.append(.stateChanged(peer: peer, s.id, c))
@@ -442,7 +511,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         if admitted { out.append(.security(peer: peer, s.id, reason, remote: remote)) }
     }
 
-    private mutating func securityEvent(_ peer: Int, _ reason: ReasonCode, _ remote: Address, _ now: UInt64,
+    mutating func securityEvent(_ peer: Int, _ reason: ReasonCode, _ remote: Address, _ now: UInt64,
                                         _ out: inout [GatewayAction<Address>]) {
         if var s = peers[peer].session {
             sessionSecurityEvent(&s, peer, reason, remote, now, &out)

@@ -39,10 +39,12 @@ public struct GatewaySession<Address: Hashable & Sendable>: Equatable, Sendable 
     var lastHintMs: UInt64?
     var lastCloseMs: UInt64?
 
-    init(id: SessionID, policy: PolicyConfig, nowMs: UInt64) {
+    /// `bindingVersion`: the first version of the session on this gateway (a resumed session starts
+    /// at its new ownership epoch).
+    init(id: SessionID, policy: PolicyConfig, nowMs: UInt64, bindingVersion: UInt64 = GatewayCore<Address>.initialBindingVersion) {
         self.id = id
         machine = SessionStateMachine(nowMs: nowMs)
-        bindingVersion = GatewayCore<Address>.initialBindingVersion
+        self.bindingVersion = bindingVersion
         startedMs = nowMs
         lastAuthenticatedMs = nowMs
         switchBudget = SwitchBudget(limit: policy.maxSwitchesPerMinute)

@@ -5,6 +5,8 @@ public struct SessionEvent: Equatable, Sendable {
         case transportSwitch = "TRANSPORT_SWITCH"
         case security = "SECURITY_EVENT"
         case audit = "AUDIT_EVENT"
+        /// A clustered gateway took a session or let it go.
+        case ownershipChange = "OWNERSHIP_CHANGE"
     }
 
     public var timestampMs: UInt64
@@ -27,6 +29,10 @@ public struct SessionEvent: Equatable, Sendable {
     public var check: String?
     public var result: String?
     public var detail: String?
+    // OWNERSHIP_CHANGE (and `reason`)
+    public var fromNode: String?
+    public var toNode: String?
+    public var bindingVersion: UInt64?
 
     public init(timestampMs: UInt64, kind: Kind, side: String, session: String, peer: String) {
         self.timestampMs = timestampMs
@@ -51,6 +57,8 @@ public struct SessionEvent: Equatable, Sendable {
             add("reason", reason); add("remote", remote)
         case .audit:
             add("check", check); add("result", result); add("detail", detail)
+        case .ownershipChange:
+            add("from_node", fromNode); add("to_node", toNode); add("binding_version", bindingVersion); add("reason", reason)
         }
         return out + "}"
     }
@@ -66,6 +74,7 @@ public struct SessionEvent: Equatable, Sendable {
         from = str("from"); to = str("to"); reason = str("reason"); stateVersion = num("state_version")
         fromPath = str("from_path"); toPath = str("to_path"); recoveryMs = num("recovery_ms")
         remote = str("remote"); check = str("check"); result = str("result"); detail = str("detail")
+        fromNode = str("from_node"); toNode = str("to_node"); bindingVersion = num("binding_version")
     }
 
     /// One readable timeline line.
@@ -80,6 +89,9 @@ public struct SessionEvent: Equatable, Sendable {
             return head + "SECURITY_EVENT    \(reason ?? "")  from \(remote ?? "?")"
         case .audit:
             return head + "AUDIT_EVENT       \(check ?? "") \(result ?? "")  \(detail ?? "")"
+        case .ownershipChange:
+            let to = toNode.map { $0.isEmpty ? "(released)" : $0 } ?? "?"
+            return head + "OWNERSHIP_CHANGE  \(fromNode ?? "?") => \(to)  \(reason ?? "")  binding_version \(bindingVersion ?? 0)"
         }
     }
 

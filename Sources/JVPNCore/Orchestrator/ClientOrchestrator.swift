@@ -522,7 +522,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
              .linkDown, .addressLost, .probeTimeout, .betterPath, .natRebind, .candidateAvailable, .reattachOK,
              .recoveryWindowExceeded, .switchRateLimited, .sessionTTLExpired, .transportLossTTLExpired,
              .handshakeTimeout, .operatorRequest, .peerClosed, .policyHardFail, .ownershipConflict,
-             .invalidProof, .replayDetected:
+             .invalidProof, .replayDetected, .storeUnavailable:
             // Not a resync (a STALE_VERSION naming our own version would loop): a new attempt after
             // the retry interval.
             adoptNewer(version)

@@ -28,6 +28,10 @@ public enum ReasonCode: String, Sendable, CaseIterable, Codable {
     case staleVersion = "STALE_VERSION"
     case unknownSession = "UNKNOWN_SESSION"
     case rateLimited = "RATE_LIMITED"
+    // cluster
+    /// A clustered gateway cannot record a session change in its store (etcd unreachable, or its
+    /// lease ran out): it refuses what it cannot record and stops serving what it can no longer own.
+    case storeUnavailable = "STORE_UNAVAILABLE"
 
     /// The number written on the wire (reject and close messages, REATTACH_REQUEST). Fixed per code,
     /// not derived from declaration order, so adding a code never renumbers the others.
@@ -59,6 +63,7 @@ public enum ReasonCode: String, Sendable, CaseIterable, Codable {
         case .staleVersion: return 24
         case .unknownSession: return 25
         case .rateLimited: return 26
+        case .storeUnavailable: return 27
         }
     }
 
@@ -81,7 +86,7 @@ public enum ReasonCode: String, Sendable, CaseIterable, Codable {
         case .handshakeOK, .lossThreshold, .rttThreshold, .jitterThreshold, .stabilityRestored, .reattachOK,
              .recoveryWindowExceeded, .switchRateLimited, .sessionTTLExpired, .transportLossTTLExpired,
              .handshakeTimeout, .operatorRequest, .peerClosed, .policyHardFail, .ownershipConflict,
-             .invalidProof, .replayDetected, .staleVersion, .unknownSession, .rateLimited: return false
+             .invalidProof, .replayDetected, .staleVersion, .unknownSession, .rateLimited, .storeUnavailable: return false
         }
     }
 }

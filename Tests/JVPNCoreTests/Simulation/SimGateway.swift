@@ -34,7 +34,7 @@ struct SimGateway {
                                                       from: p.clientAddress, nowMs: now)
             perform(actions, now: now, net: &net)
             switch decision {
-            case .drop:
+            case .drop, .awaitStore:
                 return
             case .respondRekey:
                 nextEpoch += 1
@@ -108,7 +108,8 @@ struct SimGateway {
                 next = nil
             case .pendingDropped:
                 pending = nil
-            case .bindingChanged, .stateChanged, .switched, .security, .audit:
+            case .bindingChanged, .stateChanged, .switched, .security, .audit, .store, .respondHeld, .dropHeld, .ownershipChanged,
+                 .arrived, .released:
                 break
             }
             if let s = session { versions.append((s.id, s.bindingVersion)) }
