@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", path: "Sources/CSodium", pkgConfig: "libsodium",
@@ -22,7 +23,12 @@ let package = Package(
         .target(name: "CUDP"),
         .target(name: "JVPNCore", dependencies: ["CSodium"]),
         .target(name: "JVPNSystem", dependencies: ["CTun", "CMnl", "CUDP", "JVPNCore"]),
-        .target(name: "JVPNDaemon", dependencies: ["JVPNCore", "JVPNSystem", "JVPNOps",
+        // Session ownership in etcd (gateway [Cluster]); nothing of it starts without that section.
+        .target(name: "JVPNCluster", dependencies: [
+            "JVPNCore", "JVPNSystem",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
+        .target(name: "JVPNDaemon", dependencies: ["JVPNCore", "JVPNSystem", "JVPNOps", "JVPNCluster",
                                                   .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "jvpn", dependencies: [
             "JVPNDaemon", "JVPNCore", "JVPNSystem",
@@ -37,6 +43,7 @@ let package = Package(
         .testTarget(name: "JVPNCoreTests", dependencies: ["JVPNCore"]),
         .testTarget(name: "JVPNSystemTests", dependencies: ["JVPNSystem", "JVPNCore", "JVPNDaemon"]),
         .testTarget(name: "JVPNOpsTests", dependencies: ["JVPNOps", "JVPNCore"]),
+        .testTarget(name: "JVPNClusterTests", dependencies: ["JVPNCluster", "JVPNCore", "JVPNSystem"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -12,6 +12,7 @@
 #include <linux/if_link.h>
 #include <linux/if_addr.h>
 #include <linux/fib_rules.h>
+#include <linux/neighbour.h>
 #include <libmnl/libmnl.h>
 
 /*
@@ -397,6 +398,35 @@ int cmnl_addr_dump(struct cmnl_sock *s, int32_t ifindex, int32_t family, struct 
     if (total != NULL)
         *total = f.k.total;
     return rc;
+}
+
+/* ------------------------------------------------------- proxy neighbours */
+
+static int proxy_neigh_modify(struct cmnl_sock *s, uint16_t type, uint16_t flags, int32_t ifindex, int32_t family,
+                              const uint8_t *addr)
+{
+    int alen = addr_len(family);
+    if (alen < 0 || addr == NULL || ifindex <= 0)
+        return -EINVAL;
+    char req[CMNL_REQSZ];
+    struct nlmsghdr *nlh = new_request(req, type, NLM_F_ACK | flags);
+    struct ndmsg *nd = mnl_nlmsg_put_extra_header(nlh, sizeof(*nd));
+    nd->ndm_family = (uint8_t)family;
+    nd->ndm_ifindex = ifindex;
+    nd->ndm_state = NUD_PERMANENT;
+    nd->ndm_flags = NTF_PROXY;
+    mnl_attr_put(nlh, NDA_DST, (size_t)alen, addr);
+    return transact(s, nlh, NULL, NULL);
+}
+
+int cmnl_proxy_neigh_add(struct cmnl_sock *s, int32_t ifindex, int32_t family, const uint8_t *addr)
+{
+    return proxy_neigh_modify(s, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, ifindex, family, addr);
+}
+
+int cmnl_proxy_neigh_del(struct cmnl_sock *s, int32_t ifindex, int32_t family, const uint8_t *addr)
+{
+    return proxy_neigh_modify(s, RTM_DELNEIGH, 0, ifindex, family, addr);
 }
 
 /* ----------------------------------------------------------------- routes */

@@ -79,6 +79,13 @@ struct cmnl_route {
 /* replace != 0: NLM_F_REPLACE instead of NLM_F_EXCL. */
 int cmnl_route_add(struct cmnl_sock *s, const struct cmnl_route *r, int replace);
 int cmnl_route_del(struct cmnl_sock *s, const struct cmnl_route *r);
+
+/* Proxy neighbour entries (`ip neigh add proxy ADDR dev IF`): the kernel answers ARP (IPv4) or
+   NDP (IPv6) for ADDR on that link with the link's own address, for an address routed elsewhere
+   (a clustered gateway's client addresses on its LAN). 0 or -errno; adding an existing entry
+   replaces it, deleting an absent one gives -ENOENT. */
+int cmnl_proxy_neigh_add(struct cmnl_sock *s, int32_t ifindex, int32_t family, const uint8_t *addr);
+int cmnl_proxy_neigh_del(struct cmnl_sock *s, int32_t ifindex, int32_t family, const uint8_t *addr);
 /* family required (AF_INET/AF_INET6); table 0 = all tables; oif 0 = any link. */
 int cmnl_route_dump(struct cmnl_sock *s, int32_t family, uint32_t table, int32_t oif,
                     struct cmnl_route *out, uint32_t cap, uint32_t *total);

@@ -1,4 +1,5 @@
 import Glibc
+import JVPNCluster
 import JVPNCore
 import JVPNOps
 import JVPNSystem
@@ -49,6 +50,10 @@ public final class Daemon: @unchecked Sendable {
     private var metricsServer: MetricsServer?
     private var syslog: SyslogSink?
     private var lastMetricsMs: UInt64 = 0
+    /// `[Cluster]` only: the etcd agent and its metrics.
+    private var clusterAgent: ClusterAgent?
+    private var clusterMetrics: ClusterMetrics?
+    private var lastMaintenanceMs: UInt64 = 0
     private let logger = Logger(label: "jvpn")
 
     public init(config: JVPNConfig) {
@@ -116,10 +121,27 @@ public final class Daemon: @unchecked Sendable {
             c.fwMark = set.fwMark
             host = c
         } else {
-            host = try GatewayHost(config: config, privateKey: privateKey, events: emitter)
+            let g = try GatewayHost(config: config, privateKey: privateKey, events: emitter)
+            host = g
             host.sockets = [try UDPSocket(port: config.interface.listenPort ?? 51820)]
             // Before capabilities are dropped: a port below 1024 (443) needs CAP_NET_BIND_SERVICE.
             tcpListeners = try config.interface.effectiveTcpListen.map { try TcpListener(port: $0) }
+            if let c = config.cluster {
+                // The LAN side is set up while the daemon still may write sysctls; the agent's
+                // threads start after the capabilities are restricted (below).
+                let lan = try LanNeighbours(interface: c.lanInterface, netlink: network.netlink)
+                // A daemon killed earlier may have left its proxy entries: this node answers for no
+                // client until it owns one.
+                lan.withdraw(config.peers.flatMap { LanNeighbours.hosts($0.allowedIPs) })
+                let agent = ClusterAgent(config: c, facts: ClusterAgent.Facts(
+                    answered: { [weak g] sid, r in g?.storeAnswered(session: sid, r) },
+                    recordChanged: { [weak g] sid, r, rev in g?.recordChanged(session: sid, r, revision: rev) },
+                    leaseRenewed: { [weak g] sent in g?.leaseRenewed(sentMs: sent) },
+                    leaseLost: { [weak g] in g?.leaseLost() }))
+                g.cluster = GatewayClusterLink(agent: agent, lan: lan)
+                clusterAgent = agent
+                if let m = metrics { clusterMetrics = ClusterMetrics(metrics: m, interface: name) }
+            }
         }
         pump = try PacketPump(tun: tun, mtu: config.interface.mtu, snapshot: host.snapshot, vnet: vnet,
                               admission: HandshakeAdmission(role: isClient ? .client : .gateway,
@@ -143,6 +165,7 @@ public final class Daemon: @unchecked Sendable {
         try ProcessCapabilities.restrict(to: Daemon.keptCapabilities)
         try eventLog.start()
         try metricsServer?.start()
+        clusterAgent?.start()
         try pump.start()
         try network.configureRoutes()
         if let client, let uplinks {
@@ -174,6 +197,10 @@ public final class Daemon: @unchecked Sendable {
             listener.serve(nowMs: now) { self.handleControl($0) }
             client?.tick(nowMs: now)
             gateway?.tick(nowMs: now)
+            if clusterAgent != nil && elapsedMs(now, since: lastMaintenanceMs) >= 1000 {
+                lastMaintenanceMs = now
+                gateway?.clusterMaintenance()
+            }
             if metrics != nil && elapsedMs(now, since: lastMetricsMs) >= 1000 {
                 lastMetricsMs = now
                 updateMetrics()
@@ -183,6 +210,12 @@ public final class Daemon: @unchecked Sendable {
         logger.info("\(name) going down (\(Signals.received ? "signal" : "jvpn down"))")
         client?.shutdown(reason: .operatorRequest)
         gateway?.shutdown(reason: .operatorRequest)
+        if let agent = clusterAgent {
+            // The lease is revoked so that the other members see this one leave at once.
+            let stopped = Semaphore()
+            Task { await agent.stop(); stopped.signal() }
+            stopped.wait(timeoutMs: 2000)
+        }
         pump.shutdown()
     }
 
@@ -215,6 +248,11 @@ public final class Daemon: @unchecked Sendable {
         metrics.setEventsDropped(eventLog.droppedCount)
         metrics.setSecurityEventsSuppressed(UInt64(clamping: status["security_events_suppressed"]?.intValue ?? 0))
         if let syslog { metrics.setSyslogFailures(syslog.failures) }
+        if let cm = clusterMetrics, let agent = clusterAgent, let state = gateway?.clusterState {
+            cm.update(etcdUp: agent.isReachable, owned: gateway?.ownedSessions ?? 0, p50Ms: agent.latency.percentile(0.5),
+                      p99Ms: agent.latency.percentile(0.99), requests: agent.latency.count, conflicts: state.counters.casConflicts,
+                      released: state.counters.released)
+        }
     }
 
     private func handleNetlink(_ event: NetlinkEvent) {
@@ -364,6 +402,7 @@ public final class Daemon: @unchecked Sendable {
             "security_events_suppressed": JSONValue(gateway?.securityEventsSuppressed ?? 0),
             "handshakes": pump.handshakeStatus(),
             "tcp": tcpStatus(),
+            "cluster": clusterStatus(),
         ]
     }
 
@@ -384,6 +423,24 @@ public final class Daemon: @unchecked Sendable {
             o["idle_timeouts"] = JSONValue(v.table.idleTimeouts)
             o["peer_limit_closes"] = JSONValue(v.table.peerLimitCloses)
         }
+        return .object(o)
+    }
+
+    /// Status `cluster` (null without `[Cluster]`): membership and etcd as the agent sees them,
+    /// ownership as the core holds it.
+    private func clusterStatus() -> JSONValue {
+        guard let agent = clusterAgent, let gateway, let state = gateway.clusterState else { return .null }
+        var o = agent.status()
+        let now = Clock.monotonicMilliseconds()
+        o["owned_sessions"] = JSONValue(gateway.ownedSessions)
+        o["records"] = JSONValue(state.records.count)
+        o["serving"] = .bool(state.isServing(nowMs: now))
+        o["lease_remaining_ms"] = JSONValue(state.leaseValidUntilMs.map { $0 > now ? $0 - now : 0 } ?? 0)
+        o["sessions_created"] = JSONValue(state.counters.created)
+        o["sessions_claimed"] = JSONValue(state.counters.claimed)
+        o["sessions_released"] = JSONValue(state.counters.released)
+        o["cas_conflicts"] = JSONValue(state.counters.casConflicts)
+        o["refused_store_unavailable"] = JSONValue(state.counters.refusedUnavailable)
         return .object(o)
     }
 

@@ -242,6 +242,9 @@ final class GatewayHost: SessionHost, PumpController {
     /// What status shows of ownership (nil for a standalone gateway).
     var clusterState: ClusterOwnership? { lock.withLock { core.cluster } }
 
+    /// Live sessions this node serves.
+    var ownedSessions: Int { lock.withLock { peers.filter { core.session(ofPeer: $0.index)?.isLive == true }.count } }
+
     // MARK: actions
 
     /// Performs the core's actions in order. Called under `lock`.

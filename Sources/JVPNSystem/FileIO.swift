@@ -108,6 +108,14 @@ public enum FileIO {
 
     public static func writeStderr(_ text: String) { write(text, to: 2) }
 
+    /// Writes `text` to an existing file (a sysctl under /proc/sys), truncating it.
+    public static func writeText(_ path: String, _ text: String) throws(Failure) {
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure(path: path, errno: errno) }
+        defer { close(fd) }
+        guard write(text, to: fd) else { throw Failure(path: path, errno: errno) }
+    }
+
     /// mkdir -p: creates missing parents with `mode`; an existing directory is fine.
     public static func createDirectories(_ path: String, mode: mode_t = 0o755) throws(Failure) {
         var prefix = path.hasPrefix("/") ? "/" : ""

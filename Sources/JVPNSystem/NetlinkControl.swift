@@ -25,7 +25,7 @@ public final class NetlinkControl: @unchecked Sendable {
 
     deinit { cmnl_close(handle) }
 
-    private func call(_ op: NetlinkError.Operation, _ body: (OpaquePointer) -> Int32) throws -> Int32 {
+    func call(_ op: NetlinkError.Operation, _ body: (OpaquePointer) -> Int32) throws -> Int32 {
         lock.lock()
         defer { lock.unlock() }
         let rc = body(handle)

@@ -12,6 +12,7 @@ public struct NetlinkError: Error, Equatable, Sendable, CustomStringConvertible 
         case addRoute, removeRoute, dumpRoutes
         case addRule, removeRule, dumpRules
         case monitorOpen, monitorRead, monitorWait
+        case addProxyNeighbour, removeProxyNeighbour
     }
 
     public let operation: Operation

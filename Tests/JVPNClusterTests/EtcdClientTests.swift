@@ -1,0 +1,140 @@
+import Foundation
+import JVPNCluster
+import JVPNCore
+import JVPNSystem
+import XCTest
+
+
+/// JVPNCluster against a real three-member etcd (Raft, quorum, member loss): the CAS, the watch
+/// and the lease that session ownership rests on.
+final class EtcdClientTests: XCTestCase {
+    var etcd: EtcdCluster!
+    let sid = try! SessionID(bytes: [1, 2, 3, 4, 5, 6, 7, 8])
+
+    override func setUpWithError() throws { etcd = try EtcdCluster() }
+    override func tearDown() { etcd?.stop() }
+
+    private func record(owner: String, version: UInt64 = 1, state: SessionState = .birth, tsMs: UInt64 = 0) -> SessionRecord {
+        SessionRecord(peer: "key", owner: owner, bindingVersion: version, state: state,
+                      initiationTimestamp: Timestamp12(unixNanoseconds: 1_700_000_000_000_000_000 + tsMs * 1_000_000),
+                      reason: .handshakeOK, createdWallMs: 1, expiresWallMs: 2)
+    }
+
+    func testCreateIsExclusiveAndAConflictReturnsTheWinner() async throws {
+        let a = SessionStore(client: EtcdClient(endpoints: etcd.endpoints))
+        let b = SessionStore(client: EtcdClient(endpoints: etcd.endpoints.reversed()))
+        guard case .succeeded(let rev) = await a.execute(.create(sid, record(owner: "a"))) else { return XCTFail("create") }
+        let second = await b.execute(.create(sid, record(owner: "b")))
+        XCTAssertEqual(second, .conflict(current: StoredRecord(record(owner: "a"), revision: rev)))
+        await a.client.shutdown()
+        await b.client.shutdown()
+    }
+
+    func testTwoNodesRacingForOneRecordExactlyOneWinsEveryRound() async throws {
+        let stores = (0..<3).map { i in SessionStore(client: EtcdClient(endpoints: Array(etcd.endpoints[i...] + etcd.endpoints[..<i]))) }
+        guard case .succeeded(var rev) = await stores[0].execute(.create(sid, record(owner: "n0"))) else { return XCTFail("create") }
+        for round in 1...20 {
+            let expected = rev
+            let results = await withTaskGroup(of: (Int, StoreResult).self) { group in
+                for (i, s) in stores.enumerated() {
+                    group.addTask { (i, await s.execute(.claim(self.sid, expecting: expected,
+                                                                self.record(owner: "n\(i)", version: UInt64(round), tsMs: UInt64(round))))) }
+                }
+                var all: [(Int, StoreResult)] = []
+                for await r in group { all.append(r) }
+                return all
+            }
+            let winners = results.filter { if case .succeeded = $0.1 { return true }; return false }
+            XCTAssertEqual(winners.count, 1, "round \(round): \(results)")
+            guard let (winner, result) = winners.first, case .succeeded(let newRev) = result else { continue }
+            for (i, r) in results where i != winner {
+                XCTAssertEqual(r, .conflict(current: StoredRecord(record(owner: "n\(winner)", version: UInt64(round), tsMs: UInt64(round)),
+                                                                  revision: newRev)))
+            }
+            rev = newRev
+        }
+        for s in stores { await s.client.shutdown() }
+    }
+
+    func testLosingOneMemberChangesNothing() async throws {
+        let s = SessionStore(client: EtcdClient(endpoints: etcd.endpoints))
+        guard case .succeeded(let rev) = await s.execute(.create(sid, record(owner: "a"))) else { return XCTFail("create") }
+        try etcd.kill(0)
+        // The preferred endpoint is dead: the request moves on to the next member, quorum holds.
+        let t0 = Date()
+        let r = await s.execute(.claim(sid, expecting: rev, record(owner: "b", version: 2)))
+        guard case .succeeded = r else { return XCTFail("claim with one member down: \(r)") }
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 2.0)
+        await s.client.shutdown()
+    }
+
+    func testUnreachableStoreAnswersUnreachableQuickly() async throws {
+        let dead = SessionStore(client: EtcdClient(endpoints: [Endpoint(address: IPAddress("127.0.0.1")!, port: UInt16(etcd.base + 29))],
+                                                   attemptTimeoutMs: 300))
+        let t0 = Date()
+        let r = await dead.execute(.create(sid, record(owner: "a")))
+        XCTAssertEqual(r, .unreachable)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 1.5)
+        await dead.client.shutdown()
+    }
+
+    func testAgentRenewsItsLeaseFollowsRecordsAndAnswersRequests() async throws {
+        let log = FactLog(), other = FactLog()
+        let config = ClusterConfig(etcd: etcd.endpoints, nodeId: "gw-a", leaseTtlS: 2, lanInterface: "lan0")
+        let agent = ClusterAgent(config: config, facts: log.facts)
+        let peer = ClusterAgent(config: ClusterConfig(etcd: etcd.endpoints.reversed(), nodeId: "gw-b", leaseTtlS: 2, lanInterface: "lan0"),
+                                facts: other.facts)
+        agent.start()
+        peer.start()
+        var ok = await eventually(5) { log.renewalCount >= 1 && other.renewalCount >= 1 }
+        XCTAssertTrue(ok, "lease granted")
+        ok = await eventually(5) { agent.status()["members"] == .array(["gw-a", "gw-b"]) }
+        XCTAssertTrue(ok, "each member sees the other: \(agent.status())")
+
+        agent.submit(.create(sid, record(owner: "gw-a")))
+        ok = await eventually(5) { log.answer(for: sid) != nil }
+        guard ok, case .succeeded(let rev)? = log.answer(for: sid) else { return XCTFail("create answered: \(String(describing: log.answer(for: sid)))") }
+        // The other member learns it through its watch, at the write's revision.
+        ok = await eventually(5) { other.changes(of: sid).contains { $0.0?.record.owner == "gw-a" && $0.1 == rev } }
+        XCTAssertTrue(ok, "watched: \(other.changes(of: sid))")
+
+        // One etcd member dies: renewals, requests and the watch go on through the others.
+        try etcd.kill(1)
+        let renewed = log.renewalCount
+        peer.submit(.claim(sid, expecting: rev, record(owner: "gw-b", version: 1 << 32 | 1, state: .recovering, tsMs: 5)))
+        ok = await eventually(5) { if case .succeeded? = other.answer(for: sid) { return true }; return false }
+        XCTAssertTrue(ok, "claim with a member down: \(String(describing: other.answer(for: sid)))")
+        ok = await eventually(5) { log.changes(of: sid).contains { $0.0?.record.owner == "gw-b" } }
+        XCTAssertTrue(ok, "the old owner's watch sees the takeover")
+        ok = await eventually(3) { log.renewalCount > renewed }
+        XCTAssertTrue(ok, "lease renewed with a member down")
+        XCTAssertEqual(log.lossCount, 0)
+
+        // A node that stops (lease revoked) leaves the membership at once.
+        await peer.stop()
+        ok = await eventually(5) { agent.status()["members"] == .array(["gw-a"]) }
+        XCTAssertTrue(ok, "member left: \(agent.status())")
+        XCTAssertEqual(agent.status()["etcd"], "ok")
+        await agent.stop()
+    }
+
+    func testWithoutQuorumTheAgentLosesItsLease() async throws {
+        let log = FactLog()
+        let agent = ClusterAgent(config: ClusterConfig(etcd: etcd.endpoints, nodeId: "gw-a", leaseTtlS: 2, lanInterface: "lan0"),
+                                 facts: log.facts)
+        agent.start()
+        var ok = await eventually(5) { log.renewalCount >= 1 }
+        XCTAssertTrue(ok)
+        try etcd.kill(0)
+        try etcd.kill(1)
+        ok = await eventually(6) { log.lossCount >= 1 }
+        XCTAssertTrue(ok, "no quorum: the lease cannot be renewed past its TTL")
+        XCTAssertEqual(agent.status()["etcd"], "unreachable")
+        // Quorum back: a new lease, the node serves again.
+        try etcd.restart(0)
+        let before = log.renewalCount
+        ok = await eventually(10) { log.renewalCount > before }
+        XCTAssertTrue(ok, "lease granted again once quorum is back")
+        await agent.stop()
+    }
+}
