@@ -15,6 +15,9 @@ struct ClientPath {
     /// Rank of `kind` in the peer's `Transport` list (0 = preferred).
     let transportRank: Int
     let remote: SocketAddress
+    /// Index of the endpoint in its kind's list (`[Peer] Endpoint` or `TcpEndpoint`): the n-th of each
+    /// names the same gateway (gateways of a cluster do not share keys).
+    let gateway: Int
     var localAddress: String
     var localPort: UInt16
     /// TCP: the connection, nil while there is none.
@@ -22,13 +25,14 @@ struct ClientPath {
     var connector = StreamConnector()
 
     init(id: UInt32, uplink: String, uplinkIndex: Int, kind: TransportKind, transportRank: Int, remote: SocketAddress,
-         localAddress: String, localPort: UInt16) {
+         gateway: Int, localAddress: String, localPort: UInt16) {
         self.id = id
         self.uplink = uplink
         self.uplinkIndex = uplinkIndex
         self.kind = kind
         self.transportRank = transportRank
         self.remote = remote
+        self.gateway = gateway
         self.localAddress = localAddress
         self.localPort = localPort
     }
@@ -63,9 +67,9 @@ final class ClientHost: SessionHost, PumpController {
     var uplinkMtus: [Int] = []
     var active: Int?
     var orchestrator: ClientOrchestrator?
-    /// The initiation sent last (its Noise state, and the index of the path it went on): only the
-    /// newest one can complete.
-    private var pending: (handshake: InitiatorHandshake, path: Int)?
+    /// The initiation sent last (its Noise state, the index of the path it went on, whether it is a
+    /// resume): only the newest one can complete.
+    private var pending: (handshake: InitiatorHandshake, path: Int, resume: ReasonCode?)?
     /// The gateway's latest cookie (from a cookie reply under load) and the path it is bound to.
     private var cookie: (value: MAC16, receivedMs: UInt64, path: Int)?
     /// Per path id: what its probes measured, second by second over the last hour (the timeline's
@@ -88,7 +92,8 @@ final class ClientHost: SessionHost, PumpController {
     /// path is usable once its connection is up, and is a stream: no MTU search), and an MTU search
     /// up to the uplink's MTU for the gateway address's IP version.
     private func candidate(_ pth: ClientPath) -> PathCandidate {
-        var c = PathCandidate(id: pth.id, priority: pth.uplinkIndex, transportRank: pth.transportRank, isStream: pth.kind == .tcp)
+        var c = PathCandidate(id: pth.id, priority: pth.uplinkIndex, transportRank: pth.transportRank, isStream: pth.kind == .tcp,
+                              gateway: pth.gateway)
         if pth.kind == .tcp { c.transportUp = pth.connector.isConnected }
         c.mtu = PathMtuSearch(uplinkMtu: pth.uplinkIndex < uplinkMtus.count ? uplinkMtus[pth.uplinkIndex] : UplinkSet.defaultMtu,
                               ipv6: pth.remote.unmapped.family == AF_INET6)
@@ -123,8 +128,9 @@ final class ClientHost: SessionHost, PumpController {
         perform(actions, nowMs: nowMs)
     }
 
-    /// Builds a fresh initiation and sends it on path `pathIdx`; it replaces any earlier one.
-    private func sendInitiation(pathIndex pathIdx: Int) {
+    /// Builds a fresh initiation and sends it on path `pathIdx`; it replaces any earlier one. With
+    /// `resume`, it asks the gateway there to continue the session (InitiationFlags).
+    private func sendInitiation(pathIndex pathIdx: Int, resume: ReasonCode? = nil) {
         guard let sid = peer.session else { return }
         if let old = pending { usedIndexes.remove(old.handshake.localIndex) }
         pending = nil
@@ -133,11 +139,12 @@ final class ClientHost: SessionHost, PumpController {
         let mac2Cookie = cookie.flatMap { c in c.path == pathIdx && elapsedMs(nowMs, since: c.receivedMs) < Cookie.lifetimeMs ? c.value : nil }
         guard let (message, state) = try? Handshake.makeInitiation(
             local: privateKey, remote: peer.publicKey, sessionID: sid, localIndex: index,
-            timestamp: Timestamp12(unixNanoseconds: Clock.wallNanoseconds()), cookie: mac2Cookie) else {
+            timestamp: Timestamp12(unixNanoseconds: Clock.wallNanoseconds()), flags: InitiationFlags(resume: resume).word,
+            cookie: mac2Cookie) else {
             usedIndexes.remove(index)
             return
         }
-        pending = (state, pathIdx)
+        pending = (state, pathIdx, resume)
         if let to = paths[pathIdx].address { sendRaw(message, to: to) }
     }
 
@@ -153,7 +160,7 @@ final class ClientHost: SessionHost, PumpController {
                 cookie = (value, nowMs, pend.path)
                 // Resend at once with mac2. The new initiation replaces the pending one, so a
                 // cookie reply (sealed to the old mac1) triggers at most one resend.
-                sendInitiation(pathIndex: pend.path)
+                sendInitiation(pathIndex: pend.path, resume: pend.resume)
             }
             return
         }
@@ -163,6 +170,8 @@ final class ClientHost: SessionHost, PumpController {
                   let keypair = try? pend.handshake.consumeResponse(bytes, now: Clock.monotonicNanoseconds()) else { return }
             pending = nil
             let p = peer
+            // The keys of a resume are another gateway's: the old ones can never open anything again.
+            if pend.resume != nil { releaseIndexes(of: p.keyRing) }
             install(keypair, in: p.keyRing, nowNs: Clock.monotonicNanoseconds())
             p.lastAuthenticatedMs = nowMs
             republish()
@@ -281,6 +290,9 @@ final class ClientHost: SessionHost, PumpController {
             case .sendInitiation(let id):
                 guard let i = pathIndex(id) else { continue }
                 sendInitiation(pathIndex: i)
+            case .sendResume(let id, let reason):
+                guard let i = pathIndex(id) else { continue }
+                sendInitiation(pathIndex: i, resume: reason)
             case .sendReattach(let id, let reason, let version, let nonce):
                 guard let i = pathIndex(id), let sid = p.session, let to = paths[i].address else { continue }
                 sendControl(.reattachRequest(sessionID: sid, bindingVersion: version, pathID: id, nonce: nonce, reason: reason),

@@ -64,7 +64,7 @@ final class UplinkSet {
             for (e, ep) in (endpoints[kind] ?? []).enumerated() where include(kind, e) {
                 let id = UInt32(u * 16 + e) + (kind == .tcp ? ClientPath.tcpIDBase : 0)
                 out.append(ClientPath(id: id, uplink: names[u], uplinkIndex: u, kind: kind, transportRank: rank, remote: ep.socketAddress,
-                                      localAddress: local, localPort: kind == .udp ? sockets[u]?.localPort ?? 0 : 0))
+                                      gateway: e, localAddress: local, localPort: kind == .udp ? sockets[u]?.localPort ?? 0 : 0))
             }
         }
         return out

@@ -96,7 +96,7 @@ struct OrchestratorSim {
             case .sendPathMtu(let p, let size):
                 guard delivers(p), !lost() else { continue }
                 send(.pathMtu(pathID: p, maxDatagram: UInt16(size)), on: p)
-            case .sendInitiation, .activate, .stateChanged, .audit, .switched, .presumedDead, .terminated, .pathMtuChanged:
+            case .sendInitiation, .sendResume, .activate, .stateChanged, .audit, .switched, .presumedDead, .terminated, .pathMtuChanged:
                 break
             }
         }

@@ -6,6 +6,9 @@ public struct PathCandidate: Equatable, Sendable {
     public let priority: Int
     /// Position of the path's transport kind in the peer's `Transport` list: 0 = preferred.
     public let transportRank: Int
+    /// Which configured gateway endpoint the path leads to (0 = the first). Paths to different
+    /// endpoints may reach different gateways of a cluster, which do not share session keys.
+    public var gateway = 0
     public var linkUp = true
     public var hasAddress = true
     /// The path's transport is there: always for UDP (its uplink's socket); for TCP, the connection
@@ -28,11 +31,12 @@ public struct PathCandidate: Equatable, Sendable {
     /// The PATH_MTU report of this path to the gateway.
     public var mtuReport = PathMtuReport()
 
-    public init(id: UInt32, priority: Int, transportRank: Int = 0, isStream: Bool = false) {
+    public init(id: UInt32, priority: Int, transportRank: Int = 0, isStream: Bool = false, gateway: Int = 0) {
         self.id = id
         self.priority = priority
         self.transportRank = transportRank
         self.isStream = isStream
+        self.gateway = gateway
     }
 
     /// Something can be sent on it: its uplink is up with an address and its transport is there.
@@ -47,6 +51,14 @@ public struct PathMtuReport: Equatable, Sendable {
     var sentMs: UInt64?
 
     public init() {}
+}
+
+/// A resume initiation in flight: its path, when it went, how many were sent this episode (each
+/// retry goes to the next candidate).
+public struct ResumeAttempt: Equatable, Sendable {
+    public let path: UInt32
+    public let sentMs: UInt64
+    public let sent: Int
 }
 
 /// One REATTACH attempt: (path, version, nonce). Every retry sends exactly these, so the gateway
@@ -73,6 +85,9 @@ public enum OrchestratorAction: Equatable, Sendable {
     /// The size `path`'s packets are fitted to changed (nil: no limit); `blackHole` when the size in
     /// use stopped passing while small probes did.
     case pathMtuChanged(path: UInt32, from: Int?, to: Int?, blackHole: Bool)
+    /// Send a resume initiation on `path`: a fresh handshake naming the session (InitiationFlags),
+    /// to continue it on the gateway there (another gateway of a cluster, or the same one).
+    case sendResume(path: UInt32, reason: ReasonCode)
     /// Send REATTACH_REQUEST on `path`. A retry carries the same version and nonce as the first send.
     case sendReattach(path: UInt32, reason: ReasonCode, bindingVersion: UInt64, nonce: ControlNonce)
     /// Answer a PATH_CHALLENGE with `data` on the path it arrived on.
@@ -99,6 +114,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
     public static let rekeyRetryMs: UInt64 = 5000
     /// BIRTH never lasts longer than this (nor longer than TransportLossTtlMs).
     public static let maxHandshakeMs: UInt64 = 90_000
+    /// A resume initiation without a response is sent again (on the next candidate) after this.
+    public static let resumeRetryMs: UInt64 = 500
     /// A REATTACH rejected RATE_LIMITED waits this long before the next attempt.
     public static let rateLimitedBackoffMs: UInt64 = 1000
     /// PATH_RESPONSEs per second (burst and rate): a flood of challenges cannot make us a reflector.
@@ -156,6 +173,16 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// Latest time seen: facts may arrive with clock readings taken on other threads, slightly
     /// older than one already processed; the orchestrator never lets its time run backwards.
     private var latestMs: UInt64 = 0
+    /// Distinct gateway endpoints among the paths: more than one = the session may have to move
+    /// to another gateway (resume) when its own stops answering.
+    private let gatewayCount: Int
+    /// The gateway holding the session's keys (the endpoint of the handshake or resume that made them).
+    public private(set) var activeGateway: Int?
+    /// The resume initiation in flight.
+    public private(set) var resume: ResumeAttempt?
+    /// The active path fell silent at this time (its first unanswered probe) and every standby was
+    /// probed once since: those that do not answer share its fate (the gateway is gone).
+    private var standbyCheckedForSilenceMs: UInt64?
 
     private mutating func clock(_ now: UInt64) -> UInt64 {
         latestMs = max(latestMs, now)
@@ -176,6 +203,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
         suspicion = ActivePathSuspicion(nowMs: nowMs)
         mtuProbes = TokenBucket(capacity: ClientOrchestrator.mtuProbesPerSecond,
                                 refillPerSecond: Double(ClientOrchestrator.mtuProbesPerSecond), nowMs: nowMs)
+        gatewayCount = Set(paths.map(\.gateway)).count
     }
 
     public var state: SessionState { machine.state }
@@ -279,9 +307,13 @@ public struct ClientOrchestrator: Equatable, Sendable {
         case .birth:
             transition(.attached, .handshakeOK, now, &out)
             active = path
+            activeGateway = paths[i].gateway
             bindingVersion = 1
             activeConfirmedVersion = 1
             out.append(.activate(path: path))
+        case .recovering where resume != nil:
+            resumed(onto: i, now, &out)
+            return out
         case .attached, .volatile, .recovering, .degraded:
             rekeyInitiationMs = nil
         case .terminated:
@@ -304,6 +336,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
             break
         }
         if let last = rekeyInitiationMs, now < last + ClientOrchestrator.rekeyRetryMs { return out }
+        // A resume brings fresh keys anyway; a rekey initiation would replace it.
+        guard resume == nil else { return out }
         guard let path = isAlive(active, now) ? active : ranked(nowMs: now).first?.id ?? active else { return out }
         rekeyInitiationMs = now
         out.append(.sendInitiation(path: path))
@@ -688,6 +722,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     private mutating func sendDueProbes(_ now: UInt64, _ out: inout [OrchestratorAction]) {
+        checkStandbysWhenActiveFallsSilent(now, &out)
         for i in paths.indices where paths[i].isUsable {
             let fast = paths[i].id == active || paths[i].id == attempt?.path
             let interval = fast ? policy.probeIntervalMs : policy.standbyProbeIntervalMs
@@ -802,6 +837,14 @@ public struct ClientOrchestrator: Equatable, Sendable {
                 volatileSinceMs = nil
                 return
             }
+            if gatewayCount > 1, !activeAlive, reattachTarget(now) == nil, now >= attemptNotBeforeMs {
+                // No path to the session's gateway works: look for it on another one.
+                troubleSinceMs = troubleSinceMs ?? now
+                recoveryReason = .candidateAvailable
+                transition(.recovering, .candidateAvailable, now, &out)
+                progressResume(now, &out)
+                return
+            }
             guard now >= attemptNotBeforeMs, let target = degradedTarget(settled: settled, activeAlive: activeAlive, now),
                   target == active || mayFailureSwitch(now) else { return }
             troubleSinceMs = troubleSinceMs ?? now
@@ -827,7 +870,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// on every uplink leaves only the TCP paths answering, and the UDP ones are not yet past
     /// DeadAfterMs), then those that answered a probe at all and are not volatile, then by rank.
     private func reattachTarget(_ now: UInt64) -> UInt32? {
-        let alive = ranked(nowMs: now)
+        let alive = ranked(nowMs: now).filter { mayReattach($0) }
         let proven = alive.filter { $0.quality.lastReplyMs != nil }
         if let since = outageSinceMs,
            let fresh = proven.first(where: { ($0.quality.newestAnsweredSentMs ?? 0) >= since && volatility($0, now) == nil }) {
@@ -844,6 +887,10 @@ public struct ClientOrchestrator: Equatable, Sendable {
             return
         }
         attempt = nil
+        if resume != nil || (gatewayCount > 1 && reattachTarget(now) == nil) {
+            progressResume(now, &out)
+            return
+        }
         guard now >= attemptNotBeforeMs, let target = reattachTarget(now) else { return }
         guard target == active || mayFailureSwitch(now) else {
             transition(.degraded, .switchRateLimited, now, &out)
@@ -929,6 +976,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     private mutating func end(_ reason: ReasonCode, _ now: UInt64, _ out: inout [OrchestratorAction]) {
         transition(.terminated, reason, now, &out)
         attempt = nil
+        resume = nil
         out.append(.terminated(reason, restart: policy.restartOnTerminate))
     }
 
@@ -937,5 +985,78 @@ public struct ClientOrchestrator: Equatable, Sendable {
         case .applied(let c): out.append(.stateChanged(c))
         case .rejected(let a): out.append(.audit(a))
         }
+    }
+}
+
+/// Moving the session to another gateway of a cluster (a resume): when no path to the gateway that
+/// holds the session's keys works any more, the client sends a fresh handshake naming the session
+/// to the next gateway (`sendResume`), and once it answers, confirms the new keys with a REATTACH on
+/// that path: the gateway's ACK carries the session's new `binding_version`, and the switch is a
+/// TRANSPORT_SWITCH like any other.
+extension ClientOrchestrator {
+    /// A path can carry a REATTACH only if its gateway holds our keys: it leads to the session's
+    /// gateway or has answered a probe sealed with them. After a silence, only paths that answered
+    /// a probe sent since the silence began: the others are presumed gone with the gateway.
+    func mayReattach(_ p: PathCandidate) -> Bool {
+        guard gatewayCount > 1 else { return true }
+        guard p.gateway == activeGateway || p.quality.lastReplyMs != nil else { return false }
+        guard let silence = outageSinceMs else { return true }
+        return (p.quality.newestAnsweredSentMs ?? 0) >= silence
+    }
+
+    /// Once the active path has been silent for `lateAfterMs`, every standby is probed at once: by
+    /// the time the active path is declared dead, the standbys that still reach the gateway have
+    /// answered, and the session knows whether the gateway itself is gone.
+    mutating func checkStandbysWhenActiveFallsSilent(_ now: UInt64, _ out: inout [OrchestratorAction]) {
+        guard gatewayCount > 1, let a = active, let ai = index(a), let silent = paths[ai].quality.silentSinceMs,
+              now >= silent + lateAfterMs, standbyCheckedForSilenceMs != silent else { return }
+        standbyCheckedForSilenceMs = silent
+        for i in paths.indices where i != ai && paths[i].isUsable {
+            probe(i, now, &out)
+        }
+    }
+
+    /// Candidates for a resume, best first: the other gateways in configuration order after the
+    /// session's own (so a failed gateway is tried last), each by transport kind (as `Transport`
+    /// orders them) then uplink priority; paths that cannot send (`isUsable`) are left out.
+    func resumeCandidates() -> [UInt32] {
+        let g = max(gatewayCount, 1)
+        let own = activeGateway ?? 0
+        return paths.filter(\.isUsable).sorted {
+            let a = (($0.gateway - own - 1 + g * 2) % g, $0.transportRank, $0.priority, $0.id)
+            let b = (($1.gateway - own - 1 + g * 2) % g, $1.transportRank, $1.priority, $1.id)
+            return a < b
+        }.map(\.id)
+    }
+
+    /// RECOVERING with no path to the session's gateway: a resume initiation now, then every
+    /// `resumeRetryMs` on the next candidate.
+    mutating func progressResume(_ now: UInt64, _ out: inout [OrchestratorAction]) {
+        if let r = resume, now < r.sentMs + ClientOrchestrator.resumeRetryMs { return }
+        let candidates = resumeCandidates()
+        guard !candidates.isEmpty else { return }
+        let sent = resume?.sent ?? 0
+        let path = candidates[sent % candidates.count]
+        resume = ResumeAttempt(path: path, sentMs: now, sent: sent + 1)
+        out.append(.sendResume(path: path, reason: recoveryReason ?? .probeTimeout))
+    }
+
+    /// The resume was answered on path `i`: the session's keys are now that gateway's. Every path
+    /// measures afresh (answers under the old keys say nothing of the new gateway), and a REATTACH
+    /// on the path confirms the keys and learns the session's new binding_version.
+    mutating func resumed(onto i: Int, _ now: UInt64, _ out: inout [OrchestratorAction]) {
+        resume = nil
+        activeGateway = paths[i].gateway
+        outageSinceMs = nil
+        standbyCheckedForSilenceMs = nil
+        rekeyInitiationMs = nil
+        for k in paths.indices {
+            paths[k].quality.reset()
+            paths[k].healthySinceMs = nil
+            paths[k].presumedDeadSinceMs = nil
+        }
+        suspicion.restart()
+        startAttempt(to: paths[i].id, reason: recoveryReason ?? .probeTimeout, now, &out)
+        probe(i, now, &out)
     }
 }

@@ -173,7 +173,7 @@ struct RttSim {
                 send(.control(.probe(seq: seq, sentAtNs: nowUs * 1000, pathID: path)), path: path, toGateway: true)
             case .sendPathMtu(let path, let size):
                 send(.control(.pathMtu(pathID: path, maxDatagram: UInt16(size))), path: path, toGateway: true)
-            case .sendInitiation, .activate, .stateChanged, .audit, .switched, .presumedDead, .terminated, .pathMtuChanged:
+            case .sendInitiation, .sendResume, .activate, .stateChanged, .audit, .switched, .presumedDead, .terminated, .pathMtuChanged:
                 break
             }
         }

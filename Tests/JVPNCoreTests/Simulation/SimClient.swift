@@ -160,13 +160,13 @@ struct SimClient {
             if tracing {
                 switch a {
                 case .sendProbe, .sendMtuProbe, .sendPathMtu: break
-                case .sendInitiation, .sendReattach, .sendPathResponse, .activate, .stateChanged, .audit, .switched, .presumedDead,
+                case .sendInitiation, .sendResume, .sendReattach, .sendPathResponse, .activate, .stateChanged, .audit, .switched, .presumedDead,
                      .terminated, .pathMtuChanged:
                     journal.append("\(now): client \(a)")
                 }
             }
             switch a {
-            case .sendInitiation(let path):
+            case .sendInitiation(let path), .sendResume(let path, _):
                 handshakeSerial += 1
                 pendingHandshake = handshakeSerial
                 let ts = Timestamp12(unixNanoseconds: wallNs + now * 1_000_000 + handshakeSerial)

@@ -1,0 +1,131 @@
+import XCTest
+@testable import JVPNCore
+
+/// The client moving its session to another gateway of a cluster (resume), driven fact by fact:
+/// two uplinks (priorities 0, 1) to two gateways (endpoints 0, 1); paths 0 and 16 lead to gateway
+/// 0, paths 1 and 17 to gateway 1. Gateways answer probes after 1 ms when `alive` says so and the
+/// path leads to the gateway holding the session's keys.
+final class ClientResumeTests: XCTestCase {
+    struct Driver {
+        var o: ClientOrchestrator
+        var now: UInt64 = 0
+        var log: [(UInt64, OrchestratorAction)] = []
+        /// Which gateways answer; the gateway holding the keys is the orchestrator's.
+        var alive: Set<Int> = [0, 1]
+        /// Paths whose answers are lost.
+        var blackholed: Set<UInt32> = []
+        /// Probes due for an answer: (at, path, seq).
+        var replies: [(UInt64, UInt32, UInt32)] = []
+
+        init(policy: PolicyConfig, gateways: Int = 2) {
+            var paths: [PathCandidate] = []
+            for u in 0..<2 { for g in 0..<gateways { paths.append(PathCandidate(id: UInt32(u * 16 + g), priority: u, gateway: g)) } }
+            o = ClientOrchestrator(policy: policy, paths: paths, noncePrefix: 7, nowMs: 0)
+            perform(o.tick(nowMs: 0))
+            perform(o.handshakeCompleted(path: 0, nowMs: 1))
+        }
+
+        static func gateway(of path: UInt32) -> Int { Int(path % 16) }
+
+        mutating func perform(_ actions: [OrchestratorAction]) {
+            for a in actions {
+                log.append((now, a))
+                if case .sendProbe(let path, let seq) = a, alive.contains(Driver.gateway(of: path)),
+                   Driver.gateway(of: path) == o.activeGateway, !blackholed.contains(path) {
+                    replies.append((now + 1, path, seq))
+                }
+            }
+        }
+
+        mutating func run(ms: UInt64) {
+            let end = now + ms
+            while now < end {
+                now += 1
+                let due = replies.filter { $0.0 <= now }
+                replies.removeAll { $0.0 <= now }
+                for r in due { perform(o.probeReplied(path: r.1, seq: r.2, nowMs: now)) }
+                if now % 10 == 0 { perform(o.tick(nowMs: now)) }
+            }
+        }
+
+        func sent<T>(_ pick: (OrchestratorAction) -> T?) -> [(UInt64, T)] { log.compactMap { e in pick(e.1).map { (e.0, $0) } } }
+        var resumes: [(UInt64, UInt32)] { sent { if case .sendResume(let p, _) = $0 { return p }; return nil } }
+        var reattaches: [(UInt64, UInt32, ControlNonce)] {
+            log.compactMap { if case .sendReattach(let p, _, _, let n) = $0.1 { return ($0.0, p, n) }; return nil }
+        }
+    }
+
+    var policy: PolicyConfig {
+        var p = PolicyConfig()
+        p.probeIntervalMs = 100
+        p.standbyProbeIntervalMs = 1000
+        p.deadAfterMs = 500
+        return p
+    }
+
+    func testGatewayLossResumesOnTheOtherGatewayAtDeadAfter() {
+        var d = Driver(policy: policy)
+        d.run(ms: 3000)
+        XCTAssertEqual(d.o.state, .attached)
+        XCTAssertEqual(d.o.activeGateway, 0)
+        d.alive.remove(0)
+        let lostAt = d.now
+        d.run(ms: 1200)
+        XCTAssertEqual(d.reattaches.count, 0, "no REATTACH to a path of the dead gateway")
+        guard let (at, path) = d.resumes.first else { return XCTFail("no resume: \(d.log.suffix(10))") }
+        XCTAssertEqual(path, 1, "the other gateway, preferred uplink first")
+        XCTAssertLessThanOrEqual(at - lostAt, policy.deadAfterMs + policy.probeIntervalMs + 10, "resume at DeadAfterMs")
+        XCTAssertEqual(d.o.state, .recovering)
+        XCTAssertEqual(d.resumes.count, 2, "retried every \(ClientOrchestrator.resumeRetryMs) ms on the next candidate")
+        XCTAssertEqual(d.resumes.last?.1, 17)
+
+        // Gateway 1 answers the resume: the new keys are confirmed with a REATTACH on that path.
+        d.perform(d.o.handshakeCompleted(path: 17, nowMs: d.now))
+        XCTAssertEqual(d.o.activeGateway, 1)
+        guard let (_, rpath, nonce) = d.reattaches.last else { return XCTFail("no REATTACH after the resume") }
+        XCTAssertEqual(rpath, 17)
+        let newVersion: UInt64 = 1 << 32 | 1
+        d.perform(d.o.reattachAcked(nonce: nonce, bindingVersion: newVersion, nowMs: d.now + 1))
+        XCTAssertEqual(d.o.state, .attached)
+        XCTAssertEqual(d.o.active, 17)
+        XCTAssertEqual(d.o.bindingVersion, newVersion)
+        let switched = d.sent { if case .switched(let f, let t, let r, let ms) = $0 { return (f, t, r, ms) }; return nil }
+        XCTAssertEqual(switched.count, 1)
+        XCTAssertEqual(switched.first?.1.0, 0)
+        XCTAssertEqual(switched.first?.1.1, 17)
+        XCTAssertEqual(switched.first?.1.2, .probeTimeout)
+        // Settled on gateway 1: both its paths answer, no further moves.
+        d.run(ms: 3000)
+        XCTAssertEqual(d.o.state, .attached)
+        XCTAssertEqual(d.resumes.count, 2)
+        XCTAssertEqual(d.o.status(of: 1, nowMs: d.now), "standby")
+        XCTAssertEqual(d.o.status(of: 0, nowMs: d.now), "dead")
+    }
+
+    func testUplinkLossStaysOnTheSameGateway() {
+        var d = Driver(policy: policy)
+        d.run(ms: 3000)
+        d.perform(d.o.linkChanged(uplinkPriority: 0, up: false, nowMs: d.now))
+        XCTAssertEqual(d.reattaches.last?.1, 16, "REATTACH to the other uplink of the same gateway")
+        XCTAssertEqual(d.resumes.count, 0)
+    }
+
+    func testBlackholedUplinkStaysOnTheSameGateway() {
+        var d = Driver(policy: policy)
+        d.run(ms: 3000)
+        // Only path 0 goes silent: the standby to the same gateway answers the check.
+        d.blackholed.insert(0)
+        d.run(ms: 1000)
+        XCTAssertEqual(d.resumes.count, 0, "the gateway still answers on the other uplink")
+        XCTAssertEqual(d.reattaches.last?.1, 16)
+    }
+
+    func testSingleGatewayNeverResumes() {
+        var d = Driver(policy: policy, gateways: 1)
+        d.run(ms: 2000)
+        d.alive.remove(0)
+        d.run(ms: 3000)
+        XCTAssertEqual(d.resumes.count, 0)
+        XCTAssertNotEqual(d.o.state, .attached)
+    }
+}
