@@ -24,7 +24,9 @@ public final class ClusterAgent: @unchecked Sendable {
     }
 
     public let config: ClusterConfig
-    public let store: SessionStore
+    /// Made by `start`: the HTTP client's event-loop threads start with it, and the daemon starts
+    /// threads only once it has dropped its capabilities.
+    private var store: SessionStore?
     private let facts: Facts
     private let lock = Lock()
     private var leaseTask: Task<Void, Never>?
@@ -42,24 +44,31 @@ public final class ClusterAgent: @unchecked Sendable {
     public init(config: ClusterConfig, facts: Facts) {
         self.config = config
         self.facts = facts
-        store = SessionStore(client: EtcdClient(endpoints: config.etcd))
     }
 
     public func start() {
-        leaseTask = Task { [self] in await keepLease() }
+        let s = SessionStore(client: EtcdClient(endpoints: config.etcd))
+        lock.withLock { store = s }
+        leaseTask = Task { [self] in await keepLease(s) }
     }
 
     /// Stops the lease (revoked, so the other members see this node leave at once) and the watch.
     public func stop() async {
         leaseTask?.cancel()
-        let (w, l) = lock.withLock { (watchTask, lease) }
+        let (w, l, s) = lock.withLock { (watchTask, lease, store) }
         w?.cancel()
-        if let l { try? await store.client.revoke(lease: l) }
-        await store.client.shutdown()
+        guard let s else { return }
+        if let l { try? await s.client.revoke(lease: l) }
+        await s.client.shutdown()
     }
 
     /// Runs one request of the core; the answer goes back as a fact. Returns at once.
     public func submit(_ request: StoreRequest) {
+        guard let store = lock.withLock({ store }) else {
+            // Never synchronously: the caller holds the gateway's lock, which the answer takes.
+            Task { [facts] in facts.answered(request.session, .unreachable) }
+            return
+        }
         Task { [self] in
             let t0 = Clock.monotonicNanoseconds()
             let result = await store.execute(request)
@@ -83,12 +92,12 @@ public final class ClusterAgent: @unchecked Sendable {
 
     // MARK: lease and liveness
 
-    private func keepLease() async {
+    private func keepLease(_ store: SessionStore) async {
         let ttlMs = UInt64(config.leaseTtlS) * 1000
         while !Task.isCancelled {
             let sent = Clock.monotonicMilliseconds()
             guard let granted = try? await store.client.grantLease(ttlS: config.leaseTtlS),
-                  (try? await announceNode(lease: granted.id)) != nil else {
+                  (try? await announceNode(store, lease: granted.id)) != nil else {
                 lock.withLock { reachable = false }
                 try? await Task.sleep(nanoseconds: 250_000_000)
                 continue
@@ -99,7 +108,7 @@ public final class ClusterAgent: @unchecked Sendable {
             }
             // A new lease means this node may have missed changes: everything is read afresh
             // before it serves again.
-            restartWatch()
+            restartWatch(store)
             facts.leaseRenewed(sent)
             var renewedAt = sent
             while !Task.isCancelled {
@@ -128,7 +137,7 @@ public final class ClusterAgent: @unchecked Sendable {
         }
     }
 
-    private func announceNode(lease: Int64) async throws {
+    private func announceNode(_ store: SessionStore, lease: Int64) async throws {
         let value: JSONValue = ["node": .string(config.nodeId), "started_ms": JSONValue(startedWallMs),
                                 "lan_interface": .string(config.lanInterface)]
         _ = try await store.client.txn(compare: [], success: [.put(SessionStore.nodePrefix + config.nodeId, Array(value.text.utf8),
@@ -137,8 +146,8 @@ public final class ClusterAgent: @unchecked Sendable {
 
     // MARK: records
 
-    private func restartWatch() {
-        let task = Task { [self] in await followRecords() }
+    private func restartWatch(_ store: SessionStore) {
+        let task = Task { [self] in await followRecords(store) }
         let old = lock.withLock { () -> Task<Void, Never>? in
             let o = watchTask
             watchTask = task
@@ -149,7 +158,7 @@ public final class ClusterAgent: @unchecked Sendable {
 
     /// Loads every record, then follows changes from the next revision; reloads after a compaction,
     /// retries while etcd does not answer.
-    private func followRecords() async {
+    private func followRecords(_ store: SessionStore) async {
         while !Task.isCancelled {
             guard let loaded = try? await store.client.range(prefix: SessionStore.prefix) else {
                 try? await Task.sleep(nanoseconds: 200_000_000)

@@ -81,7 +81,15 @@ public final class EtcdClient: @unchecked Sendable {
     }
 
     public func shutdown() async {
+        lock.withLock { isShutDown = true }
         try? await http.shutdown()
+    }
+
+    private var isShutDown = false
+
+    /// A client dropped without `shutdown` (the daemon failing during start-up) must not trap.
+    deinit {
+        if !isShutDown { try? http.syncShutdown() }
     }
 
     private static func url(_ e: Endpoint, _ path: String) -> String { "http://\(e)\(path)" }

@@ -55,6 +55,8 @@ etcd_member_start() {
     if [[ -n "$ns" ]]; then cmd=(ip netns exec "$ns" "${cmd[@]}"); fi
     "${cmd[@]}" >>"$ETCD_DIR/$name.log" 2>&1 &
     echo "$!" >"$ETCD_DIR/$name.pid"
+    # Killing it later is the test's doing, not news for the shell.
+    disown "$!" 2>/dev/null || true
 }
 
 # etcd_member_url NAME

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# A gateway cluster on etcd: three etcd members (real Raft), two gateways on one LAN with a service
+# host behind them, a client with two uplinks and both gateways as Endpoint.
+#  1. the session opens on gw-a, which records it in etcd and answers ARP for the client on the LAN;
+#  2. kill -9 gw-a under a checksummed TCP stream from the service host: the stream completes intact,
+#     the session id is the same, the client is on gw-b (OWNERSHIP_CHANGE gw-a => gw-b, TRANSPORT_SWITCH);
+#  3. gw-a restarts and rejoins without taking the session back;
+#  4. one etcd member dies: nothing changes;
+#  5. gw-b is cut off from etcd: it stops serving once its lease is over, the client moves to gw-a.
+. "$(dirname "$0")/lib.bash"
+. "$REPO/deploy/cluster/etcd.sh"
+. "$REPO/deploy/cluster/rig.sh"
+rig_init
+cluster_rig_create || fail "rig"
+cluster_etcd_start || fail "etcd cluster did not start"
+POLICY=$'ProbeIntervalMs = 100\nStandbyProbeIntervalMs = 500\nDeadAfterMs = 600\nMaxSwitchesPerMinute = 60'
+cluster_write_configs "$POLICY" 3
+GWA_EVENTS="$RIG_DIR/gw-a.events.jsonl" GWB_EVENTS="$RIG_DIR/gw-b.events.jsonl" CL_EVENTS="$RIG_DIR/$CL.events.jsonl"
+GW_EVENTS="$GWB_EVENTS"
+
+cluster_gw_up a || fail "gw-a up"
+rig_wait_for "rig_output_has '\"etcd\": *\"ok\"' rig_exec $CR_GWA $JVPN_BIN status $(tun_name ga) --json" 10 || fail "gw-a never reached etcd"
+cluster_gw_up b || fail "gw-b up"
+rig_exec "$CR_CLIENT" "$JVPN_BIN" up "$RIG_DIR/client.conf" --wait 15 || fail "client up"
+wait_state ATTACHED 15 || fail "client not ATTACHED"
+SID="$(client_session)"
+gw_field() { status_field "$(cluster_gw_ns "$1")" "$(tun_name "g$1")" "$2"; }
+rig_wait_for "[[ \$(gw_field a \"s['cluster']['owned_sessions']\") == 1 ]]" 5 || fail "gw-a does not own the session"
+step "session $SID on gw-a; members: $(gw_field a "s['cluster']['members']")"
+rig_exec "$CR_SVC" ping -c 2 -W 1 10.77.0.2 >/dev/null || fail "service host cannot reach the client through gw-a"
+
+step "kill -9 gw-a under a TCP stream from the service host"
+rm -f "$RIG_DIR/ready"
+rig_exec "$CR_CLIENT" python3 "$REPO/deploy/netns/xfer.py" serve 10.77.0.2 9000 --ready-file "$RIG_DIR/ready" \
+    --idle-timeout 30 >"$RIG_DIR/recv.json" 2>"$RIG_DIR/recv.err" &
+RECV_PID=$!
+rig_wait_for "[[ -f '$RIG_DIR/ready' ]]" 10 || fail "receiver did not start"
+rig_exec "$CR_SVC" python3 "$REPO/deploy/netns/xfer.py" send 10.77.0.2 9000 8 --mbps 20 --idle-timeout 30 \
+    >"$RIG_DIR/send.json" 2>"$RIG_DIR/send.err" &
+SEND_PID=$!
+sleep 2
+cluster_gw_kill a || fail "no gw-a daemon to kill"
+finish_stream
+[[ "$(client_session)" == "$SID" ]] || fail "the session id changed: $(client_session) != $SID"
+rig_output_has '10\.204\.0\.1' status_field "$CR_CLIENT" "$CL" "s['sessions'][0]['active_path']" || fail "client not on gw-b"
+has_event "$GWB_EVENTS" "e['event'] == 'OWNERSHIP_CHANGE' and e['from_node'] == 'gw-a' and e['to_node'] == 'gw-b'" \
+    || fail "no OWNERSHIP_CHANGE gw-a => gw-b on gw-b"
+has_event "$CL_EVENTS" "e['event'] == 'TRANSPORT_SWITCH' and '10.204.0.1' in e['to_path']" || fail "no client TRANSPORT_SWITCH to gw-b"
+step "on gw-b, same session $SID: $(python3 -c "import json;print([l for l in open('$CL_EVENTS') if 'TRANSPORT_SWITCH' in l][-1].strip())")"
+
+step "gw-a restarts and rejoins without taking the session"
+cluster_gw_up a || fail "gw-a restart"
+rig_wait_for "rig_output_has 'gw-a' gw_field b \"s['cluster']['members']\"" 10 || fail "gw-a not back in the membership"
+sleep 3
+[[ "$(gw_field a "s['cluster']['owned_sessions']")" == 0 ]] || fail "gw-a took a session back"
+[[ "$(gw_field b "s['cluster']['owned_sessions']")" == 1 ]] || fail "gw-b lost the session"
+rig_exec "$CR_SVC" ping -c 2 -W 1 10.77.0.2 >/dev/null || fail "service host lost the client"
+
+step "one etcd member dies: nothing changes"
+SWITCHES="$(count_events "$CL_EVENTS" "e['event'] == 'TRANSPORT_SWITCH'")"
+etcd_member_kill e0
+sleep 4
+[[ "$(count_events "$CL_EVENTS" "e['event'] == 'TRANSPORT_SWITCH'")" == "$SWITCHES" ]] || fail "the client moved after an etcd member died"
+[[ "$(gw_field b "s['cluster']['etcd']")" == ok ]] || fail "gw-b lost etcd with two members of three up"
+rig_exec "$CR_SVC" ping -c 2 -W 1 10.77.0.2 >/dev/null || fail "traffic stopped after an etcd member died"
+
+step "gw-b is cut off from etcd: it stops serving after its lease, the client moves to gw-a"
+rig_exec "$CR_GWB" nft add table inet cut && rig_exec "$CR_GWB" nft add chain inet cut out '{ type filter hook output priority 0; }' \
+    && rig_exec "$CR_GWB" nft add rule inet cut out tcp dport 2379 drop || fail "nft"
+rig_wait_for "rig_output_has 'STORE_UNAVAILABLE' cat $GWB_EVENTS" 8 0.1 || fail "gw-b kept serving without etcd"
+rig_wait_for "rig_output_has '10\.203\.0\.1' status_field $CR_CLIENT $CL \"s['sessions'][0]['active_path']\"" 10 0.1 \
+    || fail "client did not move to gw-a"
+[[ "$(client_session)" == "$SID" ]] || fail "the session id changed"
+rig_wait_for "rig_exec $CR_SVC ping -c 1 -W 1 10.77.0.2" 5 0.2 || fail "service host cannot reach the client through gw-a"
+pass "kill -9, rejoin, etcd member loss and partition: one session $SID throughout"
