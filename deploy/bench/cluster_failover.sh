@@ -47,7 +47,7 @@ owner() {
 outages=()
 echo "uptime: $(uptime)"
 for (( rep = 1; rep <= REPS; rep++ )); do
-    rig_wait_for '[[ -n "$(owner)" ]]' 20 0.1 || { echo "rep $rep: no gateway owns the session" >&2; exit 1; }
+    rig_wait_for '[[ -n "$(owner)" ]]' 30 0.1 || { echo "rep $rep: no gateway owns the session after 30 s" >&2; exit 1; }
     victim="$(owner)"
     rm -f "$RIG_DIR/mark"
     rig_exec "$CR_SVC" python3 "$REPO/deploy/cluster/udp_probe.py" probe 10.77.0.2 7007 --seconds $(( DEAD / 1000 + 4 )) \
@@ -60,9 +60,10 @@ for (( rep = 1; rep <= REPS; rep++ )); do
     ms="$(python3 -c "import json;print(json.load(open('$RIG_DIR/probe.json'))['outage_ms'])")"
     outages+=("$ms")
     echo "rep $rep: killed gw-$victim, outage $ms ms ($(cat "$RIG_DIR/probe.json"))"
-    cluster_gw_up "$victim"
+    cluster_gw_up "$victim" || { echo "rep $rep: gw-$victim did not come back up" >&2; exit 1; }
     # The restarted node must hold its lease again before the next kill (it is the next owner).
-    rig_wait_for "rig_output_has '\"serving\": *true' rig_exec $(cluster_gw_ns "$victim") $JVPN_BIN status $(tun_name "g$victim") --json" 15 0.1
+    rig_wait_for "rig_output_has '\"serving\": *true' rig_exec $(cluster_gw_ns "$victim") $JVPN_BIN status $(tun_name "g$victim") --json" 30 0.1 \
+        || { echo "rep $rep: gw-$victim holds no lease 30 s after its restart" >&2; exit 1; }
 done
 python3 - "$DEAD" "${outages[@]}" <<'PY'
 import statistics, sys

@@ -223,6 +223,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
 
     private func isAlive(_ p: PathCandidate, _ now: UInt64) -> Bool {
         p.isUsable && p.presumedDeadSinceMs == nil && !p.quality.isSilent(nowMs: now, deadAfterMs: policy.deadAfterMs)
+            && !activeSilentSinceLastAnswer(p, now)
     }
 
     private func isAlive(_ id: UInt32?, _ now: UInt64) -> Bool {
@@ -1002,6 +1003,14 @@ extension ClientOrchestrator {
         guard p.gateway == activeGateway || p.quality.lastReplyMs != nil else { return false }
         guard let silence = outageSinceMs else { return true }
         return (p.quality.newestAnsweredSentMs ?? 0) >= silence
+    }
+
+    /// A session that may have to move to another gateway counts the active path's silence from its
+    /// last answer (`DeadAfterMs` as the contract words it), not from the first probe that went
+    /// unanswered: up to a probe interval sooner, which a gateway failure costs in full.
+    func activeSilentSinceLastAnswer(_ p: PathCandidate, _ now: UInt64) -> Bool {
+        guard gatewayCount > 1, p.id == active, p.quality.silentSinceMs != nil, let last = p.quality.lastReplyMs else { return false }
+        return now >= last + policy.deadAfterMs
     }
 
     /// Once the active path has been silent for `lateAfterMs`, every standby is probed at once: by
