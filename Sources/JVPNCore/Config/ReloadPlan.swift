@@ -5,7 +5,7 @@
 /// gateway); every `[Policy]` key; a client's new Endpoints, TcpEndpoints and Uplinks, appended
 /// after the existing ones (new candidate paths, lowest priority), and its AllowedIPs. Everything
 /// else that a running interface is built from (Name, the private key, Address, ListenPort,
-/// TcpListen, MTU, EventLog, FwMark, MetricsListen, EventSyslog, the role, full tunnel on or off, a
+/// TcpListen, MTU, EventLog, FwMark, MetricsListen, EventSyslog, `[Cluster]`, the role, full tunnel on or off, a
 /// client's gateway key and Transport, removing or reordering Endpoints, TcpEndpoints or Uplinks)
 /// is refused with `FILE:LINE:` and the running config stays: it needs `jvpn down` and `jvpn up`.
 public struct ReloadPlan: Equatable, Sendable {
@@ -81,6 +81,13 @@ public struct ReloadPlan: Equatable, Sendable {
         if ni.metricsListen != oi.metricsListen { refuse(ni.line(of: "MetricsListen"), "MetricsListen") }
         if ni.eventSyslog != oi.eventSyslog { refuse(ni.line(of: "EventSyslog"), "EventSyslog") }
         if new.role != old.role { refuse(ni.line, "the role (\(old.role.rawValue) -> \(new.role.rawValue))") }
+        if let oc = old.cluster, let nc = new.cluster {
+            if (oc.etcd, oc.nodeId, oc.leaseTtlS, oc.lanInterface) != (nc.etcd, nc.nodeId, nc.leaseTtlS, nc.lanInterface) {
+                refuse(nc.line, "[Cluster]")
+            }
+        } else if old.cluster != nil || new.cluster != nil {
+            refuse(new.cluster?.line ?? ni.line, "[Cluster] (added or removed)")
+        }
         if new.isFullTunnel != old.isFullTunnel {
             let line = new.peers.first { p in p.allowedIPs.contains { $0.isDefaultRoute } }?.line(of: "AllowedIPs")
                 ?? new.peers.first?.line(of: "AllowedIPs") ?? ni.line

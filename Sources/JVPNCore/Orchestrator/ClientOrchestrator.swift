@@ -175,7 +175,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     private var latestMs: UInt64 = 0
     /// Distinct gateway endpoints among the paths: more than one = the session may have to move
     /// to another gateway (resume) when its own stops answering.
-    private let gatewayCount: Int
+    private var gatewayCount: Int
     /// The gateway holding the session's keys (the endpoint of the handshake or resume that made them).
     public private(set) var activeGateway: Int?
     /// The resume initiation in flight.
@@ -361,6 +361,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
         var out: [OrchestratorAction] = []
         let fresh = new.filter { index($0.id) == nil }
         paths += fresh
+        gatewayCount = Set(paths.map(\.gateway)).count
         if machine.state == .birth, fresh.contains(where: { $0.isUsable }) { scheduleHandshake(now, &out) }
         return out
     }
