@@ -79,6 +79,7 @@ if (( THROUGHPUT )); then
     rig_exec "$CR_CLIENT" iperf3 -s -1 -D -B 10.77.0.2 >/dev/null
     sleep 0.5
     echo "iperf3 service host -> client through gw-$owner_now with [Cluster]: $(rig_exec "$CR_SVC" iperf3 -c 10.77.0.2 -t 5 -J | python3 -c 'import json,sys;print("%.0f Mbit/s" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))')"
+    echo "gw-$owner_now RSS with [Cluster]: $(grep VmRSS "/proc/$(cluster_gw_pid "$owner_now")/status" | awk '{print $2}') kB, threads $(ls "/proc/$(cluster_gw_pid "$owner_now")/task" | wc -l)"
     # The same gateway without [Cluster]: the service host routes to it by hand instead of by proxy ARP.
     for n in a b; do cluster_gw_kill "$n" || true; sed -i '/^\[Cluster\]/,$d' "$RIG_DIR/gw-$n.conf"; done
     rig_exec "$CR_CLIENT" "$JVPN_BIN" down "$CL" >/dev/null
@@ -88,4 +89,5 @@ if (( THROUGHPUT )); then
     rig_exec "$CR_CLIENT" iperf3 -s -1 -D -B 10.77.0.2 >/dev/null
     sleep 0.5
     echo "iperf3 service host -> client through gw-a without [Cluster]: $(rig_exec "$CR_SVC" iperf3 -c 10.77.0.2 -t 5 -J | python3 -c 'import json,sys;print("%.0f Mbit/s" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))')"
+    echo "gw-a RSS without [Cluster]: $(grep VmRSS "/proc/$(cluster_gw_pid a)/status" | awk '{print $2}') kB, threads $(ls "/proc/$(cluster_gw_pid a)/task" | wc -l)"
 fi
