@@ -105,6 +105,10 @@ enum StatusFormatter {
             out += "(\(show(t["unauthenticated"], "0")) unauthenticated); refused \(show(t["refused_source_limit"], "0")), "
             out += "evicted \(show(t["evicted"], "0")), timed out \(show(t["unauthenticated_timeouts"], "0")), framing violations \(show(t["framing_violations"], "0"))\n"
         }
+        if let c = o["cluster"], c.objectValue != nil {
+            let members = (c["members"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")
+            out += "  cluster: node \(show(c["node"]))  etcd \(show(c["etcd"]))  serving \(show(c["serving"]))  owned sessions \(show(c["owned_sessions"], "0"))  members [\(members)]\n"
+        }
         for s in o["sessions"]?.arrayValue ?? [] {
             out += "  session \(show(s["session"]))  \(stateColor(show(s["state"], "?"))) (v\(show(s["state_version"], "0")))  peer \(show(s["peer"]))\n"
             out += "    active path: \(show(s["active_path"], "-"))   switches: \(show(s["switches"], "0"))\n"
