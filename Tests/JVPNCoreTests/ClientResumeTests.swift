@@ -16,6 +16,12 @@ final class ClientResumeTests: XCTestCase {
         var blackholed: Set<UInt32> = []
         /// Probes due for an answer: (at, path, seq).
         var replies: [(UInt64, UInt32, UInt32)] = []
+        /// PATH_MTU reports due for a receipt: (at, path, maxDatagram).
+        var receipts: [(UInt64, UInt32, Int)] = []
+
+        func answers(_ path: UInt32) -> Bool {
+            alive.contains(Driver.gateway(of: path)) && Driver.gateway(of: path) == o.activeGateway && !blackholed.contains(path)
+        }
 
         init(policy: PolicyConfig, gateways: Int = 2) {
             var paths: [PathCandidate] = []
@@ -30,9 +36,14 @@ final class ClientResumeTests: XCTestCase {
         mutating func perform(_ actions: [OrchestratorAction]) {
             for a in actions {
                 log.append((now, a))
-                if case .sendProbe(let path, let seq) = a, alive.contains(Driver.gateway(of: path)),
-                   Driver.gateway(of: path) == o.activeGateway, !blackholed.contains(path) {
-                    replies.append((now + 1, path, seq))
+                switch a {
+                case .sendProbe(let path, let seq), .sendMtuProbe(let path, let seq, _):
+                    if answers(path) { replies.append((now + 1, path, seq)) }
+                case .sendPathMtu(let path, let size):
+                    if answers(path) { receipts.append((now + 1, path, size)) }
+                case .sendInitiation, .sendResume, .sendReattach, .sendPathResponse, .pathMtuChanged, .activate, .stateChanged, .audit,
+                     .switched, .presumedDead, .terminated:
+                    break
                 }
             }
         }
@@ -44,6 +55,8 @@ final class ClientResumeTests: XCTestCase {
                 let due = replies.filter { $0.0 <= now }
                 replies.removeAll { $0.0 <= now }
                 for r in due { perform(o.probeReplied(path: r.1, seq: r.2, nowMs: now)) }
+                for r in receipts where r.0 <= now { o.pathMtuReceipted(path: r.1, maxDatagram: r.2, nowMs: now) }
+                receipts.removeAll { $0.0 <= now }
                 if now % 10 == 0 { perform(o.tick(nowMs: now)) }
             }
         }
@@ -100,6 +113,38 @@ final class ClientResumeTests: XCTestCase {
         XCTAssertEqual(d.resumes.count, 2)
         XCTAssertEqual(d.o.status(of: 1, nowMs: d.now), "standby")
         XCTAssertEqual(d.o.status(of: 0, nowMs: d.now), "dead")
+    }
+
+    /// Gateway 0 fails, the session resumes on gateway 1, gateway 0 comes back (a fresh process:
+    /// no PATH_MTU state), gateway 1 fails: back on gateway 0, every path to it reports its MTU
+    /// again, the standby as well as the new active path.
+    func testResumeReportsEveryKnownMtuToTheNewGateway() {
+        var d = Driver(policy: policy)
+        d.run(ms: 3000)
+        func reports(since t: UInt64) -> Set<UInt32> {
+            Set(d.sent { if case .sendPathMtu(let p, _) = $0 { return p }; return nil }.filter { $0.0 >= t }.map(\.1))
+        }
+        XCTAssertEqual(reports(since: 0), [0, 16], "both paths to gateway 0 measured and reported")
+        d.alive.remove(0)
+        d.run(ms: 700)
+        guard let (_, p1) = d.resumes.last else { return XCTFail("no resume") }
+        d.perform(d.o.handshakeCompleted(path: p1, nowMs: d.now))
+        guard let (_, _, n1) = d.reattaches.last else { return XCTFail("no REATTACH after the resume") }
+        d.perform(d.o.reattachAcked(nonce: n1, bindingVersion: 1 << 32 | 1, nowMs: d.now))
+        d.run(ms: 3000)
+        XCTAssertEqual(d.o.activeGateway, 1)
+        XCTAssertEqual(d.o.state, .attached)
+
+        d.alive = [0]
+        let back = d.now
+        d.run(ms: 700)
+        guard let (_, p0) = d.resumes.last, Driver.gateway(of: p0) == 0 else { return XCTFail("no resume onto gateway 0") }
+        d.perform(d.o.handshakeCompleted(path: p0, nowMs: d.now))
+        guard let (_, _, n0) = d.reattaches.last else { return XCTFail("no REATTACH after the second resume") }
+        d.perform(d.o.reattachAcked(nonce: n0, bindingVersion: 2 << 32 | 1, nowMs: d.now))
+        d.run(ms: 3000)
+        XCTAssertEqual(d.o.activeGateway, 0)
+        XCTAssertEqual(reports(since: back), [0, 16], "the restarted gateway 0 learns both paths' MTU")
     }
 
     func testUplinkLossStaysOnTheSameGateway() {

@@ -1052,8 +1052,10 @@ extension ClientOrchestrator {
     }
 
     /// The resume was answered on path `i`: the session's keys are now that gateway's. Every path
-    /// measures afresh (answers under the old keys say nothing of the new gateway), and a REATTACH
-    /// on the path confirms the keys and learns the session's new binding_version.
+    /// measures afresh (answers under the old keys say nothing of the new gateway), the paths to the
+    /// new gateway report their known MTU again (it has none of the receipts given before: it may be
+    /// a restarted process that gave them), and a REATTACH on the path confirms the keys and
+    /// learns the session's new binding_version.
     mutating func resumed(onto i: Int, _ now: UInt64, _ out: inout [OrchestratorAction]) {
         resume = nil
         activeGateway = paths[i].gateway
@@ -1064,6 +1066,10 @@ extension ClientOrchestrator {
             paths[k].quality.reset()
             paths[k].healthySinceMs = nil
             paths[k].presumedDeadSinceMs = nil
+            if paths[k].gateway == activeGateway {
+                paths[k].mtuReport.receipted = false
+                paths[k].mtuReport.sentMs = nil
+            }
         }
         suspicion.restart()
         startAttempt(to: paths[i].id, reason: recoveryReason ?? .probeTimeout, now, &out)

@@ -143,13 +143,17 @@ struct ClusterSimulation {
                               path: path)
             case .sendPathResponse(let path, let data):
                 clientControl(.pathResponse(data: data), path: path)
+            case .sendMtuProbe(let path, let seq, let size):
+                clientControl(.probe(seq: seq, sentAtNs: now * 1_000_000, pathID: path), path: path, paddedTo: size.map { $0 - 28 - 32 } ?? 0)
+            case .sendPathMtu(let path, let size):
+                clientControl(.pathMtu(pathID: path, maxDatagram: UInt16(size)), path: path)
             case .activate(let path):
                 active = path
             case .stateChanged(let c):
                 log("client \(c.from.rawValue) -> \(c.to.rawValue) \(c.reason.rawValue)")
             case .switched(let from, let to, let reason, let ms):
                 log("client switch \(String(describing: from)) -> \(to) \(reason.rawValue) \(ms) ms")
-            case .audit, .presumedDead:
+            case .audit, .presumedDead, .pathMtuChanged:
                 break
             case .terminated(_, let restart):
                 active = nil
@@ -184,9 +188,9 @@ struct ClusterSimulation {
         gatewayPerform(g, &core, a)
     }
 
-    mutating func clientControl(_ m: ControlMessage, path: UInt32) {
+    mutating func clientControl(_ m: ControlMessage, path: UInt32, paddedTo: Int = 0) {
         guard let e = keys.current else { return }
-        let f = controlFrame(m, epoch: e)
+        let f = controlFrame(m, epoch: e, paddedTo: paddedTo)
         send(Packet(payload: f, uplink: Int(path / 16), gateway: Int(path % 16), toGateway: true))
     }
 
@@ -215,7 +219,8 @@ struct ClusterSimulation {
             case .pathChallenge(let d): clientDo { [now] in $0.pathChallenged(path: path, data: d, nowMs: now) }
             case .natHint: if path == active { clientDo { [now] in $0.natRebindHinted(nowMs: now) } }
             case .close: clientDo { [now] in $0.closedByPeer(nowMs: now) }
-            case .probe, .reattachRequest, .pathResponse: return
+            case .pathMtuAck(let pathID, let size): client.pathMtuReceipted(path: pathID, maxDatagram: Int(size), nowMs: now)
+            case .probe, .reattachRequest, .pathResponse, .pathMtu: return
             }
         }
     }
