@@ -7,6 +7,7 @@
 #  3. gw-a restarts and rejoins without taking the session back;
 #  4. one etcd member dies: nothing changes;
 #  5. gw-b is cut off from etcd: it stops serving once its lease is over, the client moves to gw-a.
+# LeaseTtlS = 2 (the least [Cluster] takes) and short waits: it runs in CI (~25 s).
 . "$(dirname "$0")/lib.bash"
 . "$REPO/deploy/cluster/etcd.sh"
 . "$REPO/deploy/cluster/rig.sh"
@@ -14,12 +15,23 @@ rig_init
 cluster_rig_create || fail "rig"
 cluster_etcd_start || fail "etcd cluster did not start"
 POLICY=$'ProbeIntervalMs = 100\nStandbyProbeIntervalMs = 500\nDeadAfterMs = 600\nMaxSwitchesPerMinute = 60'
-cluster_write_configs "$POLICY" 3
+TTL=2
+cluster_write_configs "$POLICY" "$TTL"
 GWA_EVENTS="$RIG_DIR/gw-a.events.jsonl" GWB_EVENTS="$RIG_DIR/gw-b.events.jsonl" CL_EVENTS="$RIG_DIR/$CL.events.jsonl"
 GW_EVENTS="$GWB_EVENTS"
 
 cluster_gw_up a || fail "gw-a up"
 rig_wait_for "rig_output_has '\"etcd\": *\"ok\"' rig_exec $CR_GWA $JVPN_BIN status $(tun_name ga) --json" 10 || fail "gw-a never reached etcd"
+# The etcd client's event-loop threads start after the capabilities are dropped: every thread of a
+# clustered gateway holds CAP_NET_ADMIN and CAP_NET_RAW only (hardening.sh checks a standalone one).
+GWA_PID="$(cluster_gw_pid a)"
+tab=$'\t'
+for st in /proc/"$GWA_PID"/task/*/status; do
+    s="$(cat "$st")"
+    grep -qxF "CapEff:${tab}0000000000003000" <<<"$s" && grep -qxF "CapPrm:${tab}0000000000003000" <<<"$s" \
+        || fail "$st: $(grep -E '^(Name|CapEff|CapPrm)' <<<"$s" | tr '\n' ' ')"
+done
+step "gw-a threads, each CapEff=CapPrm=3000: $(cat /proc/"$GWA_PID"/task/*/comm | sort | uniq -c | tr -s ' \n' ' ')"
 cluster_gw_up b || fail "gw-b up"
 rig_exec "$CR_CLIENT" "$JVPN_BIN" up "$RIG_DIR/client.conf" --wait 15 || fail "client up"
 wait_state ATTACHED 15 || fail "client not ATTACHED"
@@ -35,10 +47,10 @@ rig_exec "$CR_CLIENT" python3 "$REPO/deploy/netns/xfer.py" serve 10.77.0.2 9000 
     --idle-timeout 30 >"$RIG_DIR/recv.json" 2>"$RIG_DIR/recv.err" &
 RECV_PID=$!
 rig_wait_for "[[ -f '$RIG_DIR/ready' ]]" 10 || fail "receiver did not start"
-rig_exec "$CR_SVC" python3 "$REPO/deploy/netns/xfer.py" send 10.77.0.2 9000 8 --mbps 20 --idle-timeout 30 \
+rig_exec "$CR_SVC" python3 "$REPO/deploy/netns/xfer.py" send 10.77.0.2 9000 4 --mbps 20 --idle-timeout 30 \
     >"$RIG_DIR/send.json" 2>"$RIG_DIR/send.err" &
 SEND_PID=$!
-sleep 2
+sleep 1
 cluster_gw_kill a || fail "no gw-a daemon to kill"
 finish_stream
 [[ "$(client_session)" == "$SID" ]] || fail "the session id changed: $(client_session) != $SID"
@@ -51,7 +63,9 @@ step "on gw-b, same session $SID: $(python3 -c "import json;print([l for l in op
 step "gw-a restarts and rejoins without taking the session"
 cluster_gw_up a || fail "gw-a restart"
 rig_wait_for "rig_output_has 'gw-a' gw_field b \"s['cluster']['members']\"" 10 || fail "gw-a not back in the membership"
-sleep 3
+# Once gw-a has read the session's record, a second to take it back if it were to.
+rig_wait_for "[[ \$(gw_field a \"s['cluster']['records']\") == 1 ]]" 5 || fail "gw-a did not load the session's record"
+sleep 1
 [[ "$(gw_field a "s['cluster']['owned_sessions']")" == 0 ]] || fail "gw-a took a session back"
 [[ "$(gw_field b "s['cluster']['owned_sessions']")" == 1 ]] || fail "gw-b lost the session"
 rig_exec "$CR_SVC" ping -c 2 -W 1 10.77.0.2 >/dev/null || fail "service host lost the client"
@@ -59,7 +73,8 @@ rig_exec "$CR_SVC" ping -c 2 -W 1 10.77.0.2 >/dev/null || fail "service host los
 step "one etcd member dies: nothing changes"
 SWITCHES="$(count_events "$CL_EVENTS" "e['event'] == 'TRANSPORT_SWITCH'")"
 etcd_member_kill e0
-sleep 4
+# Longer than the lease: gw-b renewed it through the members left.
+sleep "$((TTL + 1))"
 [[ "$(count_events "$CL_EVENTS" "e['event'] == 'TRANSPORT_SWITCH'")" == "$SWITCHES" ]] || fail "the client moved after an etcd member died"
 [[ "$(gw_field b "s['cluster']['etcd']")" == ok ]] || fail "gw-b lost etcd with two members of three up"
 rig_exec "$CR_SVC" ping -c 2 -W 1 10.77.0.2 >/dev/null || fail "traffic stopped after an etcd member died"

@@ -38,8 +38,13 @@ for ns in "$RIG_GW" "$RIG_CLIENT"; do
         # main, event log writer, pump send and receive (+ metrics on the gateway)
         (( threads >= 4 )) || fail "pid $pid in $ns: only $threads threads checked"
         echo "    pid $pid in $ns: $threads threads, each CapEff=CapPrm=CapBnd=$want, NoNewPrivs 1"
+        # Without [Cluster] nothing of the etcd client starts: no event loop (NIO-*) and no Swift
+        # concurrency pool thread (*-qos), and status says cluster null.
+        names="$(cat /proc/"$pid"/task/*/comm)"
+        if rig_output_has 'NIO-|qos' echo "$names"; then fail "pid $pid in $ns runs cluster machinery: $(tr '\n' ' ' <<<"$names")"; fi
     done
 done
+[[ "$(status_field "$RIG_GW" "$GW" "s['cluster']")" == None ]] || fail "status cluster is not null without [Cluster]"
 
 step "silent and half-request clients on the control socket and /metrics"
 v0="$(status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['state_version']")"

@@ -13,6 +13,7 @@
 #   cluster_etcd_start            the three etcd members (real Raft), waits for quorum
 #   cluster_write_configs POLICY  keys and configs for gw-a, gw-b (shared gateway key) and the client
 #   cluster_gw_up NAME / cluster_gw_kill NAME   start a gateway daemon / kill -9 it
+#   cluster_gws_stop              SIGTERM to both gateways at once (a cleanup hook, before etcd stops)
 
 cluster_rig_create() {
     rig_require || return 1
@@ -57,9 +58,26 @@ cluster_rig_create() {
 CR_PORTS=()
 
 cluster_etcd_start() {
+    # At cleanup the gateways go first, both at once, while etcd still answers their lease revocation
+    # (each waits up to 2 s for it otherwise).
+    rig_on_cleanup "cluster_gws_stop"
     etcd_cluster_start "$RIG_DIR/etcd" "e0:$CR_ETCD:10.50.0.11:2379:2380" "e1:$CR_ETCD:10.50.0.12:2379:2380" \
         "e2:$CR_ETCD:10.50.0.13:2379:2380" || return 1
     rig_on_cleanup "etcd_cluster_stop"
+}
+
+# SIGTERM to every gateway daemon at once; waits (at most 3 s) until they are gone.
+cluster_gws_stop() {
+    local pids=() n p i
+    for n in a b; do p="$(cluster_gw_pid "$n")"; [[ -n "$p" ]] && pids+=("$p"); done
+    [[ ${#pids[@]} -gt 0 ]] || return 0
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for i in $(seq 1 30); do
+        local alive=0
+        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        ((alive)) || return 0
+        sleep 0.1
+    done
 }
 
 # cluster_write_configs [POLICY_LINES] [LEASE_TTL_S]
