@@ -6,7 +6,10 @@
 #     the session id is the same, the client is on gw-b (OWNERSHIP_CHANGE gw-a => gw-b, TRANSPORT_SWITCH);
 #  3. gw-a restarts and rejoins without taking the session back;
 #  4. one etcd member dies: nothing changes;
-#  5. gw-b is cut off from etcd: it stops serving once its lease is over, the client moves to gw-a.
+#  5. the client loses its way to gw-b, which stays up: it resumes on gw-a; gw-b sees that through its
+#     watch and lets go (OWNERSHIP_CHANGE, TRANSPORT_SWITCH to node:gw-a, its proxy ARP withdrawn),
+#     and the service host sends to gw-a (gratuitous ARP);
+#  6. gw-a is cut off from etcd: it stops serving once its lease is over, the client moves to gw-b.
 # LeaseTtlS = 2 (the least [Cluster] takes) and short waits: it runs in CI (~25 s).
 . "$(dirname "$0")/lib.bash"
 . "$REPO/deploy/cluster/etcd.sh"
@@ -79,12 +82,30 @@ sleep "$((TTL + 1))"
 [[ "$(gw_field b "s['cluster']['etcd']")" == ok ]] || fail "gw-b lost etcd with two members of three up"
 rig_exec "$CR_SVC" ping -c 2 -W 1 10.77.0.2 >/dev/null || fail "traffic stopped after an etcd member died"
 
-step "gw-b is cut off from etcd: it stops serving after its lease, the client moves to gw-a"
-rig_exec "$CR_GWB" nft add table inet cut && rig_exec "$CR_GWB" nft add chain inet cut out '{ type filter hook output priority 0; }' \
-    && rig_exec "$CR_GWB" nft add rule inet cut out tcp dport 2379 drop || fail "nft"
-rig_wait_for "rig_output_has 'STORE_UNAVAILABLE' cat $GWB_EVENTS" 8 0.1 || fail "gw-b kept serving without etcd"
+step "the client loses its way to gw-b, which stays up: it resumes on gw-a, gw-b lets go through its watch"
+rig_exec "$CR_ROUTER" nft add table inet cut && rig_exec "$CR_ROUTER" nft add chain inet cut through '{ type filter hook forward priority 0; }' \
+    && rig_exec "$CR_ROUTER" nft add rule inet cut through ip daddr 10.204.0.1 udp dport 51820 drop || fail "nft"
 rig_wait_for "rig_output_has '10\.203\.0\.1' status_field $CR_CLIENT $CL \"s['sessions'][0]['active_path']\"" 10 0.1 \
     || fail "client did not move to gw-a"
 [[ "$(client_session)" == "$SID" ]] || fail "the session id changed"
+rig_wait_for "has_event $GWB_EVENTS \"e['event'] == 'OWNERSHIP_CHANGE' and e['from_node'] == 'gw-b' and e['to_node'] == 'gw-a'\"" 5 0.1 \
+    || fail "gw-b did not see gw-a take the session"
+has_event "$GWB_EVENTS" "e['event'] == 'TRANSPORT_SWITCH' and e['to_path'] == 'node:gw-a'" || fail "no TRANSPORT_SWITCH to node:gw-a on gw-b"
+has_event "$GWA_EVENTS" "e['event'] == 'TRANSPORT_SWITCH' and e['from_path'] == 'node:gw-b'" || fail "no TRANSPORT_SWITCH from node:gw-b on gw-a"
+[[ "$(gw_field b "s['cluster']['owned_sessions']")" == 0 ]] || fail "gw-b still owns the session (dual-active)"
+rig_wait_for "! rig_output_has '10\.77\.0\.2' ip -n $CR_GWB neigh show proxy" 5 0.1 || fail "gw-b still answers ARP for the client"
+rig_output_has '10\.77\.0\.2' ip -n "$CR_GWA" neigh show proxy || fail "gw-a does not answer ARP for the client"
 rig_wait_for "rig_exec $CR_SVC ping -c 1 -W 1 10.77.0.2" 5 0.2 || fail "service host cannot reach the client through gw-a"
-pass "kill -9, rejoin, etcd member loss and partition: one session $SID throughout"
+GWA_MAC="$(rig_exec "$CR_GWA" cat /sys/class/net/lan0/address)"
+rig_output_has "lladdr $GWA_MAC" ip -n "$CR_SVC" neigh show 10.77.0.2 || fail "the service host does not send to gw-a ($GWA_MAC)"
+rig_exec "$CR_ROUTER" nft delete table inet cut || fail "nft"
+
+step "gw-a is cut off from etcd: it stops serving after its lease, the client moves to gw-b"
+rig_exec "$CR_GWA" nft add table inet cut && rig_exec "$CR_GWA" nft add chain inet cut out '{ type filter hook output priority 0; }' \
+    && rig_exec "$CR_GWA" nft add rule inet cut out tcp dport 2379 drop || fail "nft"
+rig_wait_for "rig_output_has 'STORE_UNAVAILABLE' cat $GWA_EVENTS" 8 0.1 || fail "gw-a kept serving without etcd"
+rig_wait_for "rig_output_has '10\.204\.0\.1' status_field $CR_CLIENT $CL \"s['sessions'][0]['active_path']\"" 10 0.1 \
+    || fail "client did not move to gw-b"
+[[ "$(client_session)" == "$SID" ]] || fail "the session id changed"
+rig_wait_for "rig_exec $CR_SVC ping -c 1 -W 1 10.77.0.2" 5 0.2 || fail "service host cannot reach the client through gw-b"
+pass "kill -9, rejoin, etcd member loss, a live owner left behind, a partition: one session $SID throughout"
