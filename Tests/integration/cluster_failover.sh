@@ -7,10 +7,10 @@
 #  3. gw-a restarts and rejoins without taking the session back;
 #  4. one etcd member dies: nothing changes;
 #  5. the client loses its way to gw-b, which stays up: it resumes on gw-a; gw-b sees that through its
-#     watch and lets go (OWNERSHIP_CHANGE, TRANSPORT_SWITCH to node:gw-a, its proxy ARP withdrawn),
-#     and the service host sends to gw-a (gratuitous ARP);
+#     watch and lets go (OWNERSHIP_CHANGE, TRANSPORT_SWITCH to node:gw-a, its proxy ARP/NDP
+#     withdrawn), and the service host sends to gw-a (gratuitous ARP, unsolicited NA), IPv4 and IPv6;
 #  6. gw-a is cut off from etcd: it stops serving once its lease is over, the client moves to gw-b.
-# LeaseTtlS = 2 (the least [Cluster] takes) and short waits: it runs in CI (~25 s).
+# LeaseTtlS = 2 (the least [Cluster] takes) and short waits: it runs in CI (25-38 s).
 . "$(dirname "$0")/lib.bash"
 . "$REPO/deploy/cluster/etcd.sh"
 . "$REPO/deploy/cluster/rig.sh"
@@ -43,6 +43,7 @@ gw_field() { status_field "$(cluster_gw_ns "$1")" "$(tun_name "g$1")" "$2"; }
 rig_wait_for "[[ \$(gw_field a \"s['cluster']['owned_sessions']\") == 1 ]]" 5 || fail "gw-a does not own the session"
 step "session $SID on gw-a; members: $(gw_field a "s['cluster']['members']")"
 rig_exec "$CR_SVC" ping -c 2 -W 1 10.77.0.2 >/dev/null || fail "service host cannot reach the client through gw-a"
+rig_exec "$CR_SVC" ping -6 -c 2 -W 1 fd77::2 >/dev/null || fail "service host cannot reach the client's IPv6 address through gw-a (NDP)"
 
 step "kill -9 gw-a under a TCP stream from the service host"
 rm -f "$RIG_DIR/ready"
@@ -72,6 +73,9 @@ sleep 1
 [[ "$(gw_field a "s['cluster']['owned_sessions']")" == 0 ]] || fail "gw-a took a session back"
 [[ "$(gw_field b "s['cluster']['owned_sessions']")" == 1 ]] || fail "gw-b lost the session"
 rig_exec "$CR_SVC" ping -c 2 -W 1 10.77.0.2 >/dev/null || fail "service host lost the client"
+rig_exec "$CR_SVC" ping -6 -c 1 -W 1 fd77::2 >/dev/null || fail "service host lost the client's IPv6 address"
+GWB_MAC="$(rig_exec "$CR_GWB" cat /sys/class/net/lan0/address)"
+rig_output_has "lladdr $GWB_MAC" ip -n "$CR_SVC" -6 neigh show fd77::2 || fail "the service host's IPv6 neighbour entry is not gw-b's"
 
 step "one etcd member dies: nothing changes"
 SWITCHES="$(count_events "$CL_EVENTS" "e['event'] == 'TRANSPORT_SWITCH'")"
@@ -98,6 +102,11 @@ rig_output_has '10\.77\.0\.2' ip -n "$CR_GWA" neigh show proxy || fail "gw-a doe
 rig_wait_for "rig_exec $CR_SVC ping -c 1 -W 1 10.77.0.2" 5 0.2 || fail "service host cannot reach the client through gw-a"
 GWA_MAC="$(rig_exec "$CR_GWA" cat /sys/class/net/lan0/address)"
 rig_output_has "lladdr $GWA_MAC" ip -n "$CR_SVC" neigh show 10.77.0.2 || fail "the service host does not send to gw-a ($GWA_MAC)"
+# IPv6: gw-b's NDP proxy entry is gone and the unsolicited advertisement moved the service host's entry.
+rig_output_has 'fd77::2' ip -n "$CR_GWA" -6 neigh show proxy || fail "gw-a does not answer NDP for the client"
+! rig_output_has 'fd77::2' ip -n "$CR_GWB" -6 neigh show proxy || fail "gw-b still answers NDP for the client"
+rig_output_has "lladdr $GWA_MAC" ip -n "$CR_SVC" -6 neigh show fd77::2 || fail "the service host's IPv6 neighbour entry is not gw-a's"
+rig_exec "$CR_SVC" ping -6 -c 1 -W 1 fd77::2 >/dev/null || fail "service host cannot reach the client's IPv6 address through gw-a"
 rig_exec "$CR_ROUTER" nft delete table inet cut || fail "nft"
 
 step "gw-a is cut off from etcd: it stops serving after its lease, the client moves to gw-b"

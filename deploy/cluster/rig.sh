@@ -2,12 +2,12 @@
 # A gateway cluster in network namespaces (sourced after deploy/netns/rig.sh and etcd.sh):
 #
 #   client [up0 10.201.0.2, up1 10.202.0.2] -> router -> gw-a eth0 10.203.0.1 / gw-b eth0 10.204.0.1
-#   LAN bridge 10.50.0.0/24 (namespace "lan"): gw-a lan0 .1, gw-b lan0 .2, service host svc0 .100,
-#   etcd members e0 e1 e2 at .11 .12 .13 (namespace "etcd", ports 2379/2380)
+#   LAN bridge 10.50.0.0/24 and fd50::/64 (namespace "lan"): gw-a lan0 .1 ::1, gw-b lan0 .2 ::2,
+#   service host svc0 .100 ::100, etcd members e0 e1 e2 at .11 .12 .13 (namespace "etcd", ports 2379/2380)
 #
-# The service host reaches the clients' tunnel addresses (10.77.0.0/24) on-link through the LAN:
-# the gateway that owns a client's session answers ARP for its address (proxy neighbour) and
-# announces a takeover with a gratuitous ARP.
+# The service host reaches the clients' tunnel addresses (10.77.0.0/24, fd77::/64) on-link through
+# the LAN: the gateway that owns a client's session answers ARP/NDP for its addresses (proxy
+# neighbours) and announces a takeover with a gratuitous ARP / unsolicited neighbour advertisement.
 #
 #   cluster_rig_create            namespaces, links, addresses; exports CR_* names
 #   cluster_etcd_start            the three etcd members (real Raft), waits for quorum
@@ -46,11 +46,13 @@ cluster_rig_create() {
         rig_veth "$host" "$ifname" "$CR_LAN" "$port" || return 1
         ip -n "$CR_LAN" link set "$port" master br0
         rig_addr "$host" "$ifname" "$addr/24"
+        [[ "$host" != "$CR_ETCD" ]] && rig_addr "$host" "$ifname" "fd50::${addr##*.}/64"
     done
     rig_addr "$CR_ETCD" lan0 10.50.0.12/24 && rig_addr "$CR_ETCD" lan0 10.50.0.13/24
-    for ns in "$CR_GWA" "$CR_GWB"; do rig_exec "$ns" sysctl -qw net.ipv4.ip_forward=1; done
+    for ns in "$CR_GWA" "$CR_GWB"; do rig_exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1; done
     # The service host: the clients' addresses are on-link (answered for by their owning gateway).
     ip -n "$CR_SVC" route add 10.77.0.0/24 dev svc0
+    ip -n "$CR_SVC" -6 route add fd77::/64 dev svc0
     RIG_CLIENT="$CR_CLIENT"
     export CR_CLIENT CR_ROUTER CR_LAN CR_SVC CR_ETCD CR_GWA CR_GWB RIG_CLIENT
     rig_log "cluster rig: $CR_CLIENT [up0 up1] -> $CR_ROUTER -> $CR_GWA, $CR_GWB; LAN 10.50.0.0/24 with $CR_SVC and etcd"
@@ -91,13 +93,13 @@ cluster_write_configs() {
             echo "[Interface]"
             echo "Name = $(tun_name "g$n")"
             echo "PrivateKeyFile = $RIG_DIR/gw.key"
-            echo "Address = 10.77.0.1/24"
+            echo "Address = 10.77.0.1/24, fd77::1/64"
             echo "ListenPort = 51820"
             echo "EventLog = $RIG_DIR/gw-$n.events.jsonl"
             echo
             echo "[Peer]"
             echo "PublicKey = $(cat "$RIG_DIR/client.pub")"
-            echo "AllowedIPs = 10.77.0.2/32"
+            echo "AllowedIPs = 10.77.0.2/32, fd77::2/128"
             echo
             echo "[Cluster]"
             echo "Etcd = $etcd_list"
@@ -108,8 +110,8 @@ cluster_write_configs() {
         } >"$RIG_DIR/gw-$n.conf"
     done
     CL="$(tun_name c)"
-    write_client_conf "$RIG_DIR/client.conf" "$CL" client 10.77.0.2/32 "10.203.0.1:51820, 10.204.0.1:51820" \
-        "10.77.0.0/24, 10.50.0.0/24" "Uplinks = up0, up1" "$policy"
+    write_client_conf "$RIG_DIR/client.conf" "$CL" client "10.77.0.2/32, fd77::2/128" "10.203.0.1:51820, 10.204.0.1:51820" \
+        "10.77.0.0/24, 10.50.0.0/24, fd77::/64, fd50::/64" "Uplinks = up0, up1" "$policy"
     chmod 600 "$RIG_DIR"/*.conf
     export CL
 }
