@@ -42,6 +42,8 @@ SID="$(client_session)"
 gw_field() { status_field "$(cluster_gw_ns "$1")" "$(tun_name "g$1")" "$2"; }
 rig_wait_for "[[ \$(gw_field a \"s['cluster']['owned_sessions']\") == 1 ]]" 5 || fail "gw-a does not own the session"
 step "session $SID on gw-a; members: $(gw_field a "s['cluster']['members']")"
+rig_output_has 'cluster: node gw-a +etcd ok +serving true +owned sessions 1 +members \[gw-a, gw-b\]' \
+    rig_exec "$CR_GWA" "$JVPN_BIN" status "$(tun_name ga)" || fail "no cluster line in gw-a's status"
 rig_exec "$CR_SVC" ping -c 2 -W 1 10.77.0.2 >/dev/null || fail "service host cannot reach the client through gw-a"
 rig_exec "$CR_SVC" ping -6 -c 2 -W 1 fd77::2 >/dev/null || fail "service host cannot reach the client's IPv6 address through gw-a (NDP)"
 
@@ -107,6 +109,14 @@ rig_output_has 'fd77::2' ip -n "$CR_GWA" -6 neigh show proxy || fail "gw-a does 
 ! rig_output_has 'fd77::2' ip -n "$CR_GWB" -6 neigh show proxy || fail "gw-b still answers NDP for the client"
 rig_output_has "lladdr $GWA_MAC" ip -n "$CR_SVC" -6 neigh show fd77::2 || fail "the service host's IPv6 neighbour entry is not gw-a's"
 rig_exec "$CR_SVC" ping -6 -c 1 -W 1 fd77::2 >/dev/null || fail "service host cannot reach the client's IPv6 address through gw-a"
+# Metrics (set about once a second): gw-b let one session go; gw-a owns it and timed its etcd requests.
+rig_wait_for "rig_output_has '^jvpn_cluster_released_total\{[^}]*\} [1-9]' cluster_gw_metrics b" 3 0.2 || fail "gw-b's metrics: nothing released"
+rig_wait_for "rig_output_has '^jvpn_cluster_owned_sessions\{[^}]*\} 1' cluster_gw_metrics a" 3 0.2 || fail "gw-a's metrics: no owned session"
+M="$(cluster_gw_metrics a)"
+for m in '^jvpn_cluster_etcd_up\{[^}]*\} 1' '^jvpn_cluster_store_latency_ms\{[^}]*quantile="0.99"[^}]*\} [0-9.]*[1-9]' \
+         '^jvpn_cluster_store_requests_total\{[^}]*\} [1-9]' '^jvpn_cluster_cas_conflicts_total\{[^}]*\} [0-9]'; do
+    rig_output_has "$m" echo "$M" || fail "gw-a's metrics lack $m"
+done
 rig_exec "$CR_ROUTER" nft delete table inet cut || fail "nft"
 
 step "gw-a is cut off from etcd: it stops serving after its lease, the client moves to gw-b"

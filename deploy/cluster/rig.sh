@@ -13,6 +13,7 @@
 #   cluster_etcd_start            the three etcd members (real Raft), waits for quorum
 #   cluster_write_configs POLICY  keys and configs for gw-a, gw-b (shared gateway key) and the client
 #   cluster_gw_up NAME / cluster_gw_kill NAME   start a gateway daemon / kill -9 it
+#   cluster_gw_metrics NAME       its /metrics (MetricsListen 127.0.0.1:9586 in its namespace)
 #   cluster_gws_stop              SIGTERM to both gateways at once (a cleanup hook, before etcd stops)
 
 cluster_rig_create() {
@@ -96,6 +97,7 @@ cluster_write_configs() {
             echo "Address = 10.77.0.1/24, fd77::1/64"
             echo "ListenPort = 51820"
             echo "EventLog = $RIG_DIR/gw-$n.events.jsonl"
+            echo "MetricsListen = 127.0.0.1:9586"
             echo
             echo "[Peer]"
             echo "PublicKey = $(cat "$RIG_DIR/client.pub")"
@@ -126,6 +128,12 @@ cluster_gw_up() {
 }
 
 cluster_gw_ns() { if [[ "$1" == a ]]; then echo "$CR_GWA"; else echo "$CR_GWB"; fi; }
+
+# cluster_gw_metrics a|b : the gateway's /metrics text
+cluster_gw_metrics() {
+    rig_exec "$(cluster_gw_ns "$1")" python3 -c \
+        'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9586/metrics", timeout=5).read().decode())'
+}
 
 # The daemon's pid (the process serving /run/jvpn/NAME.sock in that namespace).
 cluster_gw_pid() {
