@@ -5,9 +5,10 @@
 /// gateway); every `[Policy]` key; a client's new Endpoints, TcpEndpoints and Uplinks, appended
 /// after the existing ones (new candidate paths, lowest priority), and its AllowedIPs. Everything
 /// else that a running interface is built from (Name, the private key, Address, ListenPort,
-/// TcpListen, MTU, EventLog, FwMark, MetricsListen, EventSyslog, `[Cluster]`, the role, full tunnel on or off, a
-/// client's gateway key and Transport, removing or reordering Endpoints, TcpEndpoints or Uplinks)
-/// is refused with `FILE:LINE:` and the running config stays: it needs `jvpn down` and `jvpn up`.
+/// TcpListen, MTU, EventLog, FwMark, MetricsListen, EventSyslog, `[Cluster]`, the role, full tunnel
+/// on or off, a client's gateway key and Transport, removing or reordering Endpoints, TcpEndpoints
+/// or Uplinks) is refused with `FILE:LINE:` and the running config stays: it needs `jvpn down` and
+/// `jvpn up`.
 public struct ReloadPlan: Equatable, Sendable {
     public enum PeerChange: Equatable, Sendable {
         /// A new peer (a gateway's client).
