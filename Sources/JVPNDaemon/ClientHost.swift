@@ -392,7 +392,8 @@ final class ClientHost: SessionHost, PumpController {
     }
 
     /// Opens, completes and closes the TCP paths' connections as their connectors say: a connection
-    /// is wanted while its uplink is there, up and addressed. Called under `lock`.
+    /// is wanted while its uplink is there, up and addressed, and (a cluster) its gateway may hold
+    /// the session (`ClientOrchestrator.wantsConnection`). Called under `lock`.
     private func manageConnections(nowMs: UInt64) {
         guard var o = orchestrator else { return }
         var actions: [OrchestratorAction] = []
@@ -418,6 +419,7 @@ final class ClientHost: SessionHost, PumpController {
             }
             let candidate = o.paths.first { $0.id == paths[i].id }
             let wanted = sockets[paths[i].uplinkIndex] != nil && candidate.map { $0.linkUp && $0.hasAddress } == true
+                && o.wantsConnection(path: paths[i].id)
             let wasUp = paths[i].connector.isConnected
             switch paths[i].connector.tick(wanted: wanted, nowMs: nowMs) {
             case .connect?:

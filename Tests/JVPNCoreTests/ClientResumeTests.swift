@@ -147,6 +147,37 @@ final class ClientResumeTests: XCTestCase {
         XCTAssertEqual(reports(since: back), [0, 16], "the restarted gateway 0 learns both paths' MTU")
     }
 
+    /// TCP paths (ids 0x8000 + uplink * 16 + gateway) connect only towards the session's gateway,
+    /// towards every gateway while a resume looks for a new one, and again only towards the new one.
+    func testStreamPathsConnectOnlyTowardsTheSessionsGateway() {
+        var paths: [PathCandidate] = []
+        for u in 0..<2 { for g in 0..<2 {
+            paths.append(PathCandidate(id: UInt32(u * 16 + g), priority: u, gateway: g))
+            paths.append(PathCandidate(id: 0x8000 + UInt32(u * 16 + g), priority: u, transportRank: 1, isStream: true, gateway: g))
+        } }
+        var o = ClientOrchestrator(policy: policy, paths: paths, noncePrefix: 7, nowMs: 0)
+        _ = o.tick(nowMs: 0)
+        XCTAssertTrue(o.wantsConnection(path: 0x8001), "BIRTH: every gateway")
+        _ = o.handshakeCompleted(path: 0, nowMs: 1)
+        XCTAssertTrue(o.wantsConnection(path: 0x8000))
+        XCTAssertTrue(o.wantsConnection(path: 0x8010))
+        XCTAssertFalse(o.wantsConnection(path: 0x8001), "attached on gateway 0: no connection to gateway 1")
+        XCTAssertFalse(o.wantsConnection(path: 0x8011))
+        // Gateway 0 goes silent: a resume starts, connections to gateway 1 are wanted.
+        var now: UInt64 = 1
+        var resumed = false
+        while now < 3000 && !resumed {
+            now += 10
+            resumed = o.tick(nowMs: now).contains { if case .sendResume = $0 { return true }; return false }
+        }
+        XCTAssertTrue(resumed, "no resume after gateway 0 fell silent")
+        XCTAssertTrue(o.wantsConnection(path: 0x8011), "a resume in flight: every gateway")
+        _ = o.handshakeCompleted(path: 1, nowMs: now + 1)
+        XCTAssertEqual(o.activeGateway, 1)
+        XCTAssertTrue(o.wantsConnection(path: 0x8011))
+        XCTAssertFalse(o.wantsConnection(path: 0x8000), "on gateway 1: no connection to gateway 0")
+    }
+
     func testUplinkLossStaysOnTheSameGateway() {
         var d = Driver(policy: policy)
         d.run(ms: 3000)

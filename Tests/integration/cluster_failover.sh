@@ -87,6 +87,9 @@ sleep "$((TTL + 1))"
 [[ "$(count_events "$CL_EVENTS" "e['event'] == 'TRANSPORT_SWITCH'")" == "$SWITCHES" ]] || fail "the client moved after an etcd member died"
 [[ "$(gw_field b "s['cluster']['etcd']")" == ok ]] || fail "gw-b lost etcd with two members of three up"
 rig_exec "$CR_SVC" ping -c 2 -W 1 10.77.0.2 >/dev/null || fail "traffic stopped after an etcd member died"
+# The client's TCP paths connect only to the session's gateway: since its restart gw-a, which does
+# not hold the session, has been offered no TCP connection (it could open none of its frames).
+[[ "$(gw_field a "s['tcp']['accepted']")" == 0 ]] || fail "the client keeps connecting over TCP to gw-a: $(gw_field a "s['tcp']")"
 
 step "the client loses its way to gw-b, which stays up: it resumes on gw-a, gw-b lets go through its watch"
 rig_exec "$CR_ROUTER" nft add table inet cut && rig_exec "$CR_ROUTER" nft add chain inet cut through '{ type filter hook forward priority 0; }' \

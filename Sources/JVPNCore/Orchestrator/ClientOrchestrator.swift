@@ -1026,6 +1026,15 @@ extension ClientOrchestrator {
         }
     }
 
+    /// Whether a stream (TCP) path's connection is wanted: towards the session's own gateway, towards
+    /// any while there is none yet (BIRTH), towards every one while the session looks for a new
+    /// gateway (a resume in flight). A connection to another gateway of a cluster would carry frames
+    /// that gateway cannot open: it would time out unauthenticated and be opened again, on and on.
+    public func wantsConnection(path id: UInt32) -> Bool {
+        guard gatewayCount > 1, let g = activeGateway, let i = index(id) else { return true }
+        return paths[i].gateway == g || resume != nil
+    }
+
     /// Candidates for a resume, best first: the other gateways in configuration order after the
     /// session's own (so a failed gateway is tried last), each by transport kind (as `Transport`
     /// orders them) then uplink priority; paths that cannot send (`isUsable`) are left out.
