@@ -284,9 +284,9 @@ final class GatewayHost: SessionHost, PumpController {
                 emitAudit(peers[peer], a, session: sid)
             case .store(let request):
                 cluster?.submit(request)
-            case .respondHeld(let peer, let sid):
+            case .respondHeld(let peer, let sid, let rekey):
                 guard let held = heldInitiations.removeValue(forKey: peer), held.initiation.sessionID == sid else { continue }
-                respond(held.initiation, peer: peers[peer], rekey: false, to: held.path)
+                respond(held.initiation, peer: peers[peer], rekey: rekey, to: held.path)
             case .dropHeld(let peer, let sid):
                 if heldInitiations[peer]?.initiation.sessionID == sid { heldInitiations[peer] = nil }
             case .ownershipChanged(let peer, let sid, let change):

@@ -50,7 +50,7 @@ final class ClusterOwnershipTests: XCTestCase {
         guard case .create = requests(a).first else { return XCTFail("expected a create, got \(a)") }
         XCTAssertNil(core.pendingSession(ofPeer: 0), "nothing is answered before the store recorded it")
         let answered = serve(&core, a, nowMs: t + 2)
-        XCTAssertTrue(answered.contains(.respondHeld(peer: 0, sid)))
+        XCTAssertTrue(answered.contains(.respondHeld(peer: 0, sid, rekey: false)))
         let c = core.confirmed(peer: 0, session: sid, from: address, bytes: 49, nowMs: t + 3)
         XCTAssertTrue(c.contains(.sessionOpened(peer: 0, sid)))
         watch(&core, name, nowMs: t + 3)
@@ -88,7 +88,7 @@ final class ClusterOwnershipTests: XCTestCase {
         XCTAssertTrue(answered.contains(.ownershipChanged(peer: 0, sid, OwnershipChange(fromNode: "gw-a", toNode: "gw-b",
                                                                                      bindingVersion: expectedVersion,
                                                                                      reason: .probeTimeout, boundAt: nil))))
-        XCTAssertTrue(answered.contains(.respondHeld(peer: 0, sid)))
+        XCTAssertTrue(answered.contains(.respondHeld(peer: 0, sid, rekey: false)))
         XCTAssertEqual(store.records[sid]?.record.owner, "gw-b")
         XCTAssertEqual(store.records[sid]?.record.state, .recovering)
         let confirmed = b.confirmed(peer: 0, session: sid, from: "c2", bytes: 49, nowMs: 2003)
@@ -119,11 +119,47 @@ final class ClusterOwnershipTests: XCTestCase {
         let (_, fromC) = resume(&c, from: "c3", at: 2001, timestamp: ts(2001))
         let answerB = serve(&b, fromB, nowMs: 2003)
         let answerC = serve(&c, fromC, nowMs: 2003)
-        XCTAssertTrue(answerB.contains(.respondHeld(peer: 0, sid)))
+        XCTAssertTrue(answerB.contains(.respondHeld(peer: 0, sid, rekey: false)))
         XCTAssertTrue(answerC.contains(.dropHeld(peer: 0, sid)))
-        XCTAssertFalse(answerC.contains(.respondHeld(peer: 0, sid)))
+        XCTAssertFalse(answerC.contains(.respondHeld(peer: 0, sid, rekey: false)))
         XCTAssertEqual(c.cluster?.counters.casConflicts, 1)
         XCTAssertEqual(c.cluster?.records[sid]?.record.owner, "gw-b", "the loser learns the winner from the conflict")
+        XCTAssertEqual(store.records[sid]?.record.owner, "gw-b")
+    }
+
+    /// A resume reaching the node that serves the session: answered (as a rekey, same
+    /// binding_version) only once a compare-and-swap on the record as read shows it still owns it.
+    func testResumeOfTheSessionServedHereIsCheckedInTheStore() {
+        var a = node("gw-a")
+        open(&a, "gw-a", from: "c1", at: 100)
+        let version = a.session(ofPeer: 0)?.bindingVersion
+        let (d, act) = resume(&a, from: "c2", at: 2000)
+        XCTAssertEqual(d, .awaitStore, "not answered as a rekey before the store confirmed it")
+        guard case .claim(_, _, let kept)? = requests(act).first else { return XCTFail("expected a CAS, got \(act)") }
+        XCTAssertEqual(kept.owner, "gw-a")
+        XCTAssertEqual(kept.bindingVersion, store.records[sid]?.record.bindingVersion)
+        let answered = serve(&a, act, nowMs: 2002)
+        XCTAssertEqual(answered, [.respondHeld(peer: 0, sid, rekey: true)])
+        XCTAssertEqual(a.session(ofPeer: 0)?.bindingVersion, version)
+        XCTAssertEqual(a.session(ofPeer: 0)?.isLive, true)
+    }
+
+    /// The node serving the session is cut off from the store (its lease still holds) while another
+    /// node took the session over: the client's resume back to it fails its CAS and is refused, so
+    /// the session is never served by a node the store no longer names.
+    func testResumeOfTheSessionServedHereWithAStaleViewIsRefused() {
+        var a = node("gw-a"), b = node("gw-b")
+        open(&a, "gw-a", from: "c1", at: 100)
+        watch(&b, "gw-b", nowMs: 100)
+        let (_, take) = resume(&b, from: "c2", at: 2000)
+        XCTAssertTrue(serve(&b, take, nowMs: 2002).contains(.respondHeld(peer: 0, sid, rekey: false)))
+        // gw-a's watch has not delivered the change: it still serves the session.
+        XCTAssertEqual(a.session(ofPeer: 0)?.isLive, true)
+        let (d, back) = resume(&a, from: "c1", at: 2100)
+        XCTAssertEqual(d, .awaitStore)
+        let answered = serve(&a, back, nowMs: 2102)
+        XCTAssertTrue(answered.contains(.dropHeld(peer: 0, sid)), "\(answered)")
+        XCTAssertFalse(answered.contains { if case .respondHeld = $0 { return true }; return false })
         XCTAssertEqual(store.records[sid]?.record.owner, "gw-b")
     }
 

@@ -14,7 +14,8 @@ extension GatewayCore {
         // A retry while the store works on this very session: the newer initiation is the one to answer.
         if let held = peers[peer].awaiting, held.session == sid {
             peers[peer].newestTimestamp = timestamp
-            peers[peer].awaiting = PendingHandshake(session: sid, respondedTo: from, atMs: now, resumedFrom: held.resumedFrom)
+            peers[peer].awaiting = PendingHandshake(session: sid, respondedTo: from, atMs: now, resumedFrom: held.resumedFrom,
+                                                    rekeysLiveSession: held.rekeysLiveSession)
             return (.awaitStore, out)
         }
         guard c.isServing(nowMs: now) else {
@@ -26,6 +27,7 @@ extension GatewayCore {
         let record: SessionRecord
         let request: StoreRequest
         var resumedFrom: (node: String, reason: ReasonCode)?
+        let liveHere = peers[peer].session.map { $0.id == sid && $0.isLive } ?? false
         if let stored = c.records[sid] {
             let r = stored.record
             guard r.peer == c.peerKeys[peer] else {
@@ -40,8 +42,11 @@ extension GatewayCore {
                 securityEvent(peer, .replayDetected, from, now, &out)
                 return (.drop(.replayDetected), out)
             }
-            if r.owner == c.node, let p = peers[peer].pending, p.session == sid {
+            if resume == nil, r.owner == c.node, let p = peers[peer].pending, p.session == sid {
                 // The handshake of a session recorded here, retried before the client confirmed it.
+                // Never a resume: the client asks for one after it left this node, and this node's
+                // copy of the record may be stale (cut off from the store while its lease holds),
+                // so only a compare-and-swap on the record can give the session back to it.
                 peers[peer].newestTimestamp = timestamp
                 peers[peer].pending = PendingHandshake(session: sid, respondedTo: from, atMs: now, resumedFrom: p.resumedFrom)
                 return (.respondNewSession, out)
@@ -52,15 +57,30 @@ extension GatewayCore {
                                                                detail: "handshake names session \(sid.hex), recorded on \(r.owner), without asking to resume it")))
                 return (.drop(.ownershipConflict), out)
             }
-            var taken = r
-            taken.owner = c.node
-            taken.bindingVersion = OwnershipEpoch.next(after: r.bindingVersion)
-            taken.state = .recovering
-            taken.initiationTimestamp = timestamp
-            taken.reason = reason
-            record = taken
-            request = .claim(sid, expecting: stored.revision, taken)
-            resumedFrom = (r.owner, reason)
+            if liveHere {
+                // Served here: the record as read must still say so; the session keeps its
+                // binding_version and its keys are renewed as by a rekey.
+                guard r.owner == c.node else {
+                    return refuseUnrecordable(peer, sid, "the store names \(r.owner) owner of a session served here", &out)
+                }
+                var kept = r
+                kept.initiationTimestamp = timestamp
+                kept.reason = reason
+                record = kept
+                request = .claim(sid, expecting: stored.revision, kept)
+            } else {
+                var taken = r
+                taken.owner = c.node
+                taken.bindingVersion = OwnershipEpoch.next(after: r.bindingVersion)
+                taken.state = .recovering
+                taken.initiationTimestamp = timestamp
+                taken.reason = reason
+                record = taken
+                request = .claim(sid, expecting: stored.revision, taken)
+                resumedFrom = (r.owner, reason)
+            }
+        } else if liveHere {
+            return refuseUnrecordable(peer, sid, "no record of a session served here", &out)
         } else {
             if resume != nil {
                 // The cache may lag a creation by a moment: the client's next attempt finds it.
@@ -76,7 +96,8 @@ extension GatewayCore {
         }
         peers[peer].newestTimestamp = timestamp
         if let old = peers[peer].awaiting { out.append(.dropHeld(peer: peer, old.session)) }
-        peers[peer].awaiting = PendingHandshake(session: sid, respondedTo: from, atMs: now, resumedFrom: resumedFrom)
+        peers[peer].awaiting = PendingHandshake(session: sid, respondedTo: from, atMs: now, resumedFrom: resumedFrom,
+                                                rekeysLiveSession: liveHere)
         cluster!.inFlight[sid] = request
         out.append(.store(request))
         return (.awaitStore, out)
@@ -103,13 +124,24 @@ extension GatewayCore {
             switch result {
             case .succeeded(let revision):
                 cluster!.records[sid] = StoredRecord(record, revision: revision)
-                if case .claim = request { cluster!.counters.claimed += 1 } else { cluster!.counters.created += 1 }
                 guard let peer = waiting, let held = peers[peer].awaiting else {
+                    if case .claim = request { cluster!.counters.claimed += 1 } else { cluster!.counters.created += 1 }
                     // Nobody waits for it any more (the client moved on to another session).
                     if case .create = request { deleteRecord(sid, expecting: revision, &out) }
                     return out
                 }
                 peers[peer].awaiting = nil
+                if held.rekeysLiveSession {
+                    // Still this node's: the resume renews the live session's keys (or, if the
+                    // session ended meanwhile, is answered by nobody).
+                    if let s = peers[peer].session, s.id == sid, s.isLive, cluster!.isServing(nowMs: now) {
+                        out.append(.respondHeld(peer: peer, sid, rekey: true))
+                    } else {
+                        out.append(.dropHeld(peer: peer, sid))
+                    }
+                    return out
+                }
+                if case .claim = request { cluster!.counters.claimed += 1 } else { cluster!.counters.created += 1 }
                 if let old = peers[peer].pending, old.session != sid {
                     out.append(.pendingDropped(peer: peer, old.session))
                     forgetUnconfirmed(old.session, &out)
@@ -120,7 +152,7 @@ extension GatewayCore {
                                                                                   bindingVersion: record.bindingVersion,
                                                                                   reason: moved.reason, boundAt: nil)))
                 }
-                out.append(.respondHeld(peer: peer, sid))
+                out.append(.respondHeld(peer: peer, sid, rekey: false))
             case .conflict(let current):
                 cluster!.counters.casConflicts += 1
                 cluster!.records[sid] = current

@@ -18,8 +18,9 @@ public enum GatewayAction<Address: Hashable & Sendable>: Equatable, Sendable {
     /// Send this request to the cluster store; its answer comes back through `storeAnswered`.
     case store(StoreRequest)
     /// The store recorded the initiation held for `session` (`InitiationDecision.awaitStore`):
-    /// answer it now, exactly as `respondNewSession`.
-    case respondHeld(peer: Int, SessionID)
+    /// answer it now, exactly as `respondNewSession`, or with `rekey` as `respondRekey` (a resume
+    /// of the session live here, answered once the store confirmed it is still this node's).
+    case respondHeld(peer: Int, SessionID, rekey: Bool)
     /// The initiation held for `session` is refused: forget it (nothing is sent).
     case dropHeld(peer: Int, SessionID)
     /// The session changed owner (OWNERSHIP_CHANGE on this node).
@@ -77,10 +78,13 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         var atMs: UInt64
         /// A resume taken over from another node: its name and the client's reason.
         var resumedFrom: (node: String, reason: ReasonCode)?
+        /// Cluster: a resume of the session live on this node, which rekeys it once recorded.
+        var rekeysLiveSession = false
 
         static func == (a: PendingHandshake, b: PendingHandshake) -> Bool {
             a.session == b.session && a.respondedTo == b.respondedTo && a.atMs == b.atMs
                 && a.resumedFrom?.node == b.resumedFrom?.node && a.resumedFrom?.reason == b.resumedFrom?.reason
+                && a.rekeysLiveSession == b.rekeysLiveSession
         }
     }
 
@@ -200,6 +204,13 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
                                                            detail: "session \(sid.hex) belongs to peer #\(owner)")))
             securityEvent(peer, .ownershipConflict, from, now, &out)
             return (.drop(.ownershipConflict), out)
+        }
+        if cluster != nil, resume != nil, let s = peers[peer].session, s.id == sid, s.isLive {
+            // A resume of the session served here: the client may have been on another node since,
+            // and this node's copy of the record may be stale (cut off from the store while its
+            // lease holds), so only a compare-and-swap on the record can keep the session here.
+            return clusterInitiation(peer: peer, session: sid, timestamp: timestamp, wallNs: wallNs, from: from, now: now,
+                                     resume: resume, &out)
         }
         if let s = peers[peer].session, s.id == sid {
             peers[peer].newestTimestamp = timestamp
