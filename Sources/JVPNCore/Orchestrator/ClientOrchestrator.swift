@@ -54,11 +54,13 @@ public struct PathMtuReport: Equatable, Sendable {
 }
 
 /// A resume initiation in flight: its path, when it went, how many were sent this episode (each
-/// retry goes to the next candidate).
+/// retry goes to the next candidate), and whether it was sent while the session worked, to move it
+/// back to a preferred gateway (`preempting`) rather than because its gateway stopped answering.
 public struct ResumeAttempt: Equatable, Sendable {
     public let path: UInt32
     public let sentMs: UInt64
     public let sent: Int
+    public var preempting = false
 }
 
 /// One REATTACH attempt: (path, version, nonce). Every retry sends exactly these, so the gateway
@@ -315,6 +317,12 @@ public struct ClientOrchestrator: Equatable, Sendable {
         case .recovering where resume != nil:
             resumed(onto: i, now, &out)
             return out
+        case .attached where resume != nil, .volatile where resume != nil, .degraded where resume != nil:
+            // A gateway answered a resume while the session still works here (a preemption, or a
+            // recovery's resume answered after the window closed): it has recorded itself as the
+            // session's owner, and the gateway in use lets the session go once it sees that.
+            followResume(onto: i, now, &out)
+            return out
         case .attached, .volatile, .recovering, .degraded:
             rekeyInitiationMs = nil
         case .terminated:
@@ -337,7 +345,9 @@ public struct ClientOrchestrator: Equatable, Sendable {
             break
         }
         if let last = rekeyInitiationMs, now < last + ClientOrchestrator.rekeyRetryMs { return out }
-        // A resume brings fresh keys anyway; a rekey initiation would replace it.
+        // A resume brings fresh keys anyway; a rekey initiation would replace it. Not a preemption:
+        // the keys in use come first (the preferred gateway is tried again later).
+        if resume?.preempting == true { resume = nil }
         guard resume == nil else { return out }
         guard let path = isAlive(active, now) ? active : ranked(nowMs: now).first?.id ?? active else { return out }
         rekeyInitiationMs = now
@@ -792,7 +802,9 @@ public struct ClientOrchestrator: Equatable, Sendable {
                 recoveryReason = .betterPath
                 transition(.recovering, .betterPath, now, &out)
                 startAttempt(to: best.id, reason: .betterPath, now, &out)
+                return
             }
+            preemptGateway(ai, now, &out)
         case .volatile:
             guard let ai = activeIndex, activeAlive else {
                 beginRecovery(.probeTimeout, now, &out)
@@ -1032,7 +1044,7 @@ extension ClientOrchestrator {
     /// that gateway cannot open: it would time out unauthenticated and be opened again, on and on.
     public func wantsConnection(path id: UInt32) -> Bool {
         guard gatewayCount > 1, let g = activeGateway, let i = index(id) else { return true }
-        return paths[i].gateway == g || resume != nil
+        return paths[i].gateway == g || (resume.map { !$0.preempting } ?? false)
     }
 
     /// Candidates for a resume, best first: the other gateways in configuration order after the
@@ -1051,6 +1063,9 @@ extension ClientOrchestrator {
     /// RECOVERING with no path to the session's gateway: a resume initiation now, then every
     /// `resumeRetryMs` on the next candidate.
     mutating func progressResume(_ now: UInt64, _ out: inout [OrchestratorAction]) {
+        // A preemption in flight becomes the recovery's first resume: its answer may still come,
+        // and the gateway that gives it owns the session by then.
+        resume?.preempting = false
         if let r = resume, now < r.sentMs + ClientOrchestrator.resumeRetryMs { return }
         let candidates = resumeCandidates()
         guard !candidates.isEmpty else { return }
@@ -1083,5 +1098,43 @@ extension ClientOrchestrator {
         suspicion.restart()
         startAttempt(to: paths[i].id, reason: recoveryReason ?? .probeTimeout, now, &out)
         probe(i, now, &out)
+    }
+
+    /// Back to a preferred gateway (earlier in `Endpoint`) by the uplinks' policy: with
+    /// `PreemptToPreferred`, once the active path has been stable for `StableWindowMs`, within the
+    /// switch budget and `SwitchCooldownMs`, a resume initiation (reason BETTER_PATH) to one
+    /// preferred gateway, and again at most every `StableWindowMs` while none answers (each time to
+    /// the next preferred gateway, in order). Another gateway cannot be probed before it holds the
+    /// session's keys, so its answer to the resume is the proof that it works; an unanswered one
+    /// costs the session nothing. Only onto a path whose transport kind is at least as preferred as
+    /// the active one's.
+    mutating func preemptGateway(_ ai: Int, _ now: UInt64, _ out: inout [OrchestratorAction]) {
+        guard gatewayCount > 1, policy.preemptToPreferred, let own = activeGateway, own > 0, rekeyInitiationMs == nil,
+              isStable(paths[ai], now) else { return }
+        if let r = resume, !r.preempting || now < r.sentMs + policy.stableWindowMs { return }
+        guard mayPolicySwitch(now) else { return }
+        let rank = paths[ai].transportRank
+        var best: [Int: PathCandidate] = [:]
+        for p in paths where p.gateway < own && p.isUsable && p.transportRank <= rank {
+            if let b = best[p.gateway], (b.transportRank, b.priority, b.id) <= (p.transportRank, p.priority, p.id) { continue }
+            best[p.gateway] = p
+        }
+        let targets = best.keys.sorted().compactMap { best[$0] }
+        guard !targets.isEmpty else { return }
+        let sent = resume?.sent ?? 0
+        let target = targets[sent % targets.count]
+        resume = ResumeAttempt(path: target.id, sentMs: now, sent: sent + 1, preempting: true)
+        out.append(.sendResume(path: target.id, reason: .betterPath))
+    }
+
+    /// A resume was answered on path `i` while the session was not recovering: into RECOVERING
+    /// (BETTER_PATH for a preemption) and on as for any resume.
+    mutating func followResume(onto i: Int, _ now: UInt64, _ out: inout [OrchestratorAction]) {
+        let reason: ReasonCode = resume?.preempting == true ? .betterPath : .candidateAvailable
+        troubleSinceMs = troubleSinceMs ?? now
+        recoveryReason = reason
+        attempt = nil
+        transition(.recovering, reason, now, &out)
+        resumed(onto: i, now, &out)
     }
 }

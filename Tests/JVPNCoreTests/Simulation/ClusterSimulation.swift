@@ -7,7 +7,8 @@
 /// `healAtMs` everything works again. Checked after every step: a gateway forwards data only while
 /// its lease holds and its view of the store names it owner, the store's owner changes only
 /// through a claim, and the client's binding_version never goes back within a session. Checked at
-/// the end: the client converged onto the record's owner, with data flowing both ways.
+/// the end: the client converged onto the record's owner, with data flowing both ways, on the
+/// preferred path (the first uplink to the first gateway: PreemptToPreferred brings it back).
 struct ClusterSimulation {
     struct Gateway {
         let name: String
@@ -59,6 +60,8 @@ struct ClusterSimulation {
     var lastVersion: (SessionID, UInt64)?
     var sessionsStarted = 1
     var ownerChanges = 0
+    /// Resume initiations sent to move the session back to a preferred gateway.
+    var preemptions = 0
     var trace: [String] = []
     var tracing = false
 
@@ -71,6 +74,7 @@ struct ClusterSimulation {
         p.standbyProbeIntervalMs = 200
         p.deadAfterMs = 300
         p.maxSwitchesPerMinute = 1000
+        p.stableWindowMs = 1000
         p.transportLossTtlMs = 30_000
         policy = p
         gws = (0..<gateways).map { Gateway(name: "gw\($0)") }
@@ -132,6 +136,7 @@ struct ClusterSimulation {
                 pendingHandshake = (handshakeSerial, g)
                 var resume: ReasonCode?
                 if case .sendResume(_, let r) = a { resume = r }
+                if resume == .betterPath { preemptions += 1 }
                 log("client \(resume == nil ? "initiation" : "resume") on uplink \(u) to \(gws[g].name)")
                 let ts = Timestamp12(unixNanoseconds: 1_700_000_000_000_000_000 + now * 1_000_000 + handshakeSerial)
                 send(Packet(payload: .initiation(session: session, timestamp: ts, handshake: handshakeSerial), uplink: u, gateway: g,
@@ -203,6 +208,7 @@ struct ClusterSimulation {
             guard let pend = pendingHandshake, pend.serial == h else { return }
             pendingHandshake = nil
             keys = (e, pend.gateway)
+            log("client handshake answered by \(gws[pend.gateway].name) on uplink \(p.uplink)")
             clientDo { [now] in $0.handshakeCompleted(path: path, nowMs: now) }
         case .frame(let e, let c, let control):
             guard e == keys.current, clientWindows[e, default: ReplayWindow()].update(c) else { return }
@@ -214,6 +220,7 @@ struct ClusterSimulation {
             switch m {
             case .probeReply(let seq, _, let pathID): clientDo { [now] in $0.probeReplied(path: pathID, seq: seq, nowMs: now) }
             case .reattachAck(let s, let v, let n):
+                log("client REATTACH_ACK from \(gws[p.gateway].name) binding_version \(v)")
                 if s == session { clientDo { [now] in $0.reattachAcked(nonce: n, bindingVersion: v, nowMs: now) } }
             case .reject(let r, let n, let v): clientDo { [now] in $0.reattachRejected(reason: r, nonce: n, bindingVersion: v, nowMs: now) }
             case .pathChallenge(let d): clientDo { [now] in $0.pathChallenged(path: path, data: d, nowMs: now) }
@@ -290,11 +297,12 @@ struct ClusterSimulation {
                 gws[g].pending = nil
             case .store(let r):
                 storeQueue.append((now + 1 + rng.next() % 4, g, r, gws[g].storeReachable))
-            case .respondHeld:
+            case .respondHeld(_, _, let rekey):
                 guard let h = gws[g].held, let u = (0..<2).first(where: { ClusterSimulation.address($0) == h.from }) else { continue }
                 gws[g].held = nil
-                gws[g].pending = epoch()
-                send(Packet(payload: .response(handshake: h.handshake, epoch: gws[g].pending!), uplink: u, gateway: g, toGateway: false))
+                let e = epoch()
+                if rekey { gws[g].next = e } else { gws[g].pending = e }
+                send(Packet(payload: .response(handshake: h.handshake, epoch: e), uplink: u, gateway: g, toGateway: false))
             case .dropHeld:
                 gws[g].held = nil
             case .released:
@@ -449,9 +457,13 @@ struct ClusterSimulation {
                 send(Packet(payload: .frame(epoch: e, counter: counter(e), control: nil), uplink: Int(a / 16), gateway: Int(a % 16),
                             toGateway: true))
             }
-            if healed, converged == nil, now >= healAtMs + 200, disagreement() == nil { converged = now }
+            // Everything works after the heal: the session ends on the preferred path (the first
+            // uplink to the first gateway), where no preference moves it any more.
+            if healed, converged == nil, now >= healAtMs + 200, disagreement() == nil, active == 0 { converged = now }
         }
-        if converged == nil { failures.append("not converged \(bound) ms after the heal: \(disagreement() ?? "?")") }
+        if converged == nil {
+            failures.append("not converged \(bound) ms after the heal: \(disagreement() ?? "on path \(active.map(String.init) ?? "?"), not the preferred one")")
+        }
         if let why = disagreement() { failures.append("diverged at the end: \(why)") }
         failures += store.violations
         return failures

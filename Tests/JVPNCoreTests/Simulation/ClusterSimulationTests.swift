@@ -9,18 +9,19 @@ final class ClusterSimulationTests: XCTestCase {
 
     func testRandomScheduleConverges() {
         let count = UInt64(environment("JVPN_CLUSTER_SIM_SEEDS").flatMap { UInt64($0) } ?? 100)
-        var failed = 0, claims = 0, sessions = 0
+        var failed = 0, claims = 0, sessions = 0, preemptions = 0
         for seed in 1...count {
             var sim = ClusterSimulation(seed: seed, gateways: seed % 2 == 0 ? 2 : 3)
             let failures = sim.run()
             claims += sim.ownerChanges
             sessions += sim.sessionsStarted
+            preemptions += sim.preemptions
             if !failures.isEmpty {
                 failed += 1
                 if failed <= 5 { XCTFail("seed \(seed): \(failures.prefix(3).joined(separator: "; ")) — replay with JVPN_CLUSTER_SIM_SEED=\(seed)") }
             }
         }
-        print("cluster simulation: \(count) schedules, \(failed) failed; \(claims) ownership changes, \(sessions) sessions started")
+        print("cluster simulation: \(count) schedules, \(failed) failed; \(claims) ownership changes, \(preemptions) preemptions, \(sessions) sessions started")
     }
 
     func testReplayOneSeed() throws {
