@@ -9,15 +9,18 @@
 #  5. the client loses its way to gw-b, which stays up: it resumes on gw-a; gw-b sees that through its
 #     watch and lets go (OWNERSHIP_CHANGE, TRANSPORT_SWITCH to node:gw-a, its proxy ARP/NDP
 #     withdrawn), and the service host sends to gw-a (gratuitous ARP, unsolicited NA), IPv4 and IPv6;
-#  6. gw-a is cut off from etcd: it stops serving once its lease is over, the client moves to gw-b.
-# LeaseTtlS = 2 (the least [Cluster] takes) and short waits: it runs in CI (25-38 s).
+#  6. gw-a is cut off from etcd: it stops serving once its lease is over, the client moves to gw-b;
+#  7. gw-a reaches etcd again and the client is reloaded with PreemptToPreferred = true (off until
+#     then, so that steps 3-6 see only failures): it moves back to gw-a, its first Endpoint, once
+#     stable on gw-b for StableWindowMs (OWNERSHIP_CHANGE gw-b => gw-a BETTER_PATH on both gateways).
+# LeaseTtlS = 2 (the least [Cluster] takes) and short waits: it runs in CI (30-45 s).
 . "$(dirname "$0")/lib.bash"
 . "$REPO/deploy/cluster/etcd.sh"
 . "$REPO/deploy/cluster/rig.sh"
 rig_init
 cluster_rig_create || fail "rig"
 cluster_etcd_start || fail "etcd cluster did not start"
-POLICY=$'ProbeIntervalMs = 100\nStandbyProbeIntervalMs = 500\nDeadAfterMs = 600\nMaxSwitchesPerMinute = 60'
+POLICY=$'ProbeIntervalMs = 100\nStandbyProbeIntervalMs = 500\nDeadAfterMs = 600\nMaxSwitchesPerMinute = 60\nStableWindowMs = 2000\nPreemptToPreferred = false'
 TTL=2
 cluster_write_configs "$POLICY" "$TTL"
 GWA_EVENTS="$RIG_DIR/gw-a.events.jsonl" GWB_EVENTS="$RIG_DIR/gw-b.events.jsonl" CL_EVENTS="$RIG_DIR/$CL.events.jsonl"
@@ -130,4 +133,30 @@ rig_wait_for "rig_output_has '10\.204\.0\.1' status_field $CR_CLIENT $CL \"s['se
     || fail "client did not move to gw-b"
 [[ "$(client_session)" == "$SID" ]] || fail "the session id changed"
 rig_wait_for "rig_exec $CR_SVC ping -c 1 -W 1 10.77.0.2" 5 0.2 || fail "service host cannot reach the client through gw-b"
-pass "kill -9, rejoin, etcd member loss, a live owner left behind, a partition: one session $SID throughout"
+
+step "gw-a reaches etcd again, the client's policy now preempts: back to gw-a once stable on gw-b"
+rig_exec "$CR_GWA" nft delete table inet cut || fail "nft"
+rig_wait_for "[[ \$(gw_field a \"s['cluster']['etcd']\") == ok ]]" 10 || fail "gw-a did not reach etcd again"
+ON_GWB_AT="$(python3 -c "import json;print([json.loads(l)['ts'] for l in open('$CL_EVENTS') if 'TRANSPORT_SWITCH' in l][-1])")"
+sed -i 's/^PreemptToPreferred = false$/PreemptToPreferred = true/' "$RIG_DIR/client.conf"
+out="$(rig_exec "$CR_CLIENT" "$JVPN_BIN" reload "$CL")" || fail "client reload: $out"
+rig_wait_for "rig_output_has '10\.203\.0\.1' status_field $CR_CLIENT $CL \"s['sessions'][0]['active_path']\"" 10 0.1 \
+    || fail "client did not move back to gw-a"
+[[ "$(client_session)" == "$SID" ]] || fail "the session id changed"
+has_event "$CL_EVENTS" "e['event'] == 'TRANSPORT_SWITCH' and '10.203.0.1' in e['to_path'] and e['reason'] == 'BETTER_PATH'" \
+    || fail "the client's move to gw-a is not a BETTER_PATH TRANSPORT_SWITCH"
+BACK_AT="$(python3 -c "import json;print([json.loads(l)['ts'] for l in open('$CL_EVENTS') if 'TRANSPORT_SWITCH' in l][-1])")"
+python3 - "$ON_GWB_AT" "$BACK_AT" <<'PY' || fail "preempted before the session was stable on gw-b for StableWindowMs"
+import sys
+from datetime import datetime
+on, back = (datetime.fromisoformat(t.replace('Z', '+00:00')) for t in sys.argv[1:])
+sys.exit(0 if (back - on).total_seconds() >= 2.0 else 1)
+PY
+for g in a b; do
+    rig_wait_for "has_event $RIG_DIR/gw-$g.events.jsonl \"e['event'] == 'OWNERSHIP_CHANGE' and e['from_node'] == 'gw-b' and e['to_node'] == 'gw-a' and e['reason'] == 'BETTER_PATH'\"" 5 0.1 \
+        || fail "no OWNERSHIP_CHANGE gw-b => gw-a BETTER_PATH on gw-$g"
+done
+rig_wait_for "[[ \$(gw_field b \"s['cluster']['owned_sessions']\") == 0 ]]" 5 0.1 || fail "gw-b still owns the session (dual-active)"
+rig_wait_for "rig_exec $CR_SVC ping -c 1 -W 1 10.77.0.2" 5 0.2 || fail "service host cannot reach the client through gw-a"
+step "back on gw-a $(( $(date -d "$BACK_AT" +%s%3N) - $(date -d "$ON_GWB_AT" +%s%3N) )) ms after the move to gw-b"
+pass "kill -9, rejoin, etcd member loss, a live owner left behind, a partition, preemption back: one session $SID throughout"
