@@ -24,7 +24,22 @@ final class EtcdCluster {
 
     func kill(_ member: Int) throws { try EtcdCluster.sh("kill", dir, "e\(member)") }
     func restart(_ member: Int) throws { try EtcdCluster.sh("restart", dir, "e\(member)") }
-    func stop() { try? EtcdCluster.sh("stop", dir) }
+    /// SIGSTOP: the member's port still accepts connections, nothing answers on them.
+    func freeze(_ member: Int) throws { try EtcdCluster.sh("freeze", dir, "e\(member)") }
+
+    /// The member that leads now: a test that means to lose a follower must not pick it, since
+    /// losing the leader costs an election (about a second here) on top.
+    func leader() throws -> Int {
+        let name = try EtcdCluster.sh("leader", dir).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard name.hasPrefix("e"), let i = Int(name.dropFirst()), endpoints.indices.contains(i) else {
+            throw Failure(description: "etcd.sh leader: '\(name)'")
+        }
+        return i
+    }
+
+    /// The endpoints starting with member `first`.
+    func endpoints(from first: Int) -> [Endpoint] { Array(endpoints[first...] + endpoints[..<first]) }
+    func stop() { _ = try? EtcdCluster.sh("stop", dir) }
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -32,7 +47,8 @@ final class EtcdCluster {
 
     /// Runs etcd.sh with its output in a file, waiting with waitpid (system(3)): the members it
     /// starts inherit every descriptor, so neither a pipe nor Foundation's Process ever sees an end.
-    private static func sh(_ args: String...) throws {
+    @discardableResult
+    private static func sh(_ args: String...) throws -> String {
         let log = "/tmp/jvpn-etcd-sh-\(getpid()).log"
         let quoted = ([script] + args).map { "'\($0)'" }.joined(separator: " ")
         let status = system("/bin/bash \(quoted) >\(log) 2>&1 </dev/null")
@@ -41,6 +57,7 @@ final class EtcdCluster {
         guard status == 0 else {
             throw Failure(description: "etcd.sh \(args.joined(separator: " ")) failed (is etcd-server installed? deploy/install-deps.sh): \(text)")
         }
+        return text
     }
 }
 

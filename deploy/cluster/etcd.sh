@@ -9,6 +9,9 @@
 #   etcd_cluster_endpoints                         "http://IP:PORT, ..." (for [Cluster] Etcd =)
 #   etcd_member_kill NAME                          kill -9 one member
 #   etcd_member_start NAME                         start it again (it rejoins with its data dir)
+#   etcd_member_freeze NAME                        SIGSTOP one member: connections to it are still
+#                                                  accepted by the kernel, nothing answers them
+#   etcd_leader                                    the name of the member that leads now
 #   etcd_cluster_stop                              kill every member, remove the data
 #
 # CLI (the unit tests of JVPNCluster use this):
@@ -17,6 +20,8 @@
 #   etcd.sh stop DIR                kill the members listed in DIR/pids, remove DIR
 #   etcd.sh kill DIR NAME           kill -9 one member (e0, e1, e2)
 #   etcd.sh restart DIR NAME        start that member again
+#   etcd.sh freeze DIR NAME         SIGSTOP one member (stop and kill still end it)
+#   etcd.sh leader DIR              the leader's name (tests that mean to lose a follower ask)
 
 ETCD_BIN="${ETCD_BIN:-$(command -v etcd || echo /usr/bin/etcd)}"
 ETCD_MEMBERS=()          # NAME:NS:IP:CLIENT:PEER
@@ -100,10 +105,33 @@ etcd_cluster_endpoints() {
 }
 
 etcd_member_kill() {
-    local f="$ETCD_DIR/$1.pid"
-    [[ -f "$f" ]] || return 0
-    kill -KILL "$(cat "$f")" 2>/dev/null || true
-    rm -f "$f"
+    local pidfile="$ETCD_DIR/$1.pid"
+    [[ -f "$pidfile" ]] || return 0
+    kill -KILL "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+}
+
+# Each member's status names the leader and the member itself; the one whose own id is the leader.
+etcd_leader() {
+    local m name ns out own leader
+    for m in "${ETCD_MEMBERS[@]}"; do
+        name="$(_etcd_field "$m" 0)" ns="$(_etcd_field "$m" 1)"
+        local cmd=(curl -s -m 1 -X POST -d '{}' "$(etcd_member_url "$name")/v3/maintenance/status")
+        if [[ -n "$ns" ]]; then cmd=(ip netns exec "$ns" "${cmd[@]}"); fi
+        out="$("${cmd[@]}" 2>/dev/null)" || continue
+        [[ "$out" =~ \"member_id\":\"([0-9]+)\" ]] || continue
+        own="${BASH_REMATCH[1]}"
+        [[ "$out" =~ \"leader\":\"([0-9]+)\" ]] || continue
+        leader="${BASH_REMATCH[1]}"
+        [[ "$own" == "$leader" ]] && { echo "$name"; return 0; }
+    done
+    return 1
+}
+
+etcd_member_freeze() {
+    local pidfile="$ETCD_DIR/$1.pid"
+    [[ -f "$pidfile" ]] || return 1
+    kill -STOP "$(cat "$pidfile")"
 }
 
 etcd_cluster_stop() {
@@ -133,6 +161,9 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
         stop) _etcd_cli_load "$2"; etcd_cluster_stop ;;
         kill) _etcd_cli_load "$2"; etcd_member_kill "$3" ;;
         restart) _etcd_cli_load "$2"; etcd_member_start "$3" ;;
-        *) echo "usage: $0 start DIR [BASE_PORT] | stop DIR | kill DIR NAME | restart DIR NAME" >&2; exit 2 ;;
+        freeze) _etcd_cli_load "$2"; etcd_member_freeze "$3" ;;
+        leader) _etcd_cli_load "$2"; etcd_leader ;;
+        *) echo "usage: $0 start DIR [BASE_PORT] | stop DIR | kill DIR NAME | restart DIR NAME | freeze DIR NAME | leader DIR" >&2
+           exit 2 ;;
     esac
 fi
