@@ -13,7 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", path: "Sources/CSodium", pkgConfig: "libsodium",
@@ -26,7 +26,9 @@ let package = Package(
         // Session ownership in etcd (gateway [Cluster]); nothing of it starts without that section.
         .target(name: "JVPNCluster", dependencies: [
             "JVPNCore", "JVPNSystem",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .target(name: "JVPNDaemon", dependencies: ["JVPNCore", "JVPNSystem", "JVPNOps", "JVPNCluster",
                                                   .product(name: "Logging", package: "swift-log")]),

@@ -1,8 +1,6 @@
-import AsyncHTTPClient
 import JVPNCore
 import JVPNSystem
 import NIOCore
-import NIOHTTP1
 
 /// Why an etcd request failed.
 public enum EtcdError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -59,40 +57,35 @@ public struct EtcdWatchEvent: Equatable, Sendable {
 }
 
 /// etcd's own v3 API through its JSON gateway (`/v3/...`, served by etcd 3.4 and later), spoken
-/// with AsyncHTTPClient. Endpoints are tried in order from the last one that answered; each
-/// request has a deadline per endpoint, so a dead member costs one deadline, not a hang.
+/// over HTTP/1.1 (HTTP1Client). Endpoints are tried in order from the last one that answered;
+/// each request has a deadline per endpoint covering connect and answer, so a dead member costs
+/// one deadline, not a hang.
 public final class EtcdClient: @unchecked Sendable {
     public let endpoints: [Endpoint]
-    private let http: HTTPClient
+    private let http: HTTP1Client
     private let lock = Lock()
     private var preferred = 0
     /// Per endpoint and request: etcd on a LAN answers in milliseconds; a member that does not is
     /// left for the next one.
     public let attemptTimeoutMs: Int64
+    /// An answer (or one watch line) larger than this is refused (`badResponse`) rather than held:
+    /// tens of thousands of session records fit below it.
+    static let maxAnswerBytes = 16 << 20
 
+    /// Starts the HTTP client's event-loop thread (the daemon makes the client once it has dropped
+    /// capabilities); a client dropped without `shutdown` stops it too.
     public init(endpoints: [Endpoint], attemptTimeoutMs: Int64 = 700) {
         precondition(!endpoints.isEmpty, "etcd endpoints")
         self.endpoints = endpoints
         self.attemptTimeoutMs = attemptTimeoutMs
-        var config = HTTPClient.Configuration()
-        config.timeout = HTTPClient.Configuration.Timeout(connect: .milliseconds(attemptTimeoutMs), read: nil)
-        config.connectionPool = HTTPClient.Configuration.ConnectionPool(idleTimeout: .seconds(60))
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        http = HTTP1Client()
     }
 
+    /// Ends the requests and watches under way and stops the thread; requests after it fail as
+    /// unreachable.
     public func shutdown() async {
-        lock.withLock { isShutDown = true }
-        try? await http.shutdown()
+        await http.shutdown()
     }
-
-    private var isShutDown = false
-
-    /// A client dropped without `shutdown` (the daemon failing during start-up) must not trap.
-    deinit {
-        if !isShutDown { try? http.syncShutdown() }
-    }
-
-    private static func url(_ e: Endpoint, _ path: String) -> String { "http://\(e)\(path)" }
 
     /// POSTs `body` to `path` on the preferred endpoint, then the others; the parsed JSON answer.
     func call(_ path: String, _ body: JSONValue) async throws -> JSONValue {
@@ -101,17 +94,15 @@ public final class EtcdClient: @unchecked Sendable {
         var lastError = "no endpoint"
         for k in 0..<endpoints.count {
             let i = (start + k) % endpoints.count
-            var request = HTTPClientRequest(url: EtcdClient.url(endpoints[i], path))
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: text))
             do {
-                let response = try await http.execute(request, timeout: .milliseconds(attemptTimeoutMs))
-                var bytes = try await response.body.collect(upTo: 16 << 20)
-                let answer = bytes.readString(length: bytes.readableBytes) ?? ""
-                guard response.status == .ok else {
+                let (status, answer) = try await http.post(to: endpoints[i], path: path, json: text, timeoutMs: attemptTimeoutMs,
+                                                           deadlineCovers: .wholeAnswer) { answer in
+                    var bytes = try await answer.collect(upTo: EtcdClient.maxAnswerBytes)
+                    return (answer.status, bytes.readString(length: bytes.readableBytes) ?? "")
+                }
+                guard status == .ok else {
                     // A member without quorum answers 503 or similar: another one may have it.
-                    lastError = "\(endpoints[i]): HTTP \(response.status.code) \(answer.prefix(200))"
+                    lastError = "\(endpoints[i]): HTTP \(status.code) \(answer.prefix(200))"
                     continue
                 }
                 guard let json = try? JSONValue.parse(answer) else { throw EtcdError.badResponse(String(answer.prefix(200))) }
@@ -119,6 +110,10 @@ public final class EtcdClient: @unchecked Sendable {
                 return json
             } catch let e as EtcdError {
                 throw e
+            } catch HTTP1Client.Failure.tooLarge(let limit) {
+                throw EtcdError.badResponse("\(endpoints[i]): answer larger than \(limit) bytes")
+            } catch HTTP1Client.Failure.shutDown {
+                throw EtcdError.unreachable("client shut down")
             } catch {
                 lastError = "\(endpoints[i]): \(error)"
             }
@@ -182,54 +177,67 @@ public final class EtcdClient: @unchecked Sendable {
         var lastError = "no endpoint"
         for k in 0..<endpoints.count {
             let i = (start + k) % endpoints.count
-            var request = HTTPClientRequest(url: EtcdClient.url(endpoints[i], "/v3/watch"))
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: body.text))
-            let response: HTTPClientResponse
+            // Set once a member accepted the watch: from then on a failure ends the watch.
+            var streaming = false
             do {
-                // The stream lives as long as the watch; a dead member resets it (or the lease
-                // logic restarts the watch when etcd stops answering altogether).
-                response = try await http.execute(request, deadline: .distantFuture)
-            } catch {
-                lastError = "\(endpoints[i]): \(error)"
-                continue
-            }
-            guard response.status == .ok else {
-                lastError = "\(endpoints[i]): HTTP \(response.status.code)"
-                continue
-            }
-            var pending: [UInt8] = []
-            for try await var chunk in response.body {
-                pending += chunk.readBytes(length: chunk.readableBytes) ?? []
-                // One JSON object per line (grpc-gateway's stream framing).
-                while let nl = pending.firstIndex(of: 10) {
-                    let line = String(decoding: pending[..<nl], as: UTF8.self)
-                    pending.removeSubrange(...nl)
-                    guard !line.isEmpty else { continue }
-                    guard let json = try? JSONValue.parse(line) else { throw EtcdError.badResponse("watch: \(line.prefix(200))") }
-                    if let error = json["error"] { throw EtcdError.badResponse("watch: \(error.text.prefix(200))") }
-                    guard let result = json["result"] else { continue }
-                    if let compacted = EtcdClient.int(result["compact_revision"]), compacted > 0 {
-                        throw EtcdError.badResponse("compacted at \(compacted)")
+                // The deadline covers the connection and the answer's head, which etcd sends at once
+                // with the watch's creation; the stream then lives as long as the watch: a dead member
+                // resets it (or the lease logic restarts the watch when etcd stops answering altogether).
+                let refusal: String? = try await http.post(to: endpoints[i], path: "/v3/watch", json: body.text,
+                                                           timeoutMs: attemptTimeoutMs, deadlineCovers: .head) { answer in
+                    guard answer.status == .ok else { return "HTTP \(answer.status.code)" }
+                    streaming = true
+                    var pending = ByteBuffer()
+                    while var piece = try await answer.nextBodyPart() {
+                        pending.writeBuffer(&piece)
+                        // One JSON object per line (grpc-gateway's stream framing).
+                        while let nl = pending.readableBytesView.firstIndex(of: 10) {
+                            let line = pending.readString(length: nl - pending.readerIndex) ?? ""
+                            pending.moveReaderIndex(forwardBy: 1)
+                            try EtcdClient.watched(line, next: &next, onEvents: onEvents)
+                        }
+                        guard pending.readableBytes <= EtcdClient.maxAnswerBytes else {
+                            throw EtcdError.badResponse("watch: a line larger than \(EtcdClient.maxAnswerBytes) bytes")
+                        }
+                        pending.discardReadBytes()
                     }
-                    if result["canceled"] == .bool(true) { throw EtcdError.badResponse("watch canceled: \(result.text.prefix(200))") }
-                    let revision = (try? EtcdClient.revision(result)) ?? next
-                    var events: [EtcdWatchEvent] = []
-                    for e in result["events"]?.arrayValue ?? [] {
-                        guard let kv = e["kv"], let key = kv["key"]?.stringValue.flatMap(Base64.decodeString),
-                              let mod = EtcdClient.int(kv["mod_revision"]) else { continue }
-                        let deleted = e["type"]?.stringValue == "DELETE"
-                        let value = deleted ? nil : (kv["value"]?.stringValue.flatMap(Base64.decode) ?? [])
-                        events.append(EtcdWatchEvent(key: key, value: value, modRevision: UInt64(mod)))
-                        next = max(next, UInt64(mod) + 1)
-                    }
-                    if !events.isEmpty { onEvents(events, revision) }
+                    return nil
                 }
+                if let refusal {
+                    lastError = "\(endpoints[i]): \(refusal)"
+                    continue
+                }
+                return next
+            } catch HTTP1Client.Failure.shutDown {
+                throw EtcdError.unreachable("client shut down")
+            } catch where !streaming {
+                lastError = "\(endpoints[i]): \(error)"
             }
-            return next
         }
         throw EtcdError.unreachable(lastError)
+    }
+
+    /// One line of the watch stream: its events go to `onEvents`, `next` moves past them.
+    private static func watched(_ line: String, next: inout UInt64, onEvents: @Sendable ([EtcdWatchEvent], UInt64) -> Void) throws {
+        guard !line.isEmpty else { return }
+        guard let json = try? JSONValue.parse(line) else { throw EtcdError.badResponse("watch: \(line.prefix(200))") }
+        if let error = json["error"] { throw EtcdError.badResponse("watch: \(error.text.prefix(200))") }
+        guard let result = json["result"] else { return }
+        if let compacted = EtcdClient.int(result["compact_revision"]), compacted > 0 {
+            throw EtcdError.badResponse("compacted at \(compacted)")
+        }
+        if result["canceled"] == .bool(true) { throw EtcdError.badResponse("watch canceled: \(result.text.prefix(200))") }
+        let revision = (try? EtcdClient.revision(result)) ?? next
+        var events: [EtcdWatchEvent] = []
+        for e in result["events"]?.arrayValue ?? [] {
+            guard let kv = e["kv"], let key = kv["key"]?.stringValue.flatMap(Base64.decodeString),
+                  let mod = EtcdClient.int(kv["mod_revision"]) else { continue }
+            let deleted = e["type"]?.stringValue == "DELETE"
+            let value = deleted ? nil : (kv["value"]?.stringValue.flatMap(Base64.decode) ?? [])
+            events.append(EtcdWatchEvent(key: key, value: value, modRevision: UInt64(mod)))
+            next = max(next, UInt64(mod) + 1)
+        }
+        if !events.isEmpty { onEvents(events, revision) }
     }
 
     // MARK: JSON

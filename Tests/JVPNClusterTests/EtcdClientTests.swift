@@ -103,6 +103,129 @@ final class EtcdClientTests: XCTestCase {
         await dead.client.shutdown()
     }
 
+    func testAFrozenMemberCostsOneDeadlineForRequestsAndWatches() async throws {
+        try etcd.freeze(0)
+        // The other two first elect a leader among themselves (the frozen one may have led).
+        let others = EtcdClient(endpoints: Array(etcd.endpoints[1...]))
+        var ready = false
+        for _ in 0..<50 where !ready {
+            if (try? await others.range(prefix: "/")) != nil { ready = true } else { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        XCTAssertTrue(ready, "quorum without the frozen member")
+        let revision = try await others.range(prefix: "/").revision
+
+        // The frozen member accepts the connection and never answers: the request's deadline moves
+        // it on to the next member. Run unawaited, so that a hang fails the test instead of hanging it.
+        let client = EtcdClient(endpoints: etcd.endpoints, attemptTimeoutMs: 300)
+        let t0 = Date()
+        let answered = Outcome<Double>()
+        Task {
+            _ = try await client.range(prefix: "/")
+            answered.set(Date().timeIntervalSince(t0))
+        }
+        let ok = await eventually(5) { answered.value != nil }
+        XCTAssertTrue(ok, "a request with the first member frozen")
+        XCTAssertLessThan(answered.value ?? 99, 1.5)
+
+        // The same for a watch: its deadline covers the answer's head, then the stream lasts.
+        let seen = Outcome<[EtcdWatchEvent]>(), ended = Outcome<Bool>()
+        let watchClient = EtcdClient(endpoints: etcd.endpoints, attemptTimeoutMs: 300)
+        let watch = Task {
+            _ = try? await watchClient.watch(prefix: "/w/", startRevision: revision + 1) { events, _ in seen.set(events) }
+            ended.set(true)
+        }
+        // Past the head's deadline, so that a deadline left on the stream would have cut it.
+        try await Task.sleep(nanoseconds: 800_000_000)
+        _ = try await others.txn(compare: [], success: [.put("/w/a", [1, 2], lease: nil)], failure: [])
+        let watched = await eventually(5) { seen.value?.first?.key == "/w/a" }
+        XCTAssertTrue(watched, "watch through the next member: \(String(describing: seen.value)), ended \(String(describing: ended.value))")
+        // Cancelling the watch's task ends it (the agent restarts its watch that way).
+        watch.cancel()
+        let stopped = await eventually(3) { ended.value == true }
+        XCTAssertTrue(stopped, "cancelled watch returned")
+        await client.shutdown()
+        await watchClient.shutdown()
+        await others.shutdown()
+    }
+
+    func testAMemberStallingMidAnswerCostsOneDeadline() async throws {
+        // The deadline covers a request's whole answer, not only its head.
+        let stalling = try StallingHTTPServer()
+        defer { stalling.stop() }
+        let client = EtcdClient(endpoints: [stalling.endpoint] + etcd.endpoints, attemptTimeoutMs: 300)
+        let t0 = Date()
+        let answered = Outcome<Double>()
+        Task {
+            _ = try await client.range(prefix: "/")
+            answered.set(Date().timeIntervalSince(t0))
+        }
+        let ok = await eventually(5) { answered.value != nil }
+        XCTAssertTrue(ok, "a request with the first member stalling mid-answer")
+        XCTAssertLessThan(answered.value ?? 99, 1.5)
+        await client.shutdown()
+    }
+
+    func testShutdownEndsTheExchangesUnderWay() async throws {
+        // Requests and a watch in flight when the client shuts down (the agent stops with its lease
+        // renewals, store requests and watch under way): each ends, none uses the stopped event loop.
+        for round in 0..<20 {
+            let client = EtcdClient(endpoints: etcd.endpoints)
+            let count = Counter()
+            let watch = Task {
+                _ = try? await client.watch(prefix: "/s/", startRevision: 1) { _, _ in }
+                count.add()
+            }
+            for k in 0..<8 {
+                Task {
+                    _ = try? await client.txn(compare: [], success: [.put("/s/\(k)", [UInt8(k)], lease: nil)], failure: [])
+                    count.add()
+                }
+            }
+            try await Task.sleep(nanoseconds: UInt64(round % 5) * 1_000_000)
+            await client.shutdown()
+            let all = await eventually(3) { count.value == 9 }
+            XCTAssertTrue(all, "round \(round): \(count.value) of 9 exchanges ended")
+            watch.cancel()
+        }
+    }
+
+    func testAClientDroppedWithoutShutdownEndsItsThread() async throws {
+        let before = nioThreads()
+        do {
+            let client = EtcdClient(endpoints: etcd.endpoints)
+            _ = try await client.range(prefix: "/")
+            XCTAssertEqual(nioThreads(), before + 1, "the client's event-loop thread")
+        }
+        let ended = await eventually(3) { nioThreads() == before }
+        XCTAssertTrue(ended, "NIO threads: \(nioThreads()), before \(before)")
+    }
+
+    /// This process's threads named by swift-nio's event loops.
+    private func nioThreads() -> Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.filter { ((try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8)) ?? "").hasPrefix("NIO-") }.count
+    }
+
+    func testAnAnswerOverSixteenMiBIsABadResponse() async throws {
+        // 13 values of 1 MiB (etcd takes requests up to 1.5 MiB): their range, base64 in JSON, is
+        // about 18 MB; a range over 4 of them is well under the bound.
+        let client = EtcdClient(endpoints: etcd.endpoints, attemptTimeoutMs: 5000)
+        let value = [UInt8](repeating: 0x78, count: 1 << 20)
+        for k in 0..<13 {
+            _ = try await client.txn(compare: [], success: [.put("/big/\(k)", value, lease: nil)], failure: [])
+        }
+        do {
+            let all = try await client.range(prefix: "/big/")
+            XCTFail("an 18 MB answer was accepted: \(all.kvs.count) keys")
+        } catch EtcdError.badResponse(let why) {
+            XCTAssertTrue(why.contains("larger than"), why)
+        }
+        let some = try await client.range(prefix: "/big/1")
+        XCTAssertEqual(some.kvs.map(\.key), ["/big/1", "/big/10", "/big/11", "/big/12"])
+        XCTAssertEqual(some.kvs.first?.value, value)
+        await client.shutdown()
+    }
+
     func testAgentRenewsItsLeaseFollowsRecordsAndAnswersRequests() async throws {
         let log = FactLog(), other = FactLog()
         let config = ClusterConfig(etcd: etcd.endpoints, nodeId: "gw-a", leaseTtlS: 2, lanInterface: "lan0")

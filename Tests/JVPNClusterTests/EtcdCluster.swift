@@ -91,3 +91,68 @@ final class FactLog: @unchecked Sendable {
     var renewalCount: Int { lock.withLock { renewals.count } }
     var lossCount: Int { lock.withLock { losses } }
 }
+
+/// A value set by a task the test does not await (it may hang if the code under test is wrong).
+final class Outcome<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: T?
+
+    var value: T? { lock.withLock { stored } }
+    func set(_ v: T) { lock.withLock { stored = v } }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+
+    var value: Int { lock.withLock { n } }
+    func add() { lock.withLock { n += 1 } }
+}
+
+/// An etcd member that hangs in the middle of its answer: a loopback TCP server that reads a
+/// request, sends an HTTP head and the first byte of the body it announced, and nothing more.
+final class StallingHTTPServer: @unchecked Sendable {
+    let port: UInt16
+    private let listener: Int32
+    private let lock = NSLock()
+    private var clients: [Int32] = []
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard bound else {
+            close(fd)
+            throw EtcdCluster.Failure(description: "stalling server: errno \(errno)")
+        }
+        listener = fd
+        port = UInt16(bigEndian: address.sin_port)
+        Thread.detachNewThread { [self] in
+            while true {
+                let c = accept(listener, nil, nil)
+                guard c >= 0 else { return }
+                var request = [UInt8](repeating: 0, count: 4096)
+                _ = read(c, &request, request.count)
+                let head = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".utf8)
+                _ = write(c, head, head.count)
+                lock.withLock { clients.append(c) }
+            }
+        }
+    }
+
+    var endpoint: Endpoint { Endpoint(address: IPAddress("127.0.0.1")!, port: port) }
+
+    /// Ends the accept loop (shutdown wakes it) and every connection.
+    func stop() {
+        _ = shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        for c in lock.withLock({ clients }) { close(c) }
+    }
+}
