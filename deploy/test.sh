@@ -14,8 +14,6 @@
 # Budget: the whole run stays under 25 minutes (CI adds install-deps and the demo and must end
 # within 30); each step has its own timeout and a script that
 # would start past the budget is reported as failed ("no time left") instead of run.
-# The cold debug and release builds compile async-http-client with swift-nio-ssl's BoringSSL
-# (JVPNCluster): several minutes each on 2 cores, hence 20 minutes per build step at most.
 # env: TEST_BUDGET_S (1500), INTEGRATION_TIMEOUT_S (300 per script), SWIFT_BUILD_FLAGS
 set -euo pipefail
 
@@ -59,7 +57,7 @@ if [[ "${JVPN_SKIP_DEPS:-0}" != 1 ]]; then
 fi
 
 # shellcheck disable=SC2086
-run_step "swift build" 1200 swift build ${SWIFT_BUILD_FLAGS:-} || { summary; exit 1; }
+run_step "swift build" 600 swift build ${SWIFT_BUILD_FLAGS:-} || { summary; exit 1; }
 # shellcheck disable=SC2086
 run_step "swift test" 700 swift test ${SWIFT_BUILD_FLAGS:-} || true
 run_step "systemd unit: systemd-analyze verify" 300 bash deploy/systemd/verify.sh || true
@@ -73,7 +71,7 @@ if [[ ${#scripts[@]} -gt 0 ]]; then
     else
         if [[ -z "${JVPN_BIN:-}" ]]; then
             # shellcheck disable=SC2086
-            if run_step "swift build -c release --static-swift-stdlib" 1200 swift build -c release --static-swift-stdlib ${SWIFT_BUILD_FLAGS:-}; then
+            if run_step "swift build -c release --static-swift-stdlib" 600 swift build -c release --static-swift-stdlib ${SWIFT_BUILD_FLAGS:-}; then
                 export JVPN_BIN="$REPO/.build/release/jvpn"
             fi
         fi
