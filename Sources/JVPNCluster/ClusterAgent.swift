@@ -24,7 +24,7 @@ public final class ClusterAgent: @unchecked Sendable {
     }
 
     public let config: ClusterConfig
-    /// Made by `start`: the HTTP client's event-loop threads start with it, and the daemon starts
+    /// Made by `start`: the HTTP client's event-loop thread starts with it, and the daemon starts
     /// threads only once it has dropped its capabilities.
     private var store: SessionStore?
     private let facts: Facts

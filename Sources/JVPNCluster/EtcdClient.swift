@@ -1,6 +1,7 @@
 import JVPNCore
 import JVPNSystem
 import NIOCore
+import NIOHTTP1
 
 /// Why an etcd request failed.
 public enum EtcdError: Error, Equatable, Sendable, CustomStringConvertible {
