@@ -19,7 +19,13 @@ final class EtcdCluster {
         base = b
         dir = "/dev/shm/jvpn-etcd-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         endpoints = (0..<3).map { Endpoint(address: IPAddress("127.0.0.1")!, port: UInt16(b + $0)) }
-        try EtcdCluster.sh("start", dir, String(base))
+        do {
+            try EtcdCluster.sh("start", dir, String(base))
+        } catch {
+            // The members that did start would hold the ports of every later test of this process.
+            _ = try? EtcdCluster.sh("stop", dir)
+            throw error
+        }
     }
 
     func kill(_ member: Int) throws { try EtcdCluster.sh("kill", dir, "e\(member)") }
