@@ -102,6 +102,56 @@ final class PathMtuSearchTests: XCTestCase {
         XCTAssertEqual(s.inUse, 1500)
     }
 
+    func testMissesNeededGrowWithTheLoss() {
+        XCTAssertEqual(PathMtuSearch.missesNeeded(lossPct: 0), PathMtuSearch.maxProbes)
+        XCTAssertEqual(PathMtuSearch.missesNeeded(lossPct: 1), PathMtuSearch.maxProbes)
+        XCTAssertEqual(PathMtuSearch.missesNeeded(lossPct: 10), 5)
+        XCTAssertEqual(PathMtuSearch.missesNeeded(lossPct: 30), 8)
+        XCTAssertEqual(PathMtuSearch.missesNeeded(lossPct: 90), PathMtuSearch.maxMissesOnLossyPath)
+    }
+
+    /// A 1500-byte path that loses 30 % of every probe, confirmed every 200 ms for 200 s: told the
+    /// path's loss, the search never takes it for a black hole; not told, it does, again and again.
+    func testRandomLossIsNotTakenForABlackHole() {
+        func blackHoles(toldLossPct: Double) -> Int {
+            var s = PathMtuSearch(uplinkMtu: 1500, ipv6: false)
+            var path = ModelPath(mtu: 1500)
+            var b = unlimited()
+            run(&s, &path, from: 0, ms: 100, budget: &b)
+            XCTAssertEqual(s.inUse, 1500)
+            path.lossPct = 30
+            for now in UInt64(100)..<200_100 {
+                if now % 200 == 0 { s.confirmSoon(nowMs: now) }
+                let due = path.inflight.filter { $0.at <= now }
+                path.inflight.removeAll { $0.at <= now }
+                for d in due { s.replied(seq: d.seq, nowMs: now) }
+                for p in s.poll(nowMs: now, timeoutMs: 20, lossPct: toldLossPct, budget: &b) { path.send(p, now: now) }
+            }
+            return s.blackHoles
+        }
+        XCTAssertEqual(blackHoles(toldLossPct: 30), 0)
+        XCTAssertGreaterThan(blackHoles(toldLossPct: 0), 0, "random loss looks like a black hole to three rounds")
+    }
+
+    /// A real black hole on a lossy path is still found, after more rounds.
+    func testABlackHoleOnALossyPathIsStillFound() {
+        var s = PathMtuSearch(uplinkMtu: 1500, ipv6: false)
+        var path = ModelPath(mtu: 1500)
+        var b = unlimited()
+        run(&s, &path, from: 0, ms: 100, budget: &b)
+        path.lossPct = 30
+        path.mtu = 1400
+        s.confirmSoon(nowMs: 100)
+        for now in UInt64(100)..<5_100 {
+            let due = path.inflight.filter { $0.at <= now }
+            path.inflight.removeAll { $0.at <= now }
+            for d in due { s.replied(seq: d.seq, nowMs: now) }
+            for p in s.poll(nowMs: now, timeoutMs: 20, lossPct: 30, budget: &b) { path.send(p, now: now) }
+        }
+        XCTAssertEqual(s.blackHoles, 1)
+        XCTAssertLessThanOrEqual(s.inUse ?? 0, 1400)
+    }
+
     func testRandomLossNeverLeadsAboveThePathAndRarelyBelowIt() {
         var exact = 0
         for seed in 1...200 {

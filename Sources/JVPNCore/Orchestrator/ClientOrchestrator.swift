@@ -639,7 +639,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
             let before = paths[i].mtu
             let pto = ActivePathSuspicion.probeTimeoutMs(paths[i].quality.rtt) ?? Double(policy.probeIntervalMs)
             let timeout = min(policy.deadAfterMs, max(PathMtuSearch.minTimeoutMs, UInt64(2 * pto)))
-            for p in paths[i].mtu.poll(nowMs: now, timeoutMs: timeout, budget: &mtuProbes) {
+            let loss = paths[i].quality.lossPct(nowMs: now, lateAfterMs: lateAfterMs)
+            for p in paths[i].mtu.poll(nowMs: now, timeoutMs: timeout, lossPct: loss, budget: &mtuProbes) {
                 out.append(.sendMtuProbe(path: paths[i].id, seq: p.seq, size: p.size))
             }
             noteMtuChange(i, before, &out)

@@ -9,6 +9,9 @@
 ///   a small one (its death is the liveness machinery's business).
 /// - A size is too big once it, as the smallest unanswered size of a round, has gone unanswered in
 ///   `maxProbes` rounds (RFC 8899's MAX_PROBES); an answer to it or to anything larger refutes it.
+///   On a path that loses probes at random, more rounds: enough that random loss alone would
+///   silence a size that often with a chance below 1 in 10,000 (`missesNeeded`), so a lossy path
+///   is not taken for a small one.
 /// - The first round tries the base (1280) and the uplink's MTU: most paths carry the full size and
 ///   one round settles them. After that each round splits what remains of the interval.
 /// - Complete: `inUse` is what the data plane fits packets to. It is confirmed again every
@@ -47,6 +50,8 @@ public struct PathMtuSearch: Equatable, Sendable {
     /// Largest size searched (a jumbo frame), whatever the uplink says.
     public static let largestMtu = 9000
     public static let maxProbes = 3
+    /// The most rounds a size needs to go unanswered on a lossy path.
+    public static let maxMissesOnLossyPath = 12
     public static let sizesPerRound = 3
     /// A round waits at least this long for its answers.
     public static let minTimeoutMs: UInt64 = 50
@@ -107,13 +112,14 @@ public struct PathMtuSearch: Equatable, Sendable {
     /// Known to carry less than IPv6's minimum inside the tunnel.
     public var isBelowFloor: Bool { innerCapacity.map { $0 < PathMtuSearch.innerFloor } ?? false }
 
-    /// Probes to send now. `timeoutMs` is how long answers on this path may take; `budget` bounds
-    /// what all paths together send (a round that cannot have all its probes waits).
-    public mutating func poll(nowMs now: UInt64, timeoutMs: UInt64, budget: inout TokenBucket) -> [Probe] {
+    /// Probes to send now. `timeoutMs` is how long answers on this path may take; `lossPct` is the
+    /// share of the path's regular probes lost (round trip); `budget` bounds what all paths
+    /// together send (a round that cannot have all its probes waits).
+    public mutating func poll(nowMs now: UInt64, timeoutMs: UInt64, lossPct: Double = 0, budget: inout TokenBucket) -> [Probe] {
         if let r = round {
             guard r.allAnswered || now >= r.deadlineMs else { return [] }
             round = nil
-            resolve(r, now, timeoutMs)
+            resolve(r, now, timeoutMs, missesNeeded: PathMtuSearch.missesNeeded(lossPct: lossPct))
         }
         guard now >= notBeforeMs else { return [] }
         let sizes = dueSizes(now)
@@ -141,7 +147,7 @@ public struct PathMtuSearch: Equatable, Sendable {
         round = r
         if r.allAnswered {
             round = nil
-            resolve(r, now, 0)
+            resolve(r, now, 0, missesNeeded: PathMtuSearch.maxProbes)
         }
         return true
     }
@@ -226,7 +232,21 @@ public struct PathMtuSearch: Equatable, Sendable {
         return sizes
     }
 
-    private mutating func resolve(_ r: Round, _ now: UInt64, _ timeoutMs: UInt64) {
+    /// Rounds a size must go unanswered before it counts as too big, on a path that loses `lossPct`
+    /// of its probes at random: `maxProbes`, or as many as make random loss alone that likely
+    /// below 1 in 10,000 (10 % loss: 5, 30 %: 8), at most `maxMissesOnLossyPath`.
+    public static func missesNeeded(lossPct: Double) -> Int {
+        let p = min(max(lossPct, 0), 100) / 100
+        var needed = 0
+        var chance = 1.0
+        while chance >= 0.0001 && needed < maxMissesOnLossyPath {
+            needed += 1
+            chance *= p
+        }
+        return max(maxProbes, needed)
+    }
+
+    private mutating func resolve(_ r: Round, _ now: UInt64, _ timeoutMs: UInt64, missesNeeded: Int) {
         let best = zip(r.sizes, r.answered).filter { $0.1 }.map { $0.0 }.max()
         switch phase {
         case .searching:
@@ -254,7 +274,7 @@ public struct PathMtuSearch: Equatable, Sendable {
                 misses = 1
             }
         }
-        if let s = suspect, misses >= PathMtuSearch.maxProbes {
+        if let s = suspect, misses >= missesNeeded {
             suspect = nil
             misses = 0
             switch phase {
