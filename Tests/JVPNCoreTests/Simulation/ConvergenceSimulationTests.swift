@@ -2,8 +2,8 @@ import XCTest
 @testable import JVPNCore
 
 /// Deterministic simulation of the control plane under faults. `JVPN_SIM_SEEDS=N` runs N random
-/// schedules (default 2000 in CI) from seed `JVPN_SIM_FIRST_SEED` (default 1); `JVPN_SIM_SEED=S`
-/// replays one with a trace.
+/// schedules (default 1200, what CI runs; deploy/bench/simulation.sh runs thousands more) from seed
+/// `JVPN_SIM_FIRST_SEED` (default 1); `JVPN_SIM_SEED=S` replays one with a trace.
 final class ConvergenceSimulationTests: XCTestCase {
     private func environment(_ name: String) -> String? {
         guard let v = getenv(name) else { return nil }
@@ -22,7 +22,7 @@ final class ConvergenceSimulationTests: XCTestCase {
     }
 
     func testRandomSchedulesConverge() {
-        let count = UInt64(environment("JVPN_SIM_SEEDS").flatMap { UInt64($0) } ?? 2000)
+        let count = UInt64(environment("JVPN_SIM_SEEDS").flatMap { UInt64($0) } ?? 1200)
         let first = UInt64(environment("JVPN_SIM_FIRST_SEED").flatMap { UInt64($0) } ?? 1)
         var outcomes: [Simulation.Outcome] = []
         for seed in first..<(first + count) {
