@@ -122,6 +122,9 @@ final class PacketPump: @unchecked Sendable {
 
     // MARK: send
 
+    /// Waits for the TUN, then drains it round by round. The snapshot (routes, paths, keys,
+    /// sockets) is looked at before every round, so a switch of path or a rekey reaches the very
+    /// next batch however long the TUN stays busy (one atomic load per round).
     private func sendLoop() {
         let batch = DatagramBatch(capacity: PacketPump.batchSize, slotSize: slotSize)
         let big = UnsafeMutableRawPointer.allocate(byteCount: PacketPump.superPacketCapacity, alignment: 64)
@@ -129,69 +132,17 @@ final class PacketPump: @unchecked Sendable {
         let poller = Poller([tun.fileDescriptor, wakeSend.fileDescriptor])
         var generation = UInt64.max
         var snap = DataPlaneSnapshot.empty
-        var batchTransport: (any FrameTransport)?
         while !stop.load(ordering: .relaxed) {
             poller.wait(timeoutMs: 1000)
             if poller.isReadable(1) { wakeSend.drain() }
-            let g = snapshot.generation.load(ordering: .acquiring)
-            if g != generation {
-                generation = g
-                snap = snapshot.load()
-            }
-            if vnet {
-                sendOffloaded(batch, big, snap)
-                continue
-            }
-            // readTunBatch
-            var drained = false
-            while !drained {
-                batch.count = 0
-                batchTransport = nil
-                while batch.count < batch.capacity {
-                    let slot = batch.payload(batch.count)
-                    let n: Int
-                    do {
-                        n = try tun.read(into: slot + Frame.headerLength, capacity: slotSize - Frame.overhead)
-                    } catch {
-                        n = 0
-                    }
-                    if n == 0 { drained = true; break }
-                    // routeToPeer
-                    guard let peer = snap.routes.lookupDestination(packet: UnsafeRawPointer(slot + Frame.headerLength), length: n) else {
-                        droppedNoRoute.add(1, ordering: .relaxed)
-                        continue
-                    }
-                    guard peer < snap.send.count, let route = snap.send[peer] else {
-                        droppedNoKey.add(1, ordering: .relaxed)
-                        continue
-                    }
-                    if route.fitsToPath {
-                        let body = slot + Frame.headerLength
-                        if n > route.maxInnerPacket {
-                            // fitToPath: out of the batch slot (it is the batch's), then cut or answered.
-                            big.copyMemory(from: body, byteCount: n)
-                            queueFitted(batch, UnsafeRawPointer(big), n, VirtioNetHeader(), route, &batchTransport)
-                            continue
-                        }
-                        clampMss(body, n, route.maxInnerPacket, route.counters)
-                    }
-                    guard let counter = route.keypair.nextCounter() else {
-                        droppedNoKey.add(1, ordering: .relaxed)
-                        continue
-                    }
-                    if let t = batchTransport, t !== route.transport {
-                        t.sendBatch(batch) // flushBatch: one transport per batch
-                        // the packet just read sits in slot `count` which send() reset to 0: move it
-                        let moved = batch.payload(0)
-                        moved.copyMemory(from: slot, byteCount: n + Frame.headerLength)
-                        sealAndQueue(batch, index: 0, length: n, route: route, counter: counter)
-                        batchTransport = route.transport
-                        continue
-                    }
-                    batchTransport = route.transport
-                    sealAndQueue(batch, index: batch.count, length: n, route: route, counter: counter)
+            var more = true
+            while more && !stop.load(ordering: .relaxed) {
+                let g = snapshot.generation.load(ordering: .acquiring)
+                if g != generation {
+                    generation = g
+                    snap = snapshot.load()
                 }
-                if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
+                more = sendRound(batch, big, snap)
             }
         }
     }
@@ -200,21 +151,26 @@ final class PacketPump: @unchecked Sendable {
     /// UDP GSO (UDP_SEGMENT) for bursts; off for good once the kernel refuses it.
     private var useUDPGSO = FileIO.environment("JVPN_NO_UDP_GSO") != "1"
 
-    /// With TSO: one read returns up to 64 KiB of TCP; segmentInPlace splits it straight into
-    /// batch slots, each is sealed, and full batches go out with one sendmmsg.
-    private func sendOffloaded(_ batch: DatagramBatch, _ big: UnsafeMutableRawPointer, _ snap: DataPlaneSnapshot) {
+    /// One round of the send path, with or without TUN offload: up to `batchSize` reads
+    /// (readTunBatch), each routed (routeToPeer), fitted to its path if need be (fitToPath), split
+    /// (segmentInPlace: a TSO super-packet into wire-size packets, any other packet copied as one)
+    /// straight into batch slots, sealed, and sent (flushBatch). Returns false once the TUN is
+    /// empty.
+    private func sendRound(_ batch: DatagramBatch, _ big: UnsafeMutableRawPointer, _ snap: DataPlaneSnapshot) -> Bool {
         batch.count = 0
         var batchTransport: (any FrameTransport)?
+        let headerSize = vnet ? VirtioNetHeader.size : 0
         var reads = 0
-        while reads < 256 {
+        var drained = false
+        while reads < PacketPump.batchSize {
             reads += 1
             let n: Int
             do { n = try tun.read(into: big, capacity: PacketPump.superPacketCapacity) } catch { n = 0 }
-            if n <= VirtioNetHeader.size { break }
-            var h = VirtioNetHeader(big)
+            if n <= headerSize { drained = true; break }
+            var h = vnet ? VirtioNetHeader(big) : VirtioNetHeader()
             h.gsoType &= 0x7f // ECN bit
-            let pkt = UnsafeRawPointer(big + VirtioNetHeader.size)
-            let len = n - VirtioNetHeader.size
+            let pkt = UnsafeRawPointer(big + headerSize)
+            let len = n - headerSize
             guard let peer = snap.routes.lookupDestination(packet: pkt, length: len) else {
                 droppedNoRoute.add(1, ordering: .relaxed)
                 continue
@@ -230,20 +186,22 @@ final class PacketPump: @unchecked Sendable {
             }
         }
         if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
+        batch.count = 0
+        return !drained
     }
 
     /// segmentInPlace -> sealInPlace: the packet's segments go straight into batch slots, each is
     /// sealed, and a burst of them leaves with one UDP GSO send (or one write on a stream). A
     /// super-packet leaves as its own burst: whatever small packets are queued (ACKs, pings) go
     /// first, so they keep their order and do not wait behind megabytes of bursts. More segments
-    /// than a batch holds go in several.
+    /// than the batch has room for go in several.
     func queueSegments(_ batch: DatagramBatch, _ pkt: UnsafeRawPointer, _ len: Int, _ h: VirtioNetHeader, _ route: PeerSendRoute,
                        _ batchTransport: inout (any FrameTransport)?) {
         let bursts = useUDPGSO || route.transport.isStream
         let burst = h.gsoType != VirtioNetHeader.gsoNone && bursts
         var first = 0
         while true {
-            if batchTransport !== route.transport || batch.capacity - batch.count < 48 || (burst && batch.count > 0) {
+            if batchTransport !== route.transport || batch.count == batch.capacity || (burst && batch.count > 0) {
                 if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
                 batch.count = 0
             }

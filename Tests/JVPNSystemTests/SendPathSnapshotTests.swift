@@ -70,17 +70,27 @@ final class SendPathSnapshotTests: XCTestCase {
     }
 
     func testSwitchOfPathAndKeysReachesTheSendThreadWhileTheTunStaysBusy() throws {
+        try inNamespace { try self.switchUnderFlood(offload: false) }
+    }
+
+    /// The same with TUN offload (virtio_net_hdr on every read): one send path for both.
+    func testSwitchReachesTheSendThreadWithOffload() throws {
+        try inNamespace { try self.switchUnderFlood(offload: true) }
+    }
+
+    private func inNamespace(_ body: @escaping () throws -> Void) throws {
         let namespace = try NetlinkNamespace()
         defer { namespace.destroy() }
         try namespace.ip(["link", "set", "lo", "up"])
-        try namespace.run { try self.switchUnderFlood() }
+        try namespace.run(body)
     }
 
     /// In the namespace (this thread and the threads it starts).
-    private func switchUnderFlood() throws {
+    private func switchUnderFlood(offload: Bool) throws {
         let oldPath = try Collector(), newPath = try Collector()
         let socketA = try UDPSocket(family: AF_INET), socketB = try UDPSocket(family: AF_INET)
-        let tun = try TunDevice(name: "jvsend0")
+        let tun = try TunDevice(name: "jvsend0", options: offload ? [.nonBlocking, .vnetHeader] : [.nonBlocking])
+        if offload { try tun.enableTCPOffload() }
         try tun.setMTU(1420)
         try tun.setUp(true)
         try NetlinkControl().addAddress(NetlinkAddress(family: AF_INET, bytes: [10, 99, 0, 1])!, prefix: 24, interface: tun.name)
@@ -90,7 +100,7 @@ final class SendPathSnapshotTests: XCTestCase {
         let oldKeys = keypair(7), newKeys = keypair(8)
         let cell = SnapshotCell()
         cell.publish(snapshot(routes: routes, oldKeys, socketA, oldPath.address))
-        let pump = try PacketPump(tun: tun, mtu: 1420, snapshot: cell, vnet: false,
+        let pump = try PacketPump(tun: tun, mtu: 1420, snapshot: cell, vnet: offload,
                                   admission: HandshakeAdmission(role: .client, localPublicKey: PrivateKey.generate().publicKey, nowMs: 0),
                                   connections: TcpConnections())
         try oldPath.start()
@@ -130,7 +140,7 @@ final class SendPathSnapshotTests: XCTestCase {
         let onOld = oldPath.finish(), onNew = newPath.finish()
 
         let stale = onOld.filter { $0 >= firstStale }.count
-        print("send path: \(onOld.count) frames on the old path (\(stale) after the switch), \(onNew.count) on the new one; " +
+        print("send path (offload \(offload)): \(onOld.count) frames on the old path (\(stale) after the switch), \(onNew.count) on the new one; " +
               "no route \(pump.droppedNoRoute.load(ordering: .relaxed))")
         XCTAssertGreaterThan(firstStale, 1000, "the flood reached the pump before the switch")
         XCTAssertGreaterThan(onNew.count, 1000, "the flood went on after the switch, on the new path")
