@@ -16,78 +16,18 @@ final class SendPathSnapshotTests: XCTestCase {
         try Sodium.initialize()
     }
 
-    /// Counters of the frames one loopback socket received, from its own thread.
-    private final class Collector: @unchecked Sendable {
-        let socket: UDPSocket
-        let stop = Atomic<Bool>(false)
-        let lock = Lock()
-        var counters: [UInt64] = []
-        private let done = Semaphore()
-
-        init() throws {
-            socket = try UDPSocket(family: AF_INET, localAddress: SocketAddress(addressBytes: [127, 0, 0, 1], port: 0))
-        }
-
-        var address: SocketAddress { SocketAddress(addressBytes: [127, 0, 0, 1], port: socket.localPort)! }
-
-        func start() throws {
-            try DetachedThread.start(name: "test-collect") { [self] in
-                let batch = DatagramBatch(capacity: 64, slotSize: 2048)
-                let poller = Poller([socket.fileDescriptor])
-                while !stop.load(ordering: .relaxed) {
-                    poller.wait(timeoutMs: 20)
-                    while true {
-                        let n = (try? batch.receive(from: socket)) ?? 0
-                        if n == 0 { break }
-                        lock.withLock {
-                            for i in 0..<n {
-                                if let h = Frame.peekHeader(UnsafeRawPointer(batch.payload(i)), length: batch.lengths[i]) {
-                                    counters.append(h.counter)
-                                }
-                            }
-                        }
-                    }
-                }
-                done.signal()
-            }
-        }
-
-        func finish() -> [UInt64] {
-            stop.store(true, ordering: .relaxed)
-            done.wait(timeoutMs: 2000)
-            return lock.withLock { counters }
-        }
-    }
-
-    private func keypair(_ remoteIndex: UInt32) -> Keypair {
-        Keypair(sendKey: (0..<32).map { UInt8($0) &+ UInt8(truncatingIfNeeded: remoteIndex) }, receiveKey: [UInt8](repeating: 9, count: 32),
-                localIndex: remoteIndex + 100, remoteIndex: remoteIndex, createdAt: 0, isInitiator: true)!
-    }
-
-    private func snapshot(routes: AllowedIPsTable<Int>, _ kp: Keypair, _ socket: UDPSocket, _ to: SocketAddress) -> DataPlaneSnapshot {
-        let route = PeerSendRoute(keypair: kp, transport: socket, destination: to, counters: PeerCounters(), maxInnerPacket: Int.max)
-        return DataPlaneSnapshot(routes: routes, send: [route], receivers: [:], sockets: [socket])
-    }
-
     func testSwitchOfPathAndKeysReachesTheSendThreadWhileTheTunStaysBusy() throws {
-        try inNamespace { try self.switchUnderFlood(offload: false) }
+        try SendPathFixture.inNamespace { try self.switchUnderFlood(offload: false) }
     }
 
     /// The same with TUN offload (virtio_net_hdr on every read): one send path for both.
     func testSwitchReachesTheSendThreadWithOffload() throws {
-        try inNamespace { try self.switchUnderFlood(offload: true) }
-    }
-
-    private func inNamespace(_ body: @escaping () throws -> Void) throws {
-        let namespace = try NetlinkNamespace()
-        defer { namespace.destroy() }
-        try namespace.ip(["link", "set", "lo", "up"])
-        try namespace.run(body)
+        try SendPathFixture.inNamespace { try self.switchUnderFlood(offload: true) }
     }
 
     /// In the namespace (this thread and the threads it starts).
     private func switchUnderFlood(offload: Bool) throws {
-        let oldPath = try Collector(), newPath = try Collector()
+        let oldPath = try FrameCollector(), newPath = try FrameCollector()
         let socketA = try UDPSocket(family: AF_INET), socketB = try UDPSocket(family: AF_INET)
         let tun = try TunDevice(name: "jvsend0", options: offload ? [.nonBlocking, .vnetHeader] : [.nonBlocking])
         if offload { try tun.enableTCPOffload() }
@@ -97,9 +37,9 @@ final class SendPathSnapshotTests: XCTestCase {
 
         var routes = AllowedIPsTable<Int>()
         _ = routes.insert(IPPrefix("10.99.0.0/24")!, value: 0)
-        let oldKeys = keypair(7), newKeys = keypair(8)
+        let oldKeys = SendPathFixture.keypair(7), newKeys = SendPathFixture.keypair(8)
         let cell = SnapshotCell()
-        cell.publish(snapshot(routes: routes, oldKeys, socketA, oldPath.address))
+        cell.publish(SendPathFixture.snapshot(routes: routes, oldKeys, socketA, oldPath.address))
         let pump = try PacketPump(tun: tun, mtu: 1420, snapshot: cell, vnet: offload,
                                   admission: HandshakeAdmission(role: .client, localPublicKey: PrivateKey.generate().publicKey, nowMs: 0),
                                   connections: TcpConnections())
@@ -129,7 +69,7 @@ final class SendPathSnapshotTests: XCTestCase {
             }
         }
         usleep(300_000)
-        cell.publish(snapshot(routes: routes, newKeys, socketB, newPath.address))
+        cell.publish(SendPathFixture.snapshot(routes: routes, newKeys, socketB, newPath.address))
         let firstStale = oldKeys.sendCounter.load(ordering: .relaxed)
         usleep(500_000)
         flooding.store(false, ordering: .relaxed)
@@ -137,7 +77,7 @@ final class SendPathSnapshotTests: XCTestCase {
         floodDone.wait(timeoutMs: 2000)
         usleep(100_000)
         pump.shutdown()
-        let onOld = oldPath.finish(), onNew = newPath.finish()
+        let onOld = oldPath.finish().map(\.counter), onNew = newPath.finish().map(\.counter)
 
         let stale = onOld.filter { $0 >= firstStale }.count
         print("send path (offload \(offload)): \(onOld.count) frames on the old path (\(stale) after the switch), \(onNew.count) on the new one; " +
