@@ -325,7 +325,10 @@ final class PacketPump: @unchecked Sendable {
         let batch = useUDPGRO
             ? DatagramBatch(capacity: 8, slotSize: PacketPump.superPacketCapacity, control: true)
             : DatagramBatch(capacity: PacketPump.batchSize, slotSize: slotSize)
+        // `snap` is of `generation`; the watched socket set is of `socketsGeneration` (a batch may
+        // move `snap` on before the socket set is looked at again, at the top).
         var generation = UInt64.max
+        var socketsGeneration = UInt64.max
         var snap = DataPlaneSnapshot.empty
         var live: [(index: Int, socket: UDPSocket)] = []
         epoll.add(wakeReceive.fileDescriptor, tag: WatchTag.wake)
@@ -334,7 +337,8 @@ final class PacketPump: @unchecked Sendable {
         while !stop.load(ordering: .relaxed) {
             // Pick up a new snapshot (and socket set) before waiting, so a new socket is watched at once.
             let g = snapshot.generation.load(ordering: .acquiring)
-            if g != generation {
+            if g != socketsGeneration {
+                socketsGeneration = g
                 generation = g
                 let fresh = snapshot.load()
                 let now = fresh.sockets.enumerated().compactMap { i, s in s.map { (index: i, socket: $0) } }
@@ -353,7 +357,7 @@ final class PacketPump: @unchecked Sendable {
             epoll.wait(timeoutMs: streamTable == nil ? 1000 : 250)
             // A new snapshot may change the socket set: reload at the top (epoll is level-triggered,
             // so whatever is ready now is seen again at once).
-            if snapshot.generation.load(ordering: .acquiring) != generation { continue }
+            if snapshot.generation.load(ordering: .acquiring) != socketsGeneration { continue }
             for r in 0..<epoll.readyCount {
                 let tag = epoll.tag(r)
                 let value = tag & WatchTag.valueMask
@@ -362,7 +366,7 @@ final class PacketPump: @unchecked Sendable {
                     wakeReceive.drain()
                 case WatchTag.udp:
                     guard let entry = live.first(where: { $0.index == Int(value) }) else { continue }
-                    receiveDatagrams(batch, entry.socket, index: entry.index, snap: snap)
+                    receiveDatagrams(batch, entry.socket, index: entry.index, snap: &snap, generation: &generation)
                 case WatchTag.listener:
                     if Int(value) < listeners.count { acceptStreams(listeners[Int(value)]) }
                 case WatchTag.stream:
@@ -382,10 +386,18 @@ final class PacketPump: @unchecked Sendable {
     }
 
     /// recvmmsg rounds on one ready UDP socket, bounded so one busy socket cannot starve the others.
-    private func receiveDatagrams(_ batch: DatagramBatch, _ socket: UDPSocket, index: Int, snap: DataPlaneSnapshot) {
+    /// The snapshot is looked at before every round: keys published while the thread was busy (a
+    /// handshake's, whose response may already have been answered) are known to the next round.
+    private func receiveDatagrams(_ batch: DatagramBatch, _ socket: UDPSocket, index: Int, snap: inout DataPlaneSnapshot,
+                                  generation: inout UInt64) {
         var rounds = 0
         while rounds < 16 {
             rounds += 1
+            let g = snapshot.generation.load(ordering: .acquiring)
+            if g != generation {
+                generation = g
+                snap = snapshot.load()
+            }
             let n = (try? batch.receive(from: socket)) ?? 0
             if n == 0 { break }
             for i in 0..<n {
@@ -540,6 +552,12 @@ final class PacketPump: @unchecked Sendable {
 }
 
 extension PacketPump {
+    /// Status JSON's "data_plane": packets the packet threads dropped before any peer's counters.
+    func dataPlaneStatus() -> JSONValue {
+        func n(_ a: borrowing Atomic<UInt64>) -> JSONValue { JSONValue(a.load(ordering: .relaxed)) }
+        return ["dropped": ["no_route": n(droppedNoRoute), "no_key": n(droppedNoKey), "unknown_index": n(droppedUnknownIndex)]]
+    }
+
     /// Status JSON's "handshakes": what the receive thread turned away and what the worker sent.
     func handshakeStatus() -> JSONValue {
         func n(_ a: borrowing Atomic<UInt64>) -> JSONValue { JSONValue(a.load(ordering: .relaxed)) }
