@@ -27,6 +27,9 @@ final class LoadSession {
     private(set) var initiationsSent = 0
     private(set) var cookieReplies = 0
     private(set) var probesSent = 0
+    private(set) var challenges = 0
+    /// Authenticated control frames other than the answers above.
+    private(set) var otherControl = 0
 
     init(key: PrivateKey, socket: UDPSocket, localIndex: UInt32) {
         self.key = key
@@ -73,16 +76,19 @@ final class LoadSession {
 
     private func sendProbe(_ kp: Keypair, to gateway: SocketAddress, nowMs: UInt64) {
         probeSeq &+= 1
+        probesSent += 1
+        sendControl(.probe(seq: probeSeq, sentAtNs: Clock.monotonicNanoseconds(), pathID: 0), kp, to: gateway, nowMs: nowMs)
+    }
+
+    private func sendControl(_ message: ControlMessage, _ kp: Keypair, to gateway: SocketAddress, nowMs: UInt64) {
         var buf = [UInt8](repeating: 0, count: 128)
         let total = buf.withUnsafeMutableBytes { raw -> Int in
-            let n = ControlMessage.probe(seq: probeSeq, sentAtNs: Clock.monotonicNanoseconds(), pathID: 0)
-                .encode(into: raw.baseAddress! + Frame.headerLength, capacity: 64)
+            let n = message.encode(into: raw.baseAddress! + Frame.headerLength, capacity: 64)
             guard let counter = kp.nextCounter() else { return 0 }
             return Frame.seal(type: .control, receiverIndex: kp.remoteIndex, counter: counter, key: kp,
                               buffer: raw.baseAddress!, plaintextLength: n)
         }
         guard total > 0 else { return }
-        probesSent += 1
         send(Array(buf[0..<total]), to: gateway, nowMs: nowMs)
     }
 
@@ -100,14 +106,25 @@ final class LoadSession {
             guard let kp = try? hs.consumeResponse(UnsafeRawBufferPointer(bytes), now: Clock.monotonicNanoseconds()) else { return }
             state = .confirming(kp)
             sendProbe(kp, to: gateway, nowMs: nowMs)
-        case (.control, .confirming(let kp)):
+        case (.control, .confirming(let kp)), (.control, .attached(let kp)):
             guard let h = Frame.peekHeader(bytes.baseAddress!, length: bytes.count), h.receiverIndex == kp.localIndex,
                   let n = Frame.open(header: h, key: kp, buffer: bytes.baseAddress!, length: bytes.count),
                   kp.replay.update(h.counter),
-                  case .probeReply? = try? ControlMessage.decode(UnsafeRawBufferPointer(start: bytes.baseAddress! + Frame.headerLength, count: n))
+                  let message = try? ControlMessage.decode(UnsafeRawBufferPointer(start: bytes.baseAddress! + Frame.headerLength, count: n))
             else { return }
-            state = .attached(kp)
-            attachedMs = nowMs
+            switch message {
+            case .probeReply:
+                if case .confirming = state {
+                    state = .attached(kp)
+                    attachedMs = nowMs
+                }
+            case .pathChallenge(let data):
+                // As a client does: the answer proves it receives where it sends from.
+                challenges += 1
+                sendControl(.pathResponse(data: data), kp, to: gateway, nowMs: nowMs)
+            case .probe, .reattachRequest, .reattachAck, .reject, .close, .natHint, .pathResponse, .pathMtu, .pathMtuAck:
+                otherControl += 1
+            }
         case (.initiation, _), (.response, _), (.cookieReply, _), (.data, _), (.control, _):
             return
         }

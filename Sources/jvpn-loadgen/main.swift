@@ -135,7 +135,8 @@ case "run":
     say("attached \(attached)/\(sessions.count) in \(Int(last)) ms" +
         " (p50 \(Int(Percentile.of(times, 50) ?? 0)) ms, p99 \(Int(Percentile.of(times, 99) ?? 0)) ms);" +
         " initiations \(sessions.reduce(0) { $0 + $1.initiationsSent }), cookie replies \(sessions.reduce(0) { $0 + $1.cookieReplies })," +
-        " probes \(sessions.reduce(0) { $0 + $1.probesSent })")
+        " probes \(sessions.reduce(0) { $0 + $1.probesSent }), path challenges \(sessions.reduce(0) { $0 + $1.challenges })," +
+        " other control \(sessions.reduce(0) { $0 + $1.otherControl })")
     if holdS > 0 {
         say("holding \(attached) idle sessions for \(holdS) s")
         sleep(UInt32(holdS))
