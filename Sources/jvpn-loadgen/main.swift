@@ -6,9 +6,10 @@
 //       DIR/loadgen.keys (private keys, one per line, mode 0600) and DIR/loadgen.peers (the
 //       gateway's [Peer] sections; AllowedIPs 10.100.x.y/32, one per session)
 //   jvpn-loadgen run --keys FILE --gateway IP:PORT --gateway-key BASE64 [--source-base IPv4]
-//                    [--sources K] [--timeout S] [--retry-ms MS] [--hold S]
+//                    [--sources K] [--timeout S] [--retry-ms MS] [--hold S] [--wave W --wave-ms MS]
 //       session i binds to source-base + (i mod K) (default: the wildcard address), port 0;
-//       prints when every session is attached (its PROBE answered), then holds them idle.
+//       all sessions initiate at once (or W at a time, a wave every MS); prints when every
+//       session is attached (its PROBE answered), then holds them idle.
 import Glibc
 import JVPNCore
 import JVPNSystem
@@ -69,6 +70,8 @@ case "run":
     let timeoutS = number("timeout", default: 30, range: 1...600)
     let retryMs = UInt64(number("retry-ms", default: 1000, range: 50...10_000))
     let holdS = number("hold", default: 10, range: 0...3600)
+    let wave = number("wave", default: 20_000, range: 1...20_000)
+    let waveMs = UInt64(number("wave-ms", default: 1000, range: 1...60_000))
     let sourceBase = option("source-base").map { s -> [UInt8] in
         guard case .v4(let v)? = IPAddress(s) else { fail("--source-base wants an IPv4 address") }
         return withUnsafeBytes(of: v.bigEndian) { Array($0) }
@@ -100,12 +103,20 @@ case "run":
         }
     }
     // The storm: every initiation built first, then all sent back to back.
-    let initiations = sessions.map { s -> [UInt8] in
-        guard let m = s.prepareInitiation(gateway: gatewayKey) else { fail("cannot build an initiation") }
-        return m
+    // The storm: every initiation of a wave built first, then all sent back to back; the next wave
+    // `waveMs` later (one wave of all N unless --wave is given).
+    func startWave(_ range: Range<Int>, nowMs: UInt64?) {
+        let initiations = sessions[range].map { s -> [UInt8] in
+            guard let m = s.prepareInitiation(gateway: gatewayKey) else { fail("cannot build an initiation") }
+            return m
+        }
+        let at = nowMs ?? Clock.monotonicMilliseconds()
+        for (s, m) in zip(sessions[range], initiations) { s.sendInitiation(m, to: gateway, nowMs: at) }
     }
     let t0 = Clock.monotonicMilliseconds()
-    for (s, m) in zip(sessions, initiations) { s.sendInitiation(m, to: gateway, nowMs: t0) }
+    var started = min(wave, sessions.count)
+    startWave(0..<started, nowMs: nil)
+    var nextWaveMs = Clock.monotonicMilliseconds() + waveMs
     let poller = Poller(sessions.map(\.socket.fileDescriptor))
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
     var attached = 0
@@ -123,9 +134,15 @@ case "run":
                 if !was && s.isAttached { attached += 1 }
             }
         }
+        if started < sessions.count && nowMs >= nextWaveMs {
+            let next = min(started + wave, sessions.count)
+            startWave(started..<next, nowMs: nil)
+            started = next
+            nextWaveMs = Clock.monotonicMilliseconds() + waveMs
+        }
         if nowMs - lastCheckMs >= 50 {
             lastCheckMs = nowMs
-            for s in sessions where !s.isAttached {
+            for s in sessions[0..<started] where !s.isAttached {
                 s.retryIfDue(gatewayKey: gatewayKey, gateway: gateway, nowMs: nowMs, retryMs: retryMs)
             }
         }

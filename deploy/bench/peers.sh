@@ -12,6 +12,8 @@
 #   --ping-ms MS  interval of the real client's ping (default 10)
 #   --retry-ms MS a session sends its initiation or probe again after MS without an answer
 #                 (default 1000)
+#   --wave W      W sessions initiate at once, the next W a second later (default: all N at once);
+#                 for the idle-memory figure of N sessions when N at once do not all attach
 #
 # Rig: deploy/netns/rig.sh basic (client ns <-> gateway ns over one veth). The load generator and
 # the real client both run in the client namespace; the K source addresses are extra addresses on
@@ -37,6 +39,7 @@ SOURCES=""
 HOLD=5
 PING_MS=10
 RETRY_MS=1000
+WAVE=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --peers) PEERS="$2"; shift 2 ;;
@@ -44,12 +47,15 @@ while [[ $# -gt 0 ]]; do
         --hold) HOLD="$2"; shift 2 ;;
         --ping-ms) PING_MS="$2"; shift 2 ;;
         --retry-ms) RETRY_MS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --wave) WAVE="$2"; shift 2 ;;
+        -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 [[ "$PEERS" =~ ^[0-9]+$ && "$PEERS" -ge 1 && "$PEERS" -le 4000 ]] || { echo "--peers wants 1..4000" >&2; exit 2; }
 : "${SOURCES:=$PEERS}"
+: "${WAVE:=$PEERS}"
+[[ "$WAVE" =~ ^[0-9]+$ && "$WAVE" -ge 1 && "$WAVE" -le "$PEERS" ]] || { echo "--wave wants 1..N" >&2; exit 2; }
 [[ "$SOURCES" =~ ^[0-9]+$ && "$SOURCES" -ge 1 && "$SOURCES" -le 4000 ]] || { echo "--sources wants 1..4000" >&2; exit 2; }
 [[ "$HOLD" =~ ^[0-9]+$ && "$HOLD" -ge 1 && "$HOLD" -le 600 ]] || { echo "--hold wants 1..600" >&2; exit 2; }
 [[ "$PING_MS" =~ ^[0-9]+$ && "$PING_MS" -ge 2 && "$PING_MS" -le 1000 ]] || { echo "--ping-ms wants 2..1000" >&2; exit 2; }
@@ -98,7 +104,7 @@ pid="$(rig_pids_by_comm "$RIG_GW" '^jvpn$' | head -n1)"
 [[ -n "$pid" ]] || { log "no gateway process"; exit 1; }
 sleep 2
 rss0="$(rss_kb "$pid")"
-log "gateway up with $(( PEERS + 1 )) peers, RSS ${rss0} KB; storm of $PEERS sessions from $SOURCES addresses"
+log "gateway up with $(( PEERS + 1 )) peers, RSS ${rss0} KB; $PEERS sessions from $SOURCES addresses, $WAVE at once"
 
 # The ping runs from 1 s before the storm to the end of the hold (SIGINT; its own deadline bounds
 # it too); its timestamped replies and misses (-D -O) are cut to the storm's window afterwards.
@@ -108,7 +114,7 @@ sleep 1
 cpu0="$(cpu_ticks "$pid")" w0="$(now_ms)"
 storm_start="$(date +%s.%N)"
 rig_exec "$RIG_CLIENT" "$LOADGEN_BIN" run --keys "$RIG_DIR/loadgen.keys" --gateway "$RIG_GW_IP:51820" \
-    --gateway-key "$(cat "$RIG_DIR/gw.pub")" --source-base 10.201.16.1 --sources "$SOURCES" --timeout 60 --retry-ms "$RETRY_MS" --hold "$HOLD" \
+    --gateway-key "$(cat "$RIG_DIR/gw.pub")" --source-base 10.201.16.1 --sources "$SOURCES" --timeout 60 --retry-ms "$RETRY_MS" --wave "$WAVE" --hold "$HOLD" \
     >"$RIG_DIR/loadgen.out" 2>&1 &
 lg_pid=$!
 rig_wait_for "grep -q '^holding\|^attached' '$RIG_DIR/loadgen.out'" 70 0.05 || true
@@ -128,7 +134,7 @@ rig_exec "$RIG_GW" "$JVPN_BIN" down "$gw" >/dev/null 2>&1 || true
 commit="$(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 hz="$(getconf CLK_TCK)"
 echo
-echo "peer scaling: $PEERS sessions from $SOURCES source addresses, gateway with $(( PEERS + 1 )) peers ($(uname -r), commit $commit, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "peer scaling: $PEERS sessions from $SOURCES source addresses, $WAVE at once, gateway with $(( PEERS + 1 )) peers ($(uname -r), commit $commit, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "attach:  $(grep -m1 '^attached' "$RIG_DIR/loadgen.out" || echo "no result: $(tail -n 3 "$RIG_DIR/loadgen.out")")"
 python3 - "$RIG_DIR/ping.out" "$storm_start" "$storm_end" "$PING_MS" <<'EOF'
 import re, sys
