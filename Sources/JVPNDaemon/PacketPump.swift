@@ -4,9 +4,9 @@ import JVPNSystem
 import Synchronization
 
 /// The data plane. Stages, in the order the functions below follow:
-///   send:    readTunBatch -> routeToPeer -> [fitToPath] -> sealInPlace -> flushBatch (the route's
-///            transport: sendmmsg / UDP GSO on a UDP socket, length-prefixed frames on a TCP
-///            connection)
+///   send:    readTunBatch -> routeToPeer -> [fitToPath] -> segmentInPlace -> sealInPlace -> flushBatch
+///            (one path with and without TUN offload; flushBatch by the route's transport: sendmmsg
+///            / UDP GSO on a UDP socket, length-prefixed frames on a TCP connection)
 ///   receive: recvmmsg (receiveLoop), or a TCP stream read and its frames (PacketPump+Stream)
 ///            -> peekHeader -> lookupReceiver -> open -> replay update -> checkInnerSource
 ///            -> [clampMss] -> writeTun; control frames go to the controller;
@@ -227,6 +227,7 @@ final class PacketPump: @unchecked Sendable {
                 return
             }
             if batch.count != base + produced { // keys exhausted mid-way: drop it all
+                droppedNoKey.add(1, ordering: .relaxed)
                 batch.count = base
                 return
             }
