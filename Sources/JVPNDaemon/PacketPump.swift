@@ -449,7 +449,7 @@ final class PacketPump: @unchecked Sendable {
         case .initiation, .response, .cookieReply:
             return nil
         case .data, .control:
-            guard let entry = snap.receivers[header.receiverIndex] else {
+            guard let entry = snap.receivers[header.receiverIndex] ?? snapshot.receiverNewer(than: snap, index: header.receiverIndex) else {
                 droppedUnknownIndex.add(1, ordering: .relaxed)
                 return nil
             }
