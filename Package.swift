@@ -42,6 +42,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "jvpn-microbench", dependencies: ["JVPNCore", "CSodium"]),
+        .executableTarget(name: "jvpn-loadgen", dependencies: ["JVPNCore", "JVPNSystem"]),
         .testTarget(name: "JVPNCoreTests", dependencies: ["JVPNCore"]),
         .testTarget(name: "JVPNSystemTests", dependencies: ["JVPNSystem", "JVPNCore", "JVPNDaemon"]),
         .testTarget(name: "JVPNOpsTests", dependencies: ["JVPNOps", "JVPNCore"]),

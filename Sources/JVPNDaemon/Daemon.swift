@@ -401,6 +401,7 @@ public final class Daemon: @unchecked Sendable {
             "sessions": .array(sessions),
             "security_events_suppressed": JSONValue(gateway?.securityEventsSuppressed ?? 0),
             "handshakes": pump.handshakeStatus(),
+            "data_plane": pump.dataPlaneStatus(),
             "tcp": tcpStatus(),
             "cluster": clusterStatus(),
         ]

@@ -4,9 +4,9 @@ import JVPNSystem
 import Synchronization
 
 /// The data plane. Stages, in the order the functions below follow:
-///   send:    readTunBatch -> routeToPeer -> [fitToPath] -> sealInPlace -> flushBatch (the route's
-///            transport: sendmmsg / UDP GSO on a UDP socket, length-prefixed frames on a TCP
-///            connection)
+///   send:    readTunBatch -> routeToPeer -> [fitToPath] -> segmentInPlace -> sealInPlace -> flushBatch
+///            (one path with and without TUN offload; flushBatch by the route's transport: sendmmsg
+///            / UDP GSO on a UDP socket, length-prefixed frames on a TCP connection)
 ///   receive: recvmmsg (receiveLoop), or a TCP stream read and its frames (PacketPump+Stream)
 ///            -> peekHeader -> lookupReceiver -> open -> replay update -> checkInnerSource
 ///            -> [clampMss] -> writeTun; control frames go to the controller;
@@ -122,6 +122,9 @@ final class PacketPump: @unchecked Sendable {
 
     // MARK: send
 
+    /// Waits for the TUN, then drains it round by round. The snapshot (routes, paths, keys,
+    /// sockets) is looked at before every round, so a switch of path or a rekey reaches the very
+    /// next batch however long the TUN stays busy (one atomic load per round).
     private func sendLoop() {
         let batch = DatagramBatch(capacity: PacketPump.batchSize, slotSize: slotSize)
         let big = UnsafeMutableRawPointer.allocate(byteCount: PacketPump.superPacketCapacity, alignment: 64)
@@ -129,69 +132,17 @@ final class PacketPump: @unchecked Sendable {
         let poller = Poller([tun.fileDescriptor, wakeSend.fileDescriptor])
         var generation = UInt64.max
         var snap = DataPlaneSnapshot.empty
-        var batchTransport: (any FrameTransport)?
         while !stop.load(ordering: .relaxed) {
             poller.wait(timeoutMs: 1000)
             if poller.isReadable(1) { wakeSend.drain() }
-            let g = snapshot.generation.load(ordering: .acquiring)
-            if g != generation {
-                generation = g
-                snap = snapshot.load()
-            }
-            if vnet {
-                sendOffloaded(batch, big, snap)
-                continue
-            }
-            // readTunBatch
-            var drained = false
-            while !drained {
-                batch.count = 0
-                batchTransport = nil
-                while batch.count < batch.capacity {
-                    let slot = batch.payload(batch.count)
-                    let n: Int
-                    do {
-                        n = try tun.read(into: slot + Frame.headerLength, capacity: slotSize - Frame.overhead)
-                    } catch {
-                        n = 0
-                    }
-                    if n == 0 { drained = true; break }
-                    // routeToPeer
-                    guard let peer = snap.routes.lookupDestination(packet: UnsafeRawPointer(slot + Frame.headerLength), length: n) else {
-                        droppedNoRoute.add(1, ordering: .relaxed)
-                        continue
-                    }
-                    guard peer < snap.send.count, let route = snap.send[peer] else {
-                        droppedNoKey.add(1, ordering: .relaxed)
-                        continue
-                    }
-                    if route.fitsToPath {
-                        let body = slot + Frame.headerLength
-                        if n > route.maxInnerPacket {
-                            // fitToPath: out of the batch slot (it is the batch's), then cut or answered.
-                            big.copyMemory(from: body, byteCount: n)
-                            queueFitted(batch, UnsafeRawPointer(big), n, VirtioNetHeader(), route, &batchTransport)
-                            continue
-                        }
-                        clampMss(body, n, route.maxInnerPacket, route.counters)
-                    }
-                    guard let counter = route.keypair.nextCounter() else {
-                        droppedNoKey.add(1, ordering: .relaxed)
-                        continue
-                    }
-                    if let t = batchTransport, t !== route.transport {
-                        t.sendBatch(batch) // flushBatch: one transport per batch
-                        // the packet just read sits in slot `count` which send() reset to 0: move it
-                        let moved = batch.payload(0)
-                        moved.copyMemory(from: slot, byteCount: n + Frame.headerLength)
-                        sealAndQueue(batch, index: 0, length: n, route: route, counter: counter)
-                        batchTransport = route.transport
-                        continue
-                    }
-                    batchTransport = route.transport
-                    sealAndQueue(batch, index: batch.count, length: n, route: route, counter: counter)
+            var more = true
+            while more && !stop.load(ordering: .relaxed) {
+                let g = snapshot.generation.load(ordering: .acquiring)
+                if g != generation {
+                    generation = g
+                    snap = snapshot.load()
                 }
-                if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
+                more = sendRound(batch, big, snap)
             }
         }
     }
@@ -200,21 +151,26 @@ final class PacketPump: @unchecked Sendable {
     /// UDP GSO (UDP_SEGMENT) for bursts; off for good once the kernel refuses it.
     private var useUDPGSO = FileIO.environment("JVPN_NO_UDP_GSO") != "1"
 
-    /// With TSO: one read returns up to 64 KiB of TCP; segmentInPlace splits it straight into
-    /// batch slots, each is sealed, and full batches go out with one sendmmsg.
-    private func sendOffloaded(_ batch: DatagramBatch, _ big: UnsafeMutableRawPointer, _ snap: DataPlaneSnapshot) {
+    /// One round of the send path, with or without TUN offload: up to `batchSize` reads
+    /// (readTunBatch), each routed (routeToPeer), fitted to its path if need be (fitToPath), split
+    /// (segmentInPlace: a TSO super-packet into wire-size packets, any other packet copied as one)
+    /// straight into batch slots, sealed, and sent (flushBatch). Returns false once the TUN is
+    /// empty.
+    private func sendRound(_ batch: DatagramBatch, _ big: UnsafeMutableRawPointer, _ snap: DataPlaneSnapshot) -> Bool {
         batch.count = 0
         var batchTransport: (any FrameTransport)?
+        let headerSize = vnet ? VirtioNetHeader.size : 0
         var reads = 0
-        while reads < 256 {
+        var drained = false
+        while reads < PacketPump.batchSize {
             reads += 1
             let n: Int
             do { n = try tun.read(into: big, capacity: PacketPump.superPacketCapacity) } catch { n = 0 }
-            if n <= VirtioNetHeader.size { break }
-            var h = VirtioNetHeader(big)
+            if n <= headerSize { drained = true; break }
+            var h = vnet ? VirtioNetHeader(big) : VirtioNetHeader()
             h.gsoType &= 0x7f // ECN bit
-            let pkt = UnsafeRawPointer(big + VirtioNetHeader.size)
-            let len = n - VirtioNetHeader.size
+            let pkt = UnsafeRawPointer(big + headerSize)
+            let len = n - headerSize
             guard let peer = snap.routes.lookupDestination(packet: pkt, length: len) else {
                 droppedNoRoute.add(1, ordering: .relaxed)
                 continue
@@ -230,20 +186,22 @@ final class PacketPump: @unchecked Sendable {
             }
         }
         if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
+        batch.count = 0
+        return !drained
     }
 
     /// segmentInPlace -> sealInPlace: the packet's segments go straight into batch slots, each is
     /// sealed, and a burst of them leaves with one UDP GSO send (or one write on a stream). A
     /// super-packet leaves as its own burst: whatever small packets are queued (ACKs, pings) go
     /// first, so they keep their order and do not wait behind megabytes of bursts. More segments
-    /// than a batch holds go in several.
+    /// than the batch has room for go in several.
     func queueSegments(_ batch: DatagramBatch, _ pkt: UnsafeRawPointer, _ len: Int, _ h: VirtioNetHeader, _ route: PeerSendRoute,
                        _ batchTransport: inout (any FrameTransport)?) {
         let bursts = useUDPGSO || route.transport.isStream
         let burst = h.gsoType != VirtioNetHeader.gsoNone && bursts
         var first = 0
         while true {
-            if batchTransport !== route.transport || batch.capacity - batch.count < 48 || (burst && batch.count > 0) {
+            if batchTransport !== route.transport || batch.count == batch.capacity || (burst && batch.count > 0) {
                 if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
                 batch.count = 0
             }
@@ -269,6 +227,7 @@ final class PacketPump: @unchecked Sendable {
                 return
             }
             if batch.count != base + produced { // keys exhausted mid-way: drop it all
+                droppedNoKey.add(1, ordering: .relaxed)
                 batch.count = base
                 return
             }
@@ -367,7 +326,10 @@ final class PacketPump: @unchecked Sendable {
         let batch = useUDPGRO
             ? DatagramBatch(capacity: 8, slotSize: PacketPump.superPacketCapacity, control: true)
             : DatagramBatch(capacity: PacketPump.batchSize, slotSize: slotSize)
+        // `snap` is of `generation`; the watched socket set is of `socketsGeneration` (a batch may
+        // move `snap` on before the socket set is looked at again, at the top).
         var generation = UInt64.max
+        var socketsGeneration = UInt64.max
         var snap = DataPlaneSnapshot.empty
         var live: [(index: Int, socket: UDPSocket)] = []
         epoll.add(wakeReceive.fileDescriptor, tag: WatchTag.wake)
@@ -376,7 +338,8 @@ final class PacketPump: @unchecked Sendable {
         while !stop.load(ordering: .relaxed) {
             // Pick up a new snapshot (and socket set) before waiting, so a new socket is watched at once.
             let g = snapshot.generation.load(ordering: .acquiring)
-            if g != generation {
+            if g != socketsGeneration {
+                socketsGeneration = g
                 generation = g
                 let fresh = snapshot.load()
                 let now = fresh.sockets.enumerated().compactMap { i, s in s.map { (index: i, socket: $0) } }
@@ -395,7 +358,7 @@ final class PacketPump: @unchecked Sendable {
             epoll.wait(timeoutMs: streamTable == nil ? 1000 : 250)
             // A new snapshot may change the socket set: reload at the top (epoll is level-triggered,
             // so whatever is ready now is seen again at once).
-            if snapshot.generation.load(ordering: .acquiring) != generation { continue }
+            if snapshot.generation.load(ordering: .acquiring) != socketsGeneration { continue }
             for r in 0..<epoll.readyCount {
                 let tag = epoll.tag(r)
                 let value = tag & WatchTag.valueMask
@@ -404,7 +367,7 @@ final class PacketPump: @unchecked Sendable {
                     wakeReceive.drain()
                 case WatchTag.udp:
                     guard let entry = live.first(where: { $0.index == Int(value) }) else { continue }
-                    receiveDatagrams(batch, entry.socket, index: entry.index, snap: snap)
+                    receiveDatagrams(batch, entry.socket, index: entry.index, snap: &snap, generation: &generation)
                 case WatchTag.listener:
                     if Int(value) < listeners.count { acceptStreams(listeners[Int(value)]) }
                 case WatchTag.stream:
@@ -424,10 +387,18 @@ final class PacketPump: @unchecked Sendable {
     }
 
     /// recvmmsg rounds on one ready UDP socket, bounded so one busy socket cannot starve the others.
-    private func receiveDatagrams(_ batch: DatagramBatch, _ socket: UDPSocket, index: Int, snap: DataPlaneSnapshot) {
+    /// The snapshot is looked at before every round: keys published while the thread was busy (a
+    /// handshake's, whose response may already have been answered) are known to the next round.
+    private func receiveDatagrams(_ batch: DatagramBatch, _ socket: UDPSocket, index: Int, snap: inout DataPlaneSnapshot,
+                                  generation: inout UInt64) {
         var rounds = 0
         while rounds < 16 {
             rounds += 1
+            let g = snapshot.generation.load(ordering: .acquiring)
+            if g != generation {
+                generation = g
+                snap = snapshot.load()
+            }
             let n = (try? batch.receive(from: socket)) ?? 0
             if n == 0 { break }
             for i in 0..<n {
@@ -478,7 +449,7 @@ final class PacketPump: @unchecked Sendable {
         case .initiation, .response, .cookieReply:
             return nil
         case .data, .control:
-            guard let entry = snap.receivers[header.receiverIndex] else {
+            guard let entry = snap.receivers[header.receiverIndex] ?? snapshot.receiverNewer(than: snap, index: header.receiverIndex) else {
                 droppedUnknownIndex.add(1, ordering: .relaxed)
                 return nil
             }
@@ -582,6 +553,12 @@ final class PacketPump: @unchecked Sendable {
 }
 
 extension PacketPump {
+    /// Status JSON's "data_plane": packets the packet threads dropped before any peer's counters.
+    func dataPlaneStatus() -> JSONValue {
+        func n(_ a: borrowing Atomic<UInt64>) -> JSONValue { JSONValue(a.load(ordering: .relaxed)) }
+        return ["dropped": ["no_route": n(droppedNoRoute), "no_key": n(droppedNoKey), "unknown_index": n(droppedUnknownIndex)]]
+    }
+
     /// Status JSON's "handshakes": what the receive thread turned away and what the worker sent.
     func handshakeStatus() -> JSONValue {
         func n(_ a: borrowing Atomic<UInt64>) -> JSONValue { JSONValue(a.load(ordering: .relaxed)) }

@@ -86,6 +86,9 @@ final class DataPlaneSnapshot: @unchecked Sendable {
     let receivers: [UInt32: ReceiverEntry]
     /// Transport sockets by index; nil where an uplink is absent (hot-plug fills it later).
     let sockets: [UDPSocket?]
+    /// The cell's generation once published (set by `SnapshotCell.publish`, under its lock, before
+    /// any packet thread can see this snapshot).
+    fileprivate(set) var generation: UInt64 = 0
 
     init(routes: AllowedIPsTable<Int>, send: [PeerSendRoute?], receivers: [UInt32: ReceiverEntry], sockets: [UDPSocket?]) {
         self.routes = routes
@@ -104,9 +107,20 @@ final class SnapshotCell: @unchecked Sendable {
     let generation = Atomic<UInt64>(0)
 
     func publish(_ s: DataPlaneSnapshot) {
-        lock.withLock { current = s }
-        generation.add(1, ordering: .releasing)
+        lock.withLock {
+            s.generation = generation.load(ordering: .relaxed) &+ 1
+            current = s
+            generation.store(s.generation, ordering: .releasing)
+        }
     }
 
     func load() -> DataPlaneSnapshot { lock.withLock { current } }
+
+    /// A receiver index that `stale` does not know, looked up in the snapshot published since, if
+    /// any: keys can be published (and their handshake answered) while a packet thread still works
+    /// on an older snapshot. An atomic load when nothing newer exists; the lock only when it does.
+    func receiverNewer(than stale: DataPlaneSnapshot, index: UInt32) -> ReceiverEntry? {
+        guard generation.load(ordering: .acquiring) != stale.generation else { return nil }
+        return load().receivers[index]
+    }
 }
