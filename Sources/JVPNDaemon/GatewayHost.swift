@@ -92,7 +92,7 @@ final class GatewayHost: SessionHost, PumpController {
             if let old = pendingKeypairs[p.index] { usedIndexes.remove(old.localIndex) }
             pendingKeypairs[p.index] = keypair
         }
-        republish()
+        republish(peers: CollectionOfOne(p.index))
         sendRaw(message, to: path)
     }
 
@@ -107,7 +107,7 @@ final class GatewayHost: SessionHost, PumpController {
             let previous = p.keyRing.previous
             if p.keyRing.receivedAuthenticated(on: keypair, now: Clock.monotonicNanoseconds()) {
                 if let previous, p.keyRing.previous !== previous { usedIndexes.remove(previous.localIndex) }
-                republish()
+                republish(peers: CollectionOfOne(peerIndex))
             }
         }
     }
@@ -131,7 +131,8 @@ final class GatewayHost: SessionHost, PumpController {
     /// REATTACH, over another path or a new connection); the data plane stops sending to it.
     func connectionClosed(_ id: UInt64) {
         lock.withLock {
-            if peers.contains(where: { p in core.session(ofPeer: p.index)?.bound?.via == .tcp(connection: id) }) { republish() }
+            let bound = peers.filter { p in core.session(ofPeer: p.index)?.bound?.via == .tcp(connection: id) }.map(\.index)
+            if !bound.isEmpty { republish(peers: bound) }
         }
     }
 
@@ -152,15 +153,15 @@ final class GatewayHost: SessionHost, PumpController {
     /// Timers: key expiry, TTLs, pending handshakes and REATTACHes.
     func tick(nowMs: UInt64) {
         lock.withLock {
-            var changed = false
+            var changed: [Int] = []
             for p in peers {
                 for dropped in p.keyRing.expire(now: nowMs * 1_000_000) {
                     usedIndexes.remove(dropped.localIndex)
-                    changed = true
+                    if changed.last != p.index { changed.append(p.index) }
                 }
             }
             perform(core.tick(nowMs: nowMs), nowMs: nowMs)
-            if changed { republish() }
+            if !changed.isEmpty { republish(peers: changed) }
         }
     }
 
@@ -247,10 +248,14 @@ final class GatewayHost: SessionHost, PumpController {
 
     // MARK: actions
 
-    /// Performs the core's actions in order. Called under `lock`.
+    /// Performs the core's actions in order. Called under `lock`. When one of them changed the data
+    /// plane's view, republishes every peer the actions name (not only the view-changing ones:
+    /// cheap, and safe should a state change alter what the receive side must know).
     private func perform(_ actions: [GatewayAction<TransportAddress>], nowMs: UInt64) {
         var changed = false
+        var named = Set<Int>()
         for action in actions {
+            if let peer = action.peer { named.insert(peer) }
             switch action {
             case .send(let peer, let message, let to, let paddedTo):
                 countReject(message, peers[peer])
@@ -302,7 +307,7 @@ final class GatewayHost: SessionHost, PumpController {
                 changed = true
             }
         }
-        if changed { republish() }
+        if changed { republish(peers: named) }
     }
 
     /// OWNERSHIP_CHANGE; on the node that let the session go to a named node, also its
@@ -324,5 +329,20 @@ final class GatewayHost: SessionHost, PumpController {
         guard case .reject(let reason, _, _) = message else { return }
         if reason == .staleVersion { p.counters.rejectedStaleVersion.add(1, ordering: .relaxed) }
         if reason == .rateLimited { p.counters.rejectedRateLimited.add(1, ordering: .relaxed) }
+    }
+}
+
+extension GatewayAction {
+    /// The peer the action is about, nil for a store request.
+    fileprivate var peer: Int? {
+        switch self {
+        case .send(let peer, _, _, _), .bindingChanged(let peer), .sessionOpened(let peer, _), .pendingDropped(let peer, _),
+             .stateChanged(let peer, _, _), .switched(let peer, _, _, _, _, _), .security(let peer, _, _, _),
+             .audit(let peer, _, _), .respondHeld(let peer, _, _), .dropHeld(let peer, _), .ownershipChanged(let peer, _, _),
+             .arrived(let peer, _, _, _, _), .released(let peer, _):
+            return peer
+        case .store:
+            return nil
+        }
     }
 }

@@ -65,6 +65,13 @@ struct ReceiverEntry {
     let maxInnerPacket: Int
 }
 
+/// One peer's part of a `DataPlaneSnapshot`, kept by the host so that a change to one peer
+/// republishes that peer alone.
+struct PeerDataView {
+    var send: PeerSendRoute?
+    var receivers: [(index: UInt32, entry: ReceiverEntry)]
+}
+
 /// A peer's session as the receive side needs it (built by the host under its lock).
 struct PeerReceiveState {
     /// The peer has session keys the data plane should recognise.

@@ -23,6 +23,10 @@ class SessionHost: @unchecked Sendable {
     static let controlBufferSize = 9216
     let controlBuffer = UnsafeMutableRawPointer.allocate(byteCount: SessionHost.controlBufferSize, alignment: 16)
     var replayGuard = InitiationReplayGuard()
+    /// The AllowedIPs table of the last full `republish()`, shared by the snapshots published since.
+    private var routes = AllowedIPsTable<Int>()
+    /// Each peer's part of the published snapshot, by peer index, as last computed.
+    private var views: [PeerDataView] = []
 
     init(config: JVPNConfig, privateKey: PrivateKey, events: EventEmitter) throws {
         self.config = config
@@ -81,40 +85,95 @@ class SessionHost: @unchecked Sendable {
                          pendingKeypair: nil)
     }
 
-    /// Builds and publishes the data-plane view. Called under `lock` after any change.
+    // MARK: data-plane publication
+    //
+    // A published `DataPlaneSnapshot` has two parts that change at different rates:
+    //   - the AllowedIPs table, which depends only on the peers and their AllowedIPs (start, reload);
+    //   - each peer's `PeerDataView` (its send route and receiver entries), which a handshake, a
+    //     confirmation, a key expiry or a binding change alters for that one peer.
+    // `republish()` rebuilds both for every peer (start, reload, socket set, the client's changes).
+    // `republish(peers:)` recomputes the views of the named peers only and patches them into copies
+    // of the published send array and receiver map; the table object is shared, not rebuilt. The
+    // packet threads are untouched by this: they still load one immutable snapshot per round.
+    // The patch still copies the send array and the receiver map (one buffer each, a retain per
+    // entry: a memcpy-like O(peers), no per-peer rebuild); making that O(peer) too needs a
+    // persistent (path-copying) receiver map and per-peer route slots.
+
+    /// Builds and publishes the data-plane view for every peer. Called under `lock` after a change
+    /// of the peer set, their AllowedIPs, or the socket set (and by the client after any change).
     func republish() {
         var table = AllowedIPsTable<Int>()
         var send: [PeerSendRoute?] = []
+        send.reserveCapacity(peers.count)
         var receivers: [UInt32: ReceiverEntry] = [:]
+        receivers.reserveCapacity(peers.count * 2)
+        views.removeAll(keepingCapacity: true)
         for p in peers {
             if !p.removed {
                 for prefix in p.config.allowedIPs { table.insert(prefix, value: p.index) }
             }
-            let rs = receiveState(of: p)
-            let limit = innerPacketLimit(for: p).flatMap { $0 < config.interface.mtu ? $0 : nil } ?? Int.max
-            if rs.hasSession, !rs.isEnded, let kp = p.keyRing.current, let path = sendPath(for: p) {
-                guard let (transport, destination) = transport(for: path) else { send.append(nil); continue }
-                send.append(PeerSendRoute(keypair: kp, transport: transport, destination: destination, counters: p.counters,
-                                          maxInnerPacket: limit))
-            } else {
-                send.append(nil)
-            }
-            if let kp = rs.pendingKeypair {
-                receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: true,
-                                                         isEnded: false, checksBoundSource: false, boundSource: nil, maxInnerPacket: limit)
-            }
-            guard rs.hasSession else { continue }
-            // In the receiving socket's own form (v4-mapped on a dual-stack socket): compared per packet.
-            let boundSource = rs.boundSource.flatMap { b in transport(for: b).map { TransportAddress(via: b.via, address: $0.destination) } }
-            for (kp, unconfirmed) in [(p.keyRing.current, false), (p.keyRing.previous, false), (p.keyRing.next, true)] {
-                guard let kp else { continue }
-                receivers[kp.localIndex] = ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: unconfirmed,
-                                                         isEnded: rs.isEnded, checksBoundSource: rs.checksBoundSource,
-                                                         boundSource: boundSource, maxInnerPacket: limit)
-            }
+            let v = dataView(of: p)
+            views.append(v)
+            send.append(v.send)
+            for r in v.receivers { receivers[r.index] = r.entry }
         }
+        routes = table
         snapshot.publish(DataPlaneSnapshot(routes: table, send: send, receivers: receivers, sockets: sockets))
         pump?.socketsChanged()
+    }
+
+    /// Publishes a change confined to `changed` peers (their keys, receiver indexes, binding or
+    /// path size), recomputing only their views. Called under `lock`. Falls back to `republish()`
+    /// when the peer set moved since the last full build.
+    func republish(peers changed: some Collection<Int>) {
+        let published = snapshot.load()
+        guard views.count == peers.count, published.send.count == peers.count else { republish(); return }
+        var send = published.send
+        var receivers = published.receivers
+        // All removals before any insertion: an index freed by one changed peer may already be
+        // another changed peer's.
+        for i in changed {
+            for r in views[i].receivers where receivers[r.index]?.peerIndex == i { receivers[r.index] = nil }
+        }
+        for i in changed {
+            let v = dataView(of: peers[i])
+            views[i] = v
+            send[i] = v.send
+            for r in v.receivers { receivers[r.index] = r.entry }
+        }
+        snapshot.publish(DataPlaneSnapshot(routes: routes, send: send, receivers: receivers, sockets: sockets))
+        pump?.socketsChanged()
+    }
+
+    /// What the packet threads need of one peer now: its send route (nil = do not send) and the
+    /// receiver indexes its keys answer to.
+    private func dataView(of p: PeerRuntime) -> PeerDataView {
+        let rs = receiveState(of: p)
+        let limit = innerPacketLimit(for: p).flatMap { $0 < config.interface.mtu ? $0 : nil } ?? Int.max
+        var view = PeerDataView(send: nil, receivers: [])
+        if rs.hasSession, !rs.isEnded, let kp = p.keyRing.current, let path = sendPath(for: p) {
+            // As before this split: a peer whose send transport is gone (a closed TCP connection)
+            // gets no receiver entries either.
+            guard let (transport, destination) = transport(for: path) else { return view }
+            view.send = PeerSendRoute(keypair: kp, transport: transport, destination: destination, counters: p.counters,
+                                      maxInnerPacket: limit)
+        }
+        if let kp = rs.pendingKeypair {
+            view.receivers.append((kp.localIndex, ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters, isUnconfirmed: true,
+                                                                isEnded: false, checksBoundSource: false, boundSource: nil,
+                                                                maxInnerPacket: limit)))
+        }
+        guard rs.hasSession else { return view }
+        // In the receiving socket's own form (v4-mapped on a dual-stack socket): compared per packet.
+        let boundSource = rs.boundSource.flatMap { b in transport(for: b).map { TransportAddress(via: b.via, address: $0.destination) } }
+        for (kp, unconfirmed) in [(p.keyRing.current, false), (p.keyRing.previous, false), (p.keyRing.next, true)] {
+            guard let kp else { continue }
+            view.receivers.append((kp.localIndex, ReceiverEntry(peerIndex: p.index, keypair: kp, counters: p.counters,
+                                                                isUnconfirmed: unconfirmed, isEnded: rs.isEnded,
+                                                                checksBoundSource: rs.checksBoundSource, boundSource: boundSource,
+                                                                maxInnerPacket: limit)))
+        }
+        return view
     }
 
     // MARK: events
