@@ -120,7 +120,7 @@ extension GatewayCore {
         guard cluster != nil, let request = cluster!.inFlight.removeValue(forKey: sid) else { return out }
         switch request {
         case .create(_, let record), .claim(_, _, let record):
-            let waiting = peers.indices.first { peers[$0].awaiting?.session == sid }
+            let waiting = peers.owner(of: sid).flatMap { peers[$0].awaiting?.session == sid ? $0 : nil }
             switch result {
             case .succeeded(let revision):
                 cluster!.records[sid] = StoredRecord(record, revision: revision)
@@ -206,7 +206,7 @@ extension GatewayCore {
         cluster!.records[sid] = stored
         let owner = stored?.record.owner
         guard owner != c.node else { return out }
-        for peer in peers.indices {
+        if let peer = peers.owner(of: sid) {
             if let p = peers[peer].pending, p.session == sid {
                 peers[peer].pending = nil
                 out.append(.pendingDropped(peer: peer, sid))

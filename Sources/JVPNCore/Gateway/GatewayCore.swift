@@ -100,7 +100,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
     }
 
     public private(set) var policy: PolicyConfig
-    var peers: [Peer]
+    var peers: GatewayPeerTable<Address>
     var random: SeededRandom
     private var controlGlobal: TokenBucket
     public internal(set) var securityLimiter: SecurityEventLimiter
@@ -112,7 +112,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
     public init(policy: PolicyConfig, peerCount: Int, seed: UInt64, nowMs: UInt64, cluster: ClusterOwnership? = nil) {
         self.policy = policy
         self.cluster = cluster
-        peers = Array(repeating: Peer(), count: peerCount)
+        peers = GatewayPeerTable(count: peerCount, policy: policy)
         random = SeededRandom(seed: seed)
         controlGlobal = TokenBucket(capacity: GatewayLimits.controlGlobalBurst, refillPerSecond: GatewayLimits.controlGlobalPerSecond,
                                     nowMs: nowMs)
@@ -142,6 +142,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
     /// at once (their last minute's switches still count).
     public mutating func setPolicy(_ new: PolicyConfig) {
         policy = new
+        peers.setTtls(new)
         for i in peers.indices where peers[i].session != nil {
             peers[i].session!.switchBudget.setLimit(new.maxSwitchesPerMinute)
         }
@@ -197,9 +198,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
             return (.drop(.replayDetected), out)
         }
         // A session id belongs to the peer that created it: no other key may claim it.
-        if let owner = peers.indices.first(where: {
-            $0 != peer && (peers[$0].session?.id == sid || peers[$0].pending?.session == sid || peers[$0].awaiting?.session == sid)
-        }) {
+        if let owner = peers.owner(of: sid), owner != peer {
             out.append(.audit(peer: peer, sid, AuditRecord(check: "session_owner", result: "fail",
                                                            detail: "session \(sid.hex) belongs to peer #\(owner)")))
             securityEvent(peer, .ownershipConflict, from, now, &out)
@@ -365,7 +364,8 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
     public mutating func tick(nowMs: UInt64) -> [GatewayAction<Address>] {
         let now = clock(nowMs)
         var out: [GatewayAction<Address>] = []
-        for peer in peers.indices {
+        // Only the peers whose timers may be due: a tick costs nothing per idle session.
+        for peer in peers.indices where peers.wakeMs[peer] <= now {
             if let p = peers[peer].pending, elapsedMs(now, since: p.atMs) > GatewayLimits.pendingLifetimeMs {
                 peers[peer].pending = nil
                 out.append(.pendingDropped(peer: peer, p.session))
