@@ -185,15 +185,21 @@ final class ClientHost: SessionHost, PumpController {
         }
     }
 
-    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: TransportAddress, length: Int) {}
-
-    func observedUnboundSource(peerIndex: Int, from: TransportAddress, length: Int) {}
-
-    func rejectedControl(peerIndex: Int, reason: ReasonCode, from: TransportAddress) {}
+    /// The receive thread's facts, at once, on the receive thread: a probe reply times its path.
+    func apply(_ fact: ControlFact) {
+        switch fact {
+        case .control(_, let message, _, let from, _):
+            handleControl(message, from: from)
+        case .connectionClosed(let id):
+            connectionClosed(id)
+        case .confirm, .refused, .unboundSource:
+            break // the client initiates (its keys are confirmed by the response) and binds nothing
+        }
+    }
 
     /// A TCP path's connection ended (the gateway closed or reset it, or it broke the framing): the
     /// path is down until its connector opens a new one.
-    func connectionClosed(_ id: UInt64) {
+    private func connectionClosed(_ id: UInt64) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
             guard let i = paths.firstIndex(where: { $0.connection?.id == id }) else { return }
@@ -207,10 +213,10 @@ final class ClientHost: SessionHost, PumpController {
         }
     }
 
-    func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair, from: TransportAddress) {
+    private func handleControl(_ message: ControlMessage?, from: TransportAddress) {
         let nowMs = Clock.monotonicMilliseconds()
         lock.withLock {
-            guard let message = try? ControlMessage.decode(plaintext) else {
+            guard let message else {
                 peer.counters.droppedMalformedControl.add(1, ordering: .relaxed)
                 return
             }

@@ -55,13 +55,18 @@ final class GatewayHost: SessionHost, PumpController {
 
     // MARK: facts from the packet threads
 
+    /// An initiation, on the worker. The public-key work (authenticating it, building the response)
+    /// runs outside the host lock, which is taken only to decide and to install the keys: the
+    /// worker's own queued control facts, the tick and status never wait for a Diffie-Hellman.
     func handleHandshake(_ bytes: UnsafeRawBufferPointer, from path: TransportAddress) {
         guard bytes.count > 0, bytes[0] == MessageType.initiation.rawValue else { return }
+        // Unknown or unauthorised keys fail here and get nothing back.
+        guard let received = try? Handshake.consumeInitiation(bytes, local: privateKey,
+                                                             isAuthorized: { key in self.lock.withLock { self.byKey[key] != nil } })
+        else { return }
         let nowMs = Clock.monotonicMilliseconds()
-        lock.withLock {
-            // Unknown or unauthorised keys fail here and get nothing back.
-            guard let received = try? Handshake.consumeInitiation(bytes, local: privateKey, isAuthorized: { self.byKey[$0] != nil }),
-                  let p = byKey[received.peer] else { return }
+        let answer: (peer: PeerRuntime, rekey: Bool, index: UInt32)? = lock.withLock {
+            guard let p = byKey[received.peer] else { return nil }
             let (decision, actions) = core.initiation(peer: p.index, session: received.sessionID, timestamp: received.timestamp,
                                                       wallNs: Clock.wallNanoseconds(), from: path, nowMs: nowMs,
                                                       resume: InitiationFlags(word: received.flags).resume)
@@ -71,21 +76,41 @@ final class GatewayHost: SessionHost, PumpController {
             perform(actions, nowMs: nowMs)
             switch decision {
             case .drop, .awaitStore:
-                return
+                return nil
             case .respondRekey, .respondNewSession:
-                respond(received, peer: p, rekey: decision == .respondRekey, to: path)
+                return (p, decision == .respondRekey, freshIndex())
             }
+        }
+        guard let answer else { return }
+        let response = try? received.makeResponse(localIndex: answer.index, now: Clock.monotonicNanoseconds())
+        lock.withLock {
+            // Only the worker decides on initiations, but a tick, a reload or the store may have
+            // moved the peer on meanwhile: keys for a session that is no longer there are dropped.
+            guard let (message, keypair) = response, !answer.peer.removed,
+                  answer.rekey ? core.session(ofPeer: answer.peer.index).map({ $0.id == received.sessionID && $0.isLive }) ?? false
+                               : core.pendingSession(ofPeer: answer.peer.index) == received.sessionID
+            else {
+                usedIndexes.remove(answer.index)
+                return
+            }
+            install(message, keypair, peer: answer.peer, rekey: answer.rekey, to: path)
         }
     }
 
     /// Answers an initiation: its keys rekey the live session or wait as the new session's until
-    /// the client confirms them. Called under `lock`.
+    /// the client confirms them. Called under `lock` (a held initiation the store has recorded).
     private func respond(_ received: ReceivedInitiation, peer p: PeerRuntime, rekey: Bool, to path: TransportAddress) {
         let index = freshIndex()
         guard let (message, keypair) = try? received.makeResponse(localIndex: index, now: Clock.monotonicNanoseconds()) else {
             usedIndexes.remove(index)
             return
         }
+        install(message, keypair, peer: p, rekey: rekey, to: path)
+    }
+
+    /// The response's keys go where they belong and reach the data plane before the response
+    /// leaves, so the client's first frame on them is known. Called under `lock`.
+    private func install(_ response: [UInt8], _ keypair: Keypair, peer p: PeerRuntime, rekey: Bool, to path: TransportAddress) {
         if rekey {
             install(keypair, in: p.keyRing, nowNs: Clock.monotonicNanoseconds())
         } else {
@@ -93,58 +118,61 @@ final class GatewayHost: SessionHost, PumpController {
             pendingKeypairs[p.index] = keypair
         }
         republish(peers: CollectionOfOne(p.index))
-        sendRaw(message, to: path)
+        sendRaw(response, to: path)
     }
 
-    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: TransportAddress, length: Int) {
-        let nowMs = Clock.monotonicMilliseconds()
+    // The receive thread queues these for the worker: the data plane never waits for the host lock.
+    var queuesControlFacts: Bool { true }
+
+    func apply(_ fact: ControlFact) {
+        var once: ControlFact? = fact
+        applyQueued {
+            defer { once = nil }
+            return once
+        }
+    }
+
+    /// Facts from the receive thread, on the worker: one hold of the lock for the whole batch.
+    func applyQueued(_ next: () -> ControlFact?) {
         lock.withLock {
-            let p = peers[peerIndex]
-            if pendingKeypairs[peerIndex] === keypair, let sid = core.pendingSession(ofPeer: peerIndex) {
-                perform(core.confirmed(peer: peerIndex, session: sid, from: from, bytes: length, nowMs: nowMs), nowMs: nowMs)
-                return
+            while let fact = next() {
+                let nowMs = Clock.monotonicMilliseconds()
+                switch fact {
+                case .control(let peer, let message, _, let from, let bytes):
+                    guard let message else {
+                        peers[peer].counters.droppedMalformedControl.add(1, ordering: .relaxed)
+                        continue
+                    }
+                    perform(core.control(peer: peer, message, from: from, bytes: bytes, nowMs: nowMs), nowMs: nowMs)
+                case .confirm(let peer, let keypair, let from, let bytes):
+                    confirm(peer: peer, keypair: keypair, from: from, bytes: bytes, nowMs: nowMs)
+                case .refused(let peer, let reason, let from):
+                    perform(core.controlRefused(peer: peer, reason: reason, from: from, nowMs: nowMs), nowMs: nowMs)
+                case .unboundSource(let peer, let from, let bytes):
+                    let hint = NATHint(address: from.address.addressBytes, port: from.address.port)
+                    perform(core.dataFromUnbound(peer: peer, from: from, bytes: bytes, natHint: hint, nowMs: nowMs), nowMs: nowMs)
+                case .connectionClosed(let id):
+                    // A session bound to it stays bound (its client moves it with a REATTACH, over
+                    // another path or a new connection); the data plane stops sending to it.
+                    let bound = peers.filter { p in core.session(ofPeer: p.index)?.bound?.via == .tcp(connection: id) }.map(\.index)
+                    if !bound.isEmpty { republish(peers: bound) }
+                }
             }
-            let previous = p.keyRing.previous
-            if p.keyRing.receivedAuthenticated(on: keypair, now: Clock.monotonicNanoseconds()) {
-                if let previous, p.keyRing.previous !== previous { usedIndexes.remove(previous.localIndex) }
-                republish(peers: CollectionOfOne(peerIndex))
-            }
         }
     }
 
-    func observedUnboundSource(peerIndex: Int, from: TransportAddress, length: Int) {
-        let nowMs = Clock.monotonicMilliseconds()
-        lock.withLock {
-            let hint = NATHint(address: from.address.addressBytes, port: from.address.port)
-            perform(core.dataFromUnbound(peer: peerIndex, from: from, bytes: length, natHint: hint, nowMs: nowMs), nowMs: nowMs)
+    /// A frame authenticated on keys not yet confirmed: the pending session's (it opens) or a
+    /// rekey's (they become current). Called under `lock`; a repeat finds nothing left to confirm.
+    private func confirm(peer peerIndex: Int, keypair: Keypair, from: TransportAddress, bytes: Int, nowMs: UInt64) {
+        let p = peers[peerIndex]
+        if pendingKeypairs[peerIndex] === keypair, let sid = core.pendingSession(ofPeer: peerIndex) {
+            perform(core.confirmed(peer: peerIndex, session: sid, from: from, bytes: bytes, nowMs: nowMs), nowMs: nowMs)
+            return
         }
-    }
-
-    func rejectedControl(peerIndex: Int, reason: ReasonCode, from: TransportAddress) {
-        let nowMs = Clock.monotonicMilliseconds()
-        lock.withLock {
-            perform(core.controlRefused(peer: peerIndex, reason: reason, from: from, nowMs: nowMs), nowMs: nowMs)
-        }
-    }
-
-    /// A TCP connection ended. A session bound to it stays bound (its client moves it with a
-    /// REATTACH, over another path or a new connection); the data plane stops sending to it.
-    func connectionClosed(_ id: UInt64) {
-        lock.withLock {
-            let bound = peers.filter { p in core.session(ofPeer: p.index)?.bound?.via == .tcp(connection: id) }.map(\.index)
-            if !bound.isEmpty { republish(peers: bound) }
-        }
-    }
-
-    func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair, from: TransportAddress) {
-        let nowMs = Clock.monotonicMilliseconds()
-        lock.withLock {
-            guard let message = try? ControlMessage.decode(plaintext) else {
-                peers[peerIndex].counters.droppedMalformedControl.add(1, ordering: .relaxed)
-                return
-            }
-            perform(core.control(peer: peerIndex, message, from: from, bytes: plaintext.count + Frame.overhead, nowMs: nowMs),
-                    nowMs: nowMs)
+        let previous = p.keyRing.previous
+        if p.keyRing.receivedAuthenticated(on: keypair, now: Clock.monotonicNanoseconds()) {
+            if let previous, p.keyRing.previous !== previous { usedIndexes.remove(previous.localIndex) }
+            republish(peers: CollectionOfOne(peerIndex))
         }
     }
 

@@ -2,17 +2,21 @@ import JVPNCore
 import JVPNSystem
 import Synchronization
 
-/// The handshake queue and its one worker thread: the receive thread admits a handshake message
-/// (cheap checks, `HandshakeAdmission`) and copies it here; the worker does the public-key work
-/// (`PumpController.handleHandshake`, X25519 under the host lock). So the data plane never waits
-/// for a Diffie-Hellman or for the host lock because of a handshake. Cookie replies, built by the
+/// The handshake queue and its one worker thread, which is also the gateway's control worker: the
+/// receive thread admits a handshake message (cheap checks, `HandshakeAdmission`) and copies it
+/// here; the worker does the public-key work (`PumpController.handleHandshake`). A gateway's
+/// receive thread also queues its control facts here (`ControlFactRing`), and the worker applies
+/// them (`PumpController.apply`, under the host lock). So the data plane never waits for a
+/// Diffie-Hellman, for a control decision or for the host lock. Cookie replies, built by the
 /// receive thread, are sent from here too: under a flood of initiations their sendmmsg was half of
 /// the receive thread's time.
 ///
 /// Single producer (the receive thread), single consumer (the worker): two rings of preallocated
 /// slots (messages, cookie replies) with two atomic counters each. The worker sleeps on a
-/// semaphore only once both rings are empty; a message always posts it, cookie replies only when
-/// the worker said it is going to sleep (`idle`), so a flood does not cost a wake-up per batch.
+/// semaphore only once every ring is empty; a message always posts it, cookie replies and control
+/// facts only when the worker said it is going to sleep (`idle`), so a flood does not cost a
+/// wake-up per batch. Facts come first (they are cheap and a REATTACH waits for them), then
+/// replies, then one handshake.
 final class HandshakeWorker: @unchecked Sendable {
     static let capacity = HandshakeAdmission.queueCapacity
     /// The largest handshake message (an initiation).
@@ -37,6 +41,11 @@ final class HandshakeWorker: @unchecked Sendable {
     private let sendBatch = DatagramBatch(capacity: 64, slotSize: Cookie.replyLength)
     let cookieRepliesSent = Atomic<UInt64>(0)
     private let snapshot: SnapshotCell
+    /// Control facts from a gateway's receive thread (a client's stay empty).
+    let facts = ControlFactRing()
+    /// At most this many facts per hold of the host lock, so a handshake is never kept waiting long.
+    static let factBatch = 64
+    private let applyFacts: (_ next: () -> ControlFact?) -> Void
     /// Messages taken by the worker / put by the receive thread, since start (slot = count & mask).
     private let popped = Atomic<Int>(0)
     private let pushed = Atomic<Int>(0)
@@ -51,9 +60,12 @@ final class HandshakeWorker: @unchecked Sendable {
     private let handle: (UnsafeRawBufferPointer, TransportAddress) -> Void
 
     /// `handle` runs on the worker thread with the message and where it came from (unmapped);
+    /// `applyFacts` runs there with a source of up to `factBatch` queued control facts;
     /// cookie replies go out on the UDP sockets of `snapshot`.
     /// `replyCapacity` must be a power of two.
-    init(snapshot: SnapshotCell, replyCapacity: Int, handle: @escaping (UnsafeRawBufferPointer, TransportAddress) -> Void) {
+    init(snapshot: SnapshotCell, replyCapacity: Int,
+         applyFacts: @escaping (_ next: () -> ControlFact?) -> Void = { _ in },
+         handle: @escaping (UnsafeRawBufferPointer, TransportAddress) -> Void) {
         precondition(HandshakeWorker.capacity & HandshakeWorker.mask == 0 && replyCapacity & (replyCapacity - 1) == 0,
                      "capacities must be powers of two")
         self.replyCapacity = replyCapacity
@@ -61,6 +73,7 @@ final class HandshakeWorker: @unchecked Sendable {
         replies = DatagramBatch(capacity: replyCapacity, slotSize: Cookie.replyLength)
         replySocketIndexes = .allocate(capacity: replyCapacity)
         self.snapshot = snapshot
+        self.applyFacts = applyFacts
         self.handle = handle
         sources.initialize(repeating: TransportAddress(via: .udp(socket: 0), address: SocketAddress()), count: HandshakeWorker.capacity)
     }
@@ -104,8 +117,9 @@ final class HandshakeWorker: @unchecked Sendable {
         return true
     }
 
-    /// Receive thread, after a receive batch that pushed cookie replies: wakes the worker if it sleeps.
-    func cookieRepliesQueued() {
+    /// Receive thread, after a receive batch that pushed cookie replies or control facts: wakes the
+    /// worker if it sleeps.
+    func wakeIfIdle() {
         if idle.load(ordering: .sequentiallyConsistent), idle.exchange(false, ordering: .sequentiallyConsistent) {
             queued.signal()
         }
@@ -133,7 +147,16 @@ final class HandshakeWorker: @unchecked Sendable {
                 generation = g
                 sockets = snapshot.load().sockets
             }
-            // Replies first, then one message, so that public-key work never holds replies back long.
+            // Facts, replies, then one message, so that public-key work never holds either back long.
+            let appliedFacts = !facts.isEmpty
+            if appliedFacts {
+                var budget = HandshakeWorker.factBatch
+                applyFacts {
+                    guard budget > 0 else { return nil }
+                    budget -= 1
+                    return facts.pop()
+                }
+            }
             let sentReplies = sendCookieReplies(sockets)
             let n = popped.load(ordering: .relaxed)
             if n < pushed.load(ordering: .acquiring) {
@@ -143,9 +166,9 @@ final class HandshakeWorker: @unchecked Sendable {
                 popped.store(n + 1, ordering: .releasing)
                 continue
             }
-            if sentReplies { continue }
+            if sentReplies || appliedFacts { continue }
             idle.store(true, ordering: .sequentiallyConsistent)
-            if repliesPushed.load(ordering: .sequentiallyConsistent) != repliesPopped.load(ordering: .relaxed) {
+            if repliesPushed.load(ordering: .sequentiallyConsistent) != repliesPopped.load(ordering: .relaxed) || !facts.isEmpty {
                 idle.store(false, ordering: .sequentiallyConsistent)
                 continue
             }

@@ -18,18 +18,20 @@ protocol PumpController: AnyObject, Sendable {
     /// Handshake messages (types 1-3), admitted by `HandshakeAdmission`, on the handshake worker
     /// thread: unauthenticated until the controller verifies them.
     func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: TransportAddress)
-    /// An authenticated, fresh control message.
-    func handleControl(_ plaintext: UnsafeRawBufferPointer, peerIndex: Int, keypair: Keypair, from: TransportAddress)
-    /// A control frame for a known session failed its proof or freshness check.
-    func rejectedControl(peerIndex: Int, reason: ReasonCode, from: TransportAddress)
-    /// An authenticated frame arrived on keys the responder had not yet confirmed (`length`: the
-    /// whole datagram).
-    func confirmKeypair(peerIndex: Int, keypair: Keypair, from: TransportAddress, length: Int)
-    /// Authenticated data arrived from an address other than the bound path.
-    func observedUnboundSource(peerIndex: Int, from: TransportAddress, length: Int)
-    /// A TCP connection ended (closed by the peer, reset, refused, a framing violation, or closed
-    /// here); the receive thread has stopped reading it.
-    func connectionClosed(_ id: UInt64)
+    /// True: the receive thread queues its control facts for the worker (`applyQueued`); false:
+    /// it delivers each at once (`apply`). Read once, when the receive thread starts.
+    var queuesControlFacts: Bool { get }
+    /// A control fact, on the receive thread.
+    func apply(_ fact: ControlFact)
+    /// Queued control facts, on the worker thread: `next()` until nil.
+    func applyQueued(_ next: () -> ControlFact?)
+}
+
+extension PumpController {
+    var queuesControlFacts: Bool { false }
+    func applyQueued(_ next: () -> ControlFact?) {
+        while let fact = next() { apply(fact) }
+    }
 }
 
 final class PacketPump: @unchecked Sendable {
@@ -68,8 +70,11 @@ final class PacketPump: @unchecked Sendable {
     /// Receive-thread only: the cheap checks before the handshake queue.
     private var admission: HandshakeAdmission
     private var handshakes: HandshakeWorker!
-    /// Receive-thread only: cookie replies were queued during this receive batch.
-    private var cookieRepliesPending = false
+    /// Receive-thread only: cookie replies or control facts were queued during this receive batch.
+    private var workerPending = false
+    /// Receive-thread only: control facts go to the worker (gateway) rather than straight to the
+    /// controller (client).
+    private var queuesControlFacts = false
     /// Receive-thread only: the TCP connections it reads, by id, and the gateway's by admission slot.
     var watchedStreams: [UInt64: TcpConnection] = [:]
     var streamsBySlot: [Int: TcpConnection] = [:]
@@ -95,7 +100,8 @@ final class PacketPump: @unchecked Sendable {
         // (which are then rejected rather than truncated silently).
         slotSize = max(mtu, 1500) + Frame.overhead + 64
         let replyCapacity = admission.role == .gateway ? HandshakeWorker.gatewayReplyCapacity : 1
-        handshakes = HandshakeWorker(snapshot: snapshot, replyCapacity: replyCapacity) { [unowned self] message, source in
+        handshakes = HandshakeWorker(snapshot: snapshot, replyCapacity: replyCapacity,
+                                     applyFacts: { [unowned self] next in controller?.applyQueued(next) }) { [unowned self] message, source in
             controller?.handleHandshake(message, from: source)
         }
     }
@@ -332,6 +338,7 @@ final class PacketPump: @unchecked Sendable {
         var socketsGeneration = UInt64.max
         var snap = DataPlaneSnapshot.empty
         var live: [(index: Int, socket: UDPSocket)] = []
+        queuesControlFacts = controller?.queuesControlFacts ?? false
         epoll.add(wakeReceive.fileDescriptor, tag: WatchTag.wake)
         for (i, l) in listeners.enumerated() { epoll.add(l.fileDescriptor, tag: WatchTag.listener | UInt64(i)) }
         var nextExpiryMs: UInt64 = 0
@@ -383,6 +390,8 @@ final class PacketPump: @unchecked Sendable {
                     expireStreams(nowMs: nowMs)
                 }
             }
+            // Facts from streams or their expiry, outside any receive batch.
+            finishReceiveBatch()
         }
     }
 
@@ -417,13 +426,23 @@ final class PacketPump: @unchecked Sendable {
         }
     }
 
-    /// After a batch of frames: coalesced writes into the TUN, and a wake for the handshake worker
-    /// if cookie replies were queued.
+    /// After a batch of frames: coalesced writes into the TUN, and a wake for the worker if cookie
+    /// replies or control facts were queued.
     func finishReceiveBatch() {
         if pendingCount > 0 { writeCoalesced() }
-        if cookieRepliesPending {
-            cookieRepliesPending = false
-            handshakes.cookieRepliesQueued()
+        if workerPending {
+            workerPending = false
+            handshakes.wakeIfIdle()
+        }
+    }
+
+    /// A control fact: queued for the worker (gateway; dropped and counted when the queue is full)
+    /// or delivered at once (client).
+    func report(_ fact: ControlFact) {
+        if queuesControlFacts {
+            if handshakes.facts.push(fact) { workerPending = true }
+        } else {
+            controller?.apply(fact)
         }
     }
 
@@ -455,26 +474,22 @@ final class PacketPump: @unchecked Sendable {
             }
             guard let plain = Frame.open(header: header, key: entry.keypair, buffer: p, length: len) else {
                 entry.counters.rejectedAuth.add(1, ordering: .relaxed)
-                if header.type == .control {
-                    controller?.rejectedControl(peerIndex: entry.peerIndex, reason: .invalidProof, from: source.unmapped)
-                }
+                if header.type == .control { report(.refused(peer: entry.peerIndex, .invalidProof, from: source.unmapped)) }
                 return nil
             }
             // Proof first, then freshness: forged packets cannot burn counters.
             guard entry.keypair.replay.update(header.counter) else {
                 entry.counters.rejectedReplay.add(1, ordering: .relaxed)
-                if header.type == .control {
-                    controller?.rejectedControl(peerIndex: entry.peerIndex, reason: .replayDetected, from: source.unmapped)
-                }
+                if header.type == .control { report(.refused(peer: entry.peerIndex, .replayDetected, from: source.unmapped)) }
                 return nil
             }
             if entry.isUnconfirmed {
-                controller?.confirmKeypair(peerIndex: entry.peerIndex, keypair: entry.keypair, from: source.unmapped, length: len)
+                report(.confirm(peer: entry.peerIndex, keypair: entry.keypair, from: source.unmapped, bytes: len))
             }
             let body = UnsafeMutableRawPointer(p + Frame.headerLength)
             if header.type == .control {
-                controller?.handleControl(UnsafeRawBufferPointer(start: body, count: plain), peerIndex: entry.peerIndex,
-                                          keypair: entry.keypair, from: source.unmapped)
+                let message = try? ControlMessage.decode(UnsafeRawBufferPointer(start: body, count: plain))
+                report(.control(peer: entry.peerIndex, message, keypair: entry.keypair, from: source.unmapped, bytes: len))
                 return entry.peerIndex
             }
             if entry.isEnded { // the session is over: its control frames are answered, its data is not delivered
@@ -489,7 +504,7 @@ final class PacketPump: @unchecked Sendable {
                 let last = entry.counters.lastUnboundReportMs.load(ordering: .relaxed)
                 if elapsedMs(nowMs, since: last) >= 100 {
                     entry.counters.lastUnboundReportMs.store(nowMs, ordering: .relaxed)
-                    controller?.observedUnboundSource(peerIndex: entry.peerIndex, from: source.unmapped, length: len)
+                    report(.unboundSource(peer: entry.peerIndex, from: source.unmapped, bytes: len))
                 }
             }
             if plain == 0 { return entry.peerIndex } // keepalive
@@ -536,7 +551,7 @@ final class PacketPump: @unchecked Sendable {
                 admission.writeCookieReply(to: message, source: origin, into: $0)
             }
             if queued {
-                cookieRepliesPending = true
+                workerPending = true
             } else {
                 droppedCookieReplyQueueFull.add(1, ordering: .relaxed)
             }

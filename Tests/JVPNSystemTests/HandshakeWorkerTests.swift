@@ -68,7 +68,7 @@ final class HandshakeWorkerTests: XCTestCase {
                 return Cookie.replyLength
             })
         }
-        worker.cookieRepliesQueued()
+        worker.wakeIfIdle()
         let batch = DatagramBatch(capacity: 8, slotSize: 128)
         var got: [UInt8] = []
         for _ in 0..<200 where got.count < 5 {
@@ -85,5 +85,44 @@ final class HandshakeWorkerTests: XCTestCase {
         for _ in 0..<2 { XCTAssertTrue(small.pushCookieReply(to: to, socketIndex: 0) { _ in 64 }) }
         XCTAssertFalse(small.pushCookieReply(to: to, socketIndex: 0) { _ in 64 })
         XCTAssertEqual(worker.cookieRepliesSent.load(ordering: .relaxed), 5)
+    }
+
+    /// A gateway's control facts: applied by the worker in the order the receive thread queued them,
+    /// at most `factBatch` per call (one hold of the host lock each), after a wake-up of a sleeping
+    /// worker; a full ring refuses and counts.
+    func testControlFactsReachTheWorkerInOrderInBoundedBatches() throws {
+        final class Applied: @unchecked Sendable {
+            let lock = Lock()
+            var ids: [UInt64] = []
+            var batches: [Int] = []
+        }
+        let applied = Applied()
+        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8, applyFacts: { next in
+            var n = 0
+            while let fact = next() {
+                n += 1
+                guard case .connectionClosed(let id) = fact else { continue }
+                applied.lock.withLock { applied.ids.append(id) }
+            }
+            applied.lock.withLock { applied.batches.append(n) }
+        }) { _, _ in }
+        try worker.start()
+        defer { worker.shutdown() }
+        usleep(20_000) // the worker is asleep now
+        for id in 0..<200 as Range<UInt64> { XCTAssertTrue(worker.facts.push(.connectionClosed(id))) }
+        worker.wakeIfIdle()
+        // Well under the worker's 1 s idle timeout: only the wake-up gets the facts applied in time.
+        for _ in 0..<100 where applied.lock.withLock({ applied.ids.count }) < 200 { usleep(5000) }
+        let (ids, batches) = applied.lock.withLock { (applied.ids, applied.batches) }
+        XCTAssertEqual(ids, Array(0..<200))
+        XCTAssertLessThanOrEqual(batches.max() ?? 0, HandshakeWorker.factBatch)
+        XCTAssertTrue(worker.facts.isEmpty)
+
+        let ring = ControlFactRing()
+        for id in 0..<ControlFactRing.capacity { XCTAssertTrue(ring.push(.connectionClosed(UInt64(id)))) }
+        XCTAssertFalse(ring.push(.connectionClosed(0)), "full: refused, not overwritten")
+        XCTAssertEqual(ring.droppedFull.load(ordering: .relaxed), 1)
+        guard case .connectionClosed(0)? = ring.pop() else { return XCTFail("the oldest fact first") }
+        XCTAssertTrue(ring.push(.connectionClosed(99_999)), "room again after a pop")
     }
 }
