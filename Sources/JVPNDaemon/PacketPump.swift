@@ -571,7 +571,8 @@ extension PacketPump {
     /// Status JSON's "data_plane": packets the packet threads dropped before any peer's counters.
     func dataPlaneStatus() -> JSONValue {
         func n(_ a: borrowing Atomic<UInt64>) -> JSONValue { JSONValue(a.load(ordering: .relaxed)) }
-        return ["dropped": ["no_route": n(droppedNoRoute), "no_key": n(droppedNoKey), "unknown_index": n(droppedUnknownIndex)]]
+        return ["dropped": ["no_route": n(droppedNoRoute), "no_key": n(droppedNoKey), "unknown_index": n(droppedUnknownIndex),
+                            "control_queue_full": n(handshakes.facts.droppedFull)]]
     }
 
     /// Status JSON's "handshakes": what the receive thread turned away and what the worker sent.
