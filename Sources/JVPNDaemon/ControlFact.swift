@@ -10,7 +10,7 @@ import Synchronization
 enum ControlFact {
     /// An authenticated, fresh control frame (`message` nil: it did not decode), `bytes` long on
     /// the wire.
-    case control(peer: Int, ControlMessage?, keypair: Keypair, from: TransportAddress, bytes: Int)
+    case control(peer: Int, ControlMessage?, from: TransportAddress, bytes: Int)
     /// A frame authenticated on keys the responder had not yet confirmed (`bytes`: the datagram).
     case confirm(peer: Int, keypair: Keypair, from: TransportAddress, bytes: Int)
     /// A control frame for a known session failed its proof or its freshness check.

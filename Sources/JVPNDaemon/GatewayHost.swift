@@ -138,7 +138,7 @@ final class GatewayHost: SessionHost, PumpController {
             while let fact = next() {
                 let nowMs = Clock.monotonicMilliseconds()
                 switch fact {
-                case .control(let peer, let message, _, let from, let bytes):
+                case .control(let peer, let message, let from, let bytes):
                     guard let message else {
                         peers[peer].counters.droppedMalformedControl.add(1, ordering: .relaxed)
                         continue

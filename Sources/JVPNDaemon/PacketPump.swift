@@ -489,7 +489,7 @@ final class PacketPump: @unchecked Sendable {
             let body = UnsafeMutableRawPointer(p + Frame.headerLength)
             if header.type == .control {
                 let message = try? ControlMessage.decode(UnsafeRawBufferPointer(start: body, count: plain))
-                report(.control(peer: entry.peerIndex, message, keypair: entry.keypair, from: source.unmapped, bytes: len))
+                report(.control(peer: entry.peerIndex, message, from: source.unmapped, bytes: len))
                 return entry.peerIndex
             }
             if entry.isEnded { // the session is over: its control frames are answered, its data is not delivered
