@@ -15,12 +15,12 @@ import Synchronization
 /// (a few hundred bytes per keypair). Safe from any thread; the lock is taken once per acquire and
 /// release (a handshake, a keypair's end), never per packet, and no call allocates except the one
 /// that adds a chunk.
-public final class SecretSlab: @unchecked Sendable {
+final class SecretSlab: @unchecked Sendable {
     /// The transport keys of every `Keypair`: send key and receive key, 32 bytes each.
     static let transportKeys = SecretSlab(slotSize: 64, slotsPerChunk: 63)
 
-    public let slotSize: Int
-    public let slotsPerChunk: Int
+    let slotSize: Int
+    let slotsPerChunk: Int
 
     private struct State {
         /// Free slots linked through their first 8 bytes.
@@ -33,7 +33,7 @@ public final class SecretSlab: @unchecked Sendable {
 
     /// `slotSize` a multiple of 16 (slots stay 16-byte aligned, as `sodium_malloc` places the chunk
     /// at the end of its pages); 63 slots of 64 bytes plus libsodium's 16-byte canary fill one 4 KB page.
-    public init(slotSize: Int, slotsPerChunk: Int) {
+    init(slotSize: Int, slotsPerChunk: Int) {
         precondition(slotSize >= 16 && slotSize % 16 == 0, "slot size must be a multiple of 16")
         precondition(slotsPerChunk >= 1, "a chunk holds at least one slot")
         self.slotSize = slotSize
@@ -47,7 +47,7 @@ public final class SecretSlab: @unchecked Sendable {
     }
 
     /// A zeroed slot of `slotSize` bytes, until `release`.
-    public func acquire() -> UnsafeMutableRawPointer {
+    func acquire() -> UnsafeMutableRawPointer {
         let slot = state.withLock { s -> UnsafeMutableRawPointer in
             if s.firstFree == nil { addChunk(&s) }
             let slot = s.firstFree!
@@ -60,7 +60,7 @@ public final class SecretSlab: @unchecked Sendable {
     }
 
     /// Wipes `slot` and makes it available again. `slot` must come from this slab's `acquire`.
-    public func release(_ slot: UnsafeMutableRawPointer) {
+    func release(_ slot: UnsafeMutableRawPointer) {
         sodium_memzero(slot, slotSize)
         state.withLock { s in
             slot.storeBytes(of: s.firstFree, as: UnsafeMutableRawPointer?.self)
@@ -70,9 +70,9 @@ public final class SecretSlab: @unchecked Sendable {
     }
 
     /// Slots acquired and not released.
-    public var slotsInUse: Int { state.withLock { $0.slotsInUse } }
+    var slotsInUse: Int { state.withLock { $0.slotsInUse } }
     /// Guarded chunks allocated so far (each holds `slotsPerChunk` slots).
-    public var chunkCount: Int { state.withLock { $0.chunks.count } }
+    var chunkCount: Int { state.withLock { $0.chunks.count } }
 
     private func addChunk(_ s: inout State) {
         // sodium_malloc needs sodium_init (it sets the page size).
