@@ -2,6 +2,7 @@
 #include "cprocess.h"
 #include <errno.h>
 #include <linux/capability.h>
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -53,4 +54,8 @@ int cprocess_set_dumpable(int on) {
 int cprocess_dumpable(void) {
     int r = prctl(PR_GET_DUMPABLE, 0UL, 0UL, 0UL, 0UL);
     return r < 0 ? -errno : r;
+}
+
+int cprocess_heap_trim(void) {
+    return malloc_trim(0);
 }

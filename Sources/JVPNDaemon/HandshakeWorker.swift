@@ -141,6 +141,9 @@ final class HandshakeWorker: @unchecked Sendable {
     private func run() {
         var generation = UInt64.max
         var sockets: [UDPSocket?] = []
+        // Handshakes (and the publications they cause) leave free but resident heap pages behind;
+        // they are given back once no handshake has come for a whole wait, never during a burst.
+        var handledSinceTrim = false
         while !stop.load(ordering: .relaxed) {
             let g = snapshot.generation.load(ordering: .acquiring)
             if g != generation {
@@ -164,6 +167,7 @@ final class HandshakeWorker: @unchecked Sendable {
                 handle(UnsafeRawBufferPointer(start: bytes + slot * HandshakeWorker.slotBytes, count: lengths[slot]),
                        sources[slot].unmapped)
                 popped.store(n + 1, ordering: .releasing)
+                handledSinceTrim = true
                 continue
             }
             if sentReplies || appliedFacts { continue }
@@ -173,8 +177,12 @@ final class HandshakeWorker: @unchecked Sendable {
                 continue
             }
             // Leftover counts only make one more empty round; the timeout bounds shutdown.
-            queued.wait(timeoutMs: 1000)
+            let woken = queued.wait(timeoutMs: 1000)
             idle.store(false, ordering: .sequentiallyConsistent)
+            if !woken, handledSinceTrim {
+                handledSinceTrim = false
+                FreeHeapPages.release()
+            }
         }
     }
 

@@ -27,5 +27,7 @@ int cprocess_no_new_privs(void);
 int cprocess_set_dumpable(int on);
 /* prctl(PR_GET_DUMPABLE): 0, 1, 2 or -errno. */
 int cprocess_dumpable(void);
+/* malloc_trim(0): free pages of every malloc arena back to the kernel. 1 if memory was released. */
+int cprocess_heap_trim(void);
 
 #endif

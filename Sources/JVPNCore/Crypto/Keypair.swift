@@ -3,12 +3,13 @@ import Synchronization
 
 /// The transport keys of one completed handshake, plus the per-key counters.
 ///
-/// Keys live in one 64-byte allocation (stable address, handed to libsodium by pointer) that is wiped
-/// on deinit. `sendCounter` is atomic so that several sender threads may share the keypair;
+/// Keys live in one 64-byte slot of `SecretSlab.transportKeys` (guarded memory, a stable address
+/// handed to libsodium by pointer), wiped and given back on deinit. `sendCounter` is atomic so that several sender threads may share the keypair;
 /// `replay` belongs to the single receive thread of the keypair's session (it is a plain struct, so
 /// concurrent receivers would need their own lock).
 public final class Keypair: @unchecked Sendable {
-    private let keys: SecretBytes
+    /// Send key, then receive key.
+    private let keys: UnsafeMutableRawPointer
     /// Receiver index we chose: peers put it in the header of frames they send us.
     public let localIndex: UInt32
     /// Receiver index the peer chose: we put it in frames we send.
@@ -20,7 +21,8 @@ public final class Keypair: @unchecked Sendable {
     public let sendCounter = Atomic<UInt64>(0)
     public var replay = ReplayWindow()
 
-    init(keys: SecretBytes, localIndex: UInt32, remoteIndex: UInt32, createdAt: UInt64, isInitiator: Bool) {
+    /// `keys`: a slot of `SecretSlab.transportKeys`, owned by the keypair from now on.
+    init(keys: UnsafeMutableRawPointer, localIndex: UInt32, remoteIndex: UInt32, createdAt: UInt64, isInitiator: Bool) {
         self.keys = keys
         self.localIndex = localIndex
         self.remoteIndex = remoteIndex
@@ -32,15 +34,17 @@ public final class Keypair: @unchecked Sendable {
     public convenience init?(sendKey: [UInt8], receiveKey: [UInt8], localIndex: UInt32, remoteIndex: UInt32,
                              createdAt: UInt64, isInitiator: Bool) {
         guard sendKey.count == 32, receiveKey.count == 32 else { return nil }
-        let s = SecretBytes(count: 64)
-        s.pointer.copyMemory(from: sendKey, byteCount: 32)
-        (s.pointer + 32).copyMemory(from: receiveKey, byteCount: 32)
+        let s = SecretSlab.transportKeys.acquire()
+        s.copyMemory(from: sendKey, byteCount: 32)
+        (s + 32).copyMemory(from: receiveKey, byteCount: 32)
         self.init(keys: s, localIndex: localIndex, remoteIndex: remoteIndex, createdAt: createdAt,
                   isInitiator: isInitiator)
     }
 
-    var sendKeyPointer: UnsafePointer<UInt8> { UnsafePointer(keys.bytes) }
-    var receiveKeyPointer: UnsafePointer<UInt8> { UnsafePointer(keys.bytes + 32) }
+    deinit { SecretSlab.transportKeys.release(keys) }
+
+    var sendKeyPointer: UnsafePointer<UInt8> { UnsafePointer(keys.assumingMemoryBound(to: UInt8.self)) }
+    var receiveKeyPointer: UnsafePointer<UInt8> { UnsafePointer((keys + 32).assumingMemoryBound(to: UInt8.self)) }
 
     /// For test vectors and diagnostics only; never log these.
     public var sendKeyBytes: [UInt8] { Array(UnsafeBufferPointer(start: sendKeyPointer, count: 32)) }

@@ -386,15 +386,15 @@ final class SymmetricState: @unchecked Sendable {
     }
 
     /// (T1, T2) = KDF2(C, empty). T1 carries initiator->responder, T2 responder->initiator.
-    /// Returned as a 64-byte block laid out (send, receive) for the given side.
-    func split(initiator: Bool) -> SecretBytes {
-        let out = SecretBytes(count: 64)
+    /// Returned as a 64-byte slot of `SecretSlab.transportKeys` laid out (send, receive) for the given side.
+    func split(initiator: Bool) -> UnsafeMutableRawPointer {
+        let out = SecretSlab.transportKeys.acquire()
         if initiator {
             Blake2.kdf(chainingKey: ck, input: UnsafeRawBufferPointer(start: nil, count: 0),
-                       outputs: [out.pointer, out.pointer + 32])
+                       outputs: [out, out + 32])
         } else {
             Blake2.kdf(chainingKey: ck, input: UnsafeRawBufferPointer(start: nil, count: 0),
-                       outputs: [out.pointer + 32, out.pointer])
+                       outputs: [out + 32, out])
         }
         sodium_memzero(mem.pointer, 96)
         return out
