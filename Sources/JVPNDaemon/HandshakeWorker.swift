@@ -142,8 +142,10 @@ final class HandshakeWorker: @unchecked Sendable {
         var generation = UInt64.max
         var sockets: [UDPSocket?] = []
         // Handshakes (and the publications they cause) leave free but resident heap pages behind;
-        // they are given back once no handshake has come for a whole wait, never during a burst.
+        // they are given back once no handshake has come for a second, never during a burst. (Not
+        // "a whole wait without a wake-up": control facts wake the worker every few hundred ms.)
         var handledSinceTrim = false
+        var lastHandshakeMs: UInt64 = 0
         while !stop.load(ordering: .relaxed) {
             let g = snapshot.generation.load(ordering: .acquiring)
             if g != generation {
@@ -168,6 +170,7 @@ final class HandshakeWorker: @unchecked Sendable {
                        sources[slot].unmapped)
                 popped.store(n + 1, ordering: .releasing)
                 handledSinceTrim = true
+                lastHandshakeMs = Clock.monotonicMilliseconds()
                 continue
             }
             if sentReplies || appliedFacts { continue }
@@ -177,9 +180,9 @@ final class HandshakeWorker: @unchecked Sendable {
                 continue
             }
             // Leftover counts only make one more empty round; the timeout bounds shutdown.
-            let woken = queued.wait(timeoutMs: 1000)
+            queued.wait(timeoutMs: 1000)
             idle.store(false, ordering: .sequentiallyConsistent)
-            if !woken, handledSinceTrim {
+            if handledSinceTrim, elapsedMs(Clock.monotonicMilliseconds(), since: lastHandshakeMs) >= 1000 {
                 handledSinceTrim = false
                 FreeHeapPages.release()
             }
