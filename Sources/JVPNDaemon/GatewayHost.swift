@@ -182,8 +182,9 @@ final class GatewayHost: SessionHost, PumpController {
     func tick(nowMs: UInt64) {
         lock.withLock {
             var changed: [Int] = []
-            for p in peers {
-                for dropped in p.keyRing.expire(now: nowMs * 1_000_000) {
+            let nowNs = nowMs * 1_000_000
+            for p in peers where p.keyRing.mayExpire(now: nowNs) {
+                for dropped in p.keyRing.expire(now: nowNs) {
                     usedIndexes.remove(dropped.localIndex)
                     if changed.last != p.index { changed.append(p.index) }
                 }

@@ -182,4 +182,43 @@ final class KeyRingTests: XCTestCase {
         // The snapshot taken before still holds valid keypairs.
         XCTAssertTrue(snap.current === c2)
     }
+
+    /// The lock-free "may expire" answer a timer over many rings relies on: whenever `expire` would
+    /// drop something, `mayExpire` said so (never late), over random installs, confirmations and
+    /// expiries of both roles; and it is not always true.
+    func testMayExpireIsNeverLate() throws {
+        var rng = SeededRandom(seed: 7)
+        var checks = 0, quiet = 0, drops = 0
+        for _ in 0..<20 {
+            let ring = KeyRing()
+            var now: UInt64 = 0
+            for _ in 0..<30 {
+                now += (rng.next() % 40) * sec
+                switch rng.next() % 4 {
+                case 0:
+                    let (c, s) = try handshake(now: now)
+                    ring.install(rng.next() % 2 == 0 ? c : s, now: now)
+                case 1:
+                    if let n = ring.next { ring.receivedAuthenticated(on: n, now: now) }
+                case 2:
+                    if rng.next() % 8 == 0 { ring.clear() }
+                default:
+                    break
+                }
+                // Expire at a random later time: whatever it drops, mayExpire announced.
+                now += [0, sec, 10 * sec, 11 * sec, 181 * sec][Int(rng.next() % 5)]
+                let may = ring.mayExpire(now: now)
+                let dropped = ring.expire(now: now)
+                if !dropped.isEmpty {
+                    XCTAssertTrue(may, "expire at \(now) dropped \(dropped.count) keys but mayExpire said no")
+                    drops += 1
+                }
+                if !may { quiet += 1 }
+                checks += 1
+            }
+        }
+        XCTAssertEqual(checks, 600)
+        XCTAssertGreaterThan(drops, 50)
+        XCTAssertGreaterThan(quiet, 100, "mayExpire must not simply always be true")
+    }
 }

@@ -64,12 +64,31 @@ public final class KeyRing: Sendable {
 
     private let state = Mutex(State())
     public let policy: RekeyPolicy
+    /// The earliest time `expire` can drop anything (`UInt64.max`: nothing to expire), kept by every
+    /// change, so that a timer over many rings looks at one atomic per ring instead of its lock.
+    private let expiryDue = Atomic<UInt64>(UInt64.max)
 
     public init(policy: RekeyPolicy = RekeyPolicy()) {
         self.policy = policy
     }
 
     public func snapshot() -> KeyRingSnapshot { state.withLock { $0.ring } }
+
+    /// Whether `expire(now:)` may drop anything now. Lock-free.
+    public func mayExpire(now: UInt64) -> Bool { now >= expiryDue.load(ordering: .relaxed) }
+
+    /// Called under the ring's lock after every change.
+    private func changed(_ s: State) {
+        func after(_ t: UInt64, _ d: UInt64) -> UInt64 {
+            let (sum, overflow) = t.addingReportingOverflow(d)
+            return overflow ? UInt64.max : sum
+        }
+        var due = UInt64.max
+        if let p = s.ring.previous { due = min(due, after(s.previousSince, policy.keepPreviousFor), after(p.createdAt, policy.rejectAfterTime)) }
+        if let c = s.ring.current { due = min(due, after(c.createdAt, policy.rejectAfterTime)) }
+        if let n = s.ring.next { due = min(due, after(n.createdAt, policy.rejectAfterTime)) }
+        expiryDue.store(due, ordering: .relaxed)
+    }
 
     public var current: Keypair? { state.withLock { $0.ring.current } }
     public var previous: Keypair? { state.withLock { $0.ring.previous } }
@@ -97,6 +116,7 @@ public final class KeyRing: Sendable {
                 // A newer handshake replaces an unconfirmed next: the peer can only use the newest.
                 s.ring.next = keypair
             }
+            changed(s)
         }
     }
 
@@ -110,6 +130,7 @@ public final class KeyRing: Sendable {
             s.previousSince = now
             s.ring.current = n
             s.ring.next = nil
+            changed(s)
             return true
         }
     }
@@ -155,6 +176,7 @@ public final class KeyRing: Sendable {
                 dropped.append(n)
                 s.ring.next = nil
             }
+            changed(s)
             return dropped
         }
     }
@@ -165,6 +187,7 @@ public final class KeyRing: Sendable {
         state.withLock { s in
             let all = [s.ring.current, s.ring.previous, s.ring.next].compactMap { $0 }
             s = State()
+            changed(s)
             return all
         }
     }
