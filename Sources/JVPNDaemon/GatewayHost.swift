@@ -118,6 +118,7 @@ final class GatewayHost: SessionHost, PumpController {
             pendingKeypairs[p.index] = keypair
         }
         republish(peers: CollectionOfOne(p.index))
+        publishCollected()
         sendRaw(response, to: path)
     }
 
@@ -134,7 +135,7 @@ final class GatewayHost: SessionHost, PumpController {
 
     /// Facts from the receive thread, on the worker: one hold of the lock for the whole batch.
     func applyQueued(_ next: () -> ControlFact?) {
-        lock.withLock {
+        lock.withLock { publishingOnce {
             while let fact = next() {
                 let nowMs = Clock.monotonicMilliseconds()
                 switch fact {
@@ -158,7 +159,7 @@ final class GatewayHost: SessionHost, PumpController {
                     if !bound.isEmpty { republish(peers: bound) }
                 }
             }
-        }
+        } }
     }
 
     /// A frame authenticated on keys not yet confirmed: the pending session's (it opens) or a

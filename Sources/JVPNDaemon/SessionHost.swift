@@ -27,6 +27,8 @@ class SessionHost: @unchecked Sendable {
     private var routes = AllowedIPsTable<Int>()
     /// Each peer's part of the published snapshot, by peer index, as last computed.
     private var views: [PeerDataView] = []
+    /// Inside `publishingOnce`: the peers whose changes wait for the one publication at its end.
+    private var collected: Set<Int>?
 
     init(config: JVPNConfig, privateKey: PrivateKey, events: EventEmitter) throws {
         self.config = config
@@ -126,6 +128,10 @@ class SessionHost: @unchecked Sendable {
     /// path size), recomputing only their views. Called under `lock`. Falls back to `republish()`
     /// when the peer set moved since the last full build.
     func republish(peers changed: some Collection<Int>) {
+        if collected != nil {
+            collected!.formUnion(changed)
+            return
+        }
         let published = snapshot.load()
         guard views.count == peers.count, published.send.count == peers.count else { republish(); return }
         var send = published.send
@@ -143,6 +149,26 @@ class SessionHost: @unchecked Sendable {
         }
         snapshot.publish(DataPlaneSnapshot(routes: routes, send: send, receivers: receivers, sockets: sockets))
         pump?.socketsChanged()
+    }
+
+    /// Runs `body` (under `lock`) with every `republish(peers:)` in it collected into one
+    /// publication at its end: a batch of control facts costs one copy of the send array and the
+    /// receiver map, not one per fact.
+    func publishingOnce(_ body: () -> Void) {
+        collected = []
+        body()
+        let changed = collected ?? []
+        collected = nil
+        if !changed.isEmpty { republish(peers: changed) }
+    }
+
+    /// Publishes what `publishingOnce` collected so far: before sending something whose answer
+    /// needs the data plane to know the change already (a handshake response's keys).
+    func publishCollected() {
+        guard let changed = collected, !changed.isEmpty else { return }
+        collected = nil
+        republish(peers: changed)
+        collected = []
     }
 
     /// What the packet threads need of one peer now: its send route (nil = do not send) and the

@@ -59,4 +59,43 @@ final class IncrementalRepublishTests: XCTestCase {
         XCTAssertEqual(h.snapshot.load().receivers[p17.keyRing.current!.localIndex]?.peerIndex, 17)
         XCTAssertEqual(h.snapshot.load().receivers[p3.keyRing.next!.localIndex]?.isUnconfirmed, true)
     }
+
+    /// A batch of control facts publishes once at its end (what a full rebuild would give), except
+    /// when something in it must be published before it is sent (`publishCollected`).
+    func testABatchPublishesOnceAtItsEnd() throws {
+        let h = try host(peers: 20)
+        h.lock.withLock {
+            for p in h.peers { h.install(keypair(h, initiator: true), in: p.keyRing, nowNs: 0) }
+            h.republish()
+        }
+        let start = h.snapshot.generation.load(ordering: .acquiring)
+        var generations: [UInt64] = []
+        let batched: [UInt32: String] = h.lock.withLock {
+            h.publishingOnce {
+                for i in [2, 5, 2, 11] {
+                    h.install(keypair(h, initiator: true), in: h.peers[i].keyRing, nowNs: 1)
+                    h.republish(peers: [i])
+                }
+                generations.append(h.snapshot.generation.load(ordering: .acquiring))
+                h.install(keypair(h, initiator: false), in: h.peers[7].keyRing, nowNs: 2)
+                h.republish(peers: [7])
+                h.publishCollected()
+                generations.append(h.snapshot.generation.load(ordering: .acquiring))
+                h.install(keypair(h, initiator: true), in: h.peers[9].keyRing, nowNs: 3)
+                h.republish(peers: [9])
+                generations.append(h.snapshot.generation.load(ordering: .acquiring))
+            }
+            return receivers(h)
+        }
+        XCTAssertEqual(generations[0], start, "nothing published while the batch collects")
+        XCTAssertGreaterThan(generations[1], start, "publishCollected publishes at once")
+        XCTAssertEqual(generations[2], generations[1])
+        XCTAssertGreaterThan(h.snapshot.generation.load(ordering: .acquiring), generations[2], "the batch's end publishes the rest")
+        XCTAssertEqual(h.snapshot.load().receivers[h.peers[9].keyRing.current!.localIndex]?.peerIndex, 9)
+        let full: [UInt32: String] = h.lock.withLock {
+            h.republish()
+            return receivers(h)
+        }
+        XCTAssertEqual(batched, full)
+    }
 }
