@@ -188,7 +188,7 @@ final class ClientHost: SessionHost, PumpController {
     /// The receive thread's facts, at once, on the receive thread: a probe reply times its path.
     func apply(_ fact: ControlFact) {
         switch fact {
-        case .control(_, let message, let from, _):
+        case .control(_, let message, _, let from, _):
             handleControl(message, from: from)
         case .connectionClosed(let id):
             connectionClosed(id)

@@ -139,7 +139,14 @@ final class GatewayHost: SessionHost, PumpController {
             while let fact = next() {
                 let nowMs = Clock.monotonicMilliseconds()
                 switch fact {
-                case .control(let peer, let message, let from, let bytes):
+                case .control(let peer, let message, let keypair, let from, let bytes):
+                    if pendingKeypairs[peer] === keypair || peers[peer].keyRing.next === keypair {
+                        // Keys not confirmed yet (their confirmation found the queue full): this
+                        // frame confirms them, as any frame on them does.
+                        confirm(peer: peer, keypair: keypair, from: from, bytes: bytes, nowMs: nowMs)
+                    } else if peers[peer].keyRing.lookup(localIndex: keypair.localIndex) !== keypair {
+                        continue // keys the peer no longer holds: a late frame, meant for a session gone
+                    }
                     guard let message else {
                         peers[peer].counters.droppedMalformedControl.add(1, ordering: .relaxed)
                         continue

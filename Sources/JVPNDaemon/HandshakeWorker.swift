@@ -41,8 +41,8 @@ final class HandshakeWorker: @unchecked Sendable {
     private let sendBatch = DatagramBatch(capacity: 64, slotSize: Cookie.replyLength)
     let cookieRepliesSent = Atomic<UInt64>(0)
     private let snapshot: SnapshotCell
-    /// Control facts from a gateway's receive thread (a client's stay empty).
-    let facts = ControlFactRing()
+    /// Control facts from a gateway's receive thread (a client's stay empty: one slot).
+    let facts: ControlFactRing
     /// At most this many facts per hold of the host lock, so a handshake is never kept waiting long.
     static let factBatch = 64
     private let applyFacts: (_ next: () -> ControlFact?) -> Void
@@ -63,7 +63,7 @@ final class HandshakeWorker: @unchecked Sendable {
     /// `applyFacts` runs there with a source of up to `factBatch` queued control facts;
     /// cookie replies go out on the UDP sockets of `snapshot`.
     /// `replyCapacity` must be a power of two.
-    init(snapshot: SnapshotCell, replyCapacity: Int,
+    init(snapshot: SnapshotCell, replyCapacity: Int, factCapacity: Int = 1,
          applyFacts: @escaping (_ next: () -> ControlFact?) -> Void = { _ in },
          handle: @escaping (UnsafeRawBufferPointer, TransportAddress) -> Void) {
         precondition(HandshakeWorker.capacity & HandshakeWorker.mask == 0 && replyCapacity & (replyCapacity - 1) == 0,
@@ -73,6 +73,7 @@ final class HandshakeWorker: @unchecked Sendable {
         replies = DatagramBatch(capacity: replyCapacity, slotSize: Cookie.replyLength)
         replySocketIndexes = .allocate(capacity: replyCapacity)
         self.snapshot = snapshot
+        facts = ControlFactRing(capacity: factCapacity)
         self.applyFacts = applyFacts
         self.handle = handle
         sources.initialize(repeating: TransportAddress(via: .udp(socket: 0), address: SocketAddress()), count: HandshakeWorker.capacity)
@@ -153,14 +154,19 @@ final class HandshakeWorker: @unchecked Sendable {
                 sockets = snapshot.load().sockets
             }
             // Facts, replies, then one message, so that public-key work never holds either back long.
-            let appliedFacts = !facts.isEmpty
-            if appliedFacts {
+            var appliedFacts = false
+            var factsStuck = false
+            if !facts.isEmpty {
+                let before = facts.poppedCount
                 var budget = HandshakeWorker.factBatch
                 applyFacts {
                     guard budget > 0 else { return nil }
                     budget -= 1
                     return facts.pop()
                 }
+                // Nothing taken (no controller any more): sleep rather than spin on the same facts.
+                appliedFacts = facts.poppedCount != before
+                factsStuck = !appliedFacts
             }
             let sentReplies = sendCookieReplies(sockets)
             let n = popped.load(ordering: .relaxed)
@@ -175,17 +181,25 @@ final class HandshakeWorker: @unchecked Sendable {
             }
             if sentReplies || appliedFacts { continue }
             idle.store(true, ordering: .sequentiallyConsistent)
-            if repliesPushed.load(ordering: .sequentiallyConsistent) != repliesPopped.load(ordering: .relaxed) || !facts.isEmpty {
+            if repliesPushed.load(ordering: .sequentiallyConsistent) != repliesPopped.load(ordering: .relaxed)
+                || (!facts.isEmpty && !factsStuck) {
                 idle.store(false, ordering: .sequentiallyConsistent)
                 continue
             }
-            // Leftover counts only make one more empty round; the timeout bounds shutdown.
-            queued.wait(timeoutMs: 1000)
-            idle.store(false, ordering: .sequentiallyConsistent)
-            if handledSinceTrim, elapsedMs(Clock.monotonicMilliseconds(), since: lastHandshakeMs) >= 1000 {
-                handledSinceTrim = false
-                FreeHeapPages.release()
+            // Nothing to do: the moment to give heap pages back, never right after a wake-up.
+            var waitMs = 1000
+            if handledSinceTrim {
+                let quiet = elapsedMs(Clock.monotonicMilliseconds(), since: lastHandshakeMs)
+                if quiet >= 1000 {
+                    handledSinceTrim = false
+                    FreeHeapPages.release()
+                } else {
+                    waitMs = Int(1000 - quiet)
+                }
             }
+            // Leftover counts only make one more empty round; the timeout bounds shutdown.
+            queued.wait(timeoutMs: waitMs)
+            idle.store(false, ordering: .sequentiallyConsistent)
         }
     }
 

@@ -152,7 +152,7 @@ extension PacketPump {
             streamTable?.closed(id)
             if streamsBySlot[id.slot] === c { streamsBySlot[id.slot] = nil }
         }
-        if notify { report(.connectionClosed(c.id)) }
+        if notify, !report(.connectionClosed(c.id)) { closesToReport.append(c.id) }
     }
 
     private func publishStreamCounts() {

@@ -75,6 +75,11 @@ final class PacketPump: @unchecked Sendable {
     /// Receive-thread only: control facts go to the worker (gateway) rather than straight to the
     /// controller (client).
     private var queuesControlFacts = false
+    /// Receive-thread only: the unconfirmed keys whose confirmation is queued, until the next
+    /// snapshot (a rekeyed stream would otherwise queue one per frame until it is published).
+    private var confirmQueued: Keypair?
+    /// Receive-thread only: closed connections the full queue refused, queued again after a batch.
+    var closesToReport: [UInt64] = []
     /// Receive-thread only: the TCP connections it reads, by id, and the gateway's by admission slot.
     var watchedStreams: [UInt64: TcpConnection] = [:]
     var streamsBySlot: [Int: TcpConnection] = [:]
@@ -101,6 +106,7 @@ final class PacketPump: @unchecked Sendable {
         slotSize = max(mtu, 1500) + Frame.overhead + 64
         let replyCapacity = admission.role == .gateway ? HandshakeWorker.gatewayReplyCapacity : 1
         handshakes = HandshakeWorker(snapshot: snapshot, replyCapacity: replyCapacity,
+                                     factCapacity: admission.role == .gateway ? ControlFactRing.gatewayCapacity : 1,
                                      applyFacts: { [unowned self] next in controller?.applyQueued(next) }) { [unowned self] message, source in
             controller?.handleHandshake(message, from: source)
         }
@@ -360,6 +366,7 @@ final class PacketPump: @unchecked Sendable {
                     live = now
                 }
                 snap = fresh
+                confirmQueued = nil
             }
             adoptStreamChanges()
             epoll.wait(timeoutMs: streamTable == nil ? 1000 : 250)
@@ -407,6 +414,7 @@ final class PacketPump: @unchecked Sendable {
             if g != generation {
                 generation = g
                 snap = snapshot.load()
+                confirmQueued = nil
             }
             let n = (try? batch.receive(from: socket)) ?? 0
             if n == 0 { break }
@@ -430,6 +438,10 @@ final class PacketPump: @unchecked Sendable {
     /// replies or control facts were queued.
     func finishReceiveBatch() {
         if pendingCount > 0 { writeCoalesced() }
+        if !closesToReport.isEmpty {
+            closesToReport.removeAll { handshakes.facts.push(.connectionClosed($0)) }
+            workerPending = true
+        }
         if workerPending {
             workerPending = false
             handshakes.wakeIfIdle()
@@ -437,13 +449,25 @@ final class PacketPump: @unchecked Sendable {
     }
 
     /// A control fact: queued for the worker (gateway; dropped and counted when the queue is full)
-    /// or delivered at once (client).
-    func report(_ fact: ControlFact) {
-        if queuesControlFacts {
-            if handshakes.facts.push(fact) { workerPending = true }
-        } else {
+    /// or delivered at once (client). False when it was dropped.
+    @discardableResult
+    func report(_ fact: ControlFact) -> Bool {
+        guard queuesControlFacts else {
             controller?.apply(fact)
+            return true
         }
+        guard handshakes.facts.push(fact) else { return false }
+        workerPending = true
+        return true
+    }
+
+    /// A control frame failed its proof or freshness check: the control plane hears of it at most
+    /// once per peer per 100 ms (it only feeds the security-event limiter; the counters count all).
+    private func reportRefused(_ entry: ReceiverEntry, _ reason: ReasonCode, from source: TransportAddress) {
+        let nowMs = Clock.monotonicMilliseconds()
+        guard elapsedMs(nowMs, since: entry.counters.lastRefusedReportMs.load(ordering: .relaxed)) >= 100 else { return }
+        entry.counters.lastRefusedReportMs.store(nowMs, ordering: .relaxed)
+        report(.refused(peer: entry.peerIndex, reason, from: source.unmapped))
     }
 
     /// One frame, from a datagram or a stream. `source` is in the receiving socket's own form (a
@@ -474,22 +498,23 @@ final class PacketPump: @unchecked Sendable {
             }
             guard let plain = Frame.open(header: header, key: entry.keypair, buffer: p, length: len) else {
                 entry.counters.rejectedAuth.add(1, ordering: .relaxed)
-                if header.type == .control { report(.refused(peer: entry.peerIndex, .invalidProof, from: source.unmapped)) }
+                if header.type == .control { reportRefused(entry, .invalidProof, from: source) }
                 return nil
             }
             // Proof first, then freshness: forged packets cannot burn counters.
             guard entry.keypair.replay.update(header.counter) else {
                 entry.counters.rejectedReplay.add(1, ordering: .relaxed)
-                if header.type == .control { report(.refused(peer: entry.peerIndex, .replayDetected, from: source.unmapped)) }
+                if header.type == .control { reportRefused(entry, .replayDetected, from: source) }
                 return nil
             }
-            if entry.isUnconfirmed {
-                report(.confirm(peer: entry.peerIndex, keypair: entry.keypair, from: source.unmapped, bytes: len))
+            if entry.isUnconfirmed, entry.keypair !== confirmQueued,
+               report(.confirm(peer: entry.peerIndex, keypair: entry.keypair, from: source.unmapped, bytes: len)) {
+                confirmQueued = entry.keypair
             }
             let body = UnsafeMutableRawPointer(p + Frame.headerLength)
             if header.type == .control {
                 let message = try? ControlMessage.decode(UnsafeRawBufferPointer(start: body, count: plain))
-                report(.control(peer: entry.peerIndex, message, from: source.unmapped, bytes: len))
+                report(.control(peer: entry.peerIndex, message, keypair: entry.keypair, from: source.unmapped, bytes: len))
                 return entry.peerIndex
             }
             if entry.isEnded { // the session is over: its control frames are answered, its data is not delivered

@@ -15,6 +15,8 @@ final class PeerCounters: @unchecked Sendable {
     let droppedInnerSource = Atomic<UInt64>(0)
     /// When the receive thread last told the control plane about data from an unbound address.
     let lastUnboundReportMs = Atomic<UInt64>(0)
+    /// When the receive thread last told the control plane about a refused control frame.
+    let lastRefusedReportMs = Atomic<UInt64>(0)
     /// Authenticated control frames that did not decode (a buggy or hostile peer).
     let droppedMalformedControl = Atomic<UInt64>(0)
     // Fitting inner packets to a path smaller than the tunnel MTU (both packet threads).

@@ -155,6 +155,7 @@ class SessionHost: @unchecked Sendable {
     /// publication at its end: a batch of control facts costs one copy of the send array and the
     /// receiver map, not one per fact.
     func publishingOnce(_ body: () -> Void) {
+        guard collected == nil else { return body() } // inside another: its end publishes
         collected = []
         body()
         let changed = collected ?? []

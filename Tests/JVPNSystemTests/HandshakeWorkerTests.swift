@@ -97,7 +97,8 @@ final class HandshakeWorkerTests: XCTestCase {
             var batches: [Int] = []
         }
         let applied = Applied()
-        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8, applyFacts: { next in
+        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8, factCapacity: ControlFactRing.gatewayCapacity,
+                                     applyFacts: { next in
             var n = 0
             while let fact = next() {
                 n += 1
@@ -118,8 +119,8 @@ final class HandshakeWorkerTests: XCTestCase {
         XCTAssertLessThanOrEqual(batches.max() ?? 0, HandshakeWorker.factBatch)
         XCTAssertTrue(worker.facts.isEmpty)
 
-        let ring = ControlFactRing()
-        for id in 0..<ControlFactRing.capacity { XCTAssertTrue(ring.push(.connectionClosed(UInt64(id)))) }
+        let ring = ControlFactRing(capacity: 8)
+        for id in 0..<8 as Range<UInt64> { XCTAssertTrue(ring.push(.connectionClosed(id))) }
         XCTAssertFalse(ring.push(.connectionClosed(0)), "full: refused, not overwritten")
         XCTAssertEqual(ring.droppedFull.load(ordering: .relaxed), 1)
         guard case .connectionClosed(0)? = ring.pop() else { return XCTFail("the oldest fact first") }

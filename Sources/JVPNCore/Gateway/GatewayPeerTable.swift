@@ -34,8 +34,8 @@ struct GatewayPeerTable<Address: Hashable & Sendable>: Equatable, Sendable {
         _read { yield storage[peer] }
         _modify {
             let before = Self.sessionIDs(storage[peer])
+            defer { reindex(peer, before: before) }
             yield &storage[peer]
-            reindex(peer, before: before)
         }
     }
 
