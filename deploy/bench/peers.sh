@@ -14,6 +14,9 @@
 #                 (default 1000)
 #   --wave W      W sessions initiate at once, the next W a second later (default: all N at once);
 #                 for the idle-memory figure of N sessions when N at once do not all attach
+#   --iperf S     after the hold, with the N sessions still live on the gateway: S seconds of one
+#                 iperf3 TCP stream through the real client's tunnel (the per-packet cost with N
+#                 sessions, to compare with --peers 1; default 0: none)
 #
 # Rig: deploy/netns/rig.sh basic (client ns <-> gateway ns over one veth). The load generator and
 # the real client both run in the client namespace; the K source addresses are extra addresses on
@@ -26,6 +29,7 @@
 #   rss         the gateway's VmRSS with N+1 peers configured and one session, then with the N
 #               sessions attached and idle: KB per session
 #   gw cpu      the gateway's utime+stime over the storm
+#   iperf       (--iperf) receiver Gbit/s and retransmits of the stream, with N+1 live sessions
 # env: JVPN_BIN (default $REPO/.build/release/jvpn), LOADGEN_BIN (default jvpn-loadgen beside
 #      JVPN_BIN), RIG_KEEP_DIR=1 keeps the logs. Needs root; about 30 s for 1000 peers. Not CI.
 set -euo pipefail
@@ -40,6 +44,7 @@ HOLD=5
 PING_MS=10
 RETRY_MS=1000
 WAVE=""
+IPERF=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --peers) PEERS="$2"; shift 2 ;;
@@ -48,7 +53,8 @@ while [[ $# -gt 0 ]]; do
         --ping-ms) PING_MS="$2"; shift 2 ;;
         --retry-ms) RETRY_MS="$2"; shift 2 ;;
         --wave) WAVE="$2"; shift 2 ;;
-        -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --iperf) IPERF="$2"; shift 2 ;;
+        -h|--help) sed -n '2,38p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -60,8 +66,9 @@ done
 [[ "$HOLD" =~ ^[0-9]+$ && "$HOLD" -ge 1 && "$HOLD" -le 600 ]] || { echo "--hold wants 1..600" >&2; exit 2; }
 [[ "$PING_MS" =~ ^[0-9]+$ && "$PING_MS" -ge 2 && "$PING_MS" -le 1000 ]] || { echo "--ping-ms wants 2..1000" >&2; exit 2; }
 [[ "$RETRY_MS" =~ ^[0-9]+$ && "$RETRY_MS" -ge 50 && "$RETRY_MS" -le 10000 ]] || { echo "--retry-ms wants 50..10000" >&2; exit 2; }
+[[ "$IPERF" =~ ^[0-9]+$ && "$IPERF" -le 120 ]] || { echo "--iperf wants 0..120 seconds" >&2; exit 2; }
 [[ $EUID -eq 0 ]] || { echo "peers.sh needs root (network namespaces, TUN)" >&2; exit 1; }
-for tool in ping python3 ip; do
+for tool in ping python3 ip $( (( IPERF > 0 )) && echo iperf3 ); do
     command -v "$tool" >/dev/null || { echo "missing $tool (deploy/install-deps.sh)" >&2; exit 1; }
 done
 rig_jvpn_ensure_built
@@ -128,6 +135,15 @@ sessions="$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))
 wait "$lg_pid" || true
 pkill -INT -P "$ping_pid" 2>/dev/null || true # the ping (ip netns exec became it) under this job's subshell
 wait "$ping_pid" || true
+if (( IPERF > 0 )); then
+    # The load generator's sessions stay live on the gateway (until their transport-loss TTL).
+    rig_exec "$RIG_GW" iperf3 -s -1 -B 10.77.0.1 -p 5201 >/dev/null 2>&1 &
+    iperf_srv=$!
+    rig_wait_for "ip netns exec '$RIG_GW' ss -ltn | grep -q ':5201 '" 5 0.05 || true
+    timeout $(( IPERF + 30 )) ip netns exec "$RIG_CLIENT" iperf3 -c 10.77.0.1 -p 5201 -t "$IPERF" -J >"$RIG_DIR/iperf.json" 2>/dev/null || true
+    wait "$iperf_srv" 2>/dev/null || true
+    rig_exec "$RIG_GW" "$JVPN_BIN" status "$gw" --json >"$RIG_DIR/gw-status-after.json" 2>/dev/null || true
+fi
 rig_exec "$RIG_CLIENT" "$JVPN_BIN" down "$cl" >/dev/null 2>&1 || true
 rig_exec "$RIG_GW" "$JVPN_BIN" down "$gw" >/dev/null 2>&1 || true
 
@@ -172,5 +188,21 @@ d = {k: v for k, v in h.get("dropped", {}).items() if v}
 d.update({"data " + k: v for k, v in s.get("data_plane", {}).get("dropped", {}).items() if v})
 print("gateway: cookie replies %s, drops %s" % (h.get("cookie_replies_sent", "?"), d or "none"))
 EOF
+if (( IPERF > 0 )); then
+    python3 - "$RIG_DIR/iperf.json" "$RIG_DIR/gw-status-after.json" <<'EOF'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+    r, s = d["end"]["sum_received"], d["end"]["sum_sent"]
+    line = "%.2f Gbit/s, %d retransmits" % (r["bits_per_second"] / 1e9, s.get("retransmits", 0))
+except (OSError, ValueError, KeyError) as e:
+    line = "no result (%s)" % e
+try:
+    live = sum(1 for x in json.load(open(sys.argv[2])).get("sessions", []) if x.get("state") != "TERMINATED")
+except (OSError, ValueError):
+    live = "?"
+print("iperf:   %s with %s live sessions on the gateway" % (line, live))
+EOF
+fi
 [[ "${RIG_KEEP_DIR:-0}" == 1 ]] && log "logs kept in $RIG_DIR"
 exit 0
