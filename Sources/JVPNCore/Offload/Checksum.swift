@@ -1,21 +1,38 @@
 /// Internet checksum (RFC 1071) helpers over raw memory, no allocation.
 public enum Checksum {
-    /// Ones'-complement sum of `length` bytes (big-endian 16-bit words), folded to 32 bits, plus `initial`.
+    /// Ones'-complement sum of `length` bytes as big-endian 16-bit words, plus `initial`: a value
+    /// whose `fold` is that sum's (it is the sum itself only up to the end-around carries).
     @inlinable
     public static func sum(_ p: UnsafeRawPointer, _ length: Int, initial: UInt64 = 0) -> UInt64 {
-        var acc = initial
+        // Native-order 64-bit words with the end-around carry, swapped once at the end: the
+        // ones'-complement sum does not depend on the byte order but for one swap of the folded
+        // result (RFC 1071, 2.B), and 2^64 and 2^32 are 1 modulo 2^16 - 1, so wider words add like
+        // the 16-bit ones. A byte swap per 4 bytes was 3 % of a daemon's samples.
+        var acc: UInt64 = 0
         var i = 0
-        // 4 bytes at a time: big-endian 32-bit words add like pairs of 16-bit words.
-        while i + 4 <= length {
-            acc &+= UInt64(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: i, as: UInt32.self)))
+        while i + 8 <= length {
+            let (s, carry) = acc.addingReportingOverflow(p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            acc = s &+ (carry ? 1 : 0)
+            i += 8
+        }
+        // The tail: at most 7 bytes, starting at an even offset.
+        var tail: UInt64 = 0
+        if i + 4 <= length {
+            tail &+= UInt64(p.loadUnaligned(fromByteOffset: i, as: UInt32.self))
             i += 4
         }
         if i + 2 <= length {
-            acc &+= UInt64(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: i, as: UInt16.self)))
+            tail &+= UInt64(p.loadUnaligned(fromByteOffset: i, as: UInt16.self))
             i += 2
         }
-        if i < length { acc &+= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << 8 }
-        return acc
+        if i < length {
+            // The odd last byte is the first byte of a zero-padded 16-bit word.
+            let b = UInt64(p.load(fromByteOffset: i, as: UInt8.self))
+            tail &+= UInt16(1).littleEndian == 1 ? b : b << 8
+        }
+        let (s, carry) = acc.addingReportingOverflow(tail)
+        acc = s &+ (carry ? 1 : 0)
+        return UInt64(UInt16(bigEndian: fold(acc))) &+ initial
     }
 
     @inlinable

@@ -1,0 +1,50 @@
+import XCTest
+@testable import JVPNCore
+
+/// The Internet checksum over native-order 64-bit words against RFC 1071's definition (big-endian
+/// 16-bit words, end-around carry), over random lengths, offsets and contents, including the
+/// all-ones words that exercise the carries and the all-zero buffer whose sum must stay zero.
+final class ChecksumTests: XCTestCase {
+    /// RFC 1071, word by word.
+    private func reference(_ bytes: [UInt8], initial: UInt64) -> UInt16 {
+        var acc = initial
+        var i = 0
+        while i + 1 < bytes.count {
+            acc += UInt64(bytes[i]) << 8 | UInt64(bytes[i + 1])
+            i += 2
+        }
+        if i < bytes.count { acc += UInt64(bytes[i]) << 8 }
+        return Checksum.fold(acc)
+    }
+
+    private func sum(_ bytes: [UInt8], offset: Int, initial: UInt64) -> UInt16 {
+        // At `offset` within a larger buffer: unaligned loads.
+        var buffer = [UInt8](repeating: 0xa5, count: offset) + bytes
+        return buffer.withUnsafeMutableBytes { Checksum.fold(Checksum.sum($0.baseAddress! + offset, bytes.count, initial: initial)) }
+    }
+
+    func testMatchesRFC1071() {
+        var rng = SeededRandom(seed: 1071)
+        var carriesSeen = 0
+        for round in 0..<3000 {
+            let length = Int(rng.next() % 1600)
+            let bytes: [UInt8]
+            switch round % 4 {
+            case 0: bytes = [UInt8](repeating: 0xff, count: length)
+            case 1: bytes = (0..<length).map { _ in rng.next() % 8 == 0 ? 0 : 0xff }
+            default: bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            }
+            let initial = round % 3 == 0 ? rng.next() % (1 << 40) : 0
+            let offset = Int(rng.next() % 8)
+            XCTAssertEqual(sum(bytes, offset: offset, initial: initial), reference(bytes, initial: initial),
+                           "length \(length), offset \(offset), round \(round)")
+            if length >= 16 && round % 4 < 2 { carriesSeen += 1 }
+        }
+        XCTAssertGreaterThan(carriesSeen, 1000)
+        for length in [0, 1, 2, 3, 7, 8, 9, 20, 1500] {
+            XCTAssertEqual(sum([UInt8](repeating: 0, count: length), offset: 0, initial: 0), 0, "all zero, length \(length)")
+        }
+        // A known value: RFC 1071's example bytes 00 01 f2 03 f4 f5 f6 f7 sum to ddf2.
+        XCTAssertEqual(sum([0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], offset: 3, initial: 0), 0xddf2)
+    }
+}
