@@ -192,9 +192,12 @@ public final class Daemon: @unchecked Sendable {
                 try? monitor.drain { event in self.handleNetlink(event) }
             }
             let now = Clock.monotonicMilliseconds()
-            // Every round, not only when the listener is readable: accepted connections may have
-            // sent their request since, or expired.
-            listener.serve(nowMs: now) { self.handleControl($0) }
+            // When a connection waits to be accepted, and every round while accepted ones are open
+            // (they may have sent their request since, or expired); not otherwise: under traffic a
+            // client's round comes every millisecond, and an accept4 each time showed in profiles.
+            if poller.isReadable(0) || listener.openConnections > 0 {
+                listener.serve(nowMs: now) { self.handleControl($0) }
+            }
             client?.tick(nowMs: now)
             gateway?.tick(nowMs: now)
             if clusterAgent != nil && elapsedMs(now, since: lastMaintenanceMs) >= 1000 {

@@ -67,7 +67,7 @@ public final class UnixControlListener: @unchecked Sendable {
         }
     }
 
-    /// Connections accepted and not yet finished (tests).
+    /// Connections accepted and not yet finished.
     public var openConnections: Int { connections.openConnections }
 }
 
