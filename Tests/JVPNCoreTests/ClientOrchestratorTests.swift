@@ -118,6 +118,40 @@ final class ClientOrchestratorTests: XCTestCase {
         XCTAssertTrue(s.reasons(to: .degraded).contains(.switchRateLimited))
     }
 
+    /// The gateway's own budget (1 a minute here) is below the client's: the move back to the
+    /// preferred uplink is refused RATE_LIMITED. The session stays on the path that works, ATTACHED
+    /// again at once, asks again only after a doubling backoff, and moves once the gateway's minute
+    /// has passed.
+    func testMoveRefusedByTheGatewaysBudgetKeepsTheWorkingPath() {
+        var s = OrchestratorSim(policy: rigPolicy())
+        var gatewayPolicy = rigPolicy()
+        gatewayPolicy.maxSwitchesPerMinute = 1
+        s.gateway = GatewayModel(bound: 0, policy: gatewayPolicy, nowMs: s.now)
+        s.run(ms: 1_000)
+        s.link(0, up: false)
+        s.run(ms: 500)
+        XCTAssertEqual(s.o.active, 16)
+        s.link(0, up: true)
+        s.run(ms: 1_600)
+        XCTAssertEqual(s.reasons(to: .degraded), [.switchRateLimited], "the preemption was refused")
+        XCTAssertEqual(s.o.state, .attached)
+        XCTAssertEqual(s.reasons(to: .attached).last, .stabilityRestored)
+        XCTAssertTrue(s.o.bindingSettled)
+        let refusedAt = s.log.compactMap { a -> UInt64? in if case .stateChanged(let c) = a, c.to == .degraded { return c.atMs }; return nil }.last ?? 0
+        let attempts = s.reattachesSent.count
+        s.run(ms: refusedAt + 1_900 - s.now)
+        XCTAssertEqual(s.reattachesSent.count, attempts, "no new attempt within the first backoff")
+        XCTAssertEqual(s.o.state, .attached)
+        s.run(ms: 58_000 - (s.now - refusedAt))
+        XCTAssertEqual(s.o.active, 16)
+        XCTAssertLessThanOrEqual(s.reasons(to: .degraded).count, 5, "backoffs of 2, 4, 8, 16 and 32 s: at most 5 refusals a minute")
+        XCTAssertTrue(s.reasons(to: .degraded).allSatisfy { $0 == .switchRateLimited })
+        s.run(ms: 40_000)
+        XCTAssertEqual(s.o.active, 0, "moved once the gateway's minute passed")
+        XCTAssertEqual(s.o.state, .attached)
+        XCTAssertEqual(s.o.bindingVersion, s.gateway.version)
+    }
+
     func testSameFactsSameActions() {
         func script() -> [OrchestratorAction] {
             var s = OrchestratorSim(policy: rigPolicy())

@@ -70,6 +70,9 @@ public struct ReattachAttempt: Equatable, Sendable {
     public let bindingVersion: UInt64
     public let nonce: ControlNonce
     public let reason: ReasonCode
+    /// Sent to leave an active path that works, with the binding on it settled (a move by policy,
+    /// not by failure): refused, it costs nothing, the session stays where it is.
+    public let leavesWorkingPath: Bool
     public fileprivate(set) var lastSentMs: UInt64
 }
 
@@ -120,6 +123,11 @@ public struct ClientOrchestrator: Equatable, Sendable {
     public static let resumeRetryMs: UInt64 = 500
     /// A REATTACH rejected RATE_LIMITED waits this long before the next attempt.
     public static let rateLimitedBackoffMs: UInt64 = 1000
+    /// A move off a working path that the gateway refused RATE_LIMITED is not asked for again
+    /// before this, doubled for each refusal in a row up to `refusedMoveMaxBackoffMs`: the
+    /// gateway's budget is a sliding minute, which these waits span after five refusals.
+    public static let refusedMoveBackoffMs: UInt64 = 2000
+    public static let refusedMoveMaxBackoffMs: UInt64 = 32_000
     /// PATH_RESPONSEs per second (burst and rate): a flood of challenges cannot make us a reflector.
     public static let pathResponsesPerSecond: UInt64 = 50
     /// MTU probes per second over all paths (burst and rate): well within the gateway's control
@@ -150,6 +158,9 @@ public struct ClientOrchestrator: Equatable, Sendable {
     private var nonceCounter: UInt64 = 0
     /// No new attempt before this (RATE_LIMITED backoff, spacing after leaving RECOVERING).
     private var attemptNotBeforeMs: UInt64 = 0
+    /// Moves off a working path the gateway refused RATE_LIMITED since the last switch: its budget
+    /// (its own `MaxSwitchesPerMinute`, which may be lower than ours) is spent.
+    private var refusedMoves = 0
     private var switchTimes: [UInt64] = []
     private var lastSwitchMs: UInt64?
     private let sessionStartMs: UInt64
@@ -518,6 +529,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
             switchTimes.append(now)
             lastSwitchMs = now
             switches += 1
+            refusedMoves = 0
             out.append(.switched(from: from, to: a.path, reason: recoveryReason ?? a.reason,
                                  recoveryMs: elapsedMs(now, since: troubleSinceMs ?? now)))
         }
@@ -559,6 +571,16 @@ public struct ClientOrchestrator: Equatable, Sendable {
             } else {
                 progressRecovery(now, &out)
             }
+        case .rateLimited where a.leavesWorkingPath && version == activeConfirmedVersion && isAlive(active, now):
+            // The gateway's switch budget is spent and its binding is still the one we confirmed
+            // on the active path, which works: the move was a preference, so the session stays
+            // here (DEGRADED until the path is stable again, then ATTACHED) and asks again only
+            // after a backoff, not every second from RECOVERING.
+            reattachOutcomeUnknown = false
+            refusedMoves += 1
+            let backoff = ClientOrchestrator.refusedMoveBackoffMs << UInt64(min(refusedMoves - 1, 4))
+            attemptNotBeforeMs = now + min(backoff, ClientOrchestrator.refusedMoveMaxBackoffMs)
+            transition(.degraded, .switchRateLimited, now, &out)
         case .rateLimited:
             adoptNewer(version)
             attemptNotBeforeMs = now + ClientOrchestrator.rateLimitedBackoffMs
@@ -947,8 +969,10 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// A new attempt: the newest version we know and a nonce never used before in this session.
     private mutating func startAttempt(to path: UInt32, reason: ReasonCode, _ now: UInt64, _ out: inout [OrchestratorAction]) {
         nonceCounter += 1
+        let leaves = path != active && bindingSettled && isAlive(active, now)
         let a = ReattachAttempt(path: path, bindingVersion: bindingVersion,
-                                nonce: ControlNonce(prefix: noncePrefix, counter: nonceCounter), reason: reason, lastSentMs: now)
+                                nonce: ControlNonce(prefix: noncePrefix, counter: nonceCounter), reason: reason,
+                                leavesWorkingPath: leaves, lastSentMs: now)
         attempt = a
         reattachOutcomeUnknown = true
         out.append(.sendReattach(path: a.path, reason: a.reason, bindingVersion: a.bindingVersion, nonce: a.nonce))
@@ -982,8 +1006,10 @@ public struct ClientOrchestrator: Equatable, Sendable {
         switchesInLastMinute(now) < policy.maxSwitchesPerMinute
     }
 
+    /// A move by preference: within our budget and cooldown, and not while backing off from the
+    /// gateway's refusal.
     private mutating func mayPolicySwitch(_ now: UInt64) -> Bool {
-        guard mayFailureSwitch(now) else { return false }
+        guard mayFailureSwitch(now), now >= attemptNotBeforeMs else { return false }
         if let last = lastSwitchMs, now < last + policy.switchCooldownMs { return false }
         return true
     }

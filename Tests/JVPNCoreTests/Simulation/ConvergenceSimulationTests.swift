@@ -34,7 +34,7 @@ final class ConvergenceSimulationTests: XCTestCase {
 
     func testReplayOneSeed() throws {
         guard let s = environment("JVPN_SIM_SEED").flatMap({ UInt64($0) }) else { throw XCTSkip("set JVPN_SIM_SEED to replay a schedule") }
-        var sim = Simulation(seed: s, tracing: true)
+        var sim = Simulation(seed: s, scenario: environment("JVPN_SIM_SCENARIO") == "budget" ? .lossyFlapsGatewayBudgetSpent : .random, tracing: true)
         let o = sim.run()
         print((sim.trace + sim.client.journal).sorted { (Int($0.prefix { $0 != ":" }) ?? 0) < (Int($1.prefix { $0 != ":" }) ?? 0) }
             .joined(separator: "\n"))
@@ -58,6 +58,8 @@ final class ConvergenceSimulationTests: XCTestCase {
     func testOneWayBrokenUplinkAtStartConverges() { scenario(.oneWayAtStart) }
 
     func testLossyFlapsConverge() { scenario(.lossyFlaps) }
+
+    func testMoveRefusedBySpentGatewayBudgetCostsNothing() { scenario(.lossyFlapsGatewayBudgetSpent, seeds: 1...100) }
 
     func testUdpBlockedAttachesOverTcpAndReturnsToUdp() { scenario(.udpBlocked, seeds: 1...100) }
 

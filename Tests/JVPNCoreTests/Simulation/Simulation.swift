@@ -38,6 +38,11 @@ struct Simulation {
         case oneWayAtStart
         /// 15 % loss each way on both uplinks while uplink 0 flaps, then the loss stops.
         case lossyFlaps
+        /// The same for twice as long, with a gateway whose `MaxSwitchesPerMinute` (2) is far below
+        /// the client's (30), as an operator may set it: the flaps spend the gateway's budget, and
+        /// a move the client wants (back to the preferred uplink, off a lossy one) is refused
+        /// RATE_LIMITED while the path it is on works. That refusal must cost the session nothing.
+        case lossyFlapsGatewayBudgetSpent
         /// UDP blocked both ways on every uplink from the start (TCP works): attach over TCP; at
         /// the heal UDP passes on one uplink, and the session must be back on UDP soon after.
         case udpBlocked
@@ -79,15 +84,20 @@ struct Simulation {
             p.maxSwitchesPerMinute = 1000
         }
         policy = p
+        var gatewayPolicy = p
+        if scenario == .lossyFlapsGatewayBudgetSpent {
+            policy.maxSwitchesPerMinute = 30
+            gatewayPolicy.maxSwitchesPerMinute = 2
+        }
         let uplinks = scenario == .random ? 2 + Int(r.next() % 2) : 2
         net = SimNetwork(uplinks: uplinks, seed: r.next())
         switch scenario {
         case .random: tcp = r.next() % 4 == 0
-        case .ackLost, .oneWayAtStart, .lossyFlaps: tcp = false
+        case .ackLost, .oneWayAtStart, .lossyFlaps, .lossyFlapsGatewayBudgetSpent: tcp = false
         case .udpBlocked, .tcpFaults, .ackLostOverTcp: tcp = true
         }
-        client = SimClient(policy: p, uplinks: uplinks, tcp: tcp, seed: r.next(), rekeyEveryMs: 2000 + r.next() % 4000, now: 0)
-        gateway = SimGateway(policy: p, seed: r.next())
+        client = SimClient(policy: policy, uplinks: uplinks, tcp: tcp, seed: r.next(), rekeyEveryMs: 2000 + r.next() % 4000, now: 0)
+        gateway = SimGateway(policy: gatewayPolicy, seed: r.next())
         switch scenario {
         case .random:
             healAtMs = 1000 + r.next() % 8000
@@ -102,8 +112,8 @@ struct Simulation {
             goodUplink = 1
             spoofPct = 0
             net.uplinks[0].down.broken = true
-        case .lossyFlaps:
-            healAtMs = 7000
+        case .lossyFlaps, .lossyFlapsGatewayBudgetSpent:
+            healAtMs = scenario == .lossyFlaps ? 7000 : 13000
             goodUplink = 0
             spoofPct = 0
             for u in 0..<2 {
@@ -173,7 +183,7 @@ struct Simulation {
             net.uplinks[1].tcp.stalledUntilMs = healAtMs + 2500
             log("uplink 1's TCP connection holds what the client writes until \(healAtMs + 2500)")
             return UInt64.max
-        case .lossyFlaps:
+        case .lossyFlaps, .lossyFlapsGatewayBudgetSpent:
             if now < 1000 { return 1000 }
             log("15 % loss both ways on both uplinks")
             setLink(0, up: !net.uplinks[0].linkUp)
@@ -240,7 +250,7 @@ struct Simulation {
 
     private mutating func heal() {
         let g = goodUplink
-        if scenario == .lossyFlaps {
+        if scenario == .lossyFlaps || scenario == .lossyFlapsGatewayBudgetSpent {
             for u in net.uplinks.indices {
                 net.uplinks[u].up = SimDirection()
                 net.uplinks[u].down = SimDirection()
