@@ -81,7 +81,8 @@ def check(c, g):
     cs = (c.get("sessions") or [{}])[0]
     sid, state, ap, cbv = cs.get("session", ""), cs.get("state", "?"), cs.get("active_path", ""), cs.get("binding_version")
     uplink = ap.split("/")[0] if ap else ""
-    local = ap.split("/")[-1].split("->")[0] if ap else ""
+    # as the gateway shows its bound address: "tcp/" first for a TCP path
+    local = ap.split("/", 1)[-1].split("->")[0] if ap else ""
     gss = g.get("sessions") or []
     gs = next((s for s in gss if s.get("session") == sid), None)
     problems = []

@@ -5,8 +5,13 @@
 # equal on both sides, ping answered, no new STALE_VERSION rejects over 2 s, same session id.
 # The whole cycle runs CHAOS_RUNS times (default 3) on the same session; each run prints its
 # convergence time after the heal.
+# The gateway grants 60 switches a minute: the runs' own churn (about 10 switches each) must not
+# spend its budget, whose refusals are a policy verdict (a reconnected TCP path cannot be bound
+# again until the gateway's minute allows). A refused move while the path in use works is the
+# simulation's lossyFlapsGatewayBudgetSpent scenario.
 # env: CHAOS_RUNS (1..10), CHAOS_LOSS_PCT (default 15), CHAOS_FLAPS (default 5)
 . "$(dirname "$0")/chaos_lib.bash"
+GW_POLICY="MaxSwitchesPerMinute = 60"
 RUNS="${CHAOS_RUNS:-3}"; LOSS="${CHAOS_LOSS_PCT:-15}"; FLAPS="${CHAOS_FLAPS:-5}"
 [[ "$RUNS" =~ ^[0-9]+$ ]] && (( RUNS >= 1 && RUNS <= 10 )) || fail "CHAOS_RUNS must be 1..10"
 [[ "$FLAPS" =~ ^[0-9]+$ ]] && (( FLAPS >= 1 && FLAPS <= 20 )) || fail "CHAOS_FLAPS must be 1..20"

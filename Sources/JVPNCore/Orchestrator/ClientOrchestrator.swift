@@ -70,9 +70,6 @@ public struct ReattachAttempt: Equatable, Sendable {
     public let bindingVersion: UInt64
     public let nonce: ControlNonce
     public let reason: ReasonCode
-    /// Sent to leave an active path that works, with the binding on it settled (a move by policy,
-    /// not by failure): refused, it costs nothing, the session stays where it is.
-    public let leavesWorkingPath: Bool
     public fileprivate(set) var lastSentMs: UInt64
 }
 
@@ -158,9 +155,12 @@ public struct ClientOrchestrator: Equatable, Sendable {
     private var nonceCounter: UInt64 = 0
     /// No new attempt before this (RATE_LIMITED backoff, spacing after leaving RECOVERING).
     private var attemptNotBeforeMs: UInt64 = 0
-    /// Moves off a working path the gateway refused RATE_LIMITED since the last switch: its budget
-    /// (its own `MaxSwitchesPerMinute`, which may be lower than ours) is spent.
+    /// Moves the gateway refused RATE_LIMITED while the active path worked, since the last switch:
+    /// its budget (its own `MaxSwitchesPerMinute`, which may be lower than ours) is spent.
     private var refusedMoves = 0
+    /// No move by preference (off a working active path) before this: the backoff after such a
+    /// refusal. A failover is not held by it.
+    private var preferenceMoveNotBeforeMs: UInt64 = 0
     private var switchTimes: [UInt64] = []
     private var lastSwitchMs: UInt64?
     private let sessionStartMs: UInt64
@@ -571,15 +571,17 @@ public struct ClientOrchestrator: Equatable, Sendable {
             } else {
                 progressRecovery(now, &out)
             }
-        case .rateLimited where a.leavesWorkingPath && version == activeConfirmedVersion && isAlive(active, now):
-            // The gateway's switch budget is spent and its binding is still the one we confirmed
-            // on the active path, which works: the move was a preference, so the session stays
-            // here (DEGRADED until the path is stable again, then ATTACHED) and asks again only
-            // after a backoff, not every second from RECOVERING.
+        case .rateLimited where a.path != active && version == activeConfirmedVersion && isAlive(active, now):
+            // The gateway's switch budget is spent, its binding is still the one we confirmed on
+            // the active path (every move raises the version), and that path works (a move by
+            // preference, or a failed path that came back): the session stays there (DEGRADED
+            // until the path is stable, then ATTACHED) and asks to move again only after a
+            // backoff, not every second from RECOVERING.
             reattachOutcomeUnknown = false
             refusedMoves += 1
             let backoff = ClientOrchestrator.refusedMoveBackoffMs << UInt64(min(refusedMoves - 1, 4))
-            attemptNotBeforeMs = now + min(backoff, ClientOrchestrator.refusedMoveMaxBackoffMs)
+            preferenceMoveNotBeforeMs = now + min(backoff, ClientOrchestrator.refusedMoveMaxBackoffMs)
+            attemptNotBeforeMs = now + ClientOrchestrator.rateLimitedBackoffMs
             transition(.degraded, .switchRateLimited, now, &out)
         case .rateLimited:
             adoptNewer(version)
@@ -897,7 +899,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// active one itself (re-confirming the binding).
     private func degradedTarget(settled: Bool, activeAlive: Bool, _ now: UInt64) -> UInt32? {
         guard settled && activeAlive else { return reattachTarget(now) }
-        guard let ai = active.flatMap({ index($0) }), volatility(paths[ai], now) != nil else { return nil }
+        guard now >= preferenceMoveNotBeforeMs, let ai = active.flatMap({ index($0) }), volatility(paths[ai], now) != nil else { return nil }
         let rank = paths[ai].transportRank
         return ranked(nowMs: now, excluding: active).first { $0.transportRank <= rank && volatility($0, now) == nil }?.id
     }
@@ -969,10 +971,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// A new attempt: the newest version we know and a nonce never used before in this session.
     private mutating func startAttempt(to path: UInt32, reason: ReasonCode, _ now: UInt64, _ out: inout [OrchestratorAction]) {
         nonceCounter += 1
-        let leaves = path != active && bindingSettled && isAlive(active, now)
         let a = ReattachAttempt(path: path, bindingVersion: bindingVersion,
-                                nonce: ControlNonce(prefix: noncePrefix, counter: nonceCounter), reason: reason,
-                                leavesWorkingPath: leaves, lastSentMs: now)
+                                nonce: ControlNonce(prefix: noncePrefix, counter: nonceCounter), reason: reason, lastSentMs: now)
         attempt = a
         reattachOutcomeUnknown = true
         out.append(.sendReattach(path: a.path, reason: a.reason, bindingVersion: a.bindingVersion, nonce: a.nonce))
@@ -1009,7 +1009,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// A move by preference: within our budget and cooldown, and not while backing off from the
     /// gateway's refusal.
     private mutating func mayPolicySwitch(_ now: UInt64) -> Bool {
-        guard mayFailureSwitch(now), now >= attemptNotBeforeMs else { return false }
+        guard mayFailureSwitch(now), now >= preferenceMoveNotBeforeMs else { return false }
         if let last = lastSwitchMs, now < last + policy.switchCooldownMs { return false }
         return true
     }

@@ -42,6 +42,8 @@ struct Simulation {
         /// the client's (30), as an operator may set it: the flaps spend the gateway's budget, and
         /// a move the client wants (back to the preferred uplink, off a lossy one) is refused
         /// RATE_LIMITED while the path it is on works. That refusal must cost the session nothing.
+        /// UDP only: a TCP path that reconnects has a new address, which the gateway binds only
+        /// within its budget (the session waits for it, by the gateway's policy).
         case lossyFlapsGatewayBudgetSpent
         /// UDP blocked both ways on every uplink from the start (TCP works): attach over TCP; at
         /// the heal UDP passes on one uplink, and the session must be back on UDP soon after.
