@@ -64,9 +64,28 @@ enum SendPathFixture {
                 localIndex: remoteIndex + 100, remoteIndex: remoteIndex, createdAt: 0, isInitiator: true)!
     }
 
-    static func snapshot(routes: AllowedIPsTable<Int>, _ kp: Keypair, _ socket: UDPSocket, _ to: SocketAddress) -> DataPlaneSnapshot {
+    /// The one peer's route: everything in 10.99.0.0/24.
+    static var routes: AllowedIPsTable<Int> {
+        var routes = AllowedIPsTable<Int>()
+        _ = routes.insert(IPPrefix("10.99.0.0/24")!, value: 0)
+        return routes
+    }
+
+    static func snapshot(_ kp: Keypair, _ socket: UDPSocket, _ to: SocketAddress) -> DataPlaneSnapshot {
         let route = PeerSendRoute(keypair: kp, transport: socket, destination: to, counters: PeerCounters(), maxInnerPacket: Int.max)
         return DataPlaneSnapshot(routes: routes, send: [route], receivers: [:], sockets: [socket])
+    }
+
+    /// A client's pump on `tun`, its snapshot sending with `kp` on `socket` to `to`; the cell lets a
+    /// test publish the next one.
+    static func pump(tun: TunDevice, mtu: Int, vnet: Bool, _ kp: Keypair, _ socket: UDPSocket,
+                     _ to: SocketAddress) throws -> (cell: SnapshotCell, pump: PacketPump) {
+        let cell = SnapshotCell()
+        cell.publish(snapshot(kp, socket, to))
+        let pump = try PacketPump(tun: tun, mtu: mtu, snapshot: cell, vnet: vnet,
+                                  admission: HandshakeAdmission(role: .client, localPublicKey: PrivateKey.generate().publicKey, nowMs: 0),
+                                  connections: TcpConnections())
+        return (cell, pump)
     }
 
     /// The far side of `keypair(remoteIndex)`: opens what it seals.

@@ -35,14 +35,8 @@ final class SendPathSnapshotTests: XCTestCase {
         try tun.setUp(true)
         try NetlinkControl().addAddress(NetlinkAddress(family: AF_INET, bytes: [10, 99, 0, 1])!, prefix: 24, interface: tun.name)
 
-        var routes = AllowedIPsTable<Int>()
-        _ = routes.insert(IPPrefix("10.99.0.0/24")!, value: 0)
         let oldKeys = SendPathFixture.keypair(7), newKeys = SendPathFixture.keypair(8)
-        let cell = SnapshotCell()
-        cell.publish(SendPathFixture.snapshot(routes: routes, oldKeys, socketA, oldPath.address))
-        let pump = try PacketPump(tun: tun, mtu: 1420, snapshot: cell, vnet: offload,
-                                  admission: HandshakeAdmission(role: .client, localPublicKey: PrivateKey.generate().publicKey, nowMs: 0),
-                                  connections: TcpConnections())
+        let (cell, pump) = try SendPathFixture.pump(tun: tun, mtu: 1420, vnet: offload, oldKeys, socketA, oldPath.address)
         try oldPath.start()
         try newPath.start()
         try pump.start()
@@ -69,7 +63,7 @@ final class SendPathSnapshotTests: XCTestCase {
             }
         }
         usleep(300_000)
-        cell.publish(SendPathFixture.snapshot(routes: routes, newKeys, socketB, newPath.address))
+        cell.publish(SendPathFixture.snapshot(newKeys, socketB, newPath.address))
         let firstStale = oldKeys.sendCounter.load(ordering: .relaxed)
         usleep(500_000)
         flooding.store(false, ordering: .relaxed)

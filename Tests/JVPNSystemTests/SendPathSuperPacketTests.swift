@@ -48,14 +48,7 @@ final class SendPathSuperPacketTests: XCTestCase {
         try tun.enableTCPOffload()
         try tun.setMTU(1000)
         try tun.setUp(true)
-        var routes = AllowedIPsTable<Int>()
-        _ = routes.insert(IPPrefix("10.99.0.0/24")!, value: 0)
-        let keys = SendPathFixture.keypair(7)
-        let cell = SnapshotCell()
-        cell.publish(SendPathFixture.snapshot(routes: routes, keys, transport, peer.address))
-        let pump = try PacketPump(tun: tun, mtu: 1000, snapshot: cell, vnet: true,
-                                  admission: HandshakeAdmission(role: .client, localPublicKey: PrivateKey.generate().publicKey, nowMs: 0),
-                                  connections: TcpConnections())
+        let (_, pump) = try SendPathFixture.pump(tun: tun, mtu: 1000, vnet: true, SendPathFixture.keypair(7), transport, peer.address)
         try peer.start()
         try pump.start()
 
