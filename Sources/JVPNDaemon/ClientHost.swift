@@ -186,7 +186,11 @@ final class ClientHost: SessionHost, PumpController {
     }
 
     /// The receive thread's facts, at once, on the receive thread: a probe reply times its path.
-    func apply(_ fact: ControlFact) {
+    func apply(_ next: () -> ControlFact?) {
+        while let fact = next() { applyOne(fact) }
+    }
+
+    private func applyOne(_ fact: ControlFact) {
         switch fact {
         case .control(_, let message, _, let from, _):
             handleControl(message, from: from)

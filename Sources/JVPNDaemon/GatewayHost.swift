@@ -125,16 +125,8 @@ final class GatewayHost: SessionHost, PumpController {
     // The receive thread queues these for the worker: the data plane never waits for the host lock.
     var queuesControlFacts: Bool { true }
 
-    func apply(_ fact: ControlFact) {
-        var once: ControlFact? = fact
-        applyQueued {
-            defer { once = nil }
-            return once
-        }
-    }
-
     /// Facts from the receive thread, on the worker: one hold of the lock for the whole batch.
-    func applyQueued(_ next: () -> ControlFact?) {
+    func apply(_ next: () -> ControlFact?) {
         lock.withLock { publishingOnce {
             while let fact = next() {
                 let nowMs = Clock.monotonicMilliseconds()

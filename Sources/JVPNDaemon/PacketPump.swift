@@ -18,19 +18,24 @@ protocol PumpController: AnyObject, Sendable {
     /// Handshake messages (types 1-3), admitted by `HandshakeAdmission`, on the handshake worker
     /// thread: unauthenticated until the controller verifies them.
     func handleHandshake(_ bytes: UnsafeRawBufferPointer, from: TransportAddress)
-    /// True: the receive thread queues its control facts for the worker (`applyQueued`); false:
-    /// it delivers each at once (`apply`). Read once, when the receive thread starts.
+    /// True: the receive thread queues its control facts for the worker thread; false: it
+    /// delivers each at once. Read once, when the receive thread starts.
     var queuesControlFacts: Bool { get }
-    /// A control fact, on the receive thread.
-    func apply(_ fact: ControlFact)
-    /// Queued control facts, on the worker thread: `next()` until nil.
-    func applyQueued(_ next: () -> ControlFact?)
+    /// Control facts in arrival order, `next()` until nil: a batch from the queue on the worker
+    /// thread, or a single fact on the receive thread.
+    func apply(_ next: () -> ControlFact?)
 }
 
 extension PumpController {
     var queuesControlFacts: Bool { false }
-    func applyQueued(_ next: () -> ControlFact?) {
-        while let fact = next() { apply(fact) }
+
+    /// One fact, as a batch of one.
+    func apply(one fact: ControlFact) {
+        var once: ControlFact? = fact
+        apply {
+            defer { once = nil }
+            return once
+        }
     }
 }
 
@@ -107,7 +112,7 @@ final class PacketPump: @unchecked Sendable {
         let replyCapacity = admission.role == .gateway ? HandshakeWorker.gatewayReplyCapacity : 1
         handshakes = HandshakeWorker(snapshot: snapshot, replyCapacity: replyCapacity,
                                      factCapacity: admission.role == .gateway ? ControlFactRing.gatewayCapacity : 1,
-                                     applyFacts: { [unowned self] next in controller?.applyQueued(next) }) { [unowned self] message, source in
+                                     applyFacts: { [unowned self] next in controller?.apply(next) }) { [unowned self] message, source in
             controller?.handleHandshake(message, from: source)
         }
     }
@@ -453,7 +458,7 @@ final class PacketPump: @unchecked Sendable {
     @discardableResult
     func report(_ fact: ControlFact) -> Bool {
         guard queuesControlFacts else {
-            controller?.apply(fact)
+            controller?.apply(one: fact)
             return true
         }
         guard handshakes.facts.push(fact) else { return false }

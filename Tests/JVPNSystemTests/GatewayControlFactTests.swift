@@ -50,7 +50,7 @@ final class GatewayControlFactTests: XCTestCase {
         let keys = try handshake(gw, session: sid)
         XCTAssertNil(live(gw))
         // No .confirm fact (the queue was full): the probe on the same keys opens the session.
-        gw.apply(.control(peer: 0, .probe(seq: 1, sentAtNs: 0, pathID: 1), keypair: keys, from: from, bytes: 64))
+        gw.apply(one: .control(peer: 0, .probe(seq: 1, sentAtNs: 0, pathID: 1), keypair: keys, from: from, bytes: 64))
         XCTAssertEqual(live(gw), sid)
         XCTAssertEqual(gw.snapshot.load().receivers[keys.localIndex]?.isUnconfirmed, false)
     }
@@ -58,17 +58,17 @@ final class GatewayControlFactTests: XCTestCase {
     func testAControlFrameOnKeysThePeerNoLongerHoldsIsIgnored() throws {
         let gw = try gateway()
         let first = try handshake(gw, session: .random())
-        gw.apply(.confirm(peer: 0, keypair: first, from: from, bytes: 64))
+        gw.apply(one: .confirm(peer: 0, keypair: first, from: from, bytes: 64))
         // A new session replaces the first; its keys are confirmed.
         let sid = SessionID.random()
         let second = try handshake(gw, session: sid)
-        gw.apply(.confirm(peer: 0, keypair: second, from: from, bytes: 64))
+        gw.apply(one: .confirm(peer: 0, keypair: second, from: from, bytes: 64))
         XCTAssertEqual(live(gw), sid)
         // A close sealed with the first session's keys, applied late: it must not end the second.
-        gw.apply(.control(peer: 0, .close(reason: .operatorRequest), keypair: first, from: from, bytes: 64))
+        gw.apply(one: .control(peer: 0, .close(reason: .operatorRequest), keypair: first, from: from, bytes: 64))
         XCTAssertEqual(live(gw), sid)
         // The same close on the second session's keys does end it.
-        gw.apply(.control(peer: 0, .close(reason: .operatorRequest), keypair: second, from: from, bytes: 64))
+        gw.apply(one: .control(peer: 0, .close(reason: .operatorRequest), keypair: second, from: from, bytes: 64))
         XCTAssertNil(live(gw))
     }
 }
