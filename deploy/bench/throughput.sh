@@ -6,7 +6,10 @@
 # Every mode uses the same basic rig (client ns <-> gateway ns over a veth) and measures:
 #   iperf3 TCP, 1 stream and 4 streams (-P 4), N seconds each: receiver bit/s
 #   UDP small packets: iperf3 -u -l 64 -b 0 (as fast as the sender can), N seconds: packets/s
-#   delivered to the receiver
+#   that reached the receiving iperf3, and packets/s the tunnel delivered into the gateway's
+#   interface (its rx_packets): iperf3's own receive socket drops many of them, so the first
+#   measures iperf3 as much as the tunnel (a tunnel that hands the kernel merged UDP packets
+#   would count one per merge in the second; jvpn does not merge UDP)
 #   ping RTT on an idle tunnel (50 pings, 20 ms apart): average
 #   ping RTT under load: pings 20 ms apart during the 1-stream TCP run: average
 #   CPU seconds per GB moved: utime+stime of both daemons during the 1-stream run
@@ -109,21 +112,31 @@ except Exception as e:
 ' <<<"$out"
 }
 
-# udp_pps TARGET -> packets per second received (64-byte payloads, unpaced) or "nan"
+rx_packets() { ip netns exec "$RIG_GW" cat "/sys/class/net/$1/statistics/rx_packets" 2>/dev/null || echo nan; }
+
+# udp_pps TARGET IFACE -> "RECEIVED DELIVERED": packets per second (64-byte payloads, unpaced) that
+# reached iperf3, and that came in on the gateway's IFACE over the same run ("nan" when unknown)
 udp_pps() {
-    local target="$1" f="$RIG_DIR/iperf-udp.json"
+    local target="$1" iface="$2" f="$RIG_DIR/iperf-udp.json" p0 p1
+    p0="$(rx_packets "$iface")"
     timeout $(( SECONDS_PER + 30 )) ip netns exec "$RIG_CLIENT" \
         iperf3 -c "$target" -p "$IPERF_PORT" -u -l 64 -b 0 -t "$SECONDS_PER" -J >"$f" 2>/dev/null &
     wait $! || true
+    p1="$(rx_packets "$iface")"
     python3 -c '
 import json, sys
 try:
     d = json.load(open(sys.argv[1]))
     s = d["end"].get("sum_received") or d["end"]["sum"]
-    print("%.0f" % ((s["packets"] - s["lost_packets"]) / s["seconds"]))
+    received = "%.0f" % ((s["packets"] - s["lost_packets"]) / s["seconds"])
+    try:
+        delivered = "%.0f" % ((int(sys.argv[3]) - int(sys.argv[2])) / s["seconds"])
+    except ValueError:
+        delivered = "nan"
+    print(received, delivered)
 except Exception as e:
-    print("iperf3 UDP output not parsable: %s" % e, file=sys.stderr); print("nan")
-' "$f"
+    print("iperf3 UDP output not parsable: %s" % e, file=sys.stderr); print("nan nan")
+' "$f" "$p0" "$p1"
 }
 
 ping_avg() {   # ping_avg TARGET [COUNT]: RTT average in ms of COUNT pings 20 ms apart
@@ -135,10 +148,10 @@ ping_avg() {   # ping_avg TARGET [COUNT]: RTT average in ms of COUNT pings 20 ms
 # Results: R[mode.metric]
 declare -A R
 
-# measure MODE TARGET PIDS...
+# measure MODE TARGET GATEWAY_IFACE PIDS...
 measure() {
-    local mode="$1" target="$2"; shift 2
-    local pids=("$@") r t1=() t4=() pg=() pl=() cg=() ud=() bits bytes c0 c1 ppid
+    local mode="$1" target="$2" iface="$3"; shift 3
+    local pids=("$@") r t1=() t4=() pg=() pl=() cg=() ud=() ui=() bits bytes c0 c1 ppid got in
     [[ ${#pids[@]} -gt 0 ]] && R[$mode.rss_idle]="$(rss_max_mb VmRSS "${pids[@]}")"
     for (( r = 1; r <= RUNS; r++ )); do
         log "$mode: run $r/$RUNS: ping, TCP x1 (with ping), TCP x4, UDP 64 B (${SECONDS_PER}s each)"
@@ -159,9 +172,11 @@ measure() {
         fi
         iperf_run "$target" 4 >"$RIG_DIR/iperf.res"; read -r bits bytes <"$RIG_DIR/iperf.res"
         t4+=("$bits")
-        ud+=("$(udp_pps "$target")")
+        read -r got in < <(udp_pps "$target" "$iface")
+        ud+=("$got"); ui+=("$in")
     done
     R[$mode.udp]="$(median "${ud[@]}")"
+    R[$mode.udpif]="$(median "${ui[@]}")"
     R[$mode.tcp1]="$(median "${t1[@]}")"
     R[$mode.tcp4]="$(median "${t4[@]}")"
     R[$mode.ping]="$(median "${pg[@]}")"
@@ -186,7 +201,7 @@ start_iperf_server() {
 
 run_raw() {
     log "raw veth: $RIG_CLIENT -> $RIG_GW_IP"
-    measure raw "$RIG_GW_IP"
+    measure raw "$RIG_GW_IP" "$RIG_GW_IF"
 }
 
 WG_G="${RIG_ID}wg" WG_C="${RIG_ID}wc"
@@ -223,7 +238,7 @@ run_wg() {
         { log "wireguard-go tunnel does not pass ping"; return 1; }
     local pids
     mapfile -t pids < <(rig_pids_by_comm "$RIG_GW" '^wireguard-go'; rig_pids_by_comm "$RIG_CLIENT" '^wireguard-go')
-    measure wg 10.99.0.1 "${pids[@]}"
+    measure wg 10.99.0.1 "$WG_G" "${pids[@]}"
     wg_stop
 }
 
@@ -247,7 +262,7 @@ run_jvpn() {
     local pids
     mapfile -t pids < <(rig_pids_by_comm "$RIG_GW" '^jvpn'; rig_pids_by_comm "$RIG_CLIENT" '^jvpn')
     [[ ${#pids[@]} -gt 0 ]] || log "jvpn: no daemon process found (CPU/RSS not measured)"
-    measure jvpn 10.77.0.1 "${pids[@]+"${pids[@]}"}"
+    measure jvpn 10.77.0.1 "$JV_G" "${pids[@]+"${pids[@]}"}"
     jvpn_stop
 }
 
@@ -287,17 +302,18 @@ for m in wg jvpn; do
     R[$m.addidle]="$(added "$m" ping)"; R[$m.addload]="$(added "$m" pingload)"
 done
 kpps() { [[ "$1" == nan || -z "$1" ]] && echo "n/a" || awk -v p="$1" 'BEGIN { printf "%.1f", p / 1000 }'; }
-printf '%-14s %11s %11s %11s %11s %11s %10s %9s %9s\n' mode "TCPx1 Gb/s" "TCPx4 Gb/s" "UDP64 kpps" "ping ms" "ping load" \
-    "CPU s/GB" "RSS idle" "RSS load"
+printf '%-14s %11s %11s %11s %11s %11s %11s %10s %9s %9s\n' mode "TCPx1 Gb/s" "TCPx4 Gb/s" "UDP64 kpps" "UDP64 in" "ping ms" \
+    "ping load" "CPU s/GB" "RSS idle" "RSS load"
 for m in raw wg jvpn; do
     want "$m" || continue
     label="$m"; [[ "$m" == raw ]] && label="raw veth"; [[ "$m" == wg ]] && label="wireguard-go"
     if [[ -z "${R[$m.ok]:-}" ]]; then printf '%-14s %11s\n' "$label" "failed/skipped"; continue; fi
-    printf '%-14s %11s %11s %11s %11s %11s %10s %9s %9s\n' "$label" "$(gbit "${R[$m.tcp1]}")" "$(gbit "${R[$m.tcp4]}")" \
-        "$(kpps "${R[$m.udp]}")" "$(fmt "${R[$m.ping]}")" "$(fmt "${R[$m.pingload]}")" "$(fmt "${R[$m.cpu]}")" \
+    printf '%-14s %11s %11s %11s %11s %11s %11s %10s %9s %9s\n' "$label" "$(gbit "${R[$m.tcp1]}")" "$(gbit "${R[$m.tcp4]}")" \
+        "$(kpps "${R[$m.udp]}")" "$(kpps "${R[$m.udpif]}")" "$(fmt "${R[$m.ping]}")" "$(fmt "${R[$m.pingload]}")" "$(fmt "${R[$m.cpu]}")" \
         "$(fmt "${R[$m.rss_idle]:-}")" "$(fmt "${R[$m.rss]}")"
 done
-echo "(ping: average RTT, idle and during the 1-stream run; RSS: MB, the larger daemon, VmRSS idle / VmHWM after load)"
+echo "(UDP64: kpps that reached iperf3 / that the tunnel delivered into the gateway's interface; ping: average RTT,"
+echo " idle and during the 1-stream run; RSS: MB, the larger daemon, VmRSS idle / VmHWM after load)"
 if [[ -n "${R[raw.ok]:-}" ]]; then
     for m in wg jvpn; do
         [[ -n "${R[$m.ok]:-}" ]] || continue
@@ -306,7 +322,7 @@ if [[ -n "${R[raw.ok]:-}" ]]; then
 fi
 if [[ -n "${R[jvpn.ok]:-}" && -n "${R[wg.ok]:-}" ]]; then
     echo
-    echo "jvpn / wireguard-go:  TCPx1 $(ratio tcp1)  TCPx4 $(ratio tcp4)  UDP64 pps $(ratio udp)  CPU/GB $(ratio cpu)  RSS $(ratio rss)"
+    echo "jvpn / wireguard-go:  TCPx1 $(ratio tcp1)  TCPx4 $(ratio tcp4)  UDP64 pps $(ratio udp) (in: $(ratio udpif))  CPU/GB $(ratio cpu)  RSS $(ratio rss)"
     echo "                      added RTT idle $(ratio addidle)  added RTT under load $(ratio addload)"
 fi
 
@@ -317,8 +333,8 @@ if [[ -n "$JSON_OUT" ]]; then
         sep=""
         for m in raw wg jvpn; do
             [[ -n "${R[$m.ok]:-}" ]] || continue
-            printf '%s"%s": {"tcp1_bps": "%s", "tcp4_bps": "%s", "udp64_pps": "%s", "ping_avg_ms": "%s", "ping_load_ms": "%s", "cpu_s_per_gb": "%s", "rss_idle_mb": "%s", "rss_load_mb": "%s"}' \
-                "$sep" "$m" "${R[$m.tcp1]}" "${R[$m.tcp4]}" "${R[$m.udp]}" "${R[$m.ping]}" "${R[$m.pingload]}" "${R[$m.cpu]}" "${R[$m.rss_idle]:-}" "${R[$m.rss]}"
+            printf '%s"%s": {"tcp1_bps": "%s", "tcp4_bps": "%s", "udp64_pps": "%s", "udp64_delivered_pps": "%s", "ping_avg_ms": "%s", "ping_load_ms": "%s", "cpu_s_per_gb": "%s", "rss_idle_mb": "%s", "rss_load_mb": "%s"}' \
+                "$sep" "$m" "${R[$m.tcp1]}" "${R[$m.tcp4]}" "${R[$m.udp]}" "${R[$m.udpif]}" "${R[$m.ping]}" "${R[$m.pingload]}" "${R[$m.cpu]}" "${R[$m.rss_idle]:-}" "${R[$m.rss]}"
             sep=", "
         done
         printf '}}\n'
