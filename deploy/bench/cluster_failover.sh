@@ -4,7 +4,7 @@
 #
 # usage: deploy/bench/cluster_failover.sh [--reps N] [--throughput]
 #   Per repetition: a 1 ms UDP echo probe from the service host to the client through the tunnel
-#   (deploy/cluster/udp_probe.py), kill -9 of the gateway that owns the session once the probe
+#   (deploy/netns/udpecho.py), kill -9 of the gateway that owns the session once the probe
 #   runs, the longest gap the probe saw = the outage; the killed gateway is restarted and the next
 #   repetition kills the other one. Prints each outage, then median and worst, the store latency
 #   the gateways measured (their claims), and with --throughput iperf3 from the service host to the
@@ -36,7 +36,7 @@ cluster_gw_up a
 rig_wait_for "rig_output_has '\"etcd\": *\"ok\"' rig_exec $CR_GWA $JVPN_BIN status $(tun_name ga) --json" 10
 cluster_gw_up b
 rig_exec "$CR_CLIENT" "$JVPN_BIN" up "$RIG_DIR/client.conf" --wait 15
-rig_exec "$CR_CLIENT" python3 "$REPO/deploy/cluster/udp_probe.py" echo 10.77.0.2 7007 &
+rig_exec "$CR_CLIENT" python3 "$REPO/deploy/netns/udpecho.py" serve 10.77.0.2 7007 &
 sleep 1
 owner() {
     local n
@@ -50,7 +50,7 @@ for (( rep = 1; rep <= REPS; rep++ )); do
     rig_wait_for '[[ -n "$(owner)" ]]' 30 0.1 || { echo "rep $rep: no gateway owns the session after 30 s" >&2; exit 1; }
     victim="$(owner)"
     rm -f "$RIG_DIR/mark"
-    rig_exec "$CR_SVC" python3 "$REPO/deploy/cluster/udp_probe.py" probe 10.77.0.2 7007 --seconds $(( DEAD / 1000 + 4 )) \
+    rig_exec "$CR_SVC" python3 "$REPO/deploy/netns/udpecho.py" probe 10.77.0.2 7007 $(( DEAD / 1000 + 4 )) \
         --mark-file "$RIG_DIR/mark" >"$RIG_DIR/probe.json" &
     probe=$!
     rig_wait_for "[[ -f $RIG_DIR/mark ]]" 5 0.01

@@ -3,12 +3,16 @@
 millisecond (a 10 ms ping cannot see a 2 ms outage).
 
 usage: udpecho.py serve IP PORT [--seconds S]
-       udpecho.py probe IP PORT SECONDS [--interval-ms 1]
+       udpecho.py probe IP PORT SECONDS [--interval-ms 1] [--mark-file F]
            Sends one datagram every interval for SECONDS, then waits 0.5 s for late replies; prints
            {"sent": N, "answered": M, "outage_ms": G, "outage_start_ms": T, "ended": E}: G is the longest
            span of send times with no answer (the outage as traffic saw it), T when it began (ms after
            the first probe); E is false when the probes were still unanswered at the end (G then runs
-           to the last probe sent).
+           to the last probe sent). With --mark-file, F is created at the first answer (a fault may
+           start then). Exit status 1 when nothing was answered.
+
+(The failover benchmark's probe, which runs across repetitions and talks to the benchmark through
+files, is deploy/bench/udpecho.py.)
 """
 import json, socket, struct, sys, time
 
@@ -24,7 +28,7 @@ def serve(ip, port, seconds):
             continue
         s.sendto(data, addr)
 
-def probe(ip, port, seconds, interval_ms):
+def probe(ip, port, seconds, interval_ms, mark_file):
     s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
     s.setblocking(False)
     s.connect((ip, port))
@@ -51,6 +55,9 @@ def probe(ip, port, seconds, interval_ms):
                 data = s.recv(2048)
                 if len(data) >= 4:
                     answered.add(struct.unpack("!I", data[:4])[0])
+                    if mark_file:
+                        open(mark_file, "w").close()
+                        mark_file = None
         except (BlockingIOError, ConnectionRefusedError):
             pass
         time.sleep(min(step / 4, 0.0005))
@@ -65,9 +72,12 @@ def probe(ip, port, seconds, interval_ms):
     ended = tail < max(0.1, 20 * step)
     if not ended and tail > gap:
         gap, gap_start = tail, sent_at[ok[-1]]
+    if not ok and sent_at:
+        gap, gap_start, ended = sent_at[-1], 0.0, False  # never answered: the whole run
     print(json.dumps({"sent": len(sent_at), "answered": len(ok), "outage_ms": round(gap * 1000, 1),
                       "outage_start_ms": round(gap_start * 1000) if gap_start is not None else None,
                       "ended": ended}))
+    return 0 if ok else 1
 
 def main():
     a = sys.argv[1:]
@@ -76,7 +86,8 @@ def main():
         serve(a[1], int(a[2]), seconds)
     elif len(a) >= 4 and a[0] == "probe":
         interval = float(a[a.index("--interval-ms") + 1]) if "--interval-ms" in a else 1.0
-        probe(a[1], int(a[2]), float(a[3]), interval)
+        mark = a[a.index("--mark-file") + 1] if "--mark-file" in a else None
+        sys.exit(probe(a[1], int(a[2]), float(a[3]), interval, mark))
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
