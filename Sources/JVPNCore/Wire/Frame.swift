@@ -1,5 +1,3 @@
-import CSodium
-
 /// First byte of every datagram.
 public enum MessageType: UInt8, Sendable, CaseIterable {
     case initiation = 1
@@ -28,8 +26,8 @@ public struct FrameHeader: Equatable, Sendable {
 ///     type   0 0 0     receiver (LE)    counter (LE)   ciphertext     Poly1305 tag
 ///
 /// AEAD = ChaCha20-Poly1305 IETF with key = the direction's key, nonce = 4 zero bytes || counter LE,
-/// additional data = the 16 header bytes. All functions work in place on the caller's buffer and
-/// allocate nothing.
+/// additional data = the 16 header bytes (TransportAead: OpenSSL for long frames, libsodium for short
+/// ones, same bytes). All functions work in place on the caller's buffer and allocate nothing.
 public enum Frame {
     public static let headerLength = 16
     public static let tagLength = 16
@@ -62,14 +60,12 @@ public enum Frame {
         writeHeader(buffer, type: type, receiverIndex: receiverIndex, counter: counter)
         var nonce = makeNonce(counter)
         let body = (buffer + headerLength).assumingMemoryBound(to: UInt8.self)
-        let rc = withUnsafeBytes(of: &nonce) { n in
-            crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-                body, body + plaintextLength, nil,
-                body, UInt64(plaintextLength),
-                buffer.assumingMemoryBound(to: UInt8.self), UInt64(headerLength),
-                nil, n.baseAddress!.assumingMemoryBound(to: UInt8.self), key.sendKeyPointer)
+        let sealed = withUnsafeBytes(of: &nonce) { n in
+            TransportAead.seal(text: body, length: plaintextLength, tag: body + plaintextLength,
+                               ad: buffer.assumingMemoryBound(to: UInt8.self), adLength: headerLength,
+                               nonce: n.baseAddress!.assumingMemoryBound(to: UInt8.self), key: key.sendKeyPointer)
         }
-        return rc == 0 ? plaintextLength + overhead : 0
+        return sealed ? plaintextLength + overhead : 0
     }
 
     /// Parses and sanity-checks a transport header without any crypto. Nil when the datagram is too
@@ -91,7 +87,7 @@ public enum Frame {
     /// nil if the frame does not authenticate, is addressed to another index or its counter is beyond
     /// the limit. The replay window is NOT touched: the caller runs `key.replay.update(counter)` only
     /// after this succeeded, so forged packets cannot burn counters (DESIGN: proof before freshness).
-    /// On failure libsodium zeroes the ciphertext region in place: a failed frame is garbage anyway.
+    /// On failure the ciphertext region is zeroed in place: a failed frame is garbage anyway.
     @inline(__always)
     public static func open(header: FrameHeader, key: Keypair, buffer: UnsafeMutableRawPointer,
                             length: Int) -> Int? {
@@ -103,13 +99,12 @@ public enum Frame {
         let body = (buffer + headerLength).assumingMemoryBound(to: UInt8.self)
         // Authenticate against the header as it is in the buffer, so any bit the header parse
         // tolerated but the sender did not write fails the tag.
-        let rc = withUnsafeBytes(of: &nonce) { n in
-            crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-                body, nil, body, UInt64(cipherLength), body + cipherLength,
-                buffer.assumingMemoryBound(to: UInt8.self), UInt64(headerLength),
-                n.baseAddress!.assumingMemoryBound(to: UInt8.self), key.receiveKeyPointer)
+        let opened = withUnsafeBytes(of: &nonce) { n in
+            TransportAead.open(text: body, length: cipherLength, tag: body + cipherLength,
+                               ad: buffer.assumingMemoryBound(to: UInt8.self), adLength: headerLength,
+                               nonce: n.baseAddress!.assumingMemoryBound(to: UInt8.self), key: key.receiveKeyPointer)
         }
-        return rc == 0 ? cipherLength : nil
+        return opened ? cipherLength : nil
     }
 
     @inline(__always)

@@ -1,0 +1,94 @@
+#include "caead.h"
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/evp.h>
+
+/* Key material: the session keys live in libsodium guarded pages (SecretSlab); each call hands the
+   key to EVP, which copies it into the context's heap state, where it stays until the next call on
+   this thread re-keys the context or the thread exits. That is acceptable because that copy is no
+   more exposed than the slab itself: it lives in this process's private heap only, never reaches a
+   log, a store or an event, and the daemon sets PR_SET_DUMPABLE 0 (no core dump, no ptrace by
+   another uid). When the thread ends, EVP_CIPHER_CTX_free wipes the state (OPENSSL_cleanse) before
+   freeing it. The packet threads live as long as the daemon. */
+
+struct caead_thread {
+    EVP_CIPHER_CTX *seal;
+    EVP_CIPHER_CTX *open;
+};
+
+static _Thread_local struct caead_thread *current;
+static pthread_key_t exitKey;
+static pthread_once_t exitKeyOnce = PTHREAD_ONCE_INIT;
+static int exitKeyReady;
+
+static void caead_thread_free(void *p) {
+    struct caead_thread *t = p;
+    if (current == t) current = NULL;
+    EVP_CIPHER_CTX_free(t->seal);
+    EVP_CIPHER_CTX_free(t->open);
+    free(t);
+}
+
+static void caead_make_exit_key(void) {
+    exitKeyReady = pthread_key_create(&exitKey, caead_thread_free) == 0;
+}
+
+/* This thread's contexts, created on first use; NULL if that failed (and then retried next call). */
+static struct caead_thread *caead_thread_state(void) {
+    struct caead_thread *t = current;
+    if (t) return t;
+    pthread_once(&exitKeyOnce, caead_make_exit_key);
+    if (!exitKeyReady) return NULL;
+    t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->seal = EVP_CIPHER_CTX_new();
+    t->open = EVP_CIPHER_CTX_new();
+    if (!t->seal || !t->open
+        || EVP_EncryptInit_ex(t->seal, EVP_chacha20_poly1305(), NULL, NULL, NULL) != 1
+        || EVP_DecryptInit_ex(t->open, EVP_chacha20_poly1305(), NULL, NULL, NULL) != 1
+        || pthread_setspecific(exitKey, t) != 0) {
+        caead_thread_free(t);
+        return NULL;
+    }
+    current = t;
+    return t;
+}
+
+int caead_seal(uint8_t *text, size_t length, uint8_t *tag, const uint8_t *ad, size_t adLength,
+               const uint8_t *nonce, const uint8_t *key) {
+    if (length > INT_MAX || adLength > INT_MAX) return CAEAD_UNAVAILABLE;
+    struct caead_thread *t = caead_thread_state();
+    if (!t) return CAEAD_UNAVAILABLE;
+    EVP_CIPHER_CTX *c = t->seal;
+    int n;
+    /* The default IV length of EVP_chacha20_poly1305 is 12 bytes: the RFC 8439 nonce. */
+    if (EVP_EncryptInit_ex(c, NULL, NULL, key, nonce) != 1) return CAEAD_UNAVAILABLE;
+    if (adLength > 0 && EVP_EncryptUpdate(c, NULL, &n, ad, (int)adLength) != 1) return CAEAD_UNAVAILABLE;
+    if (length > 0 && EVP_EncryptUpdate(c, text, &n, text, (int)length) != 1) return CAEAD_REJECTED;
+    /* Final writes nothing for a stream cipher; it completes the Poly1305 tag. */
+    if (EVP_EncryptFinal_ex(c, text + length, &n) != 1) return CAEAD_REJECTED;
+    if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, 16, tag) != 1) return CAEAD_REJECTED;
+    return CAEAD_OK;
+}
+
+int caead_open(uint8_t *text, size_t length, const uint8_t *tag, const uint8_t *ad, size_t adLength,
+               const uint8_t *nonce, const uint8_t *key) {
+    if (length > INT_MAX || adLength > INT_MAX) return CAEAD_UNAVAILABLE;
+    struct caead_thread *t = caead_thread_state();
+    if (!t) return CAEAD_UNAVAILABLE;
+    EVP_CIPHER_CTX *c = t->open;
+    int n;
+    if (EVP_DecryptInit_ex(c, NULL, NULL, key, nonce) != 1) return CAEAD_UNAVAILABLE;
+    if (adLength > 0 && EVP_DecryptUpdate(c, NULL, &n, ad, (int)adLength) != 1) return CAEAD_UNAVAILABLE;
+    /* EVP decrypts while it authenticates: until Final has compared the tag (in constant time)
+       the text is unauthenticated. Any failure from here on zeroes it. */
+    if ((length > 0 && EVP_DecryptUpdate(c, text, &n, text, (int)length) != 1)
+        || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, 16, (void *)tag) != 1
+        || EVP_DecryptFinal_ex(c, text + length, &n) != 1) {
+        memset(text, 0, length);
+        return CAEAD_REJECTED;
+    }
+    return CAEAD_OK;
+}

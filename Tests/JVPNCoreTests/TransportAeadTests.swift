@@ -1,0 +1,209 @@
+import CAead
+import CSodium
+import Foundation
+import XCTest
+@testable import JVPNCore
+
+/// OpenSSL's EVP ChaCha20-Poly1305 (CAead) against RFC 8439 and against libsodium's IETF AEAD, which
+/// must produce the same bytes: frames sealed by either are opened by the other.
+final class TransportAeadTests: XCTestCase {
+    private struct Message {
+        var key: [UInt8], nonce: [UInt8], ad: [UInt8], plain: [UInt8]
+
+        static func random(length: Int, adLength: Int) -> Message {
+            Message(key: randomBytes(32), nonce: randomBytes(12), ad: randomBytes(adLength), plain: randomBytes(length))
+        }
+    }
+
+    private static func randomBytes(_ n: Int) -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: n)
+        if n > 0 { randombytes_buf(&b, n) }
+        return b
+    }
+
+    /// Runs `body` on a copy of `bytes` (never a nil pointer, even when empty) and returns the copy.
+    private static func inPlace(_ bytes: [UInt8], _ body: (UnsafeMutablePointer<UInt8>) -> Int32) -> ([UInt8], Int32) {
+        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: max(bytes.count, 1))
+        defer { p.deallocate() }
+        p.initialize(from: bytes, count: bytes.count)
+        let rc = body(p)
+        return (Array(UnsafeBufferPointer(start: p, count: bytes.count)), rc)
+    }
+
+    /// (ciphertext, tag) from CAead, asserting it reported success.
+    private func evpSeal(_ m: Message, file: StaticString = #filePath, line: UInt = #line) -> ([UInt8], [UInt8]) {
+        var tag = [UInt8](repeating: 0, count: 16)
+        let (text, rc) = Self.inPlace(m.plain) { caead_seal($0, m.plain.count, &tag, m.ad, m.ad.count, m.nonce, m.key) }
+        XCTAssertEqual(rc, Int32(CAEAD_OK), file: file, line: line)
+        return (text, tag)
+    }
+
+    /// The plaintext, or nil when CAead rejected the message (then the text must have been zeroed).
+    private func evpOpen(_ m: Message, _ cipher: [UInt8], _ tag: [UInt8], file: StaticString = #filePath,
+                         line: UInt = #line) -> [UInt8]? {
+        let (text, rc) = Self.inPlace(cipher) { caead_open($0, cipher.count, tag, m.ad, m.ad.count, m.nonce, m.key) }
+        if rc == Int32(CAEAD_OK) { return text }
+        XCTAssertEqual(rc, Int32(CAEAD_REJECTED), file: file, line: line)
+        XCTAssertTrue(text.allSatisfy { $0 == 0 }, "rejected text left behind", file: file, line: line)
+        return nil
+    }
+
+    private func sodiumSeal(_ m: Message) -> ([UInt8], [UInt8]) {
+        var tag = [UInt8](repeating: 0, count: 16)
+        let (text, rc) = Self.inPlace(m.plain) {
+            crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+                $0, &tag, nil, $0, UInt64(m.plain.count), m.ad, UInt64(m.ad.count), nil, m.nonce, m.key)
+        }
+        XCTAssertEqual(rc, 0)
+        return (text, tag)
+    }
+
+    private func sodiumOpen(_ m: Message, _ cipher: [UInt8], _ tag: [UInt8]) -> [UInt8]? {
+        let (text, rc) = Self.inPlace(cipher) {
+            crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+                $0, nil, $0, UInt64(cipher.count), tag, m.ad, UInt64(m.ad.count), m.nonce, m.key)
+        }
+        return rc == 0 ? text : nil
+    }
+
+    private func hex(_ s: String) throws -> [UInt8] {
+        try XCTUnwrap(HexCodec.decode(s.filter { !$0.isWhitespace }))
+    }
+
+    /// RFC 8439 section 2.8.2, through both implementations.
+    func testRFC8439Vector() throws {
+        let m = Message(
+            key: try hex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"),
+            nonce: try hex("070000004041424344454647"),
+            ad: try hex("50515253c0c1c2c3c4c5c6c7"),
+            plain: Array("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.".utf8))
+        let cipher = try hex("""
+            d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6
+            3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36
+            92ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc
+            3ff4def08e4b7a9de576d26586cec64b6116
+            """)
+        let tag = try hex("1ae10b594f09e26a7e902ecbd0600691")
+        let evp = evpSeal(m)
+        XCTAssertEqual(evp.0, cipher)
+        XCTAssertEqual(evp.1, tag)
+        XCTAssertEqual(evpOpen(m, cipher, tag), m.plain)
+        let sodium = sodiumSeal(m)
+        XCTAssertEqual(sodium.0, cipher)
+        XCTAssertEqual(sodium.1, tag)
+    }
+
+    /// Random keys, nonces, AAD and lengths 0...2000: same bytes from both; each opens the other's.
+    func testMatchesLibsodiumBothWays() {
+        let lengths = [0, 1, 15, 16, 17, 63, 64, 65, 639, 640, 641, 1420, 2000]
+            + (0..<150).map { _ in Int.random(in: 0...2000) }
+        for length in lengths {
+            let m = Message.random(length: length, adLength: Int.random(in: 0...64))
+            let evp = evpSeal(m), sodium = sodiumSeal(m)
+            XCTAssertEqual(evp.0, sodium.0, "ciphertext, length \(length)")
+            XCTAssertEqual(evp.1, sodium.1, "tag, length \(length)")
+            XCTAssertEqual(sodiumOpen(m, evp.0, evp.1), m.plain, "EVP seal -> sodium open, length \(length)")
+            XCTAssertEqual(evpOpen(m, sodium.0, sodium.1), m.plain, "sodium seal -> EVP open, length \(length)")
+        }
+    }
+
+    /// Every single-bit flip in ciphertext, tag or AAD is rejected, and a wrong key or nonce too.
+    func testEveryBitFlipIsRejected() {
+        let m = Message.random(length: 700, adLength: Frame.headerLength)
+        let (cipher, tag) = evpSeal(m)
+        XCTAssertEqual(evpOpen(m, cipher, tag), m.plain)
+        var rejected = 0, tried = 0
+        for i in 0..<(cipher.count * 8) {
+            var c = cipher
+            c[i / 8] ^= 1 << (i % 8)
+            tried += 1
+            if evpOpen(m, c, tag) == nil { rejected += 1 }
+        }
+        for i in 0..<(tag.count * 8) {
+            var t = tag
+            t[i / 8] ^= 1 << (i % 8)
+            tried += 1
+            if evpOpen(m, cipher, t) == nil { rejected += 1 }
+        }
+        for i in 0..<(m.ad.count * 8) {
+            var f = m
+            f.ad[i / 8] ^= 1 << (i % 8)
+            tried += 1
+            if evpOpen(f, cipher, tag) == nil { rejected += 1 }
+        }
+        XCTAssertEqual(tried, (700 + 16 + 16) * 8)
+        XCTAssertEqual(rejected, tried)
+        var wrongKey = m
+        wrongKey.key[31] ^= 0x80
+        XCTAssertNil(evpOpen(wrongKey, cipher, tag))
+        var wrongNonce = m
+        wrongNonce.nonce[0] ^= 1
+        XCTAssertNil(evpOpen(wrongNonce, cipher, tag))
+        var shorter = m
+        shorter.ad.removeLast()
+        XCTAssertNil(evpOpen(shorter, cipher, tag))
+    }
+
+    /// Threads sealing at once, each with its own key and its own contexts, each of which starts and
+    /// ends (the contexts are freed at thread exit); every result checked with libsodium.
+    func testConcurrentThreadsWithDifferentKeys() {
+        let threads = 4, perThread = 300
+        let failures = LockedCounter()
+        let done = DispatchGroup()
+        for _ in 0..<threads {
+            done.enter()
+            let thread = Thread {
+                defer { done.leave() }
+                let key = Self.randomBytes(32)
+                for i in 0..<perThread {
+                    let m = Message(key: key, nonce: Self.randomBytes(12), ad: Self.randomBytes(16),
+                                    plain: Self.randomBytes(1420 - (i % 3) * 500))
+                    var tag = [UInt8](repeating: 0, count: 16)
+                    let (text, rc) = Self.inPlace(m.plain) {
+                        caead_seal($0, m.plain.count, &tag, m.ad, m.ad.count, m.nonce, m.key)
+                    }
+                    let (back, ok) = Self.inPlace(text) {
+                        crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+                            $0, nil, $0, UInt64(text.count), tag, m.ad, 16, m.nonce, m.key)
+                    }
+                    if rc != Int32(CAEAD_OK) || ok != 0 || back != m.plain { failures.increment() }
+                }
+            }
+            thread.start()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(failures.value, 0)
+    }
+
+    /// Frames long enough to go through OpenSSL carry exactly the bytes libsodium would have written.
+    func testLongFrameBytesAreLibsodiums() throws {
+        let (a, b) = try FrameTests.pair()
+        let length = 1420
+        XCTAssertGreaterThanOrEqual(length, TransportAead.openSSLMinimumLength)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: length + Frame.overhead, alignment: 16)
+        defer { buffer.deallocate() }
+        let plain = Self.randomBytes(length)
+        plain.withUnsafeBytes { (buffer.baseAddress! + Frame.headerLength).copyMemory(from: $0.baseAddress!, byteCount: length) }
+        let counter: UInt64 = 0x0102_0304_0506
+        let n = Frame.seal(type: .data, receiverIndex: a.remoteIndex, counter: counter, key: a,
+                           buffer: buffer.baseAddress!, plaintextLength: length)
+        XCTAssertEqual(n, length + Frame.overhead)
+        let frame = Array(buffer)
+        let m = Message(key: a.sendKeyBytes, nonce: [0, 0, 0, 0] + withUnsafeBytes(of: counter.littleEndian) { Array($0) },
+                        ad: Array(frame[0..<Frame.headerLength]), plain: plain)
+        let (cipher, tag) = sodiumSeal(m)
+        XCTAssertEqual(Array(frame[Frame.headerLength..<(Frame.headerLength + length)]), cipher)
+        XCTAssertEqual(Array(frame[(Frame.headerLength + length)...]), tag)
+        let h = try XCTUnwrap(Frame.peekHeader(buffer.baseAddress!, length: n))
+        XCTAssertEqual(Frame.open(header: h, key: b, buffer: buffer.baseAddress!, length: n), length)
+        XCTAssertEqual(Array(buffer[Frame.headerLength..<(Frame.headerLength + length)]), plain)
+    }
+}
+
+/// A counter several threads bump (failures seen off the test's thread).
+private final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
