@@ -7,6 +7,8 @@
 
 JVPN_DEPS=(
     libsodium-dev libmnl-dev pkg-config
+    # OpenSSL 3's libcrypto (the AEAD of long transport frames); the binary then needs libssl3.
+    libssl-dev
     iproute2 iperf3 wireguard-go wireguard-tools
     iputils-ping procps psmisc netcat-openbsd iptables nftables ethtool python3
     gcc libc6-dev
