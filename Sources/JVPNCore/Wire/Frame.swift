@@ -27,7 +27,8 @@ public struct FrameHeader: Equatable, Sendable {
 ///
 /// AEAD = ChaCha20-Poly1305 IETF with key = the direction's key, nonce = 4 zero bytes || counter LE,
 /// additional data = the 16 header bytes (TransportAead: OpenSSL for long frames, libsodium for short
-/// ones, same bytes). All functions work in place on the caller's buffer and allocate nothing.
+/// ones, same bytes). All functions work in place on the caller's buffer and allocate nothing (the
+/// thread's OpenSSL contexts are created by its first long frame, once).
 public enum Frame {
     public static let headerLength = 16
     public static let tagLength = 16
