@@ -19,6 +19,10 @@ struct caead_thread {
 };
 
 static _Thread_local struct caead_thread *current;
+/* Set when this thread could not create its contexts (no memory, or OpenSSL's configuration refuses
+   the cipher): it is not retried, so such a thread does not allocate and fail per message; its
+   messages go to the caller's other implementation. */
+static _Thread_local int unavailable;
 static pthread_key_t exitKey;
 static pthread_once_t exitKeyOnce = PTHREAD_ONCE_INIT;
 static int exitKeyReady;
@@ -35,10 +39,12 @@ static void caead_make_exit_key(void) {
     exitKeyReady = pthread_key_create(&exitKey, caead_thread_free) == 0;
 }
 
-/* This thread's contexts, created on first use; NULL if that failed (and then retried next call). */
+/* This thread's contexts, created on first use; NULL if that failed, then and ever after. */
 static struct caead_thread *caead_thread_state(void) {
     struct caead_thread *t = current;
     if (t) return t;
+    if (unavailable) return NULL;
+    unavailable = 1;
     pthread_once(&exitKeyOnce, caead_make_exit_key);
     if (!exitKeyReady) return NULL;
     t = calloc(1, sizeof *t);
@@ -53,6 +59,7 @@ static struct caead_thread *caead_thread_state(void) {
         return NULL;
     }
     current = t;
+    unavailable = 0;
     return t;
 }
 
