@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 /* Key material: the session keys live in libsodium guarded pages (SecretSlab); each call hands the
@@ -24,7 +25,7 @@ static _Thread_local struct caead_thread *current;
    messages go to the caller's other implementation. */
 static _Thread_local int unavailable;
 static pthread_key_t exitKey;
-static pthread_once_t exitKeyOnce = PTHREAD_ONCE_INIT;
+static pthread_once_t processInitOnce = PTHREAD_ONCE_INIT;
 static int exitKeyReady;
 
 static void caead_thread_free(void *p) {
@@ -35,8 +36,13 @@ static void caead_thread_free(void *p) {
     free(t);
 }
 
-static void caead_make_exit_key(void) {
-    exitKeyReady = pthread_key_create(&exitKey, caead_thread_free) == 0;
+/* Once per process, before any other OpenSSL call: OpenSSL's own defaults, not the system's
+   openssl.cnf. This AEAD is always the default provider's ChaCha20-Poly1305 (libsodium, the other
+   implementation, reads no configuration either); a configuration that restricts providers would
+   only send every frame back to libsodium, and loading one costs the daemon most of a megabyte. */
+static void caead_process_init(void) {
+    exitKeyReady = OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) == 1
+        && pthread_key_create(&exitKey, caead_thread_free) == 0;
 }
 
 /* This thread's contexts, created on first use; NULL if that failed, then and ever after. */
@@ -45,7 +51,7 @@ static struct caead_thread *caead_thread_state(void) {
     if (t) return t;
     if (unavailable) return NULL;
     unavailable = 1;
-    pthread_once(&exitKeyOnce, caead_make_exit_key);
+    pthread_once(&processInitOnce, caead_process_init);
     if (!exitKeyReady) return NULL;
     t = calloc(1, sizeof *t);
     if (!t) return NULL;
