@@ -206,6 +206,19 @@ final class PathFitTests: XCTestCase {
         XCTAssertFalse(udp(v6: false, payload: 1, df: false).withUnsafeBytes { PathFit.senderMustShrink($0.baseAddress!, length: $0.count) })
     }
 
+    func testAUDPBurstFitsWhenEachDatagramDoes() {
+        for v6 in [false, true] {
+            var uso = VirtioNetHeader()
+            uso.gsoType = VirtioNetHeader.gsoUDPL4
+            uso.gsoSize = 1000
+            let burst = udp(v6: v6, payload: 5000)
+            let header = v6 ? 48 : 28
+            XCTAssertEqual(plan(burst, uso, max: header + 1000), .fits, "v6 \(v6)")
+            XCTAssertEqual(plan(burst, uso, max: header + 999), .tooBig, "datagrams are never cut: v6 \(v6)")
+            XCTAssertEqual(plan(udp(v6: v6, payload: 1400, df: false), uso, max: header + 999), .tooBig, "nor fragmented as a burst")
+        }
+    }
+
     /// Segments `p` with `h` in chunks of `chunk` segments (as the pump does when a batch fills).
     func segments(_ p: [UInt8], _ h: VirtioNetHeader, chunk: Int) throws -> [[UInt8]] {
         let slots = UnsafeMutableRawPointer.allocate(byteCount: chunk * 2048, alignment: 16)

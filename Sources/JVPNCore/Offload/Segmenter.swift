@@ -1,5 +1,5 @@
-/// Splits what the kernel hands a TUN with TSO enabled (a TCP super-packet up to 64 KiB, described
-/// by a `VirtioNetHeader`) into wire-size IP packets, each with correct IP and TCP headers and
+/// Splits what the kernel hands a TUN with TSO/USO enabled (a TCP or UDP super-packet up to 64 KiB,
+/// described by a `VirtioNetHeader`) into wire-size IP packets, each with correct IP and TCP headers and
 /// checksums, written to caller-provided buffers. Pure; no allocation.
 public enum Segmenter {
     public enum Failure: Error, Equatable { case malformed, unsupported }
@@ -36,6 +36,10 @@ public enum Segmenter {
             }
             emit(0, length)
             return 1
+        }
+        if h.gsoType == VirtioNetHeader.gsoUDPL4 {
+            return try segmentUDP(packet, length: length, isV6: isV6, gsoSize: Int(h.gsoSize), firstSegment: firstSegment,
+                                  maxSegments: maxSegments, capacity: capacity, destination: destination, emit: emit)
         }
         guard h.gsoType == VirtioNetHeader.gsoTCPv4 || h.gsoType == VirtioNetHeader.gsoTCPv6 else { throw .unsupported }
         let ipLen = isV6 ? 40 : Int(packet.load(as: UInt8.self) & 0x0f) * 4
@@ -78,6 +82,49 @@ public enum Segmenter {
             let l4 = total - ipLen
             let s = Checksum.sum(d + ipLen, l4, initial: Checksum.pseudoHeader(ip: d, isV6: isV6, proto: 6, l4Length: l4))
             d.storeBytes(of: Checksum.finish(s).bigEndian, toByteOffset: ipLen + 16, as: UInt16.self)
+            emit(i - firstSegment, total)
+        }
+        return last - firstSegment
+    }
+
+    /// A UDP_L4 super-packet (a local sender's UDP_SEGMENT burst, on a TUN with USO): datagrams
+    /// of `gsoSize` payload bytes, the last one possibly shorter, each with the super-packet's
+    /// headers but its own lengths, IPv4 id (incremented as the kernel does) and checksums.
+    @inlinable
+    static func segmentUDP(_ packet: UnsafeRawPointer, length: Int, isV6: Bool, gsoSize: Int, firstSegment: Int,
+                           maxSegments: Int, capacity: Int, destination: (Int) -> UnsafeMutableRawPointer,
+                           emit: (Int, Int) -> Void) throws(Failure) -> Int {
+        let ipLen = isV6 ? 40 : Int(packet.load(as: UInt8.self) & 0x0f) * 4
+        guard ipLen >= 20, isUDP(packet, isV6), length >= ipLen + 8 else { throw .unsupported }
+        let hdrLen = ipLen + 8
+        let payload = length - hdrLen
+        guard gsoSize > 0, payload > 0, hdrLen + min(gsoSize, payload) <= capacity else { throw .malformed }
+        let count = (payload + gsoSize - 1) / gsoSize
+        let id0 = isV6 ? 0 : UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+        let last = min(count, firstSegment + maxSegments)
+        guard firstSegment < last else { return 0 }
+        for i in firstSegment..<last {
+            let off = i * gsoSize
+            let segPayload = min(gsoSize, payload - off)
+            let d = destination(i - firstSegment)
+            d.copyMemory(from: packet, byteCount: hdrLen)
+            (d + hdrLen).copyMemory(from: packet + hdrLen + off, byteCount: segPayload)
+            let total = hdrLen + segPayload
+            if isV6 {
+                d.storeBytes(of: UInt16(total - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
+            } else {
+                d.storeBytes(of: UInt16(total).bigEndian, toByteOffset: 2, as: UInt16.self)
+                d.storeBytes(of: (id0 &+ UInt16(truncatingIfNeeded: i)).bigEndian, toByteOffset: 4, as: UInt16.self)
+                d.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
+                d.storeBytes(of: Checksum.finish(Checksum.sum(d, ipLen)).bigEndian, toByteOffset: 10, as: UInt16.self)
+            }
+            let l4 = total - ipLen
+            d.storeBytes(of: UInt16(l4).bigEndian, toByteOffset: ipLen + 4, as: UInt16.self)
+            d.storeBytes(of: UInt16(0), toByteOffset: ipLen + 6, as: UInt16.self)
+            let s = Checksum.sum(d + ipLen, l4, initial: Checksum.pseudoHeader(ip: d, isV6: isV6, proto: 17, l4Length: l4))
+            var c = Checksum.finish(s)
+            if c == 0 { c = 0xffff } // zero means "no checksum" in UDP
+            d.storeBytes(of: c.bigEndian, toByteOffset: ipLen + 6, as: UInt16.self)
             emit(i - firstSegment, total)
         }
         return last - firstSegment

@@ -8,7 +8,8 @@ public enum PathFit {
         case resegment(VirtioNetHeader)
         /// IPv4 without DF: fragmented, as a router would.
         case fragment
-        /// Too big and may not be split (DF set, IPv6, not TCP): dropped.
+        /// Too big and may not be split (DF set, IPv6, not TCP, a UDP burst of datagrams each too
+        /// big): dropped.
         case tooBig
     }
 
@@ -23,6 +24,13 @@ public enum PathFit {
             var smaller = h
             smaller.gsoSize = UInt16(maxPacket - seg.headerLength)
             return .resegment(smaller)
+        }
+        if h.gsoType == VirtioNetHeader.gsoUDPL4 {
+            // A UDP_SEGMENT burst: datagrams keep their boundaries, so it fits when each of its
+            // datagrams does, and is too big otherwise. Malformed ones are the segmenter's to refuse.
+            guard length >= 20 else { return .fits }
+            let ipLen = p.load(as: UInt8.self) >> 4 == 6 ? 40 : Int(p.load(as: UInt8.self) & 0x0f) * 4
+            return ipLen + 8 + Int(h.gsoSize) <= maxPacket ? .fits : .tooBig
         }
         guard length > maxPacket else { return .fits }
         guard h.gsoType == VirtioNetHeader.gsoNone else { return .tooBig }
