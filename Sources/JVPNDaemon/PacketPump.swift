@@ -91,16 +91,19 @@ final class PacketPump: @unchecked Sendable {
 
     /// The TUN carries a virtio_net_hdr per packet (TSO super-packets in, plain packets out).
     let vnet: Bool
+    /// The TUN also takes UDP_L4 super-packets (USO): bursts of one UDP flow are merged on the way in.
+    let uso: Bool
     /// Send-thread only: where ICMP "too big" errors are built, and their rate limit.
     let tooBigBuffer = UnsafeMutableRawPointer.allocate(byteCount: VirtioNetHeader.size + PacketTooBig.ipv6Limit, alignment: 16)
     var tooBigBudget = TokenBucket(capacity: PacketPump.tooBigBurst, refillPerSecond: PacketPump.tooBigPerSecond,
                                    nowMs: Clock.monotonicMilliseconds())
 
-    init(tun: TunDevice, mtu: Int, snapshot: SnapshotCell, vnet: Bool, admission: HandshakeAdmission,
+    init(tun: TunDevice, mtu: Int, snapshot: SnapshotCell, vnet: Bool, uso: Bool, admission: HandshakeAdmission,
          connections: TcpConnections) throws {
         self.tun = tun
         self.admission = admission
         self.vnet = vnet
+        self.uso = vnet && uso
         self.snapshot = snapshot
         self.connections = connections
         wakeSend = try EventFD()
@@ -282,19 +285,20 @@ final class PacketPump: @unchecked Sendable {
     private let pendingLengths = UnsafeMutablePointer<Int>.allocate(capacity: PacketPump.pendingCapacity)
     private var pendingCount = 0
     private let mergeSegments = UnsafeMutablePointer<Coalescer.Segment>.allocate(capacity: PacketPump.pendingCapacity)
+    private let mergeDatagrams = UnsafeMutablePointer<UDPCoalescer.Datagram>.allocate(capacity: UDPCoalescer.maxSegments)
     /// UDP GRO on the transport sockets (JVPN_NO_UDP_GRO=1 turns it off).
     private let useUDPGRO = FileIO.environment("JVPN_NO_UDP_GRO") != "1"
     private let mergeBuffer = UnsafeMutableRawPointer.allocate(byteCount: PacketPump.superPacketCapacity, alignment: 64)
 
-    /// coalesceTCP -> writeTun: consecutive segments of one TCP flow become one TSO write; anything
-    /// else is written alone behind a zero virtio_net_hdr (placed in the frame header's room).
+    /// coalesceTCP -> writeTun: consecutive segments of one TCP flow become one TSO write, and
+    /// (with USO) consecutive datagrams of one UDP flow one UDP_L4 write; anything else is written
+    /// alone behind a zero virtio_net_hdr (placed in the frame header's room).
     private func writeCoalesced() {
         var i = 0
         while i < pendingCount {
             let p = pendingPointers[i]
             guard let first = Coalescer.parse(p, pendingLengths[i]) else {
-                writeSingle(p, pendingLengths[i])
-                i += 1
+                i += uso ? writeUDPGroup(at: i) : writeSingleAt(i)
                 continue
             }
             mergeSegments[0] = first
@@ -320,6 +324,25 @@ final class PacketPump: @unchecked Sendable {
             i = j
         }
         pendingCount = 0
+    }
+
+    /// Writes the UDP group that starts at pending packet `i` (or that packet alone); returns
+    /// how many pending packets it took.
+    @inline(__always)
+    private func writeUDPGroup(at i: Int) -> Int {
+        let n = UDPCoalescer.group(count: pendingCount - i, pointer: { UnsafeRawPointer(self.pendingPointers[i + $0]) },
+                                   length: { self.pendingLengths[i + $0] }, parsed: mergeDatagrams)
+        guard n >= 2 else { return writeSingleAt(i) }
+        let size = UDPCoalescer.build(into: mergeBuffer, count: n, pointer: { UnsafeRawPointer(self.pendingPointers[i + $0]) },
+                                      datagram: { self.mergeDatagrams[$0] })
+        tun.write(mergeBuffer, length: size)
+        return n
+    }
+
+    @inline(__always)
+    private func writeSingleAt(_ i: Int) -> Int {
+        writeSingle(pendingPointers[i], pendingLengths[i])
+        return 1
     }
 
     @inline(__always)

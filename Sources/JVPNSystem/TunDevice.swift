@@ -29,10 +29,18 @@ public final class TunDevice: @unchecked Sendable {
         guard rc == 0 else { throw SystemError("set mtu \(name)", negativeErrno: rc) }
     }
 
-    /// Asks the kernel for checksum offload and TSO super-packets (needs `.vnetHeader`); USO is
-    /// left off: our segmenter handles TCP only.
+    /// Asks the kernel for checksum offload and TSO super-packets (needs `.vnetHeader`).
     public func enableTCPOffload() throws {
-        let flags = UInt32(CTUN_F_CSUM) | UInt32(CTUN_F_TSO4) | UInt32(CTUN_F_TSO6)
+        try setOffload(UInt32(CTUN_F_CSUM) | UInt32(CTUN_F_TSO4) | UInt32(CTUN_F_TSO6))
+    }
+
+    /// TSO as `enableTCPOffload` plus USO (UDP_L4 super-packets both ways; Linux >= 6.2). Throws
+    /// when the kernel refuses (EINVAL before 6.2); the flags in force are then unchanged.
+    public func enableTCPAndUDPOffload() throws {
+        try setOffload(UInt32(CTUN_F_CSUM) | UInt32(CTUN_F_TSO4) | UInt32(CTUN_F_TSO6) | UInt32(CTUN_F_USO4) | UInt32(CTUN_F_USO6))
+    }
+
+    private func setOffload(_ flags: UInt32) throws {
         let rc = ctun_set_offload(fileDescriptor, flags)
         guard rc == 0 else { throw SystemError("TUNSETOFFLOAD \(name)", negativeErrno: rc) }
     }

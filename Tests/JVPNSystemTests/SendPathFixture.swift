@@ -78,11 +78,11 @@ enum SendPathFixture {
 
     /// A client's pump on `tun`, its snapshot sending with `kp` on `socket` to `to`; the cell lets a
     /// test publish the next one.
-    static func pump(tun: TunDevice, mtu: Int, vnet: Bool, _ kp: Keypair, _ socket: UDPSocket,
+    static func pump(tun: TunDevice, mtu: Int, vnet: Bool, uso: Bool = false, _ kp: Keypair, _ socket: UDPSocket,
                      _ to: SocketAddress) throws -> (cell: SnapshotCell, pump: PacketPump) {
         let cell = SnapshotCell()
         cell.publish(snapshot(kp, socket, to))
-        let pump = try PacketPump(tun: tun, mtu: mtu, snapshot: cell, vnet: vnet,
+        let pump = try PacketPump(tun: tun, mtu: mtu, snapshot: cell, vnet: vnet, uso: uso,
                                   admission: HandshakeAdmission(role: .client, localPublicKey: PrivateKey.generate().publicKey, nowMs: 0),
                                   connections: TcpConnections())
         return (cell, pump)
