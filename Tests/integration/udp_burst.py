@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Numbered small UDP datagrams for udp_offload.sh.
+
+send HOST PORT COUNT SIZE [GSO]: COUNT datagrams of SIZE bytes (a 4-byte number, then bytes that
+  depend on it), in bursts of 32 with a millisecond between bursts; with GSO, each burst leaves in
+  one sendmsg with UDP_SEGMENT (the kernel hands the TUN one UDP super-packet per burst).
+recv HOST PORT COUNT SIZE TIMEOUT: prints "received N in_order X intact Y" once COUNT arrived or
+  TIMEOUT seconds passed without one.
+"""
+import socket
+import struct
+import sys
+import time
+
+UDP_SEGMENT = 103
+BURST = 32
+
+
+def body(i, size):
+    return struct.pack("!I", i) + bytes((i * 7 + k) & 0xff for k in range(size - 4))
+
+
+def family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def send(host, port, count, size, gso):
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.connect((host, port))
+    if gso:
+        s.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, size)
+    for start in range(0, count, BURST):
+        n = min(BURST, count - start)
+        if gso:
+            s.send(b"".join(body(start + k, size) for k in range(n)))
+        else:
+            for k in range(n):
+                s.send(body(start + k, size))
+        time.sleep(0.001)
+
+
+def recv(host, port, count, size, timeout):
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, 33, 32 << 20)  # SO_RCVBUFFORCE: nothing lost to the buffer
+    s.bind((host, port))
+    s.settimeout(timeout)
+    got, in_order, intact, last = 0, 0, 0, -1
+    while got < count:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            break
+        got += 1
+        i = struct.unpack("!I", d[:4])[0] if len(d) >= 4 else -1
+        in_order += i == last + 1
+        last = i
+        intact += d == body(i, size)
+    print(f"received {got} in_order {in_order} intact {intact}", flush=True)
+
+
+if __name__ == "__main__":
+    a = sys.argv
+    if a[1] == "send":
+        send(a[2], int(a[3]), int(a[4]), int(a[5]), len(a) > 6 and a[6] == "gso")
+    else:
+        recv(a[2], int(a[3]), int(a[4]), int(a[5]), float(a[6]))
