@@ -6,10 +6,12 @@
 # Every mode uses the same basic rig (client ns <-> gateway ns over a veth) and measures:
 #   iperf3 TCP, 1 stream and 4 streams (-P 4), N seconds each: receiver bit/s
 #   UDP small packets: iperf3 -u -l 64 -b 0 (as fast as the sender can), N seconds: packets/s
-#   that reached the receiving iperf3, and packets/s the tunnel delivered into the gateway's
-#   interface (its rx_packets): iperf3's own receive socket drops many of them, so the first
-#   measures iperf3 as much as the tunnel (a tunnel that hands the kernel merged UDP packets
-#   would count one per merge in the second; jvpn does not merge UDP)
+#   that reached the receiving iperf3 ("kpps"), and packets/s the tunnel delivered to iperf3's
+#   socket ("in"): what iperf3 received plus what its socket dropped for want of buffer, since
+#   iperf3's own receive socket drops many of them, so the first measures iperf3 as much as the
+#   tunnel. The drops are the gateway namespace's Udp RcvbufErrors (/proc/net/snmp) over the run,
+#   less the drops of the sockets on other ports (/proc/net/udp{,6}: the tunnel's own). Not the
+#   interface's rx_packets: a tunnel that writes merged UDP packets (USO) counts one per merge.
 #   ping RTT on an idle tunnel (50 pings, 20 ms apart): average
 #   ping RTT under load: pings 20 ms apart during the 1-stream TCP run: average
 #   CPU seconds per GB moved: utime+stime of both daemons during the 1-stream run
@@ -112,25 +114,41 @@ except Exception as e:
 ' <<<"$out"
 }
 
-rx_packets() { ip netns exec "$RIG_GW" cat "/sys/class/net/$1/statistics/rx_packets" 2>/dev/null || echo nan; }
+# udp_socket_drops: the gateway namespace's UDP receive-buffer drops, less those of sockets on
+# ports other than iperf3's (which outlive the run; iperf3's data socket may not)
+udp_socket_drops() {
+    ip netns exec "$RIG_GW" python3 -c '
+import sys
+port = int(sys.argv[1])
+snmp = [l.split() for l in open("/proc/net/snmp") if l.startswith("Udp:")]
+total = int(dict(zip(snmp[0][1:], snmp[1][1:]))["RcvbufErrors"])
+for f in ("/proc/net/udp", "/proc/net/udp6"):
+    for l in open(f).readlines()[1:]:
+        c = l.split()
+        if int(c[1].rsplit(":", 1)[1], 16) != port:
+            total -= int(c[-1])
+print(total)
+' "$IPERF_PORT" 2>/dev/null || echo nan
+}
 
-# udp_pps TARGET IFACE -> "RECEIVED DELIVERED": packets per second (64-byte payloads, unpaced) that
-# reached iperf3, and that came in on the gateway's IFACE over the same run ("nan" when unknown)
+# udp_pps TARGET -> "RECEIVED DELIVERED": packets per second (64-byte payloads, unpaced) that
+# reached iperf3, and that the tunnel delivered to its socket over the same run ("nan" when unknown)
 udp_pps() {
-    local target="$1" iface="$2" f="$RIG_DIR/iperf-udp.json" p0 p1
-    p0="$(rx_packets "$iface")"
+    local target="$1" f="$RIG_DIR/iperf-udp.json" d0 d1
+    d0="$(udp_socket_drops)"
     timeout $(( SECONDS_PER + 30 )) ip netns exec "$RIG_CLIENT" \
         iperf3 -c "$target" -p "$IPERF_PORT" -u -l 64 -b 0 -t "$SECONDS_PER" -J >"$f" 2>/dev/null &
     wait $! || true
-    p1="$(rx_packets "$iface")"
+    d1="$(udp_socket_drops)"
     python3 -c '
 import json, sys
 try:
     d = json.load(open(sys.argv[1]))
     s = d["end"].get("sum_received") or d["end"]["sum"]
-    received = "%.0f" % ((s["packets"] - s["lost_packets"]) / s["seconds"])
+    got = s["packets"] - s["lost_packets"]
+    received = "%.0f" % (got / s["seconds"])
     try:
-        delivered = "%.0f" % ((int(sys.argv[3]) - int(sys.argv[2])) / s["seconds"])
+        delivered = "%.0f" % ((got + int(sys.argv[3]) - int(sys.argv[2])) / s["seconds"])
     except ValueError:
         delivered = "nan"
     print(received, delivered)
@@ -148,9 +166,9 @@ ping_avg() {   # ping_avg TARGET [COUNT]: RTT average in ms of COUNT pings 20 ms
 # Results: R[mode.metric]
 declare -A R
 
-# measure MODE TARGET GATEWAY_IFACE PIDS...
+# measure MODE TARGET PIDS...
 measure() {
-    local mode="$1" target="$2" iface="$3"; shift 3
+    local mode="$1" target="$2"; shift 2
     local pids=("$@") r t1=() t4=() pg=() pl=() cg=() ud=() ui=() bits bytes c0 c1 ppid got in
     [[ ${#pids[@]} -gt 0 ]] && R[$mode.rss_idle]="$(rss_max_mb VmRSS "${pids[@]}")"
     for (( r = 1; r <= RUNS; r++ )); do
@@ -172,7 +190,7 @@ measure() {
         fi
         iperf_run "$target" 4 >"$RIG_DIR/iperf.res"; read -r bits bytes <"$RIG_DIR/iperf.res"
         t4+=("$bits")
-        read -r got in < <(udp_pps "$target" "$iface")
+        read -r got in < <(udp_pps "$target")
         ud+=("$got"); ui+=("$in")
     done
     R[$mode.udp]="$(median "${ud[@]}")"
@@ -201,7 +219,7 @@ start_iperf_server() {
 
 run_raw() {
     log "raw veth: $RIG_CLIENT -> $RIG_GW_IP"
-    measure raw "$RIG_GW_IP" "$RIG_GW_IF"
+    measure raw "$RIG_GW_IP"
 }
 
 WG_G="${RIG_ID}wg" WG_C="${RIG_ID}wc"
@@ -238,7 +256,7 @@ run_wg() {
         { log "wireguard-go tunnel does not pass ping"; return 1; }
     local pids
     mapfile -t pids < <(rig_pids_by_comm "$RIG_GW" '^wireguard-go'; rig_pids_by_comm "$RIG_CLIENT" '^wireguard-go')
-    measure wg 10.99.0.1 "$WG_G" "${pids[@]}"
+    measure wg 10.99.0.1 "${pids[@]}"
     wg_stop
 }
 
@@ -262,7 +280,7 @@ run_jvpn() {
     local pids
     mapfile -t pids < <(rig_pids_by_comm "$RIG_GW" '^jvpn'; rig_pids_by_comm "$RIG_CLIENT" '^jvpn')
     [[ ${#pids[@]} -gt 0 ]] || log "jvpn: no daemon process found (CPU/RSS not measured)"
-    measure jvpn 10.77.0.1 "$JV_G" "${pids[@]+"${pids[@]}"}"
+    measure jvpn 10.77.0.1 "${pids[@]+"${pids[@]}"}"
     jvpn_stop
 }
 
@@ -312,7 +330,7 @@ for m in raw wg jvpn; do
         "$(kpps "${R[$m.udp]}")" "$(kpps "${R[$m.udpif]}")" "$(fmt "${R[$m.ping]}")" "$(fmt "${R[$m.pingload]}")" "$(fmt "${R[$m.cpu]}")" \
         "$(fmt "${R[$m.rss_idle]:-}")" "$(fmt "${R[$m.rss]}")"
 done
-echo "(UDP64: kpps that reached iperf3 / that the tunnel delivered into the gateway's interface; ping: average RTT,"
+echo "(UDP64: kpps that reached iperf3 / that the tunnel delivered to its socket (received + socket drops); ping: average RTT,"
 echo " idle and during the 1-stream run; RSS: MB, the larger daemon, VmRSS idle / VmHWM after load)"
 if [[ -n "${R[raw.ok]:-}" ]]; then
     for m in wg jvpn; do
