@@ -29,13 +29,14 @@ def send(host, port, count, size, gso):
     s.connect((host, port))
     if gso:
         s.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, size)
+    bodies = [body(i, size) for i in range(count)]  # made first: a burst leaves back to back
     for start in range(0, count, BURST):
-        n = min(BURST, count - start)
+        burst = bodies[start:start + BURST]
         if gso:
-            s.send(b"".join(body(start + k, size) for k in range(n)))
+            s.send(b"".join(burst))
         else:
-            for k in range(n):
-                s.send(body(start + k, size))
+            for b in burst:
+                s.send(b)
         time.sleep(0.001)
 
 

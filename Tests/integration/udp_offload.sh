@@ -44,10 +44,10 @@ flow() {
 
 step "with USO"
 up
-rig_output_has "TUN offload on (TCP, UDP)" cat "/run/jvpn/$GW.log" || fail "gateway TUN without USO on this kernel ($(uname -r))"
+rig_output_has "TUN offload on \\(TCP, UDP\\)" cat "/run/jvpn/$GW.log" || fail "gateway TUN without USO on this kernel ($(uname -r))"
 for host in 10.77.0.1 fd77::1; do
     flow "$host" 9000
-    (( WRITES < COUNT / 2 )) || fail "$host: $WRITES TUN writes for $COUNT datagrams: not coalesced"
+    (( WRITES < COUNT * 3 / 4 )) || fail "$host: $WRITES TUN writes for $COUNT datagrams: not coalesced"
 done
 flow 10.77.0.1 9001 gso
 (( READS < COUNT / 2 )) || fail "UDP_SEGMENT: $READS TUN reads for $COUNT datagrams: no super-packets"
@@ -55,7 +55,7 @@ down
 
 step "without USO (JVPN_NO_USO=1)"
 up JVPN_NO_USO=1
-rig_output_has "TUN offload on (TCP)" cat "/run/jvpn/$GW.log" || fail "gateway log does not say TCP-only offload"
+rig_output_has "TUN offload on \\(TCP\\)" cat "/run/jvpn/$GW.log" || fail "gateway log does not say TCP-only offload"
 flow 10.77.0.1 9002
 (( WRITES >= COUNT )) || fail "$WRITES TUN writes for $COUNT datagrams without USO"
 flow fd77::1 9003 gso
