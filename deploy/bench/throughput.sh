@@ -154,7 +154,7 @@ try:
     print(received, delivered)
 except Exception as e:
     print("iperf3 UDP output not parsable: %s" % e, file=sys.stderr); print("nan nan")
-' "$f" "$p0" "$p1"
+' "$f" "$d0" "$d1"
 }
 
 ping_avg() {   # ping_avg TARGET [COUNT]: RTT average in ms of COUNT pings 20 ms apart
