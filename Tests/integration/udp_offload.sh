@@ -16,7 +16,7 @@ BURST="$TEST_DIR/udp_burst.py"
 COUNT=4000
 
 up() {
-    rig_exec "$RIG_GW" env "$@" "$JVPN_BIN" up "$RIG_DIR/gw.conf" || fail "gateway up failed: $(cat /run/jvpn/$GW.log)"
+    rig_exec "$RIG_GW" env "$@" "$JVPN_BIN" up "$RIG_DIR/gw.conf" || fail "gateway up failed: $(cat "/run/jvpn/$GW.log")"
     rig_exec "$RIG_CLIENT" env "$@" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait 10 || fail "client up failed"
     rig_exec "$RIG_CLIENT" ping -c 1 -W 2 10.77.0.1 >/dev/null || fail "ping 10.77.0.1"
 }
@@ -35,7 +35,7 @@ flow() {
     rig_exec "$RIG_GW" python3 "$BURST" recv "$host" "$port" "$COUNT" 64 3 >"$out" &
     local rpid=$!
     rig_wait_for "rig_output_has ':$port ' rig_exec $RIG_GW ss -uln" 5 || fail "receiver on $port did not start"
-    rig_exec "$RIG_CLIENT" python3 "$BURST" send "$host" "$port" "$COUNT" 64 $gso || fail "sender to $host failed"
+    rig_exec "$RIG_CLIENT" python3 "$BURST" send "$host" "$port" "$COUNT" 64 ${gso:+"$gso"} || fail "sender to $host failed"
     wait "$rpid" || fail "receiver on $port failed"
     WRITES=$(( $(stat_of "$RIG_GW" "$GW" rx_packets) - w0 )); READS=$(( $(stat_of "$RIG_CLIENT" "$CL" tx_packets) - r0 ))
     echo "    $host $gso: $(cat "$out"); gateway TUN writes $WRITES, client TUN reads $READS"
