@@ -26,24 +26,7 @@ public enum Coalescer {
     /// IPv6 without extension headers, only ACK or PSH|ACK set, non-empty payload).
     @inlinable
     public static func parse(_ p: UnsafeRawPointer, _ length: Int) -> Segment? {
-        guard length >= 40 else { return nil }
-        let v = p.load(as: UInt8.self) >> 4
-        let ipLen: Int
-        let isV6: Bool
-        if v == 4 {
-            guard p.load(as: UInt8.self) == 0x45, p.load(fromByteOffset: 9, as: UInt8.self) == 6,
-                  Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))) == length,
-                  UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0x3fff == 0 else { return nil }
-            ipLen = 20
-            isV6 = false
-        } else if v == 6 {
-            guard length >= 60, p.load(fromByteOffset: 6, as: UInt8.self) == 6,
-                  Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt16.self))) + 40 == length else { return nil }
-            ipLen = 40
-            isV6 = true
-        } else {
-            return nil
-        }
+        guard let (ipLen, isV6) = PlainIPHeader.parse(p, length, proto: 6), length >= ipLen + 20 else { return nil }
         let tcpLen = Int(p.load(fromByteOffset: ipLen + 12, as: UInt8.self) >> 4) * 4
         let flags = p.load(fromByteOffset: ipLen + 13, as: UInt8.self)
         guard tcpLen >= 20, ipLen + tcpLen < length, flags == 0x10 || flags == 0x18 else { return nil }
@@ -104,13 +87,7 @@ public enum Coalescer {
             lastFlags = s.flags
         }
         let ipLen = first.ipLength
-        if first.isV6 {
-            pkt.storeBytes(of: UInt16(off - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
-        } else {
-            pkt.storeBytes(of: UInt16(off).bigEndian, toByteOffset: 2, as: UInt16.self)
-            pkt.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
-            pkt.storeBytes(of: Checksum.finish(Checksum.sum(pkt, 20)).bigEndian, toByteOffset: 10, as: UInt16.self)
-        }
+        PlainIPHeader.rewrite(pkt, totalLength: off, headerLength: ipLen, isV6: first.isV6)
         pkt.storeBytes(of: lastFlags, toByteOffset: ipLen + 13, as: UInt8.self)
         // NEEDS_CSUM: the field holds the pseudo-header sum; the kernel adds the rest.
         let pseudo = Checksum.fold(Checksum.pseudoHeader(ip: pkt, isV6: first.isV6, proto: 6, l4Length: off - ipLen))

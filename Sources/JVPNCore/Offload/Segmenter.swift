@@ -64,14 +64,7 @@ public enum Segmenter {
             d.copyMemory(from: packet, byteCount: hdrLen)
             (d + hdrLen).copyMemory(from: packet + hdrLen + off, byteCount: segPayload)
             let total = hdrLen + segPayload
-            if isV6 {
-                d.storeBytes(of: UInt16(total - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
-            } else {
-                d.storeBytes(of: UInt16(total).bigEndian, toByteOffset: 2, as: UInt16.self)
-                d.storeBytes(of: (id0 &+ UInt16(truncatingIfNeeded: i)).bigEndian, toByteOffset: 4, as: UInt16.self)
-                d.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
-                d.storeBytes(of: Checksum.finish(Checksum.sum(d, ipLen)).bigEndian, toByteOffset: 10, as: UInt16.self)
-            }
+            PlainIPHeader.rewrite(d, totalLength: total, headerLength: ipLen, isV6: isV6, id: id0 &+ UInt16(truncatingIfNeeded: i))
             d.storeBytes(of: (seq0 &+ UInt32(off)).bigEndian, toByteOffset: ipLen + 4, as: UInt32.self)
             // FIN and PSH only on the last segment, CWR only on the first.
             var f = flags0
@@ -110,14 +103,7 @@ public enum Segmenter {
             d.copyMemory(from: packet, byteCount: hdrLen)
             (d + hdrLen).copyMemory(from: packet + hdrLen + off, byteCount: segPayload)
             let total = hdrLen + segPayload
-            if isV6 {
-                d.storeBytes(of: UInt16(total - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
-            } else {
-                d.storeBytes(of: UInt16(total).bigEndian, toByteOffset: 2, as: UInt16.self)
-                d.storeBytes(of: (id0 &+ UInt16(truncatingIfNeeded: i)).bigEndian, toByteOffset: 4, as: UInt16.self)
-                d.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
-                d.storeBytes(of: Checksum.finish(Checksum.sum(d, ipLen)).bigEndian, toByteOffset: 10, as: UInt16.self)
-            }
+            PlainIPHeader.rewrite(d, totalLength: total, headerLength: ipLen, isV6: isV6, id: id0 &+ UInt16(truncatingIfNeeded: i))
             let l4 = total - ipLen
             d.storeBytes(of: UInt16(l4).bigEndian, toByteOffset: ipLen + 4, as: UInt16.self)
             d.storeBytes(of: UInt16(0), toByteOffset: ipLen + 6, as: UInt16.self)

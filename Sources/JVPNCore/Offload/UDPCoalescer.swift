@@ -37,26 +37,8 @@ public enum UDPCoalescer {
     /// UDP lengths agree with `length`, the payload is not empty).
     @inlinable
     public static func parse(_ p: UnsafeRawPointer, _ length: Int) -> Datagram? {
-        guard length >= 29 else { return nil }
-        let v = p.load(as: UInt8.self) >> 4
-        let ipLen: Int
-        let isV6: Bool
-        if v == 4 {
-            // IHL 5, protocol UDP, total length, MF clear and fragment offset 0 (DF may be set)
-            guard p.load(as: UInt8.self) == 0x45, p.load(fromByteOffset: 9, as: UInt8.self) == 17,
-                  Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))) == length,
-                  UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0x3fff == 0 else { return nil }
-            ipLen = 20
-            isV6 = false
-        } else if v == 6 {
-            guard length >= 49, p.load(fromByteOffset: 6, as: UInt8.self) == 17,
-                  Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt16.self))) + 40 == length else { return nil }
-            ipLen = 40
-            isV6 = true
-        } else {
-            return nil
-        }
-        guard Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ipLen + 4, as: UInt16.self))) == length - ipLen,
+        guard let (ipLen, isV6) = PlainIPHeader.parse(p, length, proto: 17), length >= ipLen + 9,
+              Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ipLen + 4, as: UInt16.self))) == length - ipLen,
               p.loadUnaligned(fromByteOffset: ipLen + 6, as: UInt16.self) != 0 else { return nil }
         return Datagram(ipLength: ipLen, payloadLength: length - ipLen - 8, isV6: isV6)
     }
@@ -120,13 +102,7 @@ public enum UDPCoalescer {
             off += d.payloadLength
         }
         let ipLen = first.ipLength
-        if first.isV6 {
-            pkt.storeBytes(of: UInt16(off - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
-        } else {
-            pkt.storeBytes(of: UInt16(off).bigEndian, toByteOffset: 2, as: UInt16.self)
-            pkt.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
-            pkt.storeBytes(of: Checksum.finish(Checksum.sum(pkt, 20)).bigEndian, toByteOffset: 10, as: UInt16.self)
-        }
+        PlainIPHeader.rewrite(pkt, totalLength: off, headerLength: ipLen, isV6: first.isV6)
         let l4 = off - ipLen
         pkt.storeBytes(of: UInt16(l4).bigEndian, toByteOffset: ipLen + 4, as: UInt16.self)
         // NEEDS_CSUM: the field holds the pseudo-header sum over the whole UDP length; the kernel

@@ -1,0 +1,38 @@
+/// The IP header work TCP and UDP offload share: which packets merging may touch, and the header of
+/// a packet glued into or cut from a super-packet.
+public enum PlainIPHeader {
+    /// The IP header length and family of a packet carrying `proto` that merging may touch: IPv4
+    /// with no options and not a fragment (DF may be set), IPv6 with no extension header, and its
+    /// length field agreeing with `length`. The caller checks the transport header fits.
+    @inlinable
+    public static func parse(_ p: UnsafeRawPointer, _ length: Int, proto: UInt8) -> (length: Int, isV6: Bool)? {
+        guard length >= 20 else { return nil }
+        switch p.load(as: UInt8.self) >> 4 {
+        case 4:
+            guard p.load(as: UInt8.self) == 0x45, p.load(fromByteOffset: 9, as: UInt8.self) == proto,
+                  Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self))) == length,
+                  UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0x3fff == 0 else { return nil }
+            return (20, false)
+        case 6:
+            guard length >= 40, p.load(fromByteOffset: 6, as: UInt8.self) == proto,
+                  Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt16.self))) + 40 == length else { return nil }
+            return (40, true)
+        default:
+            return nil
+        }
+    }
+
+    /// Sets the length fields of the IP header at `p` for a packet of `totalLength` bytes; on IPv4
+    /// also the id when given, then the header checksum.
+    @inlinable
+    public static func rewrite(_ p: UnsafeMutableRawPointer, totalLength: Int, headerLength: Int, isV6: Bool, id: UInt16? = nil) {
+        if isV6 {
+            p.storeBytes(of: UInt16(totalLength - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
+            return
+        }
+        p.storeBytes(of: UInt16(totalLength).bigEndian, toByteOffset: 2, as: UInt16.self)
+        if let id { p.storeBytes(of: id.bigEndian, toByteOffset: 4, as: UInt16.self) }
+        p.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
+        p.storeBytes(of: Checksum.finish(Checksum.sum(p, headerLength)).bigEndian, toByteOffset: 10, as: UInt16.self)
+    }
+}
