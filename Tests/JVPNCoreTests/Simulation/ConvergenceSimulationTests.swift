@@ -4,6 +4,7 @@ import XCTest
 /// Deterministic simulation of the control plane under faults. `JVPN_SIM_SEEDS=N` runs N random
 /// schedules (default 1200, what CI runs; deploy/bench/simulation.sh runs thousands more) from seed
 /// `JVPN_SIM_FIRST_SEED` (default 1); `JVPN_SIM_SEED=S` replays one with a trace.
+/// `JVPN_SIM_SCENARIO=budget` makes both use the spent-gateway-budget scenario.
 final class ConvergenceSimulationTests: XCTestCase {
     private func environment(_ name: String) -> String? {
         guard let v = getenv(name) else { return nil }
@@ -24,17 +25,24 @@ final class ConvergenceSimulationTests: XCTestCase {
     func testRandomSchedulesConverge() {
         let count = UInt64(environment("JVPN_SIM_SEEDS").flatMap { UInt64($0) } ?? 1200)
         let first = UInt64(environment("JVPN_SIM_FIRST_SEED").flatMap { UInt64($0) } ?? 1)
+        let scenario = chosenScenario()
         var outcomes: [Simulation.Outcome] = []
         for seed in first..<(first + count) {
-            var sim = Simulation(seed: seed)
+            var sim = Simulation(seed: seed, scenario: scenario)
             outcomes.append(sim.run())
         }
-        report(outcomes, "random")
+        report(outcomes, "\(scenario)")
+    }
+
+    /// `JVPN_SIM_SCENARIO=budget` runs or replays `lossyFlapsGatewayBudgetSpent` instead of the
+    /// random schedules.
+    private func chosenScenario() -> Simulation.Scenario {
+        environment("JVPN_SIM_SCENARIO") == "budget" ? .lossyFlapsGatewayBudgetSpent : .random
     }
 
     func testReplayOneSeed() throws {
         guard let s = environment("JVPN_SIM_SEED").flatMap({ UInt64($0) }) else { throw XCTSkip("set JVPN_SIM_SEED to replay a schedule") }
-        var sim = Simulation(seed: s, scenario: environment("JVPN_SIM_SCENARIO") == "budget" ? .lossyFlapsGatewayBudgetSpent : .random, tracing: true)
+        var sim = Simulation(seed: s, scenario: chosenScenario(), tracing: true)
         let o = sim.run()
         print((sim.trace + sim.client.journal).sorted { (Int($0.prefix { $0 != ":" }) ?? 0) < (Int($1.prefix { $0 != ":" }) ?? 0) }
             .joined(separator: "\n"))
