@@ -63,7 +63,11 @@ extension PacketPump {
         } else {
             written = tun.write(tooBigBuffer + VirtioNetHeader.size, length: n)
         }
-        if written { route.counters.tooBigSent.add(1, ordering: .relaxed) }
+        if written {
+            route.counters.tooBigSent.add(1, ordering: .relaxed)
+        } else {
+            droppedTunWrite.add(1, ordering: .relaxed)
+        }
     }
 
     /// IPv4 fragments straight into batch slots, each sealed.

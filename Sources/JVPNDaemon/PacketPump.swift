@@ -65,6 +65,9 @@ final class PacketPump: @unchecked Sendable {
     let droppedNoKey = Atomic<UInt64>(0)
     let droppedMalformed = Atomic<UInt64>(0)
     let droppedUnknownIndex = Atomic<UInt64>(0)
+    /// Opened packets (and our own ICMP errors) the kernel refused at the TUN: it is down, or
+    /// rejects what a peer sealed. Written only on a failure, so never per delivered packet.
+    let droppedTunWrite = Atomic<UInt64>(0)
     // Handshakes the receive thread turned away (malformed ones count in droppedMalformed).
     let droppedHandshakeBadMac1 = Atomic<UInt64>(0)
     let droppedHandshakeCookieLimited = Atomic<UInt64>(0)
@@ -319,7 +322,7 @@ final class PacketPump: @unchecked Sendable {
                 let base = i
                 let n = Coalescer.build(into: mergeBuffer, count: j - i, pointer: { UnsafeRawPointer(self.pendingPointers[base + $0]) },
                                         segment: { self.mergeSegments[$0] })
-                tun.write(mergeBuffer, length: n)
+                writeTun(mergeBuffer, length: n, packets: j - i)
             }
             i = j
         }
@@ -335,7 +338,7 @@ final class PacketPump: @unchecked Sendable {
         guard n >= 2 else { return writeSingleAt(i) }
         let size = UDPCoalescer.build(into: mergeBuffer, count: n, pointer: { UnsafeRawPointer(self.pendingPointers[i + $0]) },
                                       datagram: { self.mergeDatagrams[$0] })
-        tun.write(mergeBuffer, length: size)
+        writeTun(mergeBuffer, length: size, packets: n)
         return n
     }
 
@@ -349,7 +352,13 @@ final class PacketPump: @unchecked Sendable {
     private func writeSingle(_ body: UnsafeMutableRawPointer, _ length: Int) {
         let h = body - VirtioNetHeader.size
         h.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
-        tun.write(h, length: length + VirtioNetHeader.size)
+        writeTun(h, length: length + VirtioNetHeader.size, packets: 1)
+    }
+
+    /// One write to the TUN carrying `packets` opened packets; a refused one counts them all.
+    @inline(__always)
+    private func writeTun(_ buffer: UnsafeRawPointer, length: Int, packets: Int) {
+        if !tun.write(buffer, length: length) { droppedTunWrite.add(UInt64(packets), ordering: .relaxed) }
     }
 
     /// What a descriptor in the receive thread's epoll set is: the top byte of its tag.
@@ -578,10 +587,10 @@ final class PacketPump: @unchecked Sendable {
                 entry.counters.rxPackets.add(1, ordering: .relaxed)
                 return entry.peerIndex
             }
-            if tun.write(body, length: plain) {
-                entry.counters.rxBytes.add(UInt64(plain), ordering: .relaxed)
-                entry.counters.rxPackets.add(1, ordering: .relaxed)
-            }
+            // Counted as received either way, as with a TUN that takes offloads.
+            entry.counters.rxBytes.add(UInt64(plain), ordering: .relaxed)
+            entry.counters.rxPackets.add(1, ordering: .relaxed)
+            writeTun(body, length: plain, packets: 1)
             return entry.peerIndex
         }
     }
@@ -625,7 +634,7 @@ extension PacketPump {
     func dataPlaneStatus() -> JSONValue {
         func n(_ a: borrowing Atomic<UInt64>) -> JSONValue { JSONValue(a.load(ordering: .relaxed)) }
         return ["dropped": ["no_route": n(droppedNoRoute), "no_key": n(droppedNoKey), "unknown_index": n(droppedUnknownIndex),
-                            "control_queue_full": n(handshakes.facts.droppedFull)]]
+                            "control_queue_full": n(handshakes.facts.droppedFull), "tun_write": n(droppedTunWrite)]]
     }
 
     /// Status JSON's "handshakes": what the receive thread turned away and what the worker sent.

@@ -5,6 +5,8 @@
 # super-packet is one); a client-side sender using UDP_SEGMENT hands its TUN super-packets (its
 # tx_packets counts one per read) that the send path splits back into datagrams. With
 # JVPN_NO_USO=1 (what a kernel without USO gives) the same traffic arrives, one write per datagram.
+# A gateway TUN set down refuses writes: each refused packet (merged or not) is counted in
+# data_plane.dropped.tun_write, and the session carries traffic again once the TUN is up.
 . "$(dirname "$0")/lib.bash"
 rig_init
 rig_create_basic
@@ -51,6 +53,22 @@ for host in 10.77.0.1 fd77::1; do
 done
 flow 10.77.0.1 9001 gso
 (( READS < COUNT / 2 )) || fail "UDP_SEGMENT: $READS TUN reads for $COUNT datagrams: no super-packets"
+
+step "a TUN that refuses writes: each refused packet counted, the session goes on"
+tun_write_drops() { status_field "$RIG_GW" "$GW" "s['data_plane']['dropped']['tun_write']"; }
+d0=$(tun_write_drops) || fail "no data_plane.dropped.tun_write in the gateway's status"
+rig_exec "$RIG_GW" ip link set "$GW" down
+rig_exec "$RIG_CLIENT" python3 "$BURST" send 10.77.0.1 9004 "$COUNT" 64 || fail "sender failed"
+rig_exec "$RIG_CLIENT" ping -c 3 -i 0.2 -W 1 10.77.0.1 >/dev/null && fail "ping answered through a down TUN"
+expected=$(( d0 + COUNT + 3 )) # merged bursts count each datagram; each echo request is one write
+rig_wait_for "(( \$(tun_write_drops) >= $expected ))" 5 || fail "tun_write $(tun_write_drops), expected $expected"
+d1=$(tun_write_drops)
+(( d1 == expected )) || fail "tun_write $d1, expected $expected"
+echo "    refused while down: $(( d1 - d0 )) packets counted"
+rig_exec "$RIG_GW" ip link set "$GW" up
+rig_exec "$RIG_CLIENT" ping -c 1 -W 2 10.77.0.1 >/dev/null || fail "no ping once the TUN is up again"
+(( $(tun_write_drops) == d1 )) || fail "tun_write grew once the TUN was up"
+[[ "$(client_state)" == ATTACHED ]] || fail "client $(client_state) after the gateway's TUN came back"
 down
 
 step "without USO (JVPN_NO_USO=1)"
