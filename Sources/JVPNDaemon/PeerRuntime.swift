@@ -91,22 +91,24 @@ struct PeerReceiveState {
 /// once per batch (an atomic load), so no lock is taken per packet.
 final class DataPlaneSnapshot: @unchecked Sendable {
     let routes: AllowedIPsTable<Int>
-    let send: [PeerSendRoute?]
-    let receivers: [UInt32: ReceiverEntry]
+    /// By peer index.
+    let send: ChunkedSlots<PeerSendRoute>
+    /// By receiver index (our side's index of a keypair).
+    let receivers: ShardedIndexMap<ReceiverEntry>
     /// Transport sockets by index; nil where an uplink is absent (hot-plug fills it later).
     let sockets: [UDPSocket?]
     /// The cell's generation once published (set by `SnapshotCell.publish`, under its lock, before
     /// any packet thread can see this snapshot).
     fileprivate(set) var generation: UInt64 = 0
 
-    init(routes: AllowedIPsTable<Int>, send: [PeerSendRoute?], receivers: [UInt32: ReceiverEntry], sockets: [UDPSocket?]) {
+    init(routes: AllowedIPsTable<Int>, send: ChunkedSlots<PeerSendRoute>, receivers: ShardedIndexMap<ReceiverEntry>, sockets: [UDPSocket?]) {
         self.routes = routes
         self.send = send
         self.receivers = receivers
         self.sockets = sockets
     }
 
-    static let empty = DataPlaneSnapshot(routes: AllowedIPsTable<Int>(), send: [], receivers: [:], sockets: [])
+    static let empty = DataPlaneSnapshot(routes: AllowedIPsTable<Int>(), send: ChunkedSlots(), receivers: ShardedIndexMap(), sockets: [])
 }
 
 /// Published snapshot holder.

@@ -95,20 +95,18 @@ class SessionHost: @unchecked Sendable {
     //     confirmation, a key expiry or a binding change alters for that one peer.
     // `republish()` rebuilds both for every peer (start, reload, socket set, the client's changes).
     // `republish(peers:)` recomputes the views of the named peers only and patches them into copies
-    // of the published send array and receiver map; the table object is shared, not rebuilt. The
+    // of the published send slots and receiver map; the table object is shared, not rebuilt. The
     // packet threads are untouched by this: they still load one immutable snapshot per round.
-    // The patch still copies the send array and the receiver map (one buffer each, a retain per
-    // entry: a memcpy-like O(peers), no per-peer rebuild); making that O(peer) too needs a
-    // persistent (path-copying) receiver map and per-peer route slots.
+    // The copies share storage with the published ones: a patch copies the 64-peer chunk of each
+    // changed peer's send slot and the shard of each receiver index it adds or removes (about
+    // entries / 64), not the whole array and map.
 
     /// Builds and publishes the data-plane view for every peer. Called under `lock` after a change
     /// of the peer set, their AllowedIPs, or the socket set (and by the client after any change).
     func republish() {
         var table = AllowedIPsTable<Int>()
-        var send: [PeerSendRoute?] = []
-        send.reserveCapacity(peers.count)
-        var receivers: [UInt32: ReceiverEntry] = [:]
-        receivers.reserveCapacity(peers.count * 2)
+        var send = ChunkedSlots<PeerSendRoute>()
+        var receivers = ShardedIndexMap<ReceiverEntry>()
         views.removeAll(keepingCapacity: true)
         for p in peers {
             if !p.removed {
@@ -117,7 +115,7 @@ class SessionHost: @unchecked Sendable {
             let v = dataView(of: p)
             views.append(v)
             send.append(v.send)
-            for r in v.receivers { receivers[r.index] = r.entry }
+            for r in v.receivers { receivers.set(r.entry, for: r.index) }
         }
         routes = table
         snapshot.publish(DataPlaneSnapshot(routes: table, send: send, receivers: receivers, sockets: sockets))
@@ -139,20 +137,20 @@ class SessionHost: @unchecked Sendable {
         // All removals before any insertion: an index freed by one changed peer may already be
         // another changed peer's.
         for i in changed {
-            for r in views[i].receivers where receivers[r.index]?.peerIndex == i { receivers[r.index] = nil }
+            for r in views[i].receivers where receivers[r.index]?.peerIndex == i { receivers.remove(r.index) }
         }
         for i in changed {
             let v = dataView(of: peers[i])
             views[i] = v
             send[i] = v.send
-            for r in v.receivers { receivers[r.index] = r.entry }
+            for r in v.receivers { receivers.set(r.entry, for: r.index) }
         }
         snapshot.publish(DataPlaneSnapshot(routes: routes, send: send, receivers: receivers, sockets: sockets))
         pump?.socketsChanged()
     }
 
     /// Runs `body` (under `lock`) with every `republish(peers:)` in it collected into one
-    /// publication at its end: a batch of control facts costs one copy of the send array and the
+    /// publication at its end: a batch of control facts costs one patch of the send slots and the
     /// receiver map, not one per fact.
     func publishingOnce(_ body: () -> Void) {
         guard collected == nil else { return body() } // inside another: its end publishes

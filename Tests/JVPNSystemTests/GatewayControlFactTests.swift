@@ -35,7 +35,7 @@ final class GatewayControlFactTests: XCTestCase {
         let (message, _) = try Handshake.makeInitiation(local: clientKey, remote: gatewayKey.publicKey, sessionID: session,
                                                         localIndex: 7, timestamp: Timestamp12(unixNanoseconds: Clock.wallNanoseconds()))
         message.withUnsafeBytes { gw.handleHandshake($0, from: from) }
-        let unconfirmed = gw.snapshot.load().receivers.values.filter { $0.peerIndex == 0 && $0.isUnconfirmed }
+        let unconfirmed = gw.snapshot.load().receivers.map(\.value).filter { $0.peerIndex == 0 && $0.isUnconfirmed }
         XCTAssertEqual(unconfirmed.count, 1)
         return try XCTUnwrap(unconfirmed.first?.keypair)
     }

@@ -57,7 +57,7 @@ final class HandshakeWorkerTests: XCTestCase {
         let sender = try UDPSocket(family: AF_INET, localAddress: SocketAddress(addressBytes: [127, 0, 0, 1], port: 0))
         let receiver = try UDPSocket(family: AF_INET, localAddress: SocketAddress(addressBytes: [127, 0, 0, 1], port: 0))
         let cell = SnapshotCell()
-        cell.publish(DataPlaneSnapshot(routes: AllowedIPsTable<Int>(), send: [], receivers: [:], sockets: [sender]))
+        cell.publish(DataPlaneSnapshot(routes: AllowedIPsTable<Int>(), send: ChunkedSlots(), receivers: ShardedIndexMap(), sockets: [sender]))
         let worker = HandshakeWorker(snapshot: cell, replyCapacity: 8) { _, _ in }
         try worker.start()
         defer { worker.shutdown() }

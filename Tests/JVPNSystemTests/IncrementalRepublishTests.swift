@@ -26,7 +26,9 @@ final class IncrementalRepublishTests: XCTestCase {
 
     /// Receiver index -> (peer, keys, unconfirmed) of the published snapshot.
     private func receivers(_ host: SessionHost) -> [UInt32: String] {
-        host.snapshot.load().receivers.mapValues { "\($0.peerIndex) \(ObjectIdentifier($0.keypair).hashValue) \($0.isUnconfirmed)" }
+        Dictionary(uniqueKeysWithValues: host.snapshot.load().receivers.map { r in
+            (r.key, "\(r.value.peerIndex) \(ObjectIdentifier(r.value.keypair).hashValue) \(r.value.isUnconfirmed)")
+        })
     }
 
     func testOnePeersRekeyPublishesWhatAFullRebuildWould() throws {

@@ -73,7 +73,9 @@ enum SendPathFixture {
 
     static func snapshot(_ kp: Keypair, _ socket: UDPSocket, _ to: SocketAddress) -> DataPlaneSnapshot {
         let route = PeerSendRoute(keypair: kp, transport: socket, destination: to, counters: PeerCounters(), maxInnerPacket: Int.max)
-        return DataPlaneSnapshot(routes: routes, send: [route], receivers: [:], sockets: [socket])
+        var send = ChunkedSlots<PeerSendRoute>()
+        send.append(route)
+        return DataPlaneSnapshot(routes: routes, send: send, receivers: ShardedIndexMap(), sockets: [socket])
     }
 
     /// A client's pump on `tun`, its snapshot sending with `kp` on `socket` to `to`; the cell lets a
