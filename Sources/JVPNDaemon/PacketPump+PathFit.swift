@@ -26,6 +26,14 @@ extension PacketPump {
         case .send(let fitted):
             queueSegments(batch, pkt, len, fitted, route, &batchTransport)
         case .fragment:
+            // Each fragment carries a piece of the L4 checksum's coverage: finish it first if the
+            // kernel left it partial (the packet sits in the send thread's own read buffer).
+            do {
+                try Segmenter.completeChecksum(UnsafeMutableRawPointer(mutating: pkt), length: len, header: h)
+            } catch {
+                droppedTunMalformed.add(1, ordering: .relaxed)
+                return
+            }
             queueFragments(batch, pkt, len, route, &batchTransport)
         case .drop:
             break
@@ -41,7 +49,6 @@ extension PacketPump {
             tellSenderTooBig(pkt, len, route)
             return .send(smaller)
         case .fragment:
-            route.counters.fragmented.add(1, ordering: .relaxed)
             return .fragment
         case .tooBig:
             route.counters.droppedTooBig.add(1, ordering: .relaxed)
@@ -79,16 +86,24 @@ extension PacketPump {
         }
         batchTransport = route.transport
         let base = batch.count
+        var keysExhausted = false, sealFailed = false
         do {
             let produced = try IPv4Fragmenter.fragment(pkt, length: len, maxPacket: route.maxInnerPacket, maxFragments: batch.capacity - base,
                                             destination: { batch.payload(base + $0) + Frame.headerLength },
                                             emit: { i, l in
-                                                guard let counter = route.keypair.nextCounter() else { return }
-                                                self.sealAndQueue(batch, index: base + i, length: l, route: route, counter: counter)
+                                                guard let counter = route.keypair.nextCounter() else { keysExhausted = true; return }
+                                                if !self.sealAndQueue(batch, index: base + i, length: l, route: route, counter: counter) {
+                                                    sealFailed = true
+                                                }
                                             })
-            if batch.count != base + produced { batch.count = base } // keys exhausted mid-way: drop it all
+            if keysExhausted || sealFailed || batch.count != base + produced { // mid-way: drop it all
+                if keysExhausted { droppedNoKey.add(1, ordering: .relaxed) }
+                batch.count = base
+                return
+            }
+            route.counters.fragmented.add(1, ordering: .relaxed)
         } catch {
-            droppedMalformed.add(1, ordering: .relaxed)
+            droppedTunMalformed.add(1, ordering: .relaxed)
             batch.count = base
         }
     }

@@ -69,7 +69,7 @@ extension PacketPump {
     }
 
     /// Reads a ready connection (a bounded number of rounds) and passes on its whole frames.
-    func serviceStream(_ c: TcpConnection, snap: DataPlaneSnapshot) {
+    func serviceStream(_ c: TcpConnection, snap: inout DataPlaneSnapshot, generation: inout UInt64) {
         var rounds = 0
         while rounds < 16 {
             rounds += 1
@@ -83,7 +83,7 @@ extension PacketPump {
                 return
             case .bytes(let n):
                 c.filled += n
-                guard parseStream(c, snap: snap) else { return }
+                guard parseStream(c, snap: &snap, generation: &generation) else { return }
                 // A full read on an authenticated connection: bulk traffic, read more at a time.
                 if n == room && c.authenticated { c.grow() }
                 if n < room { return }
@@ -93,7 +93,7 @@ extension PacketPump {
 
     /// Every whole frame in the buffer goes to `receiveOne`; false when the stream broke the
     /// framing (the connection is closed then, never the session).
-    private func parseStream(_ c: TcpConnection, snap: DataPlaneSnapshot) -> Bool {
+    private func parseStream(_ c: TcpConnection, snap: inout DataPlaneSnapshot, generation: inout UInt64) -> Bool {
         var offset = 0
         var frames = 0
         var authenticatedPeer: Int?
@@ -103,7 +103,9 @@ extension PacketPump {
         parsing: while true {
             switch StreamFraming.next(c.buffer, offset: offset, count: c.filled, maxFrame: maxFrame) {
             case .frame(let start, let length):
-                if let peer = receiveOne(c.buffer + start, length, from: c.address, snap: snap) { authenticatedPeer = peer }
+                if let peer = receiveOne(c.buffer + start, length, from: c.address, snap: &snap, generation: &generation) {
+                    authenticatedPeer = peer
+                }
                 offset = start + length
                 frames += 1
             case .needMore(let total):

@@ -63,7 +63,13 @@ final class PacketPump: @unchecked Sendable {
 
     let droppedNoRoute = Atomic<UInt64>(0)
     let droppedNoKey = Atomic<UInt64>(0)
+    /// Received datagrams too short, too long or of no known type (shown with the handshakes).
     let droppedMalformed = Atomic<UInt64>(0)
+    /// Packets read from the TUN that could not be segmented or fragmented (a virtio_net_hdr or
+    /// headers that do not add up).
+    let droppedTunMalformed = Atomic<UInt64>(0)
+    /// Packets dropped because sealing one of their frames failed (the AEAD refused).
+    let droppedSealFailed = Atomic<UInt64>(0)
     let droppedUnknownIndex = Atomic<UInt64>(0)
     /// Opened packets (and our own ICMP errors) the kernel refused at the TUN: it is down, or
     /// rejects what a peer sealed. Written only on a failure, so never per delivered packet.
@@ -232,6 +238,7 @@ final class PacketPump: @unchecked Sendable {
             let base = batch.count
             let room = batch.capacity - base
             let produced: Int
+            var keysExhausted = false, sealFailed = false
             do {
                 produced = try Segmenter.segment(pkt, length: len, header: h, firstSegment: first, maxSegments: room,
                                                  capacity: slotSize - Frame.overhead,
@@ -241,16 +248,18 @@ final class PacketPump: @unchecked Sendable {
                                                          self.clampMss(batch.payload(base + i) + Frame.headerLength, l, route.maxInnerPacket,
                                                                        route.counters)
                                                      }
-                                                     guard let counter = route.keypair.nextCounter() else { return }
-                                                     self.sealAndQueue(batch, index: base + i, length: l, route: route, counter: counter)
+                                                     guard let counter = route.keypair.nextCounter() else { keysExhausted = true; return }
+                                                     if !self.sealAndQueue(batch, index: base + i, length: l, route: route, counter: counter) {
+                                                         sealFailed = true
+                                                     }
                                                  })
             } catch {
-                droppedMalformed.add(1, ordering: .relaxed)
+                droppedTunMalformed.add(1, ordering: .relaxed)
                 batch.count = base
                 return
             }
-            if batch.count != base + produced { // keys exhausted mid-way: drop it all
-                droppedNoKey.add(1, ordering: .relaxed)
+            if keysExhausted || sealFailed || batch.count != base + produced { // mid-way: drop it all
+                if keysExhausted { droppedNoKey.add(1, ordering: .relaxed) }
                 batch.count = base
                 return
             }
@@ -268,16 +277,25 @@ final class PacketPump: @unchecked Sendable {
         }
     }
 
+    /// Seals the packet in slot `index` and makes it the batch's last; false (counted, not queued)
+    /// if the AEAD refused.
     @inline(__always)
-    func sealAndQueue(_ batch: DatagramBatch, index: Int, length: Int, route: PeerSendRoute, counter: UInt64) {
+    func sealAndQueue(_ batch: DatagramBatch, index: Int, length: Int, route: PeerSendRoute, counter: UInt64) -> Bool {
         // sealInPlace
         let total = Frame.seal(type: .data, receiverIndex: route.keypair.remoteIndex, counter: counter,
                                key: route.keypair, buffer: batch.payload(index), plaintextLength: length)
+        // Not queued: the caller drops the packet whole (an empty slot would shift every later
+        // frame of a UDP GSO burst).
+        guard total > 0 else {
+            droppedSealFailed.add(1, ordering: .relaxed)
+            return false
+        }
         batch.lengths[index] = total
         batch.addresses[index] = route.destination
         batch.count = index + 1
         route.counters.txBytes.add(UInt64(length), ordering: .relaxed)
         route.counters.txPackets.add(1, ordering: .relaxed)
+        return true
     }
 
     // MARK: receive
@@ -422,7 +440,7 @@ final class PacketPump: @unchecked Sendable {
                 case WatchTag.listener:
                     if Int(value) < listeners.count { acceptStreams(listeners[Int(value)]) }
                 case WatchTag.stream:
-                    if let c = watchedStreams[value] { serviceStream(c, snap: snap) }
+                    if let c = watchedStreams[value] { serviceStream(c, snap: &snap, generation: &generation) }
                 default:
                     break
                 }
@@ -447,12 +465,7 @@ final class PacketPump: @unchecked Sendable {
         var rounds = 0
         while rounds < 16 {
             rounds += 1
-            let g = snapshot.generation.load(ordering: .acquiring)
-            if g != generation {
-                generation = g
-                snap = snapshot.load()
-                confirmQueued = nil
-            }
+            refreshSnapshot(&snap, generation: &generation)
             let n = (try? batch.receive(from: socket)) ?? 0
             if n == 0 { break }
             for i in 0..<n {
@@ -462,13 +475,26 @@ final class PacketPump: @unchecked Sendable {
                 let source = TransportAddress(via: .udp(socket: index), address: batch.addresses[i])
                 var off = 0
                 while off < total && step > 0 { // splitGRO: same-size frames back to back
-                    receiveOne(p + off, min(step, total - off), from: source, snap: snap)
+                    receiveOne(p + off, min(step, total - off), from: source, snap: &snap, generation: &generation)
                     off += step
                 }
             }
             finishReceiveBatch()
             if n < batch.capacity { break }
         }
+    }
+
+    /// Moves the receive thread's `snap` to the published one if a newer exists; returns whether it
+    /// did. An atomic load when nothing changed.
+    @inline(__always)
+    @discardableResult
+    private func refreshSnapshot(_ snap: inout DataPlaneSnapshot, generation: inout UInt64) -> Bool {
+        let g = snapshot.generation.load(ordering: .acquiring)
+        guard g != generation else { return false }
+        generation = g
+        snap = snapshot.load()
+        confirmQueued = nil
+        return true
     }
 
     /// After a batch of frames: coalesced writes into the TUN, and a wake for the worker if cookie
@@ -512,7 +538,8 @@ final class PacketPump: @unchecked Sendable {
     /// and freshness passed), nil otherwise.
     @inline(__always)
     @discardableResult
-    func receiveOne(_ p: UnsafeMutableRawPointer, _ len: Int, from source: TransportAddress, snap: DataPlaneSnapshot) -> Int? {
+    func receiveOne(_ p: UnsafeMutableRawPointer, _ len: Int, from source: TransportAddress, snap: inout DataPlaneSnapshot,
+                    generation: inout UInt64) -> Int? {
         guard len > 0, len <= slotSize - 64, let type = Frame.classify(UnsafeRawPointer(p).load(as: UInt8.self)) else {
             droppedMalformed.add(1, ordering: .relaxed)
             return nil
@@ -529,7 +556,12 @@ final class PacketPump: @unchecked Sendable {
         case .initiation, .response, .cookieReply:
             return nil
         case .data, .control:
-            guard let entry = snap.receivers[header.receiverIndex] ?? snapshot.receiverNewer(than: snap, index: header.receiverIndex) else {
+            // An index this round's snapshot does not know may be of keys published since (a
+            // handshake answered while this thread was busy): the thread moves to the newer
+            // snapshot once, so a flood of unknown indexes costs an atomic load each, not a lock.
+            var found = snap.receivers[header.receiverIndex]
+            if found == nil, refreshSnapshot(&snap, generation: &generation) { found = snap.receivers[header.receiverIndex] }
+            guard let entry = found else {
                 droppedUnknownIndex.add(1, ordering: .relaxed)
                 return nil
             }
@@ -634,7 +666,8 @@ extension PacketPump {
     func dataPlaneStatus() -> JSONValue {
         func n(_ a: borrowing Atomic<UInt64>) -> JSONValue { JSONValue(a.load(ordering: .relaxed)) }
         return ["dropped": ["no_route": n(droppedNoRoute), "no_key": n(droppedNoKey), "unknown_index": n(droppedUnknownIndex),
-                            "control_queue_full": n(handshakes.facts.droppedFull), "tun_write": n(droppedTunWrite)]]
+                            "control_queue_full": n(handshakes.facts.droppedFull), "tun_write": n(droppedTunWrite),
+                            "tun_malformed": n(droppedTunMalformed), "seal_failed": n(droppedSealFailed)]]
     }
 
     /// Status JSON's "handshakes": what the receive thread turned away and what the worker sent.

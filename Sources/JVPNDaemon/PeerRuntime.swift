@@ -97,9 +97,6 @@ final class DataPlaneSnapshot: @unchecked Sendable {
     let receivers: ShardedIndexMap<ReceiverEntry>
     /// Transport sockets by index; nil where an uplink is absent (hot-plug fills it later).
     let sockets: [UDPSocket?]
-    /// The cell's generation once published (set by `SnapshotCell.publish`, under its lock, before
-    /// any packet thread can see this snapshot).
-    fileprivate(set) var generation: UInt64 = 0
 
     init(routes: AllowedIPsTable<Int>, send: ChunkedSlots<PeerSendRoute>, receivers: ShardedIndexMap<ReceiverEntry>, sockets: [UDPSocket?]) {
         self.routes = routes
@@ -119,19 +116,12 @@ final class SnapshotCell: @unchecked Sendable {
 
     func publish(_ s: DataPlaneSnapshot) {
         lock.withLock {
-            s.generation = generation.load(ordering: .relaxed) &+ 1
+            // A thread that sees the new generation then loads (under this lock) gets `s` or newer.
             current = s
-            generation.store(s.generation, ordering: .releasing)
+            generation.store(generation.load(ordering: .relaxed) &+ 1, ordering: .releasing)
         }
     }
 
     func load() -> DataPlaneSnapshot { lock.withLock { current } }
 
-    /// A receiver index that `stale` does not know, looked up in the snapshot published since, if
-    /// any: keys can be published (and their handshake answered) while a packet thread still works
-    /// on an older snapshot. An atomic load when nothing newer exists; the lock only when it does.
-    func receiverNewer(than stale: DataPlaneSnapshot, index: UInt32) -> ReceiverEntry? {
-        guard generation.load(ordering: .acquiring) != stale.generation else { return nil }
-        return load().receivers[index]
-    }
 }

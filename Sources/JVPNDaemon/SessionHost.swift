@@ -266,7 +266,7 @@ class SessionHost: @unchecked Sendable {
         guard n > 0 else { return false }
         let total = Frame.seal(type: .control, receiverIndex: kp.remoteIndex, counter: counter, key: kp,
                                buffer: controlBuffer, plaintextLength: n)
-        guard let (t, destination) = transport(for: to) else { return false }
+        guard total > 0, let (t, destination) = transport(for: to) else { return false }
         return t.sendOne(controlBuffer, length: total, to: destination)
     }
 

@@ -294,5 +294,39 @@ final class PathFitTests: XCTestCase {
         XCTAssertEqual(again.map { (Int($0[6]) << 8 | Int($0[7])) & 0x1fff }, [100, 100 + 72])
         XCTAssertTrue(again.allSatisfy { $0[6] & 0x20 != 0 }, "the last keeps the original's MF")
         XCTAssertThrowsError(try fragments(udp(v6: false, payload: 1400, df: true), max: 576), "DF is never fragmented")
+        // A fragment whose data would end past offset 65,535 has no place in any datagram.
+        let late = ipv4(proto: 17, payload: Array(body[0..<1000]), df: false, fragment: 0x2000 | 0x1f90)
+        XCTAssertThrowsError(try fragments(late, max: 600)) { XCTAssertEqual($0 as? Segmenter.Failure, .malformed) }
+    }
+
+    /// A datagram the kernel handed over with its UDP checksum left partial (checksum offload) is
+    /// finished before it is cut: the reassembled datagram's checksum is valid.
+    func testAPartialChecksumIsFinishedBeforeFragmenting() throws {
+        var p = udp(v6: false, payload: 1400, df: false)
+        // What the kernel leaves: the pseudo-header sum, not complemented, in the UDP checksum field.
+        let pseudo = p.withUnsafeBytes { Checksum.fold(Checksum.pseudoHeader(ip: $0.baseAddress!, isV6: false, proto: 17, l4Length: 1408)) }
+        p[26] = UInt8(pseudo >> 8)
+        p[27] = UInt8(pseudo & 0xff)
+        var h = VirtioNetHeader()
+        h.flags = VirtioNetHeader.needsChecksum
+        h.checksumStart = 20
+        h.checksumOffset = 6
+        try p.withUnsafeMutableBytes { try Segmenter.completeChecksum($0.baseAddress!, length: $0.count, header: h) }
+        var datagram = [UInt8](repeating: 0, count: 1408)
+        for f in try fragments(p, max: 576) {
+            let offset = ((Int(f[6]) << 8 | Int(f[7])) & 0x1fff) * 8
+            datagram.replaceSubrange(offset..<(offset + f.count - 20), with: f[20...])
+        }
+        let valid = p.withUnsafeBytes { ip in
+            datagram.withUnsafeBytes { d in
+                Checksum.fold(Checksum.sum(d.baseAddress!, d.count,
+                                           initial: Checksum.pseudoHeader(ip: ip.baseAddress!, isV6: false, proto: 17, l4Length: 1408)))
+            }
+        }
+        XCTAssertEqual(valid, 0xffff, "the reassembled datagram's UDP checksum")
+        XCTAssertEqual(Array(datagram[8...]), (0..<1400).map { UInt8(truncatingIfNeeded: $0) })
+        // A header pointing past the packet is an error, not a read out of bounds.
+        h.checksumStart = 1500
+        XCTAssertThrowsError(try p.withUnsafeMutableBytes { try Segmenter.completeChecksum($0.baseAddress!, length: $0.count, header: h) })
     }
 }

@@ -114,6 +114,16 @@ final class SegmenterTests: XCTestCase {
             _ = try? run(junk, hh)
         }
     }
+
+    func testTCPSuperPacketWithAShortIPv4HeaderIsRejected() throws {
+        var p = superPacket(payload: 3000, v6: false)
+        p[0] = 0x44 // IHL 4: 16 bytes, shorter than any IPv4 header
+        p[16 + 12] = 0x50 // where a 16-byte header's TCP data offset would be: a plausible 20
+        var h = VirtioNetHeader()
+        h.gsoType = VirtioNetHeader.gsoTCPv4
+        h.gsoSize = 1000
+        XCTAssertThrowsError(try run(p, h)) { XCTAssertEqual($0 as? Segmenter.Failure, .malformed) }
+    }
 }
 
 final class CoalescerTests: XCTestCase {
@@ -172,6 +182,38 @@ final class CoalescerTests: XCTestCase {
         try roundTrip(v6: false, payload: 20_000, mss: 1388)
         try roundTrip(v6: true, payload: 9_000, mss: 1368)
         try roundTrip(v6: false, payload: 1388 * 5, mss: 1388)
+    }
+
+    /// Two plain ACK segments in sequence (IPv4, 100 bytes each), with the given ids and DF, and
+    /// the second's urgent pointer.
+    private func pair(ids: (UInt16, UInt16), df: (Bool, Bool), urgent: UInt16 = 0) -> ([UInt8], [UInt8]) {
+        func one(_ id: UInt16, _ df: Bool, seq: UInt8, urgent: UInt16) -> [UInt8] {
+            var p: [UInt8] = [0x45, 0, 0, 140, UInt8(id >> 8), UInt8(id & 0xff), df ? 0x40 : 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
+            p += [0, 1, 0, 2, 0, 0, 0, seq, 0, 0, 0, 0, 0x50, 0x10, 1, 0, 0, 0, UInt8(urgent >> 8), UInt8(urgent & 0xff)]
+            return p + [UInt8](repeating: seq, count: 100)
+        }
+        return (one(ids.0, df.0, seq: 0, urgent: 0), one(ids.1, df.1, seq: 100, urgent: urgent))
+    }
+
+    private func merges(_ p: ([UInt8], [UInt8])) -> Bool {
+        p.0.withUnsafeBytes { a in
+            p.1.withUnsafeBytes { b in
+                let sa = Coalescer.parse(a.baseAddress!, a.count)!, sb = Coalescer.parse(b.baseAddress!, b.count)!
+                return Coalescer.follows(first: sa, sa, a.baseAddress!, sb, b.baseAddress!)
+            }
+        }
+    }
+
+    /// Merged segments come back from the kernel's split with the first's DF and urgent pointer,
+    /// and ids numbered on from the first's: only segments that already look so are merged (with
+    /// DF the id is free: no host looks at an atomic datagram's id).
+    func testSegmentsMergeOnlyWhenTheSplitGivesThemBack() {
+        XCTAssertTrue(merges(pair(ids: (7, 8), df: (false, false))))
+        XCTAssertFalse(merges(pair(ids: (7, 100), df: (false, false))), "ids out of sequence without DF")
+        XCTAssertTrue(merges(pair(ids: (7, 8), df: (true, true))))
+        XCTAssertTrue(merges(pair(ids: (0, 0), df: (true, true))), "fixed ids with DF")
+        XCTAssertFalse(merges(pair(ids: (7, 8), df: (true, false))), "DF on one only")
+        XCTAssertFalse(merges(pair(ids: (7, 8), df: (true, true), urgent: 5)), "urgent pointers differ")
     }
 
     func testOnlyPlainACKSegmentsAreCandidates() {

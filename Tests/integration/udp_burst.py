@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Numbered small UDP datagrams for udp_offload.sh.
 
-send HOST PORT COUNT SIZE [GSO]: COUNT datagrams of SIZE bytes (a 4-byte number, then bytes that
-  depend on it), in bursts of 32 with a millisecond between bursts; with GSO, each burst leaves in
-  one sendmsg with UDP_SEGMENT (the kernel hands the TUN one UDP super-packet per burst).
+send HOST PORT COUNT SIZE [gso|nodf]: COUNT datagrams of SIZE bytes (a 4-byte number, then bytes
+  that depend on it), in bursts of 32 with a millisecond between bursts; with gso, each burst leaves
+  in one sendmsg with UDP_SEGMENT (the kernel hands the TUN one UDP super-packet per burst); with
+  nodf, without DF (IP_PMTUDISC_DONT: a path smaller than the datagram fragments it).
 recv HOST PORT COUNT SIZE TIMEOUT: prints "received N in_order X intact Y" once COUNT arrived or
   TIMEOUT seconds passed without one.
 """
@@ -13,6 +14,8 @@ import sys
 import time
 
 UDP_SEGMENT = 103
+IP_MTU_DISCOVER = 10
+IP_PMTUDISC_DONT = 0
 BURST = 32
 
 
@@ -24,8 +27,11 @@ def family(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def send(host, port, count, size, gso):
+def send(host, port, count, size, mode):
+    gso = mode == "gso"
     s = socket.socket(family(host), socket.SOCK_DGRAM)
+    if mode == "nodf":
+        s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
     s.connect((host, port))
     if gso:
         s.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, size)
@@ -62,6 +68,9 @@ def recv(host, port, count, size, timeout):
 if __name__ == "__main__":
     a = sys.argv
     if a[1] == "send":
-        send(a[2], int(a[3]), int(a[4]), int(a[5]), len(a) > 6 and a[6] == "gso")
+        mode = a[6] if len(a) > 6 else ""
+        if mode not in ("", "gso", "nodf"):
+            sys.exit(f"unknown send mode {mode!r}")
+        send(a[2], int(a[3]), int(a[4]), int(a[5]), mode)
     else:
         recv(a[2], int(a[3]), int(a[4]), int(a[5]), float(a[6]))

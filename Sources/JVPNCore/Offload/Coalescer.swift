@@ -45,15 +45,24 @@ public enum Coalescer {
             guard pa.loadUnaligned(as: UInt32.self) == pb.loadUnaligned(as: UInt32.self),
                   memcmpEqual(pa + 6, pb + 6, 34) else { return false }
         } else {
-            // TOS, TTL, protocol, addresses (length, id and checksum differ)
+            // TOS, flags (DF), TTL, protocol, addresses (length and checksum differ). The kernel's
+            // split numbers the ids on from the first: without DF they must already run so; with
+            // DF the id means nothing to any host (an atomic datagram) and may be anything.
+            let fieldA = pa.loadUnaligned(fromByteOffset: 6, as: UInt16.self)
+            let idA = UInt16(bigEndian: pa.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+            let idB = UInt16(bigEndian: pb.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
             guard pa.load(fromByteOffset: 1, as: UInt8.self) == pb.load(fromByteOffset: 1, as: UInt8.self),
+                  fieldA == pb.loadUnaligned(fromByteOffset: 6, as: UInt16.self),
+                  UInt16(bigEndian: fieldA) & 0x4000 != 0 || idB == idA &+ 1,
                   pa.load(fromByteOffset: 8, as: UInt8.self) == pb.load(fromByteOffset: 8, as: UInt8.self),
                   memcmpEqual(pa + 12, pb + 12, 8) else { return false }
         }
         let t = a.ipLength
-        // ports, ack number, window and every option byte must match (as Linux GRO requires)
+        // ports, ack number, window, urgent pointer and every option byte must match (Linux GRO
+        // requires the same, the urgent pointer aside, which the split copies from the first)
         return memcmpEqual(pa + t, pb + t, 4) && memcmpEqual(pa + t + 8, pb + t + 8, 4)
-            && memcmpEqual(pa + t + 14, pb + t + 14, 2) && memcmpEqual(pa + t + 20, pb + t + 20, a.headerLength - t - 20)
+            && memcmpEqual(pa + t + 14, pb + t + 14, 2) && memcmpEqual(pa + t + 18, pb + t + 18, 2)
+            && memcmpEqual(pa + t + 20, pb + t + 20, a.headerLength - t - 20)
     }
 
     @usableFromInline

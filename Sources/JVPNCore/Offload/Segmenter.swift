@@ -23,17 +23,7 @@ public enum Segmenter {
             guard length <= capacity else { throw .malformed }
             let d = destination(0)
             d.copyMemory(from: packet, byteCount: length)
-            if h.flags & VirtioNetHeader.needsChecksum != 0 {
-                let start = Int(h.checksumStart), field = start + Int(h.checksumOffset)
-                guard start < length, field + 2 <= length else { throw .malformed }
-                // The kernel left the pseudo-header sum in the field: sum from csum_start on.
-                d.storeBytes(of: UInt16(0).bigEndian, toByteOffset: field, as: UInt16.self)
-                let partial = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: field, as: UInt16.self))
-                let s = Checksum.sum(d + start, length - start, initial: UInt64(partial))
-                var c = Checksum.finish(s)
-                if c == 0 && isUDP(packet, isV6) { c = 0xffff }
-                d.storeBytes(of: c.bigEndian, toByteOffset: field, as: UInt16.self)
-            }
+            try completeChecksum(d, length: length, header: h)
             emit(0, length)
             return 1
         }
@@ -43,6 +33,7 @@ public enum Segmenter {
         }
         guard h.gsoType == VirtioNetHeader.gsoTCPv4 || h.gsoType == VirtioNetHeader.gsoTCPv6 else { throw .unsupported }
         let ipLen = isV6 ? 40 : Int(packet.load(as: UInt8.self) & 0x0f) * 4
+        guard ipLen >= 20 else { throw .malformed }
         guard (isV6 ? packet.load(fromByteOffset: 6, as: UInt8.self) : packet.load(fromByteOffset: 9, as: UInt8.self)) == 6,
               length >= ipLen + 20 else { throw .unsupported }
         let tcpLen = Int(packet.load(fromByteOffset: ipLen + 12, as: UInt8.self) >> 4) * 4
@@ -78,6 +69,21 @@ public enum Segmenter {
             emit(i - firstSegment, total)
         }
         return last - firstSegment
+    }
+
+    /// Completes in place the checksum the kernel left partial in a packet without GSO (the header
+    /// asks for it: NEEDS_CSUM, the pseudo-header sum in the field at csum_start + csum_offset),
+    /// summing from csum_start to the end. Nothing to do when the header does not ask.
+    @inlinable
+    public static func completeChecksum(_ p: UnsafeMutableRawPointer, length: Int, header h: VirtioNetHeader) throws(Failure) {
+        guard h.flags & VirtioNetHeader.needsChecksum != 0 else { return }
+        let start = Int(h.checksumStart), field = start + Int(h.checksumOffset)
+        guard length >= 20, start < length, field + 2 <= length else { throw .malformed }
+        let partial = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: field, as: UInt16.self))
+        p.storeBytes(of: UInt16(0), toByteOffset: field, as: UInt16.self)
+        var c = Checksum.finish(Checksum.sum(p + start, length - start, initial: UInt64(partial)))
+        if c == 0 && isUDP(UnsafeRawPointer(p), p.load(as: UInt8.self) >> 4 == 6) { c = 0xffff }
+        p.storeBytes(of: c.bigEndian, toByteOffset: field, as: UInt16.self)
     }
 
     /// A UDP_L4 super-packet (a local sender's UDP_SEGMENT burst, on a TUN with USO): datagrams

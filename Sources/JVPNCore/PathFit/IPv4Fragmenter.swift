@@ -37,6 +37,9 @@ public enum IPv4Fragmenter {
         let count = payload <= firstData ? 1 : 1 + (payload - firstData + laterData - 1) / laterData
         guard count <= maxFragments else { throw .unsupported }
         let baseOffset = Int(field & 0x1fff) * 8
+        // A fragment's offset field holds at most 65,528: a fragment reaching past 65,535 is not
+        // a packet any host reassembles (its pieces would carry offsets that spill into the flags).
+        guard baseOffset + payload <= 65535 else { throw .malformed }
         let lastMF = field & 0x2000
         var off = 0
         for k in 0..<count {
