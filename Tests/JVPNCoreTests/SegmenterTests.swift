@@ -190,7 +190,13 @@ final class CoalescerTests: XCTestCase {
         func one(_ id: UInt16, _ df: Bool, seq: UInt8, urgent: UInt16) -> [UInt8] {
             var p: [UInt8] = [0x45, 0, 0, 140, UInt8(id >> 8), UInt8(id & 0xff), df ? 0x40 : 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
             p += [0, 1, 0, 2, 0, 0, 0, seq, 0, 0, 0, 0, 0x50, 0x10, 1, 0, 0, 0, UInt8(urgent >> 8), UInt8(urgent & 0xff)]
-            return p + [UInt8](repeating: seq, count: 100)
+            p += [UInt8](repeating: seq, count: 100)
+            let c = p.withUnsafeBytes { b in
+                Checksum.finish(Checksum.sum(b.baseAddress! + 20, 120, initial: Checksum.pseudoHeader(ip: b.baseAddress!, isV6: false, proto: 6, l4Length: 120)))
+            }
+            p[36] = UInt8(c >> 8)
+            p[37] = UInt8(c & 0xff)
+            return p
         }
         return (one(ids.0, df.0, seq: 0, urgent: 0), one(ids.1, df.1, seq: 100, urgent: urgent))
     }
@@ -214,6 +220,17 @@ final class CoalescerTests: XCTestCase {
         XCTAssertTrue(merges(pair(ids: (0, 0), df: (true, true))), "fixed ids with DF")
         XCTAssertFalse(merges(pair(ids: (7, 8), df: (true, false))), "DF on one only")
         XCTAssertFalse(merges(pair(ids: (7, 8), df: (true, true), urgent: 5)), "urgent pointers differ")
+    }
+
+    /// A segment damaged before it was sealed is not a merge candidate: the kernel would compute a
+    /// merged super-packet's checksum afresh and deliver the damage; written alone, it is dropped.
+    func testADamagedSegmentIsNotACandidate() {
+        var (sound, damaged) = pair(ids: (7, 8), df: (true, true))
+        damaged[100] ^= 0x04
+        XCTAssertNotNil(sound.withUnsafeBytes { Coalescer.parse($0.baseAddress!, $0.count) })
+        XCTAssertNil(damaged.withUnsafeBytes { Coalescer.parse($0.baseAddress!, $0.count) })
+        sound[37] ^= 0x01 // the checksum field itself
+        XCTAssertNil(sound.withUnsafeBytes { Coalescer.parse($0.baseAddress!, $0.count) })
     }
 
     func testOnlyPlainACKSegmentsAreCandidates() {

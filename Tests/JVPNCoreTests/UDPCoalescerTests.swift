@@ -168,6 +168,15 @@ final class UDPCoalescerTests: XCTestCase {
         noChecksumNext[26] = 0
         noChecksumNext[27] = 0
         XCTAssertEqual(coalesce([datagram(payload: 64, v6: false, id: 1), noChecksumNext]).count, 1, "nor can it follow")
+        // A datagram damaged before it was sealed (one payload bit): the kernel would trust a
+        // merged one's checksum, so it is written alone and the kernel drops it.
+        for v6 in [false, true] {
+            var damaged = datagram(payload: 64, v6: v6, id: 2)
+            damaged[damaged.count - 5] ^= 0x10
+            XCTAssertNil(damaged.withUnsafeBytes { UDPCoalescer.parse($0.baseAddress!, $0.count) }, "damaged, v6 \(v6)")
+            XCTAssertEqual(coalesce([damaged, datagram(payload: 64, v6: v6, id: 3)]).count, 0, "damaged first, v6 \(v6)")
+            XCTAssertEqual(coalesce([datagram(payload: 64, v6: v6, id: 1), damaged]).count, 1, "damaged second, v6 \(v6)")
+        }
         XCTAssertEqual(coalesce([]).count, 0)
     }
 

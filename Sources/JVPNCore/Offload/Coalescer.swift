@@ -23,13 +23,15 @@ public enum Coalescer {
     }
 
     /// Parses a plain TCP segment that may take part in coalescing (no IPv4 options or fragments,
-    /// IPv6 without extension headers, only ACK or PSH|ACK set, non-empty payload).
+    /// IPv6 without extension headers, only ACK or PSH|ACK set, non-empty payload, a right
+    /// checksum).
     @inlinable
     public static func parse(_ p: UnsafeRawPointer, _ length: Int) -> Segment? {
         guard let (ipLen, isV6) = PlainIPHeader.parse(p, length, proto: 6), length >= ipLen + 20 else { return nil }
         let tcpLen = Int(p.load(fromByteOffset: ipLen + 12, as: UInt8.self) >> 4) * 4
         let flags = p.load(fromByteOffset: ipLen + 13, as: UInt8.self)
-        guard tcpLen >= 20, ipLen + tcpLen < length, flags == 0x10 || flags == 0x18 else { return nil }
+        guard tcpLen >= 20, ipLen + tcpLen < length, flags == 0x10 || flags == 0x18,
+              PlainIPHeader.transportChecksumValid(p, length: length, headerLength: ipLen, isV6: isV6, proto: 6) else { return nil }
         return Segment(ipLength: ipLen, headerLength: ipLen + tcpLen, payloadLength: length - ipLen - tcpLen,
                        seq: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: ipLen + 4, as: UInt32.self)), flags: flags, isV6: isV6)
     }

@@ -35,4 +35,15 @@ public enum PlainIPHeader {
         p.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
         p.storeBytes(of: Checksum.finish(Checksum.sum(p, headerLength)).bigEndian, toByteOffset: 10, as: UInt16.self)
     }
+
+    /// Whether the TCP or UDP checksum of the packet (IP header of `headerLength`) is right. A
+    /// merged super-packet leaves with its checksum to be computed afresh by the kernel, which
+    /// then trusts it: a packet damaged before it was sealed would be delivered as sound, where
+    /// written alone the kernel checks it and drops it. So only sound packets are merged.
+    @inlinable
+    public static func transportChecksumValid(_ p: UnsafeRawPointer, length: Int, headerLength: Int, isV6: Bool, proto: UInt8) -> Bool {
+        let l4 = length - headerLength
+        let s = Checksum.sum(p + headerLength, l4, initial: Checksum.pseudoHeader(ip: p, isV6: isV6, proto: proto, l4Length: l4))
+        return Checksum.fold(s) == 0xffff
+    }
 }

@@ -7,7 +7,9 @@
 /// What is merged is exactly what the kernel's segmentation gives back byte for byte: IPv4
 /// without options or fragmentation and with consecutive IP ids (the kernel numbers the segments
 /// id, id+1, ...), IPv6 without extension headers, a non-zero UDP checksum (the kernel writes one
-/// into every segment; a datagram sent without one stays alone).
+/// into every segment; a datagram sent without one stays alone). The checksum must also be right:
+/// the kernel trusts a merged datagram's (it computes it), so a damaged one stays alone, where
+/// the kernel checks it and drops it.
 public enum UDPCoalescer {
     /// Datagrams per super-packet at most: the kernel refuses a UDP_L4 super-packet of more than
     /// UDP_MAX_SEGMENTS gso_size-sized segments (64 on the kernels that brought USO to the TUN).
@@ -34,12 +36,13 @@ public enum UDPCoalescer {
     }
 
     /// Parses a UDP datagram that may take part in coalescing (see the type's comment; the IP and
-    /// UDP lengths agree with `length`, the payload is not empty).
+    /// UDP lengths agree with `length`, the payload is not empty, the checksum is there and right).
     @inlinable
     public static func parse(_ p: UnsafeRawPointer, _ length: Int) -> Datagram? {
         guard let (ipLen, isV6) = PlainIPHeader.parse(p, length, proto: 17), length >= ipLen + 9,
               Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ipLen + 4, as: UInt16.self))) == length - ipLen,
-              p.loadUnaligned(fromByteOffset: ipLen + 6, as: UInt16.self) != 0 else { return nil }
+              p.loadUnaligned(fromByteOffset: ipLen + 6, as: UInt16.self) != 0,
+              PlainIPHeader.transportChecksumValid(p, length: length, headerLength: ipLen, isV6: isV6, proto: 17) else { return nil }
         return Datagram(ipLength: ipLen, payloadLength: length - ipLen - 8, isV6: isV6)
     }
 
