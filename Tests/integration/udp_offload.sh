@@ -49,7 +49,9 @@ up
 rig_output_has "TUN offload on \\(TCP, UDP\\)" cat "/run/jvpn/$GW.log" || fail "gateway TUN without USO on this kernel ($(uname -r))"
 for host in 10.77.0.1 fd77::1; do
     flow "$host" 9000
-    (( WRITES < COUNT * 3 / 4 )) || fail "$host: $WRITES TUN writes for $COUNT datagrams: not coalesced"
+    # Under CPU contention fewer bursts meet in one receive batch (0.8 of the datagrams seen then);
+    # without merging at all it is every one.
+    (( WRITES < COUNT * 9 / 10 )) || fail "$host: $WRITES TUN writes for $COUNT datagrams: not coalesced"
 done
 flow 10.77.0.1 9001 gso
 (( READS < COUNT / 2 )) || fail "UDP_SEGMENT: $READS TUN reads for $COUNT datagrams: no super-packets"
