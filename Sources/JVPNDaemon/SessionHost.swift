@@ -176,10 +176,11 @@ class SessionHost: @unchecked Sendable {
         let rs = receiveState(of: p)
         let limit = innerPacketLimit(for: p).flatMap { $0 < config.interface.mtu ? $0 : nil } ?? Int.max
         var view = PeerDataView(send: nil, receivers: [])
-        if rs.hasSession, !rs.isEnded, let kp = p.keyRing.current, let path = sendPath(for: p) {
-            // As before this split: a peer whose send transport is gone (a closed TCP connection)
-            // gets no receiver entries either.
-            guard let (transport, destination) = transport(for: path) else { return view }
+        // A peer whose send transport is gone (its TCP connection closed) gets no send route, but
+        // keeps its receiver entries: its REATTACH over another path or a new connection, and the
+        // confirmation of new keys, must still be recognised.
+        if rs.hasSession, !rs.isEnded, let kp = p.keyRing.current, let path = sendPath(for: p),
+           let (transport, destination) = transport(for: path) {
             view.send = PeerSendRoute(keypair: kp, transport: transport, destination: destination, counters: p.counters,
                                       maxInnerPacket: limit)
         }

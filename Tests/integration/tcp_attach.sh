@@ -3,7 +3,8 @@
 # ways, before the client starts. The client tries UDP alone for 2 s, then TCP, and attaches over a
 # TCP path (`UPLINK/tcp/...`, transport "tcp" in status; the gateway bound to `tcp/IP:PORT`); ping
 # and a checksummed 64 MB transfer pass through the tunnel. A TCP path has no path MTU: none is searched
-# or reported and a full-size DF packet passes whole.
+# or reported and a full-size DF packet passes whole. When the gateway's end of the bound
+# connection dies, the client connects again and the same session goes on.
 . "$(dirname "$0")/lib.bash"
 CLIENT_UP=0 router_setup
 step "block UDP on up0 and up1, both ways, then start the client"
@@ -36,4 +37,16 @@ transfer_check "$RIG_CLIENT" "$RIG_GW" 10.77.0.1 64
 n=$(status_field "$RIG_GW" "$GW" "s['tcp']['authenticated']")
 (( n >= 1 )) || fail "gateway counted no authenticated TCP connection"
 echo "    gateway tcp: $(status_field "$RIG_GW" "$GW" "s['tcp']")"
+
+# The gateway's end of the bound connection is torn down (as by a middlebox's RST): the session is
+# not tied to that connection; the client connects again and re-attaches, same session.
+step "the bound connection dies at the gateway: the client re-attaches over a new one, same session"
+sid=$(client_session)
+bound=$(status_field "$RIG_GW" "$GW" "s['sessions'][0]['active_path']")
+rig_exec "$RIG_GW" ss -K -tn state established '( sport = :51820 )' >/dev/null || fail "ss -K"
+t0=$(date +%s%3N)
+rig_wait_for "[[ \$(status_field $RIG_GW $GW \"s['sessions'][0]['active_path']\") != $bound && \$(client_state) == ATTACHED ]] \
+    && rig_exec $RIG_CLIENT ping -c 1 -W 1 10.77.0.1" 10 0.1 || fail "not re-attached 10 s after the connection died (gateway bound to $(status_field "$RIG_GW" "$GW" "s['sessions'][0]['active_path']"))"
+echo "    re-attached $(( $(date +%s%3N) - t0 )) ms after the connection died: $(status_field "$RIG_GW" "$GW" "s['sessions'][0]['active_path']")"
+[[ "$(client_session)" == "$sid" ]] || fail "the session id changed"
 pass
