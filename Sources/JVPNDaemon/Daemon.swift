@@ -64,6 +64,8 @@ public final class Daemon: @unchecked Sendable {
     public func run() throws {
         // Before any key is in memory: a crash must not leave a core file with keys in it.
         try CoreDumps.disable()
+        // Every TCP path is a descriptor: the soft limit must not be what stops a gateway.
+        try DescriptorLimit.raiseToHard()
         try Sodium.initialize()
         let privateKey = try KeyLoading.privateKey(for: config)
         let listener: UnixControlListener
@@ -422,6 +424,7 @@ public final class Daemon: @unchecked Sendable {
         let v = pump.streamCounters.current
         var o: [String: JSONValue] = ["open": JSONValue(v.open), "framing_violations": JSONValue(v.violations),
                                       "closed_by_peer": JSONValue(v.closedByPeer)]
+        if client == nil { o["accept_paused"] = JSONValue(v.acceptPaused) }
         if client == nil {
             o["listen_ports"] = .array(tcpListeners.map { JSONValue(Int($0.port)) })
             o["unauthenticated"] = JSONValue(v.unauthenticated)

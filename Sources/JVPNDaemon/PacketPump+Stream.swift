@@ -10,6 +10,9 @@ final class StreamCounters: @unchecked Sendable {
         var violations: UInt64 = 0
         /// Connections the other end closed or reset.
         var closedByPeer: UInt64 = 0
+        /// Times a listener was set aside for a moment because accepting failed for want of
+        /// descriptors or memory (the waiting connection stays queued in the kernel).
+        var acceptPaused: UInt64 = 0
         var open = 0
         var unauthenticated = 0
     }
@@ -48,8 +51,16 @@ extension PacketPump {
             case .none:
                 publishStreamCounts()
                 return
+            case .exhausted:
+                // The connection stays in the backlog and the listener stays readable: watching it
+                // now would spin. It is watched again at the next expiry tick.
+                epoll.remove(listener.fileDescriptor)
+                pausedListeners.append(listener)
+                streamCounters.update { $0.acceptPaused += 1 }
+                publishStreamCounts()
+                return
             case .failed:
-                continue
+                continue // that one connection is gone (reset before it was accepted)
             case .connection(let socket, let peer):
                 switch streamTable!.accept(source: HandshakeSource(socketAddress: peer).address, nowMs: nowMs) {
                 case .refuse:
@@ -95,25 +106,27 @@ extension PacketPump {
     /// framing (the connection is closed then, never the session).
     private func parseStream(_ c: TcpConnection, snap: inout DataPlaneSnapshot, generation: inout UInt64) -> Bool {
         var offset = 0
-        var frames = 0
         var authenticatedPeer: Int?
         var needsRoom = false
         // Unauthenticated, a frame must fit the small buffer: a longer one is a violation at once.
-        let maxFrame = c.authenticated ? StreamFraming.maxFrame : c.capacity - StreamFraming.prefixLength
+        // From the first frame that authenticates on, full-size frames may follow in this read.
+        var maxFrame = c.authenticated ? StreamFraming.maxFrame : c.capacity - StreamFraming.prefixLength
         parsing: while true {
             switch StreamFraming.next(c.buffer, offset: offset, count: c.filled, maxFrame: maxFrame) {
             case .frame(let start, let length):
                 if let peer = receiveOne(c.buffer + start, length, from: c.address, snap: &snap, generation: &generation) {
                     authenticatedPeer = peer
+                    maxFrame = StreamFraming.maxFrame
                 }
                 offset = start + length
-                frames += 1
             case .needMore(let total):
                 needsRoom = total > c.capacity
                 break parsing
             case .violation:
                 finishReceiveBatch()
                 streamCounters.update { $0.violations += 1 }
+                // A frame before the violation may have bound a session here: its close is news.
+                if authenticatedPeer != nil { c.authenticated = true }
                 endStream(c, notify: true)
                 return false
             }
@@ -122,10 +135,12 @@ extension PacketPump {
         finishReceiveBatch()
         c.consume(upTo: offset)
         if needsRoom { c.grow() }
-        guard frames > 0, let id = c.tableID else { return true }
+        // Only a frame that proved itself keeps the connection alive: junk that merely frames well
+        // (an unknown index) does not.
+        guard let peer = authenticatedPeer, let id = c.tableID else { return true }
         let nowMs = Clock.monotonicMilliseconds()
         streamTable?.heard(id, nowMs: nowMs)
-        if let peer = authenticatedPeer, streamTable?.peer(of: id) != peer {
+        if streamTable?.peer(of: id) != peer {
             c.authenticated = true
             for old in streamTable?.authenticated(id, peer: peer, nowMs: nowMs) ?? [] {
                 if let o = streamsBySlot[old.slot], o.tableID == old { endStream(o, notify: true) }
@@ -133,6 +148,15 @@ extension PacketPump {
             publishStreamCounts()
         }
         return true
+    }
+
+    /// Listeners set aside after a failed accept, watched again (each expiry tick).
+    func resumeListeners() {
+        for l in pausedListeners {
+            guard let i = listeners.firstIndex(where: { $0 === l }) else { continue }
+            epoll.add(l.fileDescriptor, tag: WatchTag.listener | UInt64(i))
+        }
+        pausedListeners.removeAll()
     }
 
     /// Connections the admission table gives up on (unauthenticated too long, idle).
@@ -144,7 +168,10 @@ extension PacketPump {
         publishStreamCounts()
     }
 
-    /// Stops reading `c` and forgets it; the socket closes once nothing holds it any more.
+    /// Stops reading `c` and forgets it; the socket closes once nothing holds it any more. The
+    /// control plane hears of it (`notify`) only for a connection that can carry a session: one
+    /// this side opened, or an accepted one that authenticated; an unauthenticated one's close would
+    /// only take room in the control-fact queue.
     func endStream(_ c: TcpConnection, notify: Bool) {
         guard watchedStreams.removeValue(forKey: c.id) != nil else { return }
         epoll.remove(c.socket.fileDescriptor)
@@ -154,7 +181,7 @@ extension PacketPump {
             streamTable?.closed(id)
             if streamsBySlot[id.slot] === c { streamsBySlot[id.slot] = nil }
         }
-        if notify, !report(.connectionClosed(c.id)) { closesToReport.append(c.id) }
+        if notify, c.tableID == nil || c.authenticated, !report(.connectionClosed(c.id)) { closesToReport.append(c.id) }
     }
 
     private func publishStreamCounts() {

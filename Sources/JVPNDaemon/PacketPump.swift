@@ -94,6 +94,8 @@ final class PacketPump: @unchecked Sendable {
     private var confirmQueued: Keypair?
     /// Receive-thread only: closed connections the full queue refused, queued again after a batch.
     var closesToReport: [UInt64] = []
+    /// Receive-thread only: listeners out of the epoll set after accepting failed (`acceptStreams`).
+    var pausedListeners: [TcpListener] = []
     /// Receive-thread only: the TCP connections it reads, by id, and the gateway's by admission slot.
     var watchedStreams: [UInt64: TcpConnection] = [:]
     var streamsBySlot: [Int: TcpConnection] = [:]
@@ -450,6 +452,7 @@ final class PacketPump: @unchecked Sendable {
                 if nowMs >= nextExpiryMs {
                     nextExpiryMs = nowMs + 250
                     expireStreams(nowMs: nowMs)
+                    resumeListeners()
                 }
             }
             // Facts from streams or their expiry, outside any receive batch.

@@ -42,6 +42,8 @@ public final class TcpListener: @unchecked Sendable {
         case none
         /// This connection failed before it was taken (it reset already); try the next.
         case failed(Int32)
+        /// No descriptor or memory to take it: it stays queued, and the listener stays readable.
+        case exhausted(Int32)
     }
 
     /// Takes one waiting connection without blocking.
@@ -51,7 +53,8 @@ public final class TcpListener: @unchecked Sendable {
         let fd = withUnsafeMutablePointer(to: &peer.storage) { ctcp_accept(fileDescriptor, $0, &len) }
         guard fd >= 0 else {
             let e = -fd
-            return e == EAGAIN || e == EWOULDBLOCK ? .none : .failed(e)
+            if e == EAGAIN || e == EWOULDBLOCK { return .none }
+            return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM ? .exhausted(e) : .failed(e)
         }
         peer.length = socklen_t(len)
         return .connection(TcpSocket(descriptor: fd), peer.unmapped)
