@@ -426,7 +426,7 @@ final class PacketPump: @unchecked Sendable {
                 confirmQueued = nil
             }
             adoptStreamChanges()
-            epoll.wait(timeoutMs: streamTable == nil ? 1000 : 250)
+            epoll.wait(timeoutMs: streamTable == nil && watchedStreams.isEmpty ? 1000 : 250)
             // A new snapshot may change the socket set: reload at the top (epoll is level-triggered,
             // so whatever is ready now is seen again at once).
             if snapshot.generation.load(ordering: .acquiring) != socketsGeneration { continue }
@@ -447,12 +447,13 @@ final class PacketPump: @unchecked Sendable {
                     break
                 }
             }
-            if streamTable != nil {
+            if streamTable != nil || !watchedStreams.isEmpty {
                 let nowMs = Clock.monotonicMilliseconds()
                 if nowMs >= nextExpiryMs {
                     nextExpiryMs = nowMs + 250
                     expireStreams(nowMs: nowMs)
                     resumeListeners()
+                    for c in watchedStreams.values { c.finishPartialFrame() }
                 }
             }
             // Facts from streams or their expiry, outside any receive batch.

@@ -42,6 +42,9 @@ final class TcpConnection: FrameTransport, @unchecked Sendable {
     private var rest: UnsafeMutableRawPointer?
     private var restLength = 0
     private var restSent = 0
+    /// A rest is waiting: the receive thread's tick looks at this without the lock.
+    private let restPending = Atomic<Bool>(false)
+    var hasPartialFrame: Bool { restPending.load(ordering: .acquiring) }
 
     /// Frames dropped because the connection was backed up or broken.
     let framesDropped = Atomic<UInt64>(0)
@@ -171,6 +174,19 @@ final class TcpConnection: FrameTransport, @unchecked Sendable {
         (rest + StreamFraming.prefixLength).copyMemory(from: iov[2 * k + 1].iov_base!, byteCount: iov[2 * k + 1].iov_len)
         restLength = StreamFraming.prefixLength + iov[2 * k + 1].iov_len
         restSent = sentBytes
+        restPending.store(true, ordering: .releasing)
+    }
+
+    /// Receive thread, every tick: sends what is left of a partly written frame. Otherwise it
+    /// would go only with the next write, and the peer holds every later byte behind that frame:
+    /// a sender that falls silent after a backed-up burst (a REATTACH_ACK, the tail of a flow)
+    /// would leave its last frame cut.
+    func finishPartialFrame() {
+        guard hasPartialFrame else { return }
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        guard !closed else { return }
+        _ = flushRest()
     }
 
     /// Sends what is left of a partly written frame; true when nothing is left.
@@ -180,7 +196,11 @@ final class TcpConnection: FrameTransport, @unchecked Sendable {
         let n = socket.send(&v, count: 1)
         if n > 0 { restSent += n }
         if n < 0 && -n != EAGAIN && -n != EWOULDBLOCK && -n != EINTR { isClosed.store(true, ordering: .releasing) }
-        if restSent >= restLength { restLength = 0; restSent = 0 }
+        if restSent >= restLength {
+            restLength = 0
+            restSent = 0
+            restPending.store(false, ordering: .releasing)
+        }
         return restLength == 0
     }
 }
