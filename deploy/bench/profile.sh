@@ -7,7 +7,7 @@
 #   --seconds N  length of the sampled window (default 12; the stream runs N + 6 s)
 #   --out DIR    keep perf.data and the reports there (default: a temporary directory, removed)
 # env: JVPN_BIN (default $REPO/.build/release/jvpn). Needs root, perf (linux-perf) and iperf3.
-# Prints: Gbit/s; CPU s/GB per daemon thread (user + system) and in all; the daemons' samples by
+# Prints: Gbit/s and the gateway's TUN writes (bytes per write); CPU s/GB per daemon thread (user + system) and in all; the daemons' samples by
 # user/kernel and by shared object, and their top symbols. Timer samples (cpu-clock): this VM has no
 # hardware counters. Not CI.
 set -euo pipefail
@@ -74,13 +74,15 @@ EOF
 }
 
 rx_bytes() { rig_exec "$RIG_GW" cat "/sys/class/net/$G/statistics/rx_bytes"; }
+# The gateway's TUN counts one packet per write (a merged super-packet is one).
+tun_writes() { rig_exec "$RIG_GW" cat "/sys/class/net/$G/statistics/rx_packets"; }
 
 ip netns exec "$RIG_CLIENT" iperf3 -c 10.77.0.1 -p 5201 -t $(( WINDOW + 6 )) -P 1 >/dev/null 2>&1 &
 iperf=$!
 sleep 3
-threads >"$OUT/threads.0"; b0=$(rx_bytes)
+threads >"$OUT/threads.0"; b0=$(rx_bytes); w0=$(tun_writes)
 perf record -a -g -F 999 -o "$OUT/perf.data" -- sleep "$WINDOW" >/dev/null 2>&1
-threads >"$OUT/threads.1"; b1=$(rx_bytes)
+threads >"$OUT/threads.1"; b1=$(rx_bytes); w1=$(tun_writes)
 wait "$iperf" || true
 
 perf report -i "$OUT/perf.data" --no-children --sort comm,dso --stdio -g none --percent-limit 0.3 >"$OUT/by-dso.txt" 2>/dev/null
@@ -88,6 +90,7 @@ perf report -i "$OUT/perf.data" --no-children --sort comm,sym --stdio -g none --
 
 echo "jvpn profile: one TCP stream, ${WINDOW} s window, $(date -u +%FT%TZ), $JVPN_BIN"
 echo "  kernel $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "  gateway TUN writes: $(( w1 - w0 )), $(( (b1 - b0) / (w1 - w0 > 0 ? w1 - w0 : 1) )) bytes each on average"
 python3 - "$OUT/threads.0" "$OUT/threads.1" "$b0" "$b1" "$WINDOW" "$(getconf CLK_TCK)" "$OUT/by-dso.txt" "$OUT/by-sym.txt" <<'EOF'
 import sys, re, collections
 t0, t1, b0, b1, window, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
