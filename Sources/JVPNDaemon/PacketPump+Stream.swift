@@ -89,7 +89,8 @@ extension PacketPump {
             case .wouldBlock:
                 return
             case .closed:
-                streamCounters.update { $0.closedByPeer += 1 }
+                // Not the other end's doing when this side closed it (the EOF of our own shutdown).
+                if !c.closed { streamCounters.update { $0.closedByPeer += 1 } }
                 endStream(c, notify: true)
                 return
             case .bytes(let n):

@@ -158,8 +158,8 @@ final class PacketPump: @unchecked Sendable {
     /// next batch however long the TUN stays busy (one atomic load per round).
     private func sendLoop() {
         let batch = DatagramBatch(capacity: PacketPump.batchSize, slotSize: slotSize)
-        let big = UnsafeMutableRawPointer.allocate(byteCount: PacketPump.superPacketCapacity, alignment: 64)
-        defer { big.deallocate() }
+        let big = KernelCopyBuffer.allocate(byteCount: PacketPump.superPacketCapacity)
+        defer { KernelCopyBuffer.deallocate(big) }
         let poller = Poller([tun.fileDescriptor, wakeSend.fileDescriptor])
         var generation = UInt64.max
         var snap = DataPlaneSnapshot.empty
@@ -311,7 +311,7 @@ final class PacketPump: @unchecked Sendable {
     private let mergeDatagrams = UnsafeMutablePointer<UDPCoalescer.Datagram>.allocate(capacity: UDPCoalescer.maxSegments)
     /// UDP GRO on the transport sockets (JVPN_NO_UDP_GRO=1 turns it off).
     private let useUDPGRO = FileIO.environment("JVPN_NO_UDP_GRO") != "1"
-    private let mergeBuffer = UnsafeMutableRawPointer.allocate(byteCount: PacketPump.superPacketCapacity, alignment: 64)
+    private let mergeBuffer = KernelCopyBuffer.allocate(byteCount: PacketPump.superPacketCapacity)
 
     /// coalesceTCP -> writeTun: consecutive segments of one TCP flow become one TSO write, and
     /// (with USO) consecutive datagrams of one UDP flow one UDP_L4 write; anything else is written
