@@ -319,32 +319,20 @@ final class PacketPump: @unchecked Sendable {
     private func writeCoalesced() {
         var i = 0
         while i < pendingCount {
-            let p = pendingPointers[i]
-            guard let first = Coalescer.parse(p, pendingLengths[i]) else {
+            let base = i
+            let n = Coalescer.group(count: pendingCount - base, pointer: { UnsafeRawPointer(self.pendingPointers[base + $0]) },
+                                    length: { self.pendingLengths[base + $0] }, parsed: mergeSegments)
+            switch n {
+            case 0:
                 i += uso ? writeUDPGroup(at: i) : writeSingleAt(i)
-                continue
+            case 1:
+                i += writeSingleAt(i)
+            default:
+                let size = Coalescer.build(into: mergeBuffer, count: n, pointer: { UnsafeRawPointer(self.pendingPointers[base + $0]) },
+                                           segment: { self.mergeSegments[$0] })
+                writeTun(mergeBuffer, length: size, packets: n)
+                i += n
             }
-            mergeSegments[0] = first
-            var prev = first
-            var total = first.headerLength + first.payloadLength
-            var j = i + 1
-            while j < pendingCount, prev.flags == 0x10, let s = Coalescer.parse(pendingPointers[j], pendingLengths[j]),
-                  total + s.payloadLength <= 65535,
-                  Coalescer.follows(first: first, prev, pendingPointers[j - 1], s, pendingPointers[j]) {
-                mergeSegments[j - i] = s
-                total += s.payloadLength
-                prev = s
-                j += 1
-            }
-            if j - i == 1 {
-                writeSingle(p, pendingLengths[i])
-            } else {
-                let base = i
-                let n = Coalescer.build(into: mergeBuffer, count: j - i, pointer: { UnsafeRawPointer(self.pendingPointers[base + $0]) },
-                                        segment: { self.mergeSegments[$0] })
-                writeTun(mergeBuffer, length: n, packets: j - i)
-            }
-            i = j
         }
         pendingCount = 0
     }

@@ -222,15 +222,35 @@ final class CoalescerTests: XCTestCase {
         XCTAssertFalse(merges(pair(ids: (7, 8), df: (true, true), urgent: 5)), "urgent pointers differ")
     }
 
-    /// A segment damaged before it was sealed is not a merge candidate: the kernel would compute a
-    /// merged super-packet's checksum afresh and deliver the damage; written alone, it is dropped.
+    /// How many of `packets`, from the first, `Coalescer.group` merges.
+    private func grouped(_ packets: [[UInt8]]) -> Int {
+        let buffers = packets.map { p -> UnsafeMutableRawPointer in
+            let b = UnsafeMutableRawPointer.allocate(byteCount: p.count, alignment: 16)
+            p.withUnsafeBytes { b.copyMemory(from: $0.baseAddress!, byteCount: p.count) }
+            return b
+        }
+        defer { buffers.forEach { $0.deallocate() } }
+        let parsed = UnsafeMutablePointer<Coalescer.Segment>.allocate(capacity: packets.count)
+        defer { parsed.deallocate() }
+        return Coalescer.group(count: packets.count, pointer: { UnsafeRawPointer(buffers[$0]) }, length: { packets[$0].count },
+                               parsed: parsed)
+    }
+
+    /// A segment damaged before it was sealed is not merged, first or following: the kernel would
+    /// compute a merged super-packet's checksum afresh and deliver the damage; written alone, it
+    /// is dropped.
     func testADamagedSegmentIsNotACandidate() {
         var (sound, damaged) = pair(ids: (7, 8), df: (true, true))
+        XCTAssertEqual(grouped([sound, damaged]), 2, "the control pair merges")
         damaged[100] ^= 0x04
-        XCTAssertNotNil(sound.withUnsafeBytes { Coalescer.parse($0.baseAddress!, $0.count) })
-        XCTAssertNil(damaged.withUnsafeBytes { Coalescer.parse($0.baseAddress!, $0.count) })
+        XCTAssertEqual(grouped([sound, damaged]), 1, "damaged second")
+        let second = pair(ids: (7, 8), df: (true, true))
+        var damagedFirst = second.0
+        let next = second.1
+        damagedFirst[60] ^= 0x04
+        XCTAssertEqual(grouped([damagedFirst, next]), 0, "damaged first")
         sound[37] ^= 0x01 // the checksum field itself
-        XCTAssertNil(sound.withUnsafeBytes { Coalescer.parse($0.baseAddress!, $0.count) })
+        XCTAssertEqual(grouped([sound, next]), 0, "checksum field damaged")
     }
 
     func testOnlyPlainACKSegmentsAreCandidates() {

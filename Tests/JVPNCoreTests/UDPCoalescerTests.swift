@@ -173,7 +173,6 @@ final class UDPCoalescerTests: XCTestCase {
         for v6 in [false, true] {
             var damaged = datagram(payload: 64, v6: v6, id: 2)
             damaged[damaged.count - 5] ^= 0x10
-            XCTAssertNil(damaged.withUnsafeBytes { UDPCoalescer.parse($0.baseAddress!, $0.count) }, "damaged, v6 \(v6)")
             XCTAssertEqual(coalesce([damaged, datagram(payload: 64, v6: v6, id: 3)]).count, 0, "damaged first, v6 \(v6)")
             XCTAssertEqual(coalesce([datagram(payload: 64, v6: v6, id: 1), damaged]).count, 1, "damaged second, v6 \(v6)")
         }

@@ -23,17 +23,44 @@ public enum Coalescer {
     }
 
     /// Parses a plain TCP segment that may take part in coalescing (no IPv4 options or fragments,
-    /// IPv6 without extension headers, only ACK or PSH|ACK set, non-empty payload, a right
-    /// checksum).
+    /// IPv6 without extension headers, only ACK or PSH|ACK set, non-empty payload). Its checksum is
+    /// looked at by `group`, only once a merge is certain.
     @inlinable
     public static func parse(_ p: UnsafeRawPointer, _ length: Int) -> Segment? {
         guard let (ipLen, isV6) = PlainIPHeader.parse(p, length, proto: 6), length >= ipLen + 20 else { return nil }
         let tcpLen = Int(p.load(fromByteOffset: ipLen + 12, as: UInt8.self) >> 4) * 4
         let flags = p.load(fromByteOffset: ipLen + 13, as: UInt8.self)
-        guard tcpLen >= 20, ipLen + tcpLen < length, flags == 0x10 || flags == 0x18,
-              PlainIPHeader.transportChecksumValid(p, length: length, headerLength: ipLen, isV6: isV6, proto: 6) else { return nil }
+        guard tcpLen >= 20, ipLen + tcpLen < length, flags == 0x10 || flags == 0x18 else { return nil }
         return Segment(ipLength: ipLen, headerLength: ipLen + tcpLen, payloadLength: length - ipLen - tcpLen,
                        seq: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: ipLen + 4, as: UInt32.self)), flags: flags, isV6: isV6)
+    }
+
+    /// How many of the packets `0..<count` (`pointer(i)`, `length(i)`), from the first on, make one
+    /// super-packet of at most 65,535 bytes; their parses are stored in `parsed[0...]`. 0 when the
+    /// first cannot be merged (not a candidate, or, once something follows it, a wrong checksum);
+    /// 1 when nothing follows it. Every merged segment's checksum must be right (see
+    /// `PlainIPHeader.transportChecksumValid`); a lone one's is left to the kernel, so a segment's
+    /// checksum is summed once at most.
+    @inlinable
+    public static func group(count: Int, pointer: (Int) -> UnsafeRawPointer, length: (Int) -> Int,
+                             parsed: UnsafeMutablePointer<Segment>) -> Int {
+        guard count > 0, let first = parse(pointer(0), length(0)) else { return 0 }
+        parsed[0] = first
+        var total = first.headerLength + first.payloadLength
+        var n = 1
+        while n < count, parsed[n - 1].flags == 0x10, let s = parse(pointer(n), length(n)), total + s.payloadLength <= 65535,
+              follows(first: first, parsed[n - 1], pointer(n - 1), s, pointer(n)), checksumValid(pointer(n), length(n), s) {
+            parsed[n] = s
+            total += s.payloadLength
+            n += 1
+        }
+        if n > 1 && !checksumValid(pointer(0), length(0), first) { return 0 }
+        return n
+    }
+
+    @inlinable
+    static func checksumValid(_ p: UnsafeRawPointer, _ length: Int, _ s: Segment) -> Bool {
+        PlainIPHeader.transportChecksumValid(p, length: length, headerLength: s.ipLength, isV6: s.isV6, proto: 6)
     }
 
     /// Can `b` directly follow `a` (and `first`, whose payload size is the MSS) in one super-packet?
@@ -42,23 +69,8 @@ public enum Coalescer {
         guard a.flags == 0x10, a.isV6 == b.isV6, a.headerLength == b.headerLength,
               a.payloadLength == first.payloadLength, b.payloadLength <= first.payloadLength,
               b.seq == a.seq &+ UInt32(a.payloadLength) else { return false }
-        if a.isV6 {
-            // version/class/flow, next header, hop limit, addresses
-            guard pa.loadUnaligned(as: UInt32.self) == pb.loadUnaligned(as: UInt32.self),
-                  memcmpEqual(pa + 6, pb + 6, 34) else { return false }
-        } else {
-            // TOS, flags (DF), TTL, protocol, addresses (length and checksum differ). The kernel's
-            // split numbers the ids on from the first: without DF they must already run so; with
-            // DF the id means nothing to any host (an atomic datagram) and may be anything.
-            let fieldA = pa.loadUnaligned(fromByteOffset: 6, as: UInt16.self)
-            let idA = UInt16(bigEndian: pa.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
-            let idB = UInt16(bigEndian: pb.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
-            guard pa.load(fromByteOffset: 1, as: UInt8.self) == pb.load(fromByteOffset: 1, as: UInt8.self),
-                  fieldA == pb.loadUnaligned(fromByteOffset: 6, as: UInt16.self),
-                  UInt16(bigEndian: fieldA) & 0x4000 != 0 || idB == idA &+ 1,
-                  pa.load(fromByteOffset: 8, as: UInt8.self) == pb.load(fromByteOffset: 8, as: UInt8.self),
-                  memcmpEqual(pa + 12, pb + 12, 8) else { return false }
-        }
+        // TCP stacks may send DF segments with any ids (Linux numbers them on, others do not).
+        guard PlainIPHeader.continues(pa, pb, isV6: a.isV6, anyIDWithDF: true) else { return false }
         let t = a.ipLength
         // ports, ack number, window, urgent pointer and every option byte must match (Linux GRO
         // requires the same, the urgent pointer aside, which the split copies from the first)

@@ -22,6 +22,24 @@ public enum PlainIPHeader {
         }
     }
 
+    /// Whether the IP header of `b` is the one the kernel's split of a super-packet starting with
+    /// `a`'s would give the next packet: IPv6 the same version, class, flow label, next header, hop
+    /// limit and addresses; IPv4 the same TOS, flags and offset, TTL, protocol and addresses, and
+    /// the next id, or any id when `anyIDWithDF` and DF is set (no host looks at an atomic
+    /// datagram's id). Lengths and the IPv4 header checksum may differ.
+    @inlinable
+    public static func continues(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, isV6: Bool, anyIDWithDF: Bool) -> Bool {
+        if isV6 {
+            return a.loadUnaligned(as: UInt32.self) == b.loadUnaligned(as: UInt32.self) && Coalescer.memcmpEqual(a + 6, b + 6, 34)
+        }
+        let idA = UInt16(bigEndian: a.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+        let idB = UInt16(bigEndian: b.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+        let df = a.load(fromByteOffset: 6, as: UInt8.self) & 0x40 != 0
+        return a.load(fromByteOffset: 1, as: UInt8.self) == b.load(fromByteOffset: 1, as: UInt8.self)
+            && Coalescer.memcmpEqual(a + 6, b + 6, 4) && Coalescer.memcmpEqual(a + 12, b + 12, 8)
+            && (idB == idA &+ 1 || (anyIDWithDF && df))
+    }
+
     /// Sets the length fields of the IP header at `p` for a packet of `totalLength` bytes; on IPv4
     /// also the id when given, then the header checksum.
     @inlinable

@@ -52,10 +52,8 @@ public enum Segmenter {
             let off = i * mss
             let segPayload = min(mss, payload - off)
             let d = destination(i - firstSegment)
-            d.copyMemory(from: packet, byteCount: hdrLen)
-            (d + hdrLen).copyMemory(from: packet + hdrLen + off, byteCount: segPayload)
-            let total = hdrLen + segPayload
-            PlainIPHeader.rewrite(d, totalLength: total, headerLength: ipLen, isV6: isV6, id: id0 &+ UInt16(truncatingIfNeeded: i))
+            let total = cut(packet, into: d, headerLength: hdrLen, ipLength: ipLen, isV6: isV6, firstID: id0, index: i, offset: off,
+                            size: segPayload)
             d.storeBytes(of: (seq0 &+ UInt32(off)).bigEndian, toByteOffset: ipLen + 4, as: UInt32.self)
             // FIN and PSH only on the last segment, CWR only on the first.
             var f = flags0
@@ -106,10 +104,8 @@ public enum Segmenter {
             let off = i * gsoSize
             let segPayload = min(gsoSize, payload - off)
             let d = destination(i - firstSegment)
-            d.copyMemory(from: packet, byteCount: hdrLen)
-            (d + hdrLen).copyMemory(from: packet + hdrLen + off, byteCount: segPayload)
-            let total = hdrLen + segPayload
-            PlainIPHeader.rewrite(d, totalLength: total, headerLength: ipLen, isV6: isV6, id: id0 &+ UInt16(truncatingIfNeeded: i))
+            let total = cut(packet, into: d, headerLength: hdrLen, ipLength: ipLen, isV6: isV6, firstID: id0, index: i, offset: off,
+                            size: segPayload)
             let l4 = total - ipLen
             d.storeBytes(of: UInt16(l4).bigEndian, toByteOffset: ipLen + 4, as: UInt16.self)
             d.storeBytes(of: UInt16(0), toByteOffset: ipLen + 6, as: UInt16.self)
@@ -120,6 +116,20 @@ public enum Segmenter {
             emit(i - firstSegment, total)
         }
         return last - firstSegment
+    }
+
+    /// Segment `i` of a super-packet into `d`: its headers (`headerLength` bytes, of which the IP
+    /// header is `ipLength`) and its `size` bytes of payload from `offset`, with the IP header's
+    /// lengths, id (numbered on from `firstID`, as the kernel does) and checksum rewritten.
+    /// Returns its length; the transport header is the caller's.
+    @inlinable @inline(__always)
+    static func cut(_ packet: UnsafeRawPointer, into d: UnsafeMutableRawPointer, headerLength hdrLen: Int, ipLength ipLen: Int,
+                    isV6: Bool, firstID: UInt16, index i: Int, offset: Int, size: Int) -> Int {
+        d.copyMemory(from: packet, byteCount: hdrLen)
+        (d + hdrLen).copyMemory(from: packet + hdrLen + offset, byteCount: size)
+        let total = hdrLen + size
+        PlainIPHeader.rewrite(d, totalLength: total, headerLength: ipLen, isV6: isV6, id: firstID &+ UInt16(truncatingIfNeeded: i))
+        return total
     }
 
     @inlinable

@@ -36,13 +36,13 @@ public enum UDPCoalescer {
     }
 
     /// Parses a UDP datagram that may take part in coalescing (see the type's comment; the IP and
-    /// UDP lengths agree with `length`, the payload is not empty, the checksum is there and right).
+    /// UDP lengths agree with `length`, the payload is not empty, there is a checksum; whether it
+    /// is right, `group` looks at only once a merge is certain).
     @inlinable
     public static func parse(_ p: UnsafeRawPointer, _ length: Int) -> Datagram? {
         guard let (ipLen, isV6) = PlainIPHeader.parse(p, length, proto: 17), length >= ipLen + 9,
               Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ipLen + 4, as: UInt16.self))) == length - ipLen,
-              p.loadUnaligned(fromByteOffset: ipLen + 6, as: UInt16.self) != 0,
-              PlainIPHeader.transportChecksumValid(p, length: length, headerLength: ipLen, isV6: isV6, proto: 17) else { return nil }
+              p.loadUnaligned(fromByteOffset: ipLen + 6, as: UInt16.self) != 0 else { return nil }
         return Datagram(ipLength: ipLen, payloadLength: length - ipLen - 8, isV6: isV6)
     }
 
@@ -52,26 +52,17 @@ public enum UDPCoalescer {
     @inlinable
     public static func follows(first: Datagram, _ a: Datagram, _ pa: UnsafeRawPointer, _ b: Datagram, _ pb: UnsafeRawPointer) -> Bool {
         guard a.isV6 == b.isV6, a.payloadLength == first.payloadLength, b.payloadLength <= first.payloadLength else { return false }
-        if a.isV6 {
-            // version/class/flow, next header, hop limit, addresses
-            guard pa.loadUnaligned(as: UInt32.self) == pb.loadUnaligned(as: UInt32.self),
-                  Coalescer.memcmpEqual(pa + 6, pb + 6, 34) else { return false }
-        } else {
-            // TOS; the next id; flags (DF) and offset; TTL and protocol; addresses
-            let idA = UInt16(bigEndian: pa.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
-            let idB = UInt16(bigEndian: pb.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
-            guard pa.load(fromByteOffset: 1, as: UInt8.self) == pb.load(fromByteOffset: 1, as: UInt8.self),
-                  idB == idA &+ 1,
-                  Coalescer.memcmpEqual(pa + 6, pb + 6, 4),
-                  Coalescer.memcmpEqual(pa + 12, pb + 12, 8) else { return false }
-        }
+        // Byte for byte what the split gives back: the ids run on, DF or not.
+        guard PlainIPHeader.continues(pa, pb, isV6: a.isV6, anyIDWithDF: false) else { return false }
         // source and destination ports
         return Coalescer.memcmpEqual(pa + a.ipLength, pb + b.ipLength, 4)
     }
 
     /// How many of the packets `0..<count` (`pointer(i)`, `length(i)`), from the first on, make one
     /// super-packet, within `maxSegments` and `maxSuperPacketLength`; their parses are stored in
-    /// `parsed[0...]`. 0 when the first cannot be merged at all; 1 when nothing follows it.
+    /// `parsed[0...]`. 0 when the first cannot be merged (not a candidate, or, once something
+    /// follows it, a wrong checksum); 1 when nothing follows it. A datagram's checksum is summed
+    /// once at most, and a lone one's not at all (the kernel checks it).
     @inlinable
     public static func group(count: Int, pointer: (Int) -> UnsafeRawPointer, length: (Int) -> Int,
                              parsed: UnsafeMutablePointer<Datagram>) -> Int {
@@ -81,12 +72,18 @@ public enum UDPCoalescer {
         var n = 1
         while n < count && n < maxSegments, let d = parse(pointer(n), length(n)),
               total + d.payloadLength <= maxSuperPacketLength,
-              follows(first: first, parsed[n - 1], pointer(n - 1), d, pointer(n)) {
+              follows(first: first, parsed[n - 1], pointer(n - 1), d, pointer(n)), checksumValid(pointer(n), length(n), d) {
             parsed[n] = d
             total += d.payloadLength
             n += 1
         }
+        if n > 1 && !checksumValid(pointer(0), length(0), first) { return 0 }
         return n
+    }
+
+    @inlinable
+    static func checksumValid(_ p: UnsafeRawPointer, _ length: Int, _ d: Datagram) -> Bool {
+        PlainIPHeader.transportChecksumValid(p, length: length, headerLength: d.ipLength, isV6: d.isV6, proto: 17)
     }
 
     /// Writes `VirtioNetHeader` + the merged packet to `out` from `count` >= 2 datagrams (pointer,
