@@ -294,6 +294,40 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(off.interface.effectiveTcpListen, [])
     }
 
+    func testWorkersAutoOrACount() throws {
+        let absent = try parse(clientText()).get()
+        XCTAssertNil(absent.interface.workers, "absent = auto")
+        XCTAssertNil(try parse(clientText(interface: "workers = Auto")).get().interface.workers)
+        XCTAssertEqual(try parse(clientText(interface: "Workers = 3")).get().interface.workers, 3)
+        XCTAssertEqual(try JVPNConfig(parsing: Self.gateway.replacing("ListenPort = 51820", with: "ListenPort = 51820\nWorkers = 64"),
+                                      file: "gw.conf").interface.workers, 64, "a gateway too; 64 is the largest")
+        XCTAssertEqual(try parse(clientText(interface: "Workers = 1")).get().interface.workers, 1)
+    }
+
+    func testBadWorkers() {
+        for bad in ["0", "65", "x", "2.5", "-1", "auto4"] {
+            XCTAssertEqual(errors(clientText(interface: "Workers = \(bad)")), [
+                "t.conf:4: invalid Workers '\(bad)': expected 'auto' or an integer in 1...64",
+            ])
+        }
+        XCTAssertEqual(errors(clientText(interface: "Workers = 2\nWorkers = auto")), [
+            "t.conf:5: duplicate key 'Workers' in [Interface] (first set at line 4)",
+        ])
+    }
+
+    func testEffectiveWorkersFromTheCores() throws {
+        let auto = try parse(clientText()).get().interface
+        // One worker per two cores (each worker has two packet threads), at least 1, at most 16.
+        let byCores = [0: 1, 1: 1, 2: 1, 3: 1, 4: 2, 8: 4, 31: 15, 32: 16, 64: 16]
+        for (cores, want) in byCores {
+            XCTAssertEqual(auto.effectiveWorkers(cores: cores), want, "\(cores) cores")
+        }
+        let three = try parse(clientText(interface: "Workers = 3")).get().interface
+        for cores in [1, 2, 8, 64] {
+            XCTAssertEqual(three.effectiveWorkers(cores: cores), 3, "an explicit count is taken as written (\(cores) cores)")
+        }
+    }
+
     func testBadTransportKeys() {
         XCTAssertEqual(errors(clientText(peer: "Transport = udp, quic, udp\nTcpEndpoint = host:443, 1.2.3.4:443, 1.2.3.4:443")), [
             "t.conf:9: invalid Transport 'quic': expected udp or tcp (in preference order, e.g. 'udp, tcp')",

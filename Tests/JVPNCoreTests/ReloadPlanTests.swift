@@ -103,6 +103,24 @@ final class ReloadPlanTests: XCTestCase {
             .contains(":5: EventLog cannot change"))
     }
 
+    func testWorkersChangeIsRefusedAtItsLine() throws {
+        let peers = [(Self.a, "10.77.0.2/32")]
+        let auto = gateway(peers: peers)
+        let two = gateway(interface: "Workers = 2", peers: peers)
+        // Line 1 is [Interface], 5 the extra interface line.
+        XCTAssertEqual(try refusals(auto, two), [
+            "/etc/jvpn/jvpn0.conf:5: Workers (auto -> 2) cannot change while jvpn0 runs; apply it with `jvpn down jvpn0` and `jvpn up /etc/jvpn/jvpn0.conf`",
+        ])
+        XCTAssertEqual(try refusals(two, gateway(interface: "Workers = 4", peers: peers)), [
+            "/etc/jvpn/jvpn0.conf:5: Workers (2 -> 4) cannot change while jvpn0 runs; apply it with `jvpn down jvpn0` and `jvpn up /etc/jvpn/jvpn0.conf`",
+        ])
+        XCTAssertEqual(try refusals(two, auto), [
+            "/etc/jvpn/jvpn0.conf:1: Workers (2 -> auto) cannot change while jvpn0 runs; apply it with `jvpn down jvpn0` and `jvpn up /etc/jvpn/jvpn0.conf`",
+        ], "removed: the section's line")
+        XCTAssertTrue(try plan(auto, gateway(interface: "Workers = auto", peers: peers)).isEmpty, "auto written out is auto")
+        XCTAssertTrue(try plan(two, two + "\n# same count\n").isEmpty)
+    }
+
     func testClientAppendsEndpointsAndUplinksAndRefusesTheRest() throws {
         let old = client()
         let p = try plan(old, client(uplinks: "up0, up1, wwan0", endpoints: "10.203.0.1:51820, 10.204.0.1:51820",

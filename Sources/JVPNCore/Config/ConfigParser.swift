@@ -121,6 +121,7 @@ struct ConfigParser {
         ("Name", false), ("PrivateKey", false), ("PrivateKeyFile", false), ("Address", true),
         ("ListenPort", false), ("MTU", false), ("Uplinks", true), ("EventLog", false),
         ("FwMark", false), ("MetricsListen", false), ("EventSyslog", false), ("TcpListen", true),
+        ("Workers", false),
     ])
     private static let peerKeys: [String: (name: String, multi: Bool)] = table([
         ("PublicKey", false), ("Endpoint", true), ("AllowedIPs", true),
@@ -263,6 +264,7 @@ struct ConfigParser {
         var tcpListen: [UInt16]?
         var tcpListenLines: [UInt16: Int] = [:]
         var tcpListenOff: Int?
+        var workers: Int?
         var present: [String: Int] = [:]
     }
 
@@ -344,6 +346,11 @@ struct ConfigParser {
                 p.eventSyslog = syslogTarget(e)
             case "TcpListen":
                 tcpListen(e, &p)
+            case "Workers":
+                if e.value.lowercased() != "auto",
+                    let n = integer(e, 1...UInt64(InterfaceConfig.maxWorkers), what: "'auto' or an integer") {
+                    p.workers = Int(n)
+                }
             default:
                 break  // accepted() only yields the keys above
             }
@@ -634,7 +641,7 @@ struct ConfigParser {
                     name: n, privateKey: key, addresses: p.addresses, listenPort: p.listenPort, mtu: mtu,
                     uplinks: p.uplinks, eventLog: p.eventLog, fwMark: p.fwMark,
                     metricsListen: p.metricsListen, eventSyslog: p.eventSyslog, tcpListen: p.tcpListen,
-                    line: p.line, privateKeyLine: p.privateKeyLine ?? p.line, keyLines: p.present)
+                    workers: p.workers, line: p.line, privateKeyLine: p.privateKeyLine ?? p.line, keyLines: p.present)
             }
         } else {
             error(1, "missing [Interface] section")

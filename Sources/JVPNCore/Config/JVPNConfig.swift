@@ -125,6 +125,9 @@ public struct InterfaceConfig: Equatable, Sendable {
     /// TCP ports a gateway serves beside `ListenPort`: nil = not set (the `ListenPort` number),
     /// empty = `off`.
     public var tcpListen: [UInt16]?
+    /// Packet workers (`Workers`), each a send thread on its own TUN queue and a receive thread on
+    /// its own share of the UDP socket: nil = `auto` (from the cores, see `effectiveWorkers`).
+    public var workers: Int?
     /// Line of the `[Interface]` header.
     public var line: Int
     /// Line of the PrivateKey / PrivateKeyFile key, for messages about reading the key.
@@ -133,6 +136,10 @@ public struct InterfaceConfig: Equatable, Sendable {
     public var keyLines: [String: Int]
 
     public static let defaultMTU = 1420
+    /// The largest explicit `Workers`.
+    public static let maxWorkers = 64
+    /// The most workers `auto` picks, however many cores there are.
+    public static let maxAutoWorkers = 16
 
     public static func defaultEventLog(name: String) -> String {
         "/var/log/jvpn/\(name).events.jsonl"
@@ -142,7 +149,7 @@ public struct InterfaceConfig: Equatable, Sendable {
                 listenPort: UInt16? = nil, mtu: Int = InterfaceConfig.defaultMTU,
                 uplinks: [String]? = nil, eventLog: String? = nil, fwMark: UInt32? = nil,
                 metricsListen: Endpoint? = nil, eventSyslog: SyslogTarget? = nil, tcpListen: [UInt16]? = nil,
-                line: Int = 0, privateKeyLine: Int = 0, keyLines: [String: Int] = [:]) {
+                workers: Int? = nil, line: Int = 0, privateKeyLine: Int = 0, keyLines: [String: Int] = [:]) {
         self.name = name
         self.privateKey = privateKey
         self.addresses = addresses
@@ -154,6 +161,7 @@ public struct InterfaceConfig: Equatable, Sendable {
         self.metricsListen = metricsListen
         self.eventSyslog = eventSyslog
         self.tcpListen = tcpListen
+        self.workers = workers
         self.line = line
         self.privateKeyLine = privateKeyLine
         self.keyLines = keyLines
@@ -164,6 +172,14 @@ public struct InterfaceConfig: Equatable, Sendable {
 
     /// The TCP ports a gateway listens on: `TcpListen`, or `ListenPort`'s number when not set.
     public var effectiveTcpListen: [UInt16] { tcpListen ?? listenPort.map { [$0] } ?? [] }
+
+    /// How many packet workers to run on `cores` usable cores (the daemon counts them: the
+    /// process's CPU affinity). An explicit `Workers` is taken as written; `auto` gives one worker
+    /// per two cores, since each worker's two threads can keep two cores busy: at least 1, at
+    /// most `maxAutoWorkers`.
+    public func effectiveWorkers(cores: Int) -> Int {
+        workers ?? min(InterfaceConfig.maxAutoWorkers, max(1, cores / 2))
+    }
 }
 
 /// Where `EventSyslog` sends a copy of the event log.

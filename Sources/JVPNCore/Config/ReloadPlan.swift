@@ -5,10 +5,10 @@
 /// gateway); every `[Policy]` key; a client's new Endpoints, TcpEndpoints and Uplinks, appended
 /// after the existing ones (new candidate paths, lowest priority), and its AllowedIPs. Everything
 /// else that a running interface is built from (Name, the private key, Address, ListenPort,
-/// TcpListen, MTU, EventLog, FwMark, MetricsListen, EventSyslog, `[Cluster]`, the role, full tunnel
-/// on or off, a client's gateway key and Transport, removing or reordering Endpoints, TcpEndpoints
-/// or Uplinks) is refused with `FILE:LINE:` and the running config stays: it needs `jvpn down` and
-/// `jvpn up`.
+/// TcpListen, MTU, Workers, EventLog, FwMark, MetricsListen, EventSyslog, `[Cluster]`, the role,
+/// full tunnel on or off, a client's gateway key and Transport, removing or reordering Endpoints,
+/// TcpEndpoints or Uplinks) is refused with `FILE:LINE:` and the running config stays: it needs
+/// `jvpn down` and `jvpn up`.
 public struct ReloadPlan: Equatable, Sendable {
     public enum PeerChange: Equatable, Sendable {
         /// A new peer (a gateway's client).
@@ -77,6 +77,9 @@ public struct ReloadPlan: Equatable, Sendable {
             refuse(ni.line(of: "TcpListen"), "TcpListen")
         }
         if ni.mtu != oi.mtu { refuse(ni.line(of: "MTU"), "MTU (\(oi.mtu) -> \(ni.mtu))") }
+        if ni.workers != oi.workers {
+            refuse(ni.line(of: "Workers"), "Workers (\(workersText(oi.workers)) -> \(workersText(ni.workers)))")
+        }
         if ni.eventLog != oi.eventLog { refuse(ni.line(of: "EventLog"), "EventLog") }
         if ni.fwMark != oi.fwMark { refuse(ni.line(of: "FwMark"), "FwMark") }
         if ni.metricsListen != oi.metricsListen { refuse(ni.line(of: "MetricsListen"), "MetricsListen") }
@@ -142,6 +145,9 @@ public struct ReloadPlan: Equatable, Sendable {
         plan.routesRemoved = oldRoutes.filter { !newRoutes.contains($0) }
         return .success(plan)
     }
+
+    /// `Workers` as written: a count, or `auto`.
+    private static func workersText(_ n: Int?) -> String { n.map(String.init) ?? "auto" }
 
     private static func list(_ prefixes: [IPPrefix]) -> String {
         prefixes.map(\.description).joined(separator: ", ")
