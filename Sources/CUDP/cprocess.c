@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <linux/capability.h>
 #include <malloc.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -58,4 +59,10 @@ int cprocess_dumpable(void) {
 
 int cprocess_heap_trim(void) {
     return malloc_trim(0);
+}
+
+int cprocess_cpu_count(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -errno;
+    return CPU_COUNT(&set);
 }

@@ -393,8 +393,8 @@ final class ClientHost: SessionHost, PumpController {
             if p.state != .birth, p.keyRing.needsRekey(now: nowNs) || p.keyRing.current == nil {
                 actions += o.keysNeedRenewing(nowMs: nowMs)
             }
-            o.dataCounted(sentPackets: p.counters.txPackets.load(ordering: .relaxed),
-                          receivedPackets: p.counters.rxPackets.load(ordering: .relaxed), nowMs: nowMs)
+            o.dataCounted(sentPackets: p.counters.txPackets,
+                          receivedPackets: p.counters.rxPackets, nowMs: nowMs)
             actions += o.tick(nowMs: nowMs)
             orchestrator = o
             perform(actions, nowMs: nowMs)
@@ -453,7 +453,7 @@ final class ClientHost: SessionHost, PumpController {
             }
         }
         orchestrator = o
-        if changed { pump?.socketsChanged() }
+        if changed { dataPlane?.socketsChanged() }
         perform(actions, nowMs: nowMs)
     }
 

@@ -36,8 +36,10 @@ public final class Daemon: @unchecked Sendable {
     private var host: SessionHost!
     private var client: ClientHost? { host as? ClientHost }
     private var gateway: GatewayHost? { host as? GatewayHost }
-    private var pump: PacketPump!
-    private var tun: TunDevice!
+    private var dataPlane: DataPlane!
+    /// The TUN's queues, one per packet worker (queue 0 names the interface).
+    private var tunQueues: [TunDevice] = []
+    private var tun: TunDevice { tunQueues[0] }
     private var eventLog: EventLog!
     private var network: InterfaceSetup!
     private var uplinks: UplinkSet?
@@ -101,19 +103,27 @@ public final class Daemon: @unchecked Sendable {
         // USO as well where the kernel takes it (>= 6.2): UDP bursts into the TUN in one write.
         // JVPN_NO_USO=1 keeps TCP-only offload (what an older kernel gives).
         var uso = false
+        let workers = config.interface.effectiveWorkers(cores: Processors.available())
+        // One TUN queue per worker; the kernel gives each flow one queue.
+        let queueOptions: TunDevice.Options = workers > 1 ? [.nonBlocking, .multiQueue] : [.nonBlocking]
         if vnet {
             do {
-                tun = try TunDevice(name: name, options: [.nonBlocking, .vnetHeader])
-                try tun.enableTCPOffload()
+                let first = try TunDevice(name: name, options: queueOptions.union(.vnetHeader))
+                tunQueues = [first]
+                try first.enableTCPOffload()
                 if FileIO.environment("JVPN_NO_USO") != "1" {
-                    uso = (try? tun.enableTCPAndUDPOffload()) != nil
+                    uso = (try? first.enableTCPAndUDPOffload()) != nil
                 }
             } catch {
-                tun = nil
+                tunQueues = []
                 vnet = false
             }
         }
-        if !vnet { tun = try TunDevice(name: name) }
+        if !vnet { tunQueues = [try TunDevice(name: name, options: queueOptions)] }
+        // The other queues attach to the interface the first one made, with the same options.
+        while tunQueues.count < workers {
+            tunQueues.append(try TunDevice(name: tun.name, options: vnet ? queueOptions.union(.vnetHeader) : queueOptions))
+        }
         network = try InterfaceSetup(interfaceName: tun.name, config: config)
         defer { network.teardown() }
         try tun.setMTU(config.interface.mtu)
@@ -122,16 +132,18 @@ public final class Daemon: @unchecked Sendable {
         if isClient {
             let set = try UplinkSet(config: config, network: network)
             uplinks = set
-            let c = try ClientHost(config: config, privateKey: privateKey, events: emitter)
+            let c = try ClientHost(config: config, privateKey: privateKey, events: emitter, workers: workers)
             c.sockets = set.sockets
             c.paths = set.paths
             c.uplinkMtus = set.mtus
             c.fwMark = set.fwMark
             host = c
         } else {
-            let g = try GatewayHost(config: config, privateKey: privateKey, events: emitter)
+            let g = try GatewayHost(config: config, privateKey: privateKey, events: emitter, workers: workers)
             host = g
-            host.sockets = [try UDPSocket(port: config.interface.listenPort ?? 51820)]
+            // One socket per worker on the port: the kernel gives each client address one of them.
+            let port = config.interface.listenPort ?? 51820
+            host.sockets = try (0..<workers).map { _ in try UDPSocket(port: port, reusePort: workers > 1) }
             // Before capabilities are dropped: a port below 1024 (443) needs CAP_NET_BIND_SERVICE.
             tcpListeners = try config.interface.effectiveTcpListen.map { try TcpListener(port: $0) }
             if let c = config.cluster {
@@ -151,18 +163,18 @@ public final class Daemon: @unchecked Sendable {
                 if let m = metrics { clusterMetrics = ClusterMetrics(metrics: m, interface: name) }
             }
         }
-        pump = try PacketPump(tun: tun, mtu: config.interface.mtu, snapshot: host.snapshot, vnet: vnet, uso: uso,
-                              admission: HandshakeAdmission(role: isClient ? .client : .gateway,
-                                                            localPublicKey: privateKey.publicKey,
-                                                            nowMs: Clock.monotonicMilliseconds()),
-                              connections: host.connections)
+        dataPlane = try DataPlane(queues: tunQueues, mtu: config.interface.mtu, snapshot: host.snapshot, vnet: vnet, uso: uso,
+                                  admission: HandshakeAdmission(role: isClient ? .client : .gateway,
+                                                                localPublicKey: privateKey.publicKey,
+                                                                nowMs: Clock.monotonicMilliseconds()),
+                                  connections: host.connections)
         if !isClient {
-            pump.listeners = tcpListeners
-            pump.streamTable = StreamConnectionTable(peerCount: config.peers.count)
-            pump.streamPeerCount.store(config.peers.count, ordering: .relaxed)
+            dataPlane.streams.listeners = tcpListeners
+            dataPlane.streams.streamTable = StreamConnectionTable(peerCount: config.peers.count)
+            dataPlane.streams.streamPeerCount.store(config.peers.count, ordering: .relaxed)
         }
-        host.pump = pump
-        pump.controller = host as? any PumpController
+        host.dataPlane = dataPlane
+        dataPlane.link.controller = host as? any PumpController
         host.lock.withLock { host.republish() }
         let wake = try EventFD()
         Signals.install(wake: wake)
@@ -174,14 +186,14 @@ public final class Daemon: @unchecked Sendable {
         try eventLog.start()
         try metricsServer?.start()
         clusterAgent?.start()
-        try pump.start()
+        try dataPlane.start()
         try network.configureRoutes()
         if let client, let uplinks {
             let facts = uplinks.initialFacts(network: network)
             client.tick(nowMs: Clock.monotonicMilliseconds())
             if !facts.isEmpty { client.apply(facts, uplinks: uplinks) }
         }
-        logger.info("\(name) up: \(isClient ? "client" : "server"), public key \(privateKey.publicKey.base64), MTU \(config.interface.mtu), TUN offload \(vnet ? (uso ? "on (TCP, UDP)" : "on (TCP)") : "off")")
+        logger.info("\(name) up: \(isClient ? "client" : "server"), public key \(privateKey.publicKey.base64), MTU \(config.interface.mtu), TUN offload \(vnet ? (uso ? "on (TCP, UDP)" : "on (TCP)") : "off"), \(workers) packet worker\(workers == 1 ? "" : "s")")
         SystemdNotify.ready(status: "\(name) up")
         onReady?()
 
@@ -227,7 +239,7 @@ public final class Daemon: @unchecked Sendable {
             Task { await agent.stop(); stopped.signal() }
             stopped.wait(timeoutMs: 2000)
         }
-        pump.shutdown()
+        dataPlane.shutdown()
     }
 
     /// Gauges and counters from the status view, about once a second (never per packet).
@@ -411,8 +423,8 @@ public final class Daemon: @unchecked Sendable {
             "event_log": .string(config.interface.eventLog),
             "sessions": .array(sessions),
             "security_events_suppressed": JSONValue(gateway?.securityEventsSuppressed ?? 0),
-            "handshakes": pump.handshakeStatus(),
-            "data_plane": pump.dataPlaneStatus(),
+            "handshakes": dataPlane.handshakeStatus(),
+            "data_plane": dataPlane.status(traffic: host.lock.withLock { host.peers.map(\.counters.traffic) }),
             "tcp": tcpStatus(),
             "cluster": clusterStatus(),
         ]
@@ -421,7 +433,7 @@ public final class Daemon: @unchecked Sendable {
     /// The TCP transport: the ports served (gateway), the connections open and what admission and
     /// framing did with them.
     private func tcpStatus() -> JSONValue {
-        let v = pump.streamCounters.current
+        let v = dataPlane.streams.streamCounters.current
         var o: [String: JSONValue] = ["open": JSONValue(v.open), "framing_violations": JSONValue(v.violations),
                                       "closed_by_peer": JSONValue(v.closedByPeer)]
         if client == nil { o["accept_paused"] = JSONValue(v.acceptPaused) }
@@ -462,8 +474,8 @@ public final class Daemon: @unchecked Sendable {
         let c = p.counters
         return [
             "peer": .string(p.publicKey.base64),
-            "tx_bytes": JSONValue(c.txBytes.load(ordering: .relaxed)), "rx_bytes": JSONValue(c.rxBytes.load(ordering: .relaxed)),
-            "tx_packets": JSONValue(c.txPackets.load(ordering: .relaxed)), "rx_packets": JSONValue(c.rxPackets.load(ordering: .relaxed)),
+            "tx_bytes": JSONValue(c.txBytes), "rx_bytes": JSONValue(c.rxBytes),
+            "tx_packets": JSONValue(c.txPackets), "rx_packets": JSONValue(c.rxPackets),
             "rejected": ["replay": JSONValue(c.rejectedReplay.load(ordering: .relaxed)),
                          "auth": JSONValue(c.rejectedAuth.load(ordering: .relaxed)),
                          "stale_version": JSONValue(c.rejectedStaleVersion.load(ordering: .relaxed)),

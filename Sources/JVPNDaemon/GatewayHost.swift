@@ -16,14 +16,14 @@ final class GatewayHost: SessionHost, PumpController {
     /// Cluster: where store requests go, and the LAN side of ownership. nil for a standalone gateway.
     var cluster: ClusterLink?
 
-    override init(config: JVPNConfig, privateKey: PrivateKey, events: EventEmitter) throws {
+    override init(config: JVPNConfig, privateKey: PrivateKey, events: EventEmitter, workers: Int = 1) throws {
         let clusterState = try config.cluster.map { c in
             ClusterOwnership(node: c.nodeId, peerKeys: try config.peers.map { try PublicKey(base64: $0.publicKey).base64 },
                              leaseTtlMs: UInt64(c.leaseTtlS) * 1000)
         }
         core = GatewayCore(policy: config.policy, peerCount: config.peers.count, seed: UInt64.random(in: 0...UInt64.max),
                            nowMs: Clock.monotonicMilliseconds(), cluster: clusterState)
-        try super.init(config: config, privateKey: privateKey, events: events)
+        try super.init(config: config, privateKey: privateKey, events: events, workers: workers)
         for p in peers { byKey[p.publicKey] = p }
     }
 
@@ -226,7 +226,7 @@ final class GatewayHost: SessionHost, PumpController {
                               session: core.session(ofPeer: p.index)?.id)
                 case .added(let pc):
                     guard let pk = try? PublicKey(base64: pc.publicKey) else { continue }
-                    let p = PeerRuntime(index: core.addPeer(publicKey: pk.base64), config: pc, publicKey: pk)
+                    let p = PeerRuntime(index: core.addPeer(publicKey: pk.base64), config: pc, publicKey: pk, workers: workers)
                     precondition(p.index == peers.count, "peer numbers of host and core diverged")
                     peers.append(p)
                     byKey[pk] = p
@@ -237,7 +237,7 @@ final class GatewayHost: SessionHost, PumpController {
             if !plan.policy.isEmpty {
                 auditInterface(check: "config_reload", pass: true, detail: "policy: " + plan.policy.joined(separator: ", "))
             }
-            pump?.streamPeerCount.store(peers.count, ordering: .relaxed)
+            dataPlane?.streams.streamPeerCount.store(peers.count, ordering: .relaxed)
             republish()
         }
     }

@@ -11,8 +11,10 @@ import Synchronization
 /// receive thread, are sent from here too: under a flood of initiations their sendmmsg was half of
 /// the receive thread's time.
 ///
-/// Single producer (the receive thread), single consumer (the worker): two rings of preallocated
-/// slots (messages, cookie replies) with two atomic counters each. The worker sleeps on a
+/// Producers: the receive threads of the packet workers, one at a time (`producers`, a lock taken
+/// per handshake message, cookie reply or control fact, never per data packet); one consumer (the
+/// worker): rings of preallocated slots (messages, cookie replies, facts) with two atomic counters
+/// each. The worker sleeps on a
 /// semaphore only once every ring is empty; a message always posts it, cookie replies and control
 /// facts only when the worker said it is going to sleep (`idle`), so a flood does not cost a
 /// wake-up per batch. Facts come first (they are cheap and a REATTACH waits for them), then
@@ -58,6 +60,8 @@ final class HandshakeWorker: @unchecked Sendable {
     private let done = Semaphore()
     private var running = false
     private let handle: (UnsafeRawBufferPointer, TransportAddress) -> Void
+    /// Held by a receive thread while it pushes, so the rings keep one producer at a time.
+    private let producers = Lock()
 
     /// `handle` runs on the worker thread with the message and where it came from (unmapped);
     /// `applyFacts` runs there with a source of up to `factBatch` queued control facts;
@@ -90,8 +94,10 @@ final class HandshakeWorker: @unchecked Sendable {
     /// Messages waiting: the load signal of `HandshakeAdmission`. Any thread.
     var depth: Int { pushed.load(ordering: .acquiring) - popped.load(ordering: .acquiring) }
 
-    /// Receive thread only. Copies the message into a free slot; false when the queue is full.
+    /// Receive threads. Copies the message into a free slot; false when the queue is full.
     func push(_ message: UnsafeRawBufferPointer, from source: TransportAddress) -> Bool {
+        producers.lock()
+        defer { producers.unlock() }
         let n = pushed.load(ordering: .relaxed)
         guard n - popped.load(ordering: .acquiring) < HandshakeWorker.capacity,
               message.count <= HandshakeWorker.slotBytes, let base = message.baseAddress else { return false }
@@ -104,10 +110,12 @@ final class HandshakeWorker: @unchecked Sendable {
         return true
     }
 
-    /// Receive thread only. `write` fills the 64-byte slot and returns the length; false (nothing
+    /// Receive threads. `write` fills the 64-byte slot and returns the length; false (nothing
     /// written) when the reply ring is full.
     func pushCookieReply(to destination: SocketAddress, socketIndex: Int,
                          write: (UnsafeMutableRawPointer) -> Int) -> Bool {
+        producers.lock()
+        defer { producers.unlock() }
         let n = repliesPushed.load(ordering: .relaxed)
         guard n - repliesPopped.load(ordering: .acquiring) < replyCapacity else { return false }
         let slot = n & replyMask
@@ -116,6 +124,11 @@ final class HandshakeWorker: @unchecked Sendable {
         replySocketIndexes[slot] = socketIndex
         repliesPushed.store(n + 1, ordering: .sequentiallyConsistent)
         return true
+    }
+
+    /// Receive threads. A control fact for the worker; false (and counted) when the ring is full.
+    func pushFact(_ fact: ControlFact) -> Bool {
+        producers.withLock { facts.push(fact) }
     }
 
     /// Receive thread, after a receive batch that pushed cookie replies or control facts: wakes the

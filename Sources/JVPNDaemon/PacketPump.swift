@@ -11,9 +11,13 @@ import Synchronization
 ///            -> peekHeader -> lookupReceiver -> open -> replay update -> checkInnerSource
 ///            -> [clampMss] -> writeTun; control frames go to the controller;
 ///            handshakes (types 1-3): admitHandshake -> HandshakeWorker -> controller.
-/// One thread per direction, plus the handshake worker. Buffers are allocated once; nothing is
-/// allocated per packet. [fitToPath] and [clampMss] run only while the peer's path carries less
-/// than the tunnel MTU (PacketPump+PathFit.swift).
+/// One packet worker of the `DataPlane`: a thread per direction, on its own TUN queue and its own
+/// share of the transport sockets (the UDP sockets whose index modulo the worker count is its
+/// number; worker 0 also serves the TCP transport). The handshake worker is shared. Buffers are
+/// allocated once; nothing is allocated per packet, and the counters a worker writes per packet
+/// are its own (per-worker lines of `PeerCounters.traffic`, its own drop counters). [fitToPath]
+/// and [clampMss] run only while the peer's path carries less than the tunnel MTU
+/// (PacketPump+PathFit.swift).
 protocol PumpController: AnyObject, Sendable {
     /// Handshake messages (types 1-3), admitted by `HandshakeAdmission`, on the handshake worker
     /// thread: unauthenticated until the controller verifies them.
@@ -41,9 +45,14 @@ extension PumpController {
 
 final class PacketPump: @unchecked Sendable {
     static let batchSize = 64
+    /// This worker's TUN queue.
     let tun: TunDevice
+    /// This worker's number, and how many there are.
+    let worker: Int
+    let workers: Int
     let snapshot: SnapshotCell
-    weak var controller: (any PumpController)?
+    private let link: ControllerLink
+    var controller: (any PumpController)? { link.controller }
     /// The TCP connections (the receive thread reads them; see PacketPump+Stream).
     let connections: TcpConnections
     /// Gateway: the TCP ports served (set before `start`), and the receive thread's admission
@@ -61,6 +70,9 @@ final class PacketPump: @unchecked Sendable {
     private var threads = 0
     private let done = Semaphore()
 
+    /// Transport datagrams this worker's receive thread took (each frame of a GRO batch counts), for
+    /// status: how the sockets share the load. Written by that thread alone, once per batch.
+    let datagramsReceived = Atomic<UInt64>(0)
     let droppedNoRoute = Atomic<UInt64>(0)
     let droppedNoKey = Atomic<UInt64>(0)
     /// Received datagrams too short, too long or of no known type (shown with the handshakes).
@@ -83,7 +95,8 @@ final class PacketPump: @unchecked Sendable {
 
     /// Receive-thread only: the cheap checks before the handshake queue.
     private var admission: HandshakeAdmission
-    private var handshakes: HandshakeWorker!
+    /// Shared by the workers.
+    private let handshakes: HandshakeWorker
     /// Receive-thread only: cookie replies or control facts were queued during this receive batch.
     private var workerPending = false
     /// Receive-thread only: control facts go to the worker (gateway) rather than straight to the
@@ -109,9 +122,13 @@ final class PacketPump: @unchecked Sendable {
     var tooBigBudget = TokenBucket(capacity: PacketPump.tooBigBurst, refillPerSecond: PacketPump.tooBigPerSecond,
                                    nowMs: Clock.monotonicMilliseconds())
 
-    init(tun: TunDevice, mtu: Int, snapshot: SnapshotCell, vnet: Bool, uso: Bool, admission: HandshakeAdmission,
-         connections: TcpConnections) throws {
+    init(tun: TunDevice, worker: Int, of workers: Int, mtu: Int, snapshot: SnapshotCell, vnet: Bool, uso: Bool,
+         admission: HandshakeAdmission, handshakes: HandshakeWorker, link: ControllerLink, connections: TcpConnections) throws {
         self.tun = tun
+        self.worker = worker
+        self.workers = workers
+        self.handshakes = handshakes
+        self.link = link
         self.admission = admission
         self.vnet = vnet
         self.uso = vnet && uso
@@ -123,19 +140,14 @@ final class PacketPump: @unchecked Sendable {
         // Room for the largest inner packet plus header and tag, and for oversized datagrams
         // (which are then rejected rather than truncated silently).
         slotSize = max(mtu, 1500) + Frame.overhead + 64
-        let replyCapacity = admission.role == .gateway ? HandshakeWorker.gatewayReplyCapacity : 1
-        handshakes = HandshakeWorker(snapshot: snapshot, replyCapacity: replyCapacity,
-                                     factCapacity: admission.role == .gateway ? ControlFactRing.gatewayCapacity : 1,
-                                     applyFacts: { [unowned self] next in controller?.apply(next) }) { [unowned self] message, source in
-            controller?.handleHandshake(message, from: source)
-        }
     }
 
+    /// Worker 0's threads keep the names profiles and `top -H` know; the others' carry their number.
     func start() throws {
-        try handshakes.start()
-        try DetachedThread.start(name: "jvpn-send") { [self] in sendLoop(); done.signal() }
+        let suffix = worker == 0 ? "" : "\(worker)"
+        try DetachedThread.start(name: "jvpn-send" + suffix) { [self] in sendLoop(); done.signal() }
         threads += 1
-        try DetachedThread.start(name: "jvpn-recv") { [self] in receiveLoop(); done.signal() }
+        try DetachedThread.start(name: "jvpn-recv" + suffix) { [self] in receiveLoop(); done.signal() }
         threads += 1
     }
 
@@ -148,7 +160,6 @@ final class PacketPump: @unchecked Sendable {
         wakeReceive.signal()
         for _ in 0..<threads { done.wait(timeoutMs: 2000) }
         threads = 0
-        handshakes.shutdown()
     }
 
     // MARK: send
@@ -295,8 +306,7 @@ final class PacketPump: @unchecked Sendable {
         batch.lengths[index] = total
         batch.addresses[index] = route.destination
         batch.count = index + 1
-        route.counters.txBytes.add(UInt64(length), ordering: .relaxed)
-        route.counters.txPackets.add(1, ordering: .relaxed)
+        route.counters.countSent(worker: worker, bytes: length)
         return true
     }
 
@@ -400,7 +410,9 @@ final class PacketPump: @unchecked Sendable {
                 socketsGeneration = g
                 generation = g
                 let fresh = snapshot.load()
-                let now = fresh.sockets.enumerated().compactMap { i, s in s.map { (index: i, socket: $0) } }
+                let now = fresh.sockets.enumerated().compactMap { i, s in
+                    i % workers == worker ? s.map { (index: i, socket: $0) } : nil
+                }
                 if now.map(\.socket.fileDescriptor) != live.map(\.socket.fileDescriptor) || now.map(\.index) != live.map(\.index) {
                     // The old sockets are still open here (`live` holds them): no descriptor reuse.
                     for e in live { epoll.remove(e.socket.fileDescriptor) }
@@ -413,7 +425,7 @@ final class PacketPump: @unchecked Sendable {
                 snap = fresh
                 confirmQueued = nil
             }
-            adoptStreamChanges()
+            if worker == 0 { adoptStreamChanges() } // the TCP transport is worker 0's alone
             epoll.wait(timeoutMs: streamTable == nil && watchedStreams.isEmpty ? 1000 : 250)
             // A new snapshot may change the socket set: reload at the top (epoll is level-triggered,
             // so whatever is ready now is seen again at once).
@@ -460,6 +472,7 @@ final class PacketPump: @unchecked Sendable {
             refreshSnapshot(&snap, generation: &generation)
             let n = (try? batch.receive(from: socket)) ?? 0
             if n == 0 { break }
+            var frames: UInt64 = 0
             for i in 0..<n {
                 let p = batch.payload(i)
                 let total = batch.lengths[i]
@@ -467,10 +480,12 @@ final class PacketPump: @unchecked Sendable {
                 let source = TransportAddress(via: .udp(socket: index), address: batch.addresses[i])
                 var off = 0
                 while off < total && step > 0 { // splitGRO: same-size frames back to back
+                    frames += 1
                     receiveOne(p + off, min(step, total - off), from: source, snap: &snap, generation: &generation)
                     off += step
                 }
             }
+            datagramsReceived.store(datagramsReceived.load(ordering: .relaxed) &+ frames, ordering: .relaxed)
             finishReceiveBatch()
             if n < batch.capacity { break }
         }
@@ -494,7 +509,7 @@ final class PacketPump: @unchecked Sendable {
     func finishReceiveBatch() {
         if pendingCount > 0 { writeCoalesced() }
         if !closesToReport.isEmpty {
-            closesToReport.removeAll { handshakes.facts.push(.connectionClosed($0)) }
+            closesToReport.removeAll { handshakes.pushFact(.connectionClosed($0)) }
             workerPending = true
         }
         if workerPending {
@@ -511,7 +526,7 @@ final class PacketPump: @unchecked Sendable {
             controller?.apply(one: fact)
             return true
         }
-        guard handshakes.facts.push(fact) else { return false }
+        guard handshakes.pushFact(fact) else { return false }
         workerPending = true
         return true
     }
@@ -607,13 +622,11 @@ final class PacketPump: @unchecked Sendable {
                 pendingPointers[pendingCount] = body
                 pendingLengths[pendingCount] = plain
                 pendingCount += 1
-                entry.counters.rxBytes.add(UInt64(plain), ordering: .relaxed)
-                entry.counters.rxPackets.add(1, ordering: .relaxed)
+                entry.counters.countReceived(worker: worker, bytes: plain)
                 return entry.peerIndex
             }
             // Counted as received either way, as with a TUN that takes offloads.
-            entry.counters.rxBytes.add(UInt64(plain), ordering: .relaxed)
-            entry.counters.rxPackets.add(1, ordering: .relaxed)
+            entry.counters.countReceived(worker: worker, bytes: plain)
             writeTun(body, length: plain, packets: 1)
             return entry.peerIndex
         }
@@ -650,28 +663,6 @@ final class PacketPump: @unchecked Sendable {
             case .queueFull: droppedHandshakeQueueFull.add(1, ordering: .relaxed)
             }
         }
-    }
-}
-
-extension PacketPump {
-    /// Status JSON's "data_plane": packets the packet threads dropped before any peer's counters.
-    func dataPlaneStatus() -> JSONValue {
-        func n(_ a: borrowing Atomic<UInt64>) -> JSONValue { JSONValue(a.load(ordering: .relaxed)) }
-        return ["dropped": ["no_route": n(droppedNoRoute), "no_key": n(droppedNoKey), "unknown_index": n(droppedUnknownIndex),
-                            "control_queue_full": n(handshakes.facts.droppedFull), "tun_write": n(droppedTunWrite),
-                            "tun_malformed": n(droppedTunMalformed), "seal_failed": n(droppedSealFailed)]]
-    }
-
-    /// Status JSON's "handshakes": what the receive thread turned away and what the worker sent.
-    func handshakeStatus() -> JSONValue {
-        func n(_ a: borrowing Atomic<UInt64>) -> JSONValue { JSONValue(a.load(ordering: .relaxed)) }
-        return ["queue_depth": JSONValue(handshakes.depth),
-                "cookie_replies_sent": n(handshakes.cookieRepliesSent),
-                "dropped": ["malformed": n(droppedMalformed), "bad_mac1": n(droppedHandshakeBadMac1),
-                            "cookie_rate_limited": n(droppedHandshakeCookieLimited),
-                            "source_rate_limited": n(droppedHandshakeSourceLimited),
-                            "queue_full": n(droppedHandshakeQueueFull),
-                            "cookie_queue_full": n(droppedCookieReplyQueueFull)]]
     }
 }
 

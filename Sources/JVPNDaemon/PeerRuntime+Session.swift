@@ -9,7 +9,7 @@ final class PeerRuntime: @unchecked Sendable {
     /// Removed from the config by a reload: no routes to it; its ended session stays visible.
     var removed = false
     let publicKey: PublicKey
-    let counters = PeerCounters()
+    let counters: PeerCounters
     var keyRing = KeyRing()
     var session: SessionID?
     var machine = SessionStateMachine()
@@ -17,15 +17,16 @@ final class PeerRuntime: @unchecked Sendable {
     var lastAuthenticatedMs: UInt64 = 0
     // gateway: the single bound path of the session
     var bound: SocketAddress?
-    var boundSocket = 0
     var bindingVersion: UInt64 = 0
     var lastHintMs: UInt64 = 0
     // status
     var switches = 0
     var lastSwitch: JSONValue?
 
-    init(index: Int, config: PeerConfig, publicKey: PublicKey) {
+    /// `workers`: the data plane's packet workers (each counts the peer's traffic on its own line).
+    init(index: Int, config: PeerConfig, publicKey: PublicKey, workers: Int) {
         self.index = index
+        counters = PeerCounters(workers: workers)
         self.config = config
         self.publicKey = publicKey
     }

@@ -4,10 +4,32 @@ import Synchronization
 
 /// Counters the data plane bumps without locks; status reads them.
 final class PeerCounters: @unchecked Sendable {
-    let txBytes = Atomic<UInt64>(0)
-    let rxBytes = Atomic<UInt64>(0)
-    let txPackets = Atomic<UInt64>(0)
-    let rxPackets = Atomic<UInt64>(0)
+    /// Bytes and packets through the tunnel, per packet worker (each writes its own line).
+    let traffic: PerWorkerCounters
+    enum Traffic {
+        static let txBytes = 0, txPackets = 1, rxBytes = 2, rxPackets = 3
+    }
+    var txBytes: UInt64 { traffic.total(Traffic.txBytes) }
+    var txPackets: UInt64 { traffic.total(Traffic.txPackets) }
+    var rxBytes: UInt64 { traffic.total(Traffic.rxBytes) }
+    var rxPackets: UInt64 { traffic.total(Traffic.rxPackets) }
+
+    init(workers: Int) { traffic = PerWorkerCounters(workers: workers) }
+
+    /// Worker `worker` sent one packet of `bytes` to the peer.
+    @inline(__always)
+    func countSent(worker: Int, bytes: Int) {
+        traffic.add(Traffic.txBytes, worker: worker, UInt64(bytes))
+        traffic.add(Traffic.txPackets, worker: worker, 1)
+    }
+
+    /// Worker `worker` delivered one packet of `bytes` from the peer.
+    @inline(__always)
+    func countReceived(worker: Int, bytes: Int) {
+        traffic.add(Traffic.rxBytes, worker: worker, UInt64(bytes))
+        traffic.add(Traffic.rxPackets, worker: worker, 1)
+    }
+
     let rejectedReplay = Atomic<UInt64>(0)
     let rejectedAuth = Atomic<UInt64>(0)
     let rejectedStaleVersion = Atomic<UInt64>(0)

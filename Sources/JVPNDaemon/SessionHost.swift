@@ -11,7 +11,7 @@ class SessionHost: @unchecked Sendable {
     let snapshot = SnapshotCell()
     let events: EventEmitter
     var peers: [PeerRuntime] = []
-    var pump: PacketPump!
+    var dataPlane: DataPlane!
     /// Transport sockets by index (client: one per uplink, nil while the uplink is absent).
     var sockets: [UDPSocket?] = []
     /// The TCP connections (client: one per TCP path; gateway: those it accepted).
@@ -30,13 +30,17 @@ class SessionHost: @unchecked Sendable {
     /// Inside `publishingOnce`: the peers whose changes wait for the one publication at its end.
     private var collected: Set<Int>?
 
-    init(config: JVPNConfig, privateKey: PrivateKey, events: EventEmitter) throws {
+    /// The data plane's packet workers (fixed while the daemon runs).
+    let workers: Int
+
+    init(config: JVPNConfig, privateKey: PrivateKey, events: EventEmitter, workers: Int = 1) throws {
         self.config = config
         self.privateKey = privateKey
         self.events = events
+        self.workers = workers
         for (i, p) in config.peers.enumerated() {
             let key = try PublicKey(base64: p.publicKey)
-            peers.append(PeerRuntime(index: i, config: p, publicKey: key))
+            peers.append(PeerRuntime(index: i, config: p, publicKey: key, workers: workers))
         }
     }
 
@@ -119,7 +123,7 @@ class SessionHost: @unchecked Sendable {
         }
         routes = table
         snapshot.publish(DataPlaneSnapshot(routes: table, send: send, receivers: receivers, sockets: sockets))
-        pump?.socketsChanged()
+        dataPlane?.socketsChanged()
     }
 
     /// Publishes a change confined to `changed` peers (their keys, receiver indexes, binding or
@@ -146,7 +150,7 @@ class SessionHost: @unchecked Sendable {
             for r in v.receivers { receivers.set(r.entry, for: r.index) }
         }
         snapshot.publish(DataPlaneSnapshot(routes: routes, send: send, receivers: receivers, sockets: sockets))
-        pump?.socketsChanged()
+        dataPlane?.socketsChanged()
     }
 
     /// Runs `body` (under `lock`) with every `republish(peers:)` in it collected into one

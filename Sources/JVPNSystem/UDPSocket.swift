@@ -9,8 +9,10 @@ public final class UDPSocket: @unchecked Sendable {
     public private(set) var localPort: UInt16 = 0
 
     /// Binds `[::]:port` (dual-stack) or `0.0.0.0:port`, or `localAddress` when given.
+    /// `reusePort`: one of several sockets on the same port (SO_REUSEPORT); the kernel gives each
+    /// remote address and port to one of them, always the same one while the set stays the same.
     public init(family: Int32 = AF_INET6, localAddress: SocketAddress? = nil, port: UInt16 = 0,
-                device: String? = nil, mark: UInt32? = nil) throws {
+                device: String? = nil, mark: UInt32? = nil, reusePort: Bool = false) throws {
         let fam = localAddress?.family ?? family
         let fd = socket(fam, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket", errno: errno) }
@@ -23,6 +25,7 @@ public final class UDPSocket: @unchecked Sendable {
                 guard rc == 0 else { throw SystemError("bind to device \(device)", errno: errno) }
             }
             if let mark { try setOption(SOL_SOCKET, SO_MARK, Int32(bitPattern: mark), "SO_MARK") }
+            if reusePort { try setOption(SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT") }
             // DF on every datagram: a path smaller than a frame drops it rather than the kernel
             // fragmenting it behind our back; the client's probes find each path's size.
             let rcDF = cudp_set_pmtu_probe(fd, fam == AF_INET6 ? 1 : 0)

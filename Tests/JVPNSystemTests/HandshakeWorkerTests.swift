@@ -2,6 +2,7 @@ import Glibc
 import JVPNCore
 @testable import JVPNDaemon
 import JVPNSystem
+import Synchronization
 import XCTest
 
 /// The handshake queue between the receive thread and the worker: order, bound, unmapped sources,
@@ -125,5 +126,66 @@ final class HandshakeWorkerTests: XCTestCase {
         XCTAssertEqual(ring.droppedFull.load(ordering: .relaxed), 1)
         guard case .connectionClosed(0)? = ring.pop() else { return XCTFail("the oldest fact first") }
         XCTAssertTrue(ring.push(.connectionClosed(99_999)), "room again after a pop")
+    }
+
+    /// The receive threads of several packet workers push at once: every message and every fact
+    /// arrives exactly once, each producer's in its own order (without the producers' lock two
+    /// pushes take the same slot).
+    func testSeveralProducersLoseAndRepeatNothing() throws {
+        final class Got: @unchecked Sendable {
+            let lock = Lock()
+            var messages: [[UInt8]] = []
+            var facts: [UInt64] = []
+        }
+        let got = Got()
+        let worker = HandshakeWorker(snapshot: SnapshotCell(), replyCapacity: 8, factCapacity: ControlFactRing.gatewayCapacity,
+                                     applyFacts: { next in
+            while let fact = next() {
+                guard case .connectionClosed(let id) = fact else { continue }
+                got.lock.withLock { got.facts.append(id) }
+            }
+        }) { bytes, _ in
+            got.lock.withLock { got.messages.append(Array(bytes.prefix(3))) }
+        }
+        try worker.start()
+        defer { worker.shutdown() }
+        let producers = 4, perProducer = 20_000
+        let done = Semaphore()
+        let ready = Atomic<Int>(0)
+        for p in 0..<producers {
+            try DetachedThread.start(name: "test-producer") {
+                var m = [UInt8](repeating: 0, count: 148)
+                m[0] = UInt8(p)
+                let from = TransportAddress(via: .udp(socket: p), address: SocketAddress())
+                // All start together, so their pushes overlap.
+                ready.add(1, ordering: .sequentiallyConsistent)
+                while ready.load(ordering: .sequentiallyConsistent) < producers {}
+                for i in 0..<perProducer {
+                    m[1] = UInt8(i >> 8)
+                    m[2] = UInt8(i & 255)
+                    while !m.withUnsafeBytes({ worker.push($0, from: from) }) { sched_yield() }
+                    while !worker.pushFact(.connectionClosed(UInt64(p * 1_000_000 + i))) { sched_yield() }
+                    worker.wakeIfIdle()
+                }
+                done.signal()
+            }
+        }
+        for _ in 0..<producers { done.wait(timeoutMs: 30_000) }
+        let total = producers * perProducer
+        for _ in 0..<400 where got.lock.withLock({ got.messages.count < total || got.facts.count < total }) { usleep(5000) }
+        let (messages, facts) = got.lock.withLock { (got.messages, got.facts) }
+        XCTAssertEqual(messages.count, total)
+        XCTAssertEqual(facts.count, total)
+        // Where a producer's sequence first goes wrong (nil: all of them, once each, in order).
+        func firstWrong(_ seen: [Int]) -> Int? {
+            seen.count == perProducer && seen == Array(0..<perProducer) ? nil
+                : zip(seen, 0..<perProducer).first(where: { $0 != $1 })?.1 ?? min(seen.count, perProducer)
+        }
+        for p in 0..<producers {
+            let mine = messages.filter { $0[0] == UInt8(p) }.map { Int($0[1]) << 8 | Int($0[2]) }
+            XCTAssertNil(firstWrong(mine), "producer \(p)'s messages (\(mine.count))")
+            let myFacts = facts.filter { $0 / 1_000_000 == UInt64(p) }.map { Int($0 % 1_000_000) }
+            XCTAssertNil(firstWrong(myFacts), "producer \(p)'s facts (\(myFacts.count))")
+        }
     }
 }

@@ -72,7 +72,7 @@ enum SendPathFixture {
     }
 
     static func snapshot(_ kp: Keypair, _ socket: UDPSocket, _ to: SocketAddress) -> DataPlaneSnapshot {
-        let route = PeerSendRoute(keypair: kp, transport: socket, destination: to, counters: PeerCounters(), maxInnerPacket: Int.max)
+        let route = PeerSendRoute(keypair: kp, transport: socket, destination: to, counters: PeerCounters(workers: 1), maxInnerPacket: Int.max)
         var send = ChunkedSlots<PeerSendRoute>()
         send.append(route)
         return DataPlaneSnapshot(routes: routes, send: send, receivers: ShardedIndexMap(), sockets: [socket])
@@ -84,8 +84,9 @@ enum SendPathFixture {
                      _ to: SocketAddress) throws -> (cell: SnapshotCell, pump: PacketPump) {
         let cell = SnapshotCell()
         cell.publish(snapshot(kp, socket, to))
-        let pump = try PacketPump(tun: tun, mtu: mtu, snapshot: cell, vnet: vnet, uso: uso,
+        let pump = try PacketPump(tun: tun, worker: 0, of: 1, mtu: mtu, snapshot: cell, vnet: vnet, uso: uso,
                                   admission: HandshakeAdmission(role: .client, localPublicKey: PrivateKey.generate().publicKey, nowMs: 0),
+                                  handshakes: HandshakeWorker(snapshot: cell, replyCapacity: 1) { _, _ in }, link: ControllerLink(),
                                   connections: TcpConnections())
         return (cell, pump)
     }

@@ -2,6 +2,7 @@
 # Throughput benchmark: raw veth vs jvpn vs wireguard-go, in one run on one machine.
 #
 # usage: deploy/bench/throughput.sh [--only raw,wg,jvpn] [--seconds N] [--runs N] [--json FILE]
+#                                   [--workers N]
 #
 # Every mode uses the same basic rig (client ns <-> gateway ns over a veth) and measures:
 #   iperf3 TCP, 1 stream and 4 streams (-P 4), N seconds each: receiver bit/s
@@ -17,6 +18,8 @@
 #   CPU seconds per GB moved: utime+stime of both daemons during the 1-stream run
 #   RSS per daemon (VmRSS; the larger of the two daemons): idle before the first run, and under
 #   load (VmHWM, the peak, after all runs)
+# --workers N writes `Workers = N` into both jvpn configs (default: none, so `auto`, and a binary
+# from before the key works too).
 # With --runs N each measurement is repeated and the median reported. Ratios are quoted
 # jvpn / wireguard-go: these machines are shared and noisy, absolute numbers move around.
 # Added RTT = tunnel RTT minus raw veth RTT (needs the raw mode in the same run).
@@ -32,6 +35,7 @@ ONLY="raw,wg,jvpn"
 SECONDS_PER="${BENCH_SECONDS:-10}"
 RUNS=1
 JSON_OUT=""
+WORKERS=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --only) ONLY="$2"; shift 2 ;;
@@ -41,12 +45,14 @@ while [[ $# -gt 0 ]]; do
         --runs) RUNS="$2"; shift 2 ;;
         --runs=*) RUNS="${1#*=}"; shift ;;
         --json) JSON_OUT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --workers) WORKERS="$2"; shift 2 ;;
+        -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 [[ "$SECONDS_PER" =~ ^[0-9]+$ && "$SECONDS_PER" -ge 1 ]] || { echo "--seconds wants a positive integer" >&2; exit 2; }
 [[ "$RUNS" =~ ^[0-9]+$ && "$RUNS" -ge 1 && "$RUNS" -le 50 ]] || { echo "--runs wants 1..50" >&2; exit 2; }
+[[ -z "$WORKERS" || "$WORKERS" =~ ^[0-9]+$ ]] || { echo "--workers wants a count" >&2; exit 2; }
 for m in ${ONLY//,/ }; do
     case "$m" in raw|wg|jvpn) ;; *) echo "--only: unknown mode '$m' (raw, wg, jvpn)" >&2; exit 2 ;; esac
 done
@@ -272,6 +278,7 @@ run_jvpn() {
     local d="$RIG_DIR/jvpn"; mkdir -p "$d"; chmod 700 "$d"
     rig_jvpn_keypair gw && rig_jvpn_keypair client || { log "jvpn genkey/pubkey failed"; return 1; }
     rig_jvpn_pair_configs "$d" "$JV_G" "$JV_C" 51821 up0 || { log "jvpn configs failed"; return 1; }
+    if [[ -n "$WORKERS" ]]; then sed -i "/^\[Interface\]/a Workers = $WORKERS" "$d/$JV_G.conf" "$d/$JV_C.conf"; fi
     log "jvpn: $JV_C -> $JV_G ($JVPN_BIN)"
     timeout 30 ip netns exec "$RIG_GW" "$JVPN_BIN" up "$d/$JV_G.conf" || { log "jvpn up (gateway) failed"; return 1; }
     timeout 30 ip netns exec "$RIG_CLIENT" "$JVPN_BIN" up "$d/$JV_C.conf" || { log "jvpn up (client) failed"; return 1; }

@@ -30,4 +30,7 @@ int cprocess_dumpable(void);
 /* malloc_trim(0): free pages of every malloc arena back to the kernel. 1 if memory was released. */
 int cprocess_heap_trim(void);
 
+/* CPUs in the calling thread's affinity mask (sched_getaffinity), or -errno. */
+int cprocess_cpu_count(void);
+
 #endif
