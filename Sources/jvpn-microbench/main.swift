@@ -67,6 +67,12 @@ measure("replay window update (in order)", bytesPerOp: 0, iterations: 5_000_000)
     c &+= 1
     _ = window.update(c)
 }
+let sharedWindow = SharedReplayWindow()
+var sc: UInt64 = 0
+measure("replay update, shared (in order)", bytesPerOp: 0, iterations: 5_000_000) {
+    sc &+= 1
+    _ = sharedWindow.update(sc)
+}
 // A 64 KiB TSO super-packet (IPv4/TCP, MSS 1388) split into segments, then merged back.
 var sp = [UInt8](repeating: 0, count: 40 + 1388 * 46)
 sp[0] = 0x45; sp[2] = UInt8(sp.count >> 8); sp[3] = UInt8(sp.count & 0xff); sp[8] = 64; sp[9] = 6
