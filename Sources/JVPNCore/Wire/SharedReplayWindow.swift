@@ -8,12 +8,13 @@ import Synchronization
 /// Layout: 128 atomic slots of 64 bits, allocated once. Block B = counter >> 5 lives in slot B & 127;
 /// the slot's high 32 bits are a tag, the low 32 bits of B >> 7 (the slot index already says B's low
 /// 7 bits), its low 32 bits the counters of that block seen so far. 128 × 32 = 4096 counters: the
-/// window and the block `highest` is in. `highest` (the largest counter accepted) is an atomic max.
+/// window and the block `highest` is in. `highest` (the largest counter accepted) only grows.
 ///
 /// update: read the slot, then `highest`; reject a counter too old; a slot holding the counter's block
 /// decides by the bit; a slot holding any other block is replaced by this block with only this bit
-/// (that block is older, and all of its counters are out of the window once this one is in: below). Raise `highest` if the
-/// counter is above it, then compare-and-swap the slot; on failure start again from the value found.
+/// (that block is older, and all of its counters are out of the window once this one is in: below).
+/// Raise `highest` if the counter is above it, then compare-and-swap the slot; on failure start
+/// again from the value found.
 ///
 /// Why a counter is never accepted twice, even under races. Every write to a slot is a
 /// compare-and-swap, so a slot's values form one sequence and no update is lost. Once c (block B) is
