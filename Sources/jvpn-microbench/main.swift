@@ -58,14 +58,8 @@ measure("open 1420 B", bytesPerOp: payload, iterations: 200_000) {
     let h = Frame.peekHeader(buf, length: sealed)!
     _ = Frame.open(header: h, key: kp, buffer: buf, length: sealed)
 }
-var window = ReplayWindow()
-var c: UInt64 = 0
 measure("checksum 1420 B (RFC 1071)", bytesPerOp: payload, iterations: 2_000_000) {
     counter &+= Checksum.sum(buf + 1, payload)
-}
-measure("replay window update (in order)", bytesPerOp: 0, iterations: 5_000_000) {
-    c &+= 1
-    _ = window.update(c)
 }
 let sharedWindow = SharedReplayWindow()
 var sc: UInt64 = 0

@@ -1,9 +1,11 @@
 import XCTest
 @testable import JVPNCore
 
+/// The data plane's replay window (`SharedReplayWindow`) used by one thread; its concurrency is in
+/// SharedReplayWindowTests.
 final class ReplayWindowTests: XCTestCase {
     func testInOrder() {
-        var w = ReplayWindow()
+        let w = SharedReplayWindow()
         for c in UInt64(0)..<10_000 {
             XCTAssertTrue(w.check(c))
             XCTAssertTrue(w.update(c))
@@ -13,7 +15,7 @@ final class ReplayWindowTests: XCTestCase {
     }
 
     func testDuplicatesRejected() {
-        var w = ReplayWindow()
+        let w = SharedReplayWindow()
         XCTAssertTrue(w.update(0))
         XCTAssertFalse(w.update(0))
         XCTAssertTrue(w.update(5))
@@ -24,7 +26,7 @@ final class ReplayWindowTests: XCTestCase {
     }
 
     func testReorderWithin2048() {
-        var w = ReplayWindow()
+        let w = SharedReplayWindow()
         XCTAssertTrue(w.update(3000))
         // Everything in the 2048 before it arrives late, in reverse: all accepted once.
         for c in stride(from: UInt64(2999), through: 3000 - 2048, by: -1) {
@@ -32,22 +34,22 @@ final class ReplayWindowTests: XCTestCase {
         }
         for c in (3000 - 2048)...3000 { XCTAssertFalse(w.update(UInt64(c))) }
         // The window reaches further than required (4032).
-        var w2 = ReplayWindow()
+        let w2 = SharedReplayWindow()
         XCTAssertTrue(w2.update(10_000))
-        XCTAssertTrue(w2.update(10_000 - ReplayWindow.windowSize + 1))
-        XCTAssertFalse(w2.update(10_000 - ReplayWindow.windowSize))
+        XCTAssertTrue(w2.update(10_000 - SharedReplayWindow.windowSize + 1))
+        XCTAssertFalse(w2.update(10_000 - SharedReplayWindow.windowSize))
     }
 
     func testInterleavedPathSwitchReorder() {
         // Two paths: new path delivers 1000..<3000, old path's stragglers 0..<1000 arrive after.
-        var w = ReplayWindow()
+        let w = SharedReplayWindow()
         for c in UInt64(1000)..<3000 { XCTAssertTrue(w.update(c)) }
         for c in UInt64(0)..<1000 { XCTAssertTrue(w.update(c)) }
         for c in UInt64(0)..<3000 { XCTAssertFalse(w.check(c)) }
     }
 
     func testFarJumpClearsWindow() {
-        var w = ReplayWindow()
+        let w = SharedReplayWindow()
         for c in UInt64(0)..<5000 { XCTAssertTrue(w.update(c)) }
         XCTAssertTrue(w.update(1_000_000))
         // Counters just below the new head were never seen: the stale bits must not say otherwise.
@@ -55,7 +57,7 @@ final class ReplayWindowTests: XCTestCase {
         XCTAssertTrue(w.update(999_999))
         XCTAssertFalse(w.update(1_000_000))
         // Jumps of exactly one ring length and just over.
-        var w2 = ReplayWindow()
+        let w2 = SharedReplayWindow()
         XCTAssertTrue(w2.update(10))
         XCTAssertTrue(w2.update(10 + 4096))
         XCTAssertTrue(w2.check(10 + 4095))
@@ -64,15 +66,15 @@ final class ReplayWindowTests: XCTestCase {
     }
 
     func testTooOldRejected() {
-        var w = ReplayWindow()
+        let w = SharedReplayWindow()
         XCTAssertTrue(w.update(100_000))
         XCTAssertFalse(w.check(0))
         XCTAssertFalse(w.update(100_000 - 5000))
-        XCTAssertFalse(w.update(100_000 - ReplayWindow.windowSize))
+        XCTAssertFalse(w.update(100_000 - SharedReplayWindow.windowSize))
     }
 
     func testLimits() {
-        var w = ReplayWindow()
+        let w = SharedReplayWindow()
         XCTAssertFalse(w.update(MessageLimits.rejectAfterMessages))
         XCTAssertFalse(w.update(UInt64.max))
         XCTAssertTrue(w.update(MessageLimits.rejectAfterMessages - 1))
@@ -81,14 +83,14 @@ final class ReplayWindowTests: XCTestCase {
     }
 
     func testCheckDoesNotMark() {
-        var w = ReplayWindow()
+        let w = SharedReplayWindow()
         XCTAssertTrue(w.check(7))
         XCTAssertTrue(w.check(7))
         XCTAssertTrue(w.update(7))
     }
 
     func testRandomAgainstReferenceModel() {
-        var w = ReplayWindow()
+        let w = SharedReplayWindow()
         var seen = Set<UInt64>()
         var highest: UInt64 = 0
         var any = false
@@ -98,7 +100,7 @@ final class ReplayWindowTests: XCTestCase {
             let r = rng.next()
             if r % 1000 == 0 { base += r % 20_000 }
             let c = base + (rng.next() % 6000)
-            let tooOld = any && highest >= c && highest - c >= ReplayWindow.windowSize
+            let tooOld = any && highest >= c && highest - c >= SharedReplayWindow.windowSize
             let expected = !tooOld && !seen.contains(c)
             XCTAssertEqual(w.update(c), expected, "counter \(c)")
             if expected {
@@ -106,9 +108,5 @@ final class ReplayWindowTests: XCTestCase {
                 if !any || c > highest { highest = c; any = true }
             }
         }
-    }
-
-    func testFixedSize() {
-        XCTAssertLessThanOrEqual(MemoryLayout<ReplayWindow>.size, 64 * 8 + 8)
     }
 }

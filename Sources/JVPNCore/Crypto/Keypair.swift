@@ -4,9 +4,9 @@ import Synchronization
 /// The transport keys of one completed handshake, plus the per-key counters.
 ///
 /// Keys live in one 64-byte slot of `SecretSlab.transportKeys` (guarded memory, a stable address
-/// handed to libsodium by pointer), wiped and given back on deinit. `sendCounter` is atomic so that several sender threads may share the keypair;
-/// `replay` belongs to the single receive thread of the keypair's session (it is a plain struct, so
-/// concurrent receivers would need their own lock).
+/// handed to libsodium by pointer), wiped and given back on deinit. `sendCounter` is atomic so that
+/// several sender threads may share the keypair; `replay` takes several receive threads at once
+/// (the packet workers: a session's frames may reach two of them on two paths).
 public final class Keypair: @unchecked Sendable {
     /// Send key, then receive key.
     private let keys: UnsafeMutableRawPointer
@@ -19,7 +19,7 @@ public final class Keypair: @unchecked Sendable {
     public let isInitiator: Bool
     /// Next counter to use. Only `nextCounter()` should advance it.
     public let sendCounter = Atomic<UInt64>(0)
-    public var replay = ReplayWindow()
+    public let replay = SharedReplayWindow()
 
     /// `keys`: a slot of `SecretSlab.transportKeys`, owned by the keypair from now on.
     init(keys: UnsafeMutableRawPointer, localIndex: UInt32, remoteIndex: UInt32, createdAt: UInt64, isInitiator: Bool) {

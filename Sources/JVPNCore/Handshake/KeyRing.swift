@@ -10,7 +10,7 @@ public struct RekeyPolicy: Sendable, Equatable {
     public var rejectAfterTime: UInt64 = 180 * second
     /// Either side asks for a rekey once it has sent this many messages with one key.
     public var rekeyAfterMessages: UInt64 = MessageLimits.rekeyAfterMessages
-    /// Hard limit, enforced by `Keypair.nextCounter()` and `ReplayWindow` regardless of this value.
+    /// Hard limit, enforced by `Keypair.nextCounter()` and `SharedReplayWindow` regardless of this value.
     public var rejectAfterMessages: UInt64 = MessageLimits.rejectAfterMessages
     /// How long a replaced keypair still opens in-flight packets.
     public var keepPreviousFor: UInt64 = 10 * second

@@ -2,7 +2,7 @@ import Synchronization
 
 /// Anti-replay window that several receive threads may update at once for the same keypair, without
 /// a lock or an allocation per packet: a counter is accepted at most once in all, whichever threads
-/// offer it. Same window as `ReplayWindow` (counters `ReplayWindow.windowSize` = 4032 or more behind
+/// offer it. Same window as RFC 6479's with 4096 bits (counters `windowSize` = 4032 or more behind
 /// the highest accepted are too old), and the same answers when used by one thread (see the limits).
 ///
 /// Layout: 128 atomic slots of 64 bits, allocated once. Block B = counter >> 5 lives in slot B & 127;
@@ -30,12 +30,16 @@ import Synchronization
 /// unless that counter is too old, so "another block" always means an older one: the tag only has to
 /// be compared for equality.
 ///
-/// Where a never-seen counter is rejected: when 4032 or more behind `highest` (like `ReplayWindow`;
+/// Where a never-seen counter is rejected: when 4032 or more behind `highest` (like a single-thread RFC 6479 window;
 /// under races `highest` may already hold a counter whose swap is still on its way, as if it had been
 /// taken first); and when its slot still holds a block exactly 2^39·k blocks older (the tag is the
 /// same: the slot went untouched for 2^44 counters, far beyond a key's life) whose bit at the same
-/// place is set. That tag alias is the only difference from `ReplayWindow` used by one thread.
+/// place is set. That tag alias is the only difference from a single-thread RFC 6479 window of 4096 bits
+/// (the tests' `ReplayWindow`) used by one thread.
 public final class SharedReplayWindow: @unchecked Sendable {
+    /// Counters this far (or farther) behind the highest accepted are too old (the guarantee is the
+    /// 2048 the design asks for, with margin).
+    public static let windowSize: UInt64 = 4096 - 64
     static let slotCount = 128
     static let slotMask: UInt64 = 127
     static let tagMask: UInt64 = 0xFFFF_FFFF_0000_0000
@@ -88,7 +92,7 @@ public final class SharedReplayWindow: @unchecked Sendable {
 
     @inline(__always)
     private static func tooOld(_ counter: UInt64, highest: UInt64) -> Bool {
-        counter <= highest && highest - counter >= ReplayWindow.windowSize
+        counter <= highest && highest - counter >= SharedReplayWindow.windowSize
     }
 
     /// Would `counter` be accepted now? Changes nothing.

@@ -1,24 +1,18 @@
-/// Protocol-wide message limits (WireGuard's values).
-public enum MessageLimits {
-    /// Initiate a rekey once a keypair has sent this many messages.
-    public static let rekeyAfterMessages: UInt64 = 1 << 60
-    /// 2^64 - 2^13 - 1: no counter at or above this is ever sent or accepted, leaving the top of the
-    /// counter space (a full replay window and more) unused so the counter can never wrap.
-    public static let rejectAfterMessages: UInt64 = UInt64.max - (1 << 13)
-}
+@testable import JVPNCore
 
 /// RFC 6479 anti-replay window: 4096 bits in 64 words used as a ring, tracking the highest counter
 /// seen. Counters up to 4096-64 = 4032 behind the highest are judged individually (the guarantee is
 /// the 2048 the design asks for, with margin); older ones are rejected. A jump forward clears only the
 /// words it passes over, so each update is O(1) amortised and nothing is allocated.
 ///
-/// Not thread-safe: one receive thread owns the window of a keypair.
-public struct ReplayWindow: Sendable {
-    public static let bits = 4096
+/// The reference model `SharedReplayWindow` is checked against (the data plane uses the shared one:
+/// several receive threads may open one keypair's frames). Not thread-safe.
+struct ReplayWindow: Sendable {
+    static let bits = 4096
     static let wordCount = 64
     static let wordMask: UInt64 = 63
     /// Counters this far (or farther) behind the newest are too old.
-    public static let windowSize: UInt64 = UInt64(bits - 64)
+    static let windowSize: UInt64 = UInt64(bits - 64)
 
     typealias Words = (
         UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
@@ -37,12 +31,12 @@ public struct ReplayWindow: Sendable {
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     /// Highest counter accepted so far (meaningless while `words` is all zero: counter 0 is then
     /// simply "not yet seen").
-    public private(set) var highest: UInt64 = 0
+    private(set) var highest: UInt64 = 0
 
-    public init() {}
+    init() {}
 
     /// Would `counter` be accepted? Does not change the window.
-    public func check(_ counter: UInt64) -> Bool {
+    func check(_ counter: UInt64) -> Bool {
         if counter >= MessageLimits.rejectAfterMessages { return false }
         if counter > highest { return true }
         if highest - counter >= ReplayWindow.windowSize { return false }
@@ -54,7 +48,7 @@ public struct ReplayWindow: Sendable {
     }
 
     /// Check and mark: true exactly once per fresh counter. Call only after the packet authenticated.
-    public mutating func update(_ counter: UInt64) -> Bool {
+    mutating func update(_ counter: UInt64) -> Bool {
         if counter >= MessageLimits.rejectAfterMessages { return false }
         let wordCount = UInt64(ReplayWindow.wordCount)
         return withUnsafeMutableBytes(of: &words) { raw in
@@ -82,5 +76,5 @@ public struct ReplayWindow: Sendable {
         }
     }
 
-    public mutating func reset() { self = ReplayWindow() }
+    mutating func reset() { self = ReplayWindow() }
 }
