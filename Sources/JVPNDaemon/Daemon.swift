@@ -103,7 +103,7 @@ public final class Daemon: @unchecked Sendable {
         // USO as well where the kernel takes it (>= 6.2): UDP bursts into the TUN in one write.
         // JVPN_NO_USO=1 keeps TCP-only offload (what an older kernel gives).
         var uso = false
-        let workers = config.interface.effectiveWorkers(cores: Processors.available())
+        let workers = config.interface.effectiveWorkers(cores: Processors.available(), role: config.role)
         // One TUN queue per worker; the kernel gives each flow one queue.
         let queueOptions: TunDevice.Options = workers > 1 ? [.nonBlocking, .multiQueue] : [.nonBlocking]
         if vnet {
@@ -142,7 +142,11 @@ public final class Daemon: @unchecked Sendable {
             let g = try GatewayHost(config: config, privateKey: privateKey, events: emitter, workers: workers)
             host = g
             // One socket per worker on the port: the kernel gives each client address one of them.
+            // SO_REUSEPORT would let another daemon's set join the port too, so a plain socket
+            // first proves the port free (it is closed at once; what binds in between joins only
+            // with SO_REUSEPORT under the same user).
             let port = config.interface.listenPort ?? 51820
+            if workers > 1 { _ = try UDPSocket(port: port) }
             host.sockets = try (0..<workers).map { _ in try UDPSocket(port: port, reusePort: workers > 1) }
             // Before capabilities are dropped: a port below 1024 (443) needs CAP_NET_BIND_SERVICE.
             tcpListeners = try config.interface.effectiveTcpListen.map { try TcpListener(port: $0) }

@@ -18,11 +18,11 @@ final class DataPlane: @unchecked Sendable {
     let handshakes: HandshakeWorker
     let link: ControllerLink
 
-    /// `queues`: one TUN queue per worker. Each worker gets its own copy of `admission` (its rate
-    /// limits count the sources that reach that worker).
+    /// `queues`: one TUN queue per worker.
     init(queues: [TunDevice], mtu: Int, snapshot: SnapshotCell, vnet: Bool, uso: Bool, admission: HandshakeAdmission,
          connections: TcpConnections) throws {
         let gateway = admission.role == .gateway
+        let admission = SharedAdmission(admission)
         let link = ControllerLink()
         self.link = link
         let handshakes = HandshakeWorker(snapshot: snapshot,
@@ -52,7 +52,9 @@ final class DataPlane: @unchecked Sendable {
     }
 
     func shutdown() {
-        for w in workers { w.shutdown() }
+        for w in workers { w.requestStop() }
+        let deadline = Clock.monotonicMilliseconds() + 2000
+        for w in workers { w.waitStopped(deadlineMs: deadline) }
         handshakes.shutdown()
     }
 

@@ -6,9 +6,9 @@ import JVPNSystem
 /// entry would: SYN and SYN-ACK MSS options are lowered (both directions), TCP that is too big
 /// (TSO super-packets, single segments) is cut to the path's size, IPv4 without DF is fragmented,
 /// and the rest is dropped; the sender of a too-big packet with DF (or IPv6) gets an ICMP
-/// fragmentation-needed / packet-too-big written into the TUN, at most `tooBigPerSecond`, so that
-/// its flows shrink at once. Nothing here allocates; the ICMP buffer and its budget belong to the
-/// send thread.
+/// fragmentation-needed / packet-too-big written into the TUN, at most `tooBigPerSecond` (shared
+/// out among the workers), so that its flows shrink at once. Nothing here allocates; the ICMP buffer
+/// and its budget belong to the send thread.
 extension PacketPump {
     static let tooBigPerSecond = 100.0
     static let tooBigBurst: UInt64 = 50

@@ -93,8 +93,8 @@ final class PacketPump: @unchecked Sendable {
     let droppedHandshakeQueueFull = Atomic<UInt64>(0)
     let droppedCookieReplyQueueFull = Atomic<UInt64>(0)
 
-    /// Receive-thread only: the cheap checks before the handshake queue.
-    private var admission: HandshakeAdmission
+    /// The cheap checks before the handshake queue (shared by the workers).
+    private let admission: SharedAdmission
     /// Shared by the workers.
     private let handshakes: HandshakeWorker
     /// Receive-thread only: cookie replies or control facts were queued during this receive batch.
@@ -117,18 +117,21 @@ final class PacketPump: @unchecked Sendable {
     let vnet: Bool
     /// The TUN also takes UDP_L4 super-packets (USO): bursts of one UDP flow are merged on the way in.
     let uso: Bool
-    /// Send-thread only: where ICMP "too big" errors are built, and their rate limit.
+    /// Send-thread only: where ICMP "too big" errors are built, and their rate limit (this worker's
+    /// share of `tooBigPerSecond`).
     let tooBigBuffer = UnsafeMutableRawPointer.allocate(byteCount: VirtioNetHeader.size + PacketTooBig.ipv6Limit, alignment: 16)
-    var tooBigBudget = TokenBucket(capacity: PacketPump.tooBigBurst, refillPerSecond: PacketPump.tooBigPerSecond,
-                                   nowMs: Clock.monotonicMilliseconds())
+    var tooBigBudget: TokenBucket
 
     init(tun: TunDevice, worker: Int, of workers: Int, mtu: Int, snapshot: SnapshotCell, vnet: Bool, uso: Bool,
-         admission: HandshakeAdmission, handshakes: HandshakeWorker, link: ControllerLink, connections: TcpConnections) throws {
+         admission: SharedAdmission, handshakes: HandshakeWorker, link: ControllerLink, connections: TcpConnections) throws {
         self.tun = tun
         self.worker = worker
         self.workers = workers
         self.handshakes = handshakes
         self.link = link
+        tooBigBudget = TokenBucket(capacity: max(1, PacketPump.tooBigBurst / UInt64(workers)),
+                                   refillPerSecond: PacketPump.tooBigPerSecond / Double(workers),
+                                   nowMs: Clock.monotonicMilliseconds())
         self.admission = admission
         self.vnet = vnet
         self.uso = vnet && uso
@@ -154,11 +157,20 @@ final class PacketPump: @unchecked Sendable {
     /// Tells the receive thread to pick up a changed socket or connection set now.
     func socketsChanged() { wakeReceive.signal() }
 
-    func shutdown() {
+    /// Tells both threads to stop; they see it within a round or at the wake-up.
+    func requestStop() {
         stop.store(true, ordering: .relaxed)
         wakeSend.signal()
         wakeReceive.signal()
-        for _ in 0..<threads { done.wait(timeoutMs: 2000) }
+    }
+
+    /// Waits for both threads to end, until `deadlineMs` (monotonic) at the latest: several workers
+    /// are told first and then waited for on one deadline, not one after another.
+    func waitStopped(deadlineMs: UInt64) {
+        for _ in 0..<threads {
+            let now = Clock.monotonicMilliseconds()
+            done.wait(timeoutMs: Int(clamping: deadlineMs > now ? deadlineMs - now : 0))
+        }
         threads = 0
     }
 

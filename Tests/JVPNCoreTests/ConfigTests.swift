@@ -317,14 +317,19 @@ final class ConfigTests: XCTestCase {
 
     func testEffectiveWorkersFromTheCores() throws {
         let auto = try parse(clientText()).get().interface
-        // One worker per two cores (each worker has two packet threads), at least 1, at most 16.
+        // A gateway: one worker per two cores (each worker has two packet threads), at least 1, at
+        // most 16. A client: 1 (its session runs on one worker each way).
         let byCores = [0: 1, 1: 1, 2: 1, 3: 1, 4: 2, 8: 4, 31: 15, 32: 16, 64: 16]
         for (cores, want) in byCores {
-            XCTAssertEqual(auto.effectiveWorkers(cores: cores), want, "\(cores) cores")
+            XCTAssertEqual(auto.effectiveWorkers(cores: cores, role: .server), want, "\(cores) cores")
+            XCTAssertEqual(auto.effectiveWorkers(cores: cores, role: .client), 1, "client, \(cores) cores")
         }
         let three = try parse(clientText(interface: "Workers = 3")).get().interface
         for cores in [1, 2, 8, 64] {
-            XCTAssertEqual(three.effectiveWorkers(cores: cores), 3, "an explicit count is taken as written (\(cores) cores)")
+            for role in [JVPNConfig.Role.client, .server] {
+                XCTAssertEqual(three.effectiveWorkers(cores: cores, role: role), 3,
+                               "an explicit count is taken as written (\(cores) cores, \(role))")
+            }
         }
     }
 

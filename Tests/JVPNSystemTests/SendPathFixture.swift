@@ -85,7 +85,8 @@ enum SendPathFixture {
         let cell = SnapshotCell()
         cell.publish(snapshot(kp, socket, to))
         let pump = try PacketPump(tun: tun, worker: 0, of: 1, mtu: mtu, snapshot: cell, vnet: vnet, uso: uso,
-                                  admission: HandshakeAdmission(role: .client, localPublicKey: PrivateKey.generate().publicKey, nowMs: 0),
+                                  admission: SharedAdmission(HandshakeAdmission(role: .client, localPublicKey: PrivateKey.generate().publicKey,
+                                                                                nowMs: 0)),
                                   handshakes: HandshakeWorker(snapshot: cell, replyCapacity: 1) { _, _ in }, link: ControllerLink(),
                                   connections: TcpConnections())
         return (cell, pump)

@@ -70,7 +70,8 @@ final class SendPathSnapshotTests: XCTestCase {
         floodDone.wait(timeoutMs: 2000)
         floodDone.wait(timeoutMs: 2000)
         usleep(100_000)
-        pump.shutdown()
+        pump.requestStop()
+        pump.waitStopped(deadlineMs: Clock.monotonicMilliseconds() + 2000)
         let onOld = oldPath.finish().map(\.counter), onNew = newPath.finish().map(\.counter)
 
         let stale = onOld.filter { $0 >= firstStale }.count

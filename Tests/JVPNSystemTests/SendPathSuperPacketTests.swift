@@ -86,7 +86,8 @@ final class SendPathSuperPacketTests: XCTestCase {
         XCTAssertEqual(sent, message.count, "send the super-packet: errno \(errno)")
         for _ in 0..<100 where peer.lock.withLock({ peer.frames.count }) < Self.segments { usleep(10_000) }
         usleep(50_000)
-        pump.shutdown()
+        pump.requestStop()
+        pump.waitStopped(deadlineMs: Clock.monotonicMilliseconds() + 2000)
         let frames = peer.finish().sorted { $0.counter < $1.counter }
 
         print("super-packet of \(Self.segments) segments: \(frames.count) frames at the peer; malformed drops \(pump.droppedMalformed.load(ordering: .relaxed))")

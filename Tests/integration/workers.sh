@@ -18,6 +18,13 @@ rig_exec "$RIG_CLIENT" "$JVPN_BIN" up "$RIG_DIR/c1.conf" --wait 10 || fail "clie
 [[ "$(status_field "$RIG_CLIENT" "$CL" "s['sessions'][0]['state']")" == ATTACHED ]] || fail "client not ATTACHED"
 [[ "$(status_field "$RIG_GW" "$GW" "len(s['data_plane']['workers'])")" == 2 ]] || fail "gateway does not show two workers"
 
+step "a second gateway on the same port is refused, whatever its workers"
+# Its own name and event log, and no TCP port (whose bind would refuse it anyway).
+sed -e "s/^Name = .*/Name = $(tun_name h)/" -e "s|^EventLog = .*|EventLog = $RIG_DIR/gw2.events.jsonl|" \
+    -e "/^\[Interface\]/a TcpListen = off" "$RIG_DIR/gw.conf" >"$RIG_DIR/gw2.conf"
+second=$(rig_exec "$RIG_GW" "$JVPN_BIN" up "$RIG_DIR/gw2.conf" 2>&1) && fail "a second gateway joined UDP 51820: $second"
+[[ "$second" == *"bind udp port 51820: Address already in use"* ]] || fail "second gateway: $second"
+
 step "one TUN queue per worker"
 for pair in "$RIG_GW:$GW" "$RIG_CLIENT:$CL"; do
     queues=$(rig_exec "${pair%%:*}" ls "/sys/class/net/${pair#*:}/queues")
@@ -57,8 +64,12 @@ while True:
         break
 ' "$RIG_GW_IF" "$RIG_DIR/frame.hex" &
 sniffer=$!
-sleep 0.5
-rig_exec "$RIG_CLIENT" ping -c 5 -i 0.2 -W 2 10.77.0.1 >/dev/null || fail "ping while capturing"
+# Pings until the sniffer has its frame (it may start slowly), at most 10 s.
+for _ in $(seq 50); do
+    [[ -s "$RIG_DIR/frame.hex" ]] && break
+    rig_exec "$RIG_CLIENT" ping -c 1 -W 1 10.77.0.1 >/dev/null || true
+    sleep 0.2
+done
 wait "$sniffer" || fail "no data frame captured"
 before=$(status_field "$RIG_GW" "$GW" "repr((s['sessions'][0]['rejected']['replay'], [w['datagrams_received'] for w in s['data_plane']['workers']]))")
 rig_exec "$RIG_CLIENT" python3 -c '

@@ -174,11 +174,17 @@ public struct InterfaceConfig: Equatable, Sendable {
     public var effectiveTcpListen: [UInt16] { tcpListen ?? listenPort.map { [$0] } ?? [] }
 
     /// How many packet workers to run on `cores` usable cores (the daemon counts them: the
-    /// process's CPU affinity). An explicit `Workers` is taken as written; `auto` gives one worker
-    /// per two cores, since each worker's two threads can keep two cores busy: at least 1, at
-    /// most `maxAutoWorkers`.
-    public func effectiveWorkers(cores: Int) -> Int {
-        workers ?? min(InterfaceConfig.maxAutoWorkers, max(1, cores / 2))
+    /// process's CPU affinity and CPU quota). An explicit `Workers` is taken as written. `auto` on
+    /// a gateway gives one worker per two cores, since each worker's two threads can keep two cores
+    /// busy: at least 1, at most `maxAutoWorkers`. `auto` on a client gives 1: its one session runs
+    /// on one worker each way (the kernel keeps a flow on one TUN queue and one socket), so more
+    /// would only add idle threads and buffers.
+    public func effectiveWorkers(cores: Int, role: JVPNConfig.Role) -> Int {
+        if let workers { return workers }
+        switch role {
+        case .client: return 1
+        case .server: return min(InterfaceConfig.maxAutoWorkers, max(1, cores / 2))
+        }
     }
 }
 
