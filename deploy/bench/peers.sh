@@ -17,6 +17,7 @@
 #   --iperf S     after the hold, with the N sessions still live on the gateway: S seconds of one
 #                 iperf3 TCP stream through the real client's tunnel (the per-packet cost with N
 #                 sessions, to compare with --peers 1; default 0: none)
+#   --workers N   the gateway's `Workers` (default: none written, so `auto`)
 #
 # Rig: deploy/netns/rig.sh basic (client ns <-> gateway ns over one veth). The load generator and
 # the real client both run in the client namespace; the K source addresses are extra addresses on
@@ -45,6 +46,7 @@ PING_MS=10
 RETRY_MS=1000
 WAVE=""
 IPERF=0
+WORKERS=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --peers) PEERS="$2"; shift 2 ;;
@@ -54,11 +56,13 @@ while [[ $# -gt 0 ]]; do
         --retry-ms) RETRY_MS="$2"; shift 2 ;;
         --wave) WAVE="$2"; shift 2 ;;
         --iperf) IPERF="$2"; shift 2 ;;
-        -h|--help) sed -n '2,38p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --workers) WORKERS="$2"; shift 2 ;;
+        -h|--help) sed -n '2,39p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 [[ "$PEERS" =~ ^[0-9]+$ && "$PEERS" -ge 1 && "$PEERS" -le 4000 ]] || { echo "--peers wants 1..4000" >&2; exit 2; }
+[[ -z "$WORKERS" || "$WORKERS" =~ ^[0-9]+$ ]] || { echo "--workers wants a count" >&2; exit 2; }
 : "${SOURCES:=$PEERS}"
 : "${WAVE:=$PEERS}"
 [[ "$WAVE" =~ ^[0-9]+$ && "$WAVE" -ge 1 && "$WAVE" -le "$PEERS" ]] || { echo "--wave wants 1..N" >&2; exit 2; }
@@ -101,6 +105,7 @@ gw="j${RIG_ID:2:6}g" cl="j${RIG_ID:2:6}c"
   printf '[Interface]\nName = %s\nPrivateKeyFile = %s\nAddress = 10.77.0.1/24\nListenPort = 51820\n\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.77.0.2/32\n\n' \
       "$gw" "$RIG_DIR/gw.key" "$(cat "$RIG_DIR/client.pub")"
   cat "$RIG_DIR/loadgen.peers" ) >"$RIG_DIR/gw.conf"
+if [[ -n "$WORKERS" ]]; then sed -i "/^\[Interface\]/a Workers = $WORKERS" "$RIG_DIR/gw.conf"; fi
 ( umask 077
   printf '[Interface]\nName = %s\nPrivateKeyFile = %s\nAddress = 10.77.0.2/24\nUplinks = up0\n\n[Peer]\nPublicKey = %s\nEndpoint = %s:51820\nAllowedIPs = 10.77.0.0/24\n' \
       "$cl" "$RIG_DIR/client.key" "$(cat "$RIG_DIR/gw.pub")" "$RIG_GW_IP" ) >"$RIG_DIR/client.conf"
