@@ -80,7 +80,7 @@ final class CryptoTests: XCTestCase {
                                        localIndex: 1, remoteIndex: 2, createdAt: 0, isInitiator: true))
         XCTAssertEqual(kp.nextCounter(), 0)
         XCTAssertEqual(kp.nextCounter(), 1)
-        kp.sendCounter.store(MessageLimits.rejectAfterMessages - 1, ordering: .relaxed)
+        kp.sendCounter.pointee.store(MessageLimits.rejectAfterMessages - 1, ordering: .relaxed)
         XCTAssertEqual(kp.nextCounter(), MessageLimits.rejectAfterMessages - 1)
         for _ in 0..<10_000 { XCTAssertNil(kp.nextCounter()) }
         XCTAssertEqual(kp.messagesSent, MessageLimits.rejectAfterMessages)

@@ -138,7 +138,7 @@ final class KeyRingTests: XCTestCase {
         XCTAssertFalse(ring.needsRekey(now: 0))
         _ = s1.nextCounter()
         XCTAssertTrue(ring.needsRekey(now: 0), "responder rekeys on message count too")
-        s1.sendCounter.store(MessageLimits.rejectAfterMessages, ordering: .relaxed)
+        s1.sendCounter.pointee.store(MessageLimits.rejectAfterMessages, ordering: .relaxed)
         XCTAssertNil(ring.sendingKeypair(now: 0))
     }
 

@@ -64,7 +64,7 @@ final class SendPathSnapshotTests: XCTestCase {
         }
         usleep(300_000)
         cell.publish(SendPathFixture.snapshot(newKeys, socketB, newPath.address))
-        let firstStale = oldKeys.sendCounter.load(ordering: .relaxed)
+        let firstStale = oldKeys.messagesSent
         usleep(500_000)
         flooding.store(false, ordering: .relaxed)
         floodDone.wait(timeoutMs: 2000)

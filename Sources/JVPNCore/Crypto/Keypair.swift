@@ -17,8 +17,9 @@ public final class Keypair: @unchecked Sendable {
     /// Caller's monotonic clock, nanoseconds, when the handshake completed.
     public let createdAt: UInt64
     public let isInitiator: Bool
-    /// Next counter to use. Only `nextCounter()` should advance it.
-    public let sendCounter = Atomic<UInt64>(0)
+    /// Next counter to use. Only `nextCounter()` should advance it. Alone on its cache line: the
+    /// send threads write it per packet, and the receive threads read this object's other fields.
+    public let sendCounter: UnsafeMutablePointer<Atomic<UInt64>>
     public let replay = SharedReplayWindow()
 
     /// `keys`: a slot of `SecretSlab.transportKeys`, owned by the keypair from now on.
@@ -28,6 +29,8 @@ public final class Keypair: @unchecked Sendable {
         self.remoteIndex = remoteIndex
         self.createdAt = createdAt
         self.isInitiator = isInitiator
+        sendCounter = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
+        sendCounter.initialize(to: Atomic(0))
     }
 
     /// Builds a keypair from raw 32-byte keys (tests, fixtures). Nil if a key is not 32 bytes.
@@ -41,7 +44,11 @@ public final class Keypair: @unchecked Sendable {
                   isInitiator: isInitiator)
     }
 
-    deinit { SecretSlab.transportKeys.release(keys) }
+    deinit {
+        SecretSlab.transportKeys.release(keys)
+        sendCounter.deinitialize(count: 1)
+        sendCounter.deallocate()
+    }
 
     var sendKeyPointer: UnsafePointer<UInt8> { UnsafePointer(keys.assumingMemoryBound(to: UInt8.self)) }
     var receiveKeyPointer: UnsafePointer<UInt8> { UnsafePointer((keys + 32).assumingMemoryBound(to: UInt8.self)) }
@@ -54,10 +61,10 @@ public final class Keypair: @unchecked Sendable {
     /// A CAS loop rather than a blind add so the counter can never run past the limit and wrap.
     @inline(__always)
     public func nextCounter() -> UInt64? {
-        var current = sendCounter.load(ordering: .relaxed)
+        var current = sendCounter.pointee.load(ordering: .relaxed)
         while true {
             if current >= MessageLimits.rejectAfterMessages { return nil }
-            let (exchanged, original) = sendCounter.compareExchange(
+            let (exchanged, original) = sendCounter.pointee.compareExchange(
                 expected: current, desired: current + 1, ordering: .relaxed)
             if exchanged { return current }
             current = original
@@ -65,5 +72,5 @@ public final class Keypair: @unchecked Sendable {
     }
 
     /// Messages sent so far with this key.
-    public var messagesSent: UInt64 { sendCounter.load(ordering: .relaxed) }
+    public var messagesSent: UInt64 { sendCounter.pointee.load(ordering: .relaxed) }
 }

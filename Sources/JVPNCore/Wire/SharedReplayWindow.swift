@@ -44,23 +44,28 @@ public final class SharedReplayWindow: @unchecked Sendable {
     static let slotMask: UInt64 = 127
     static let tagMask: UInt64 = 0xFFFF_FFFF_0000_0000
 
-    private let slots: UnsafeMutablePointer<Atomic<UInt64>>
-    private let highestAccepted = Atomic<UInt64>(0)
+    /// `highest` alone on the first cache line, then the slots: written per received packet, so
+    /// nothing another thread writes (a send counter, a neighbour's window) shares their lines.
+    private let block: UnsafeMutablePointer<Atomic<UInt64>>
+    private var highestAccepted: UnsafeMutablePointer<Atomic<UInt64>> { block }
+    private var slots: UnsafeMutablePointer<Atomic<UInt64>> { block + SharedReplayWindow.firstSlot }
+    static let firstSlot = 8
+    static let words = firstSlot + slotCount
 
     public init() {
-        // One cache-line-aligned kilobyte, allocated with the keypair, never on the packet path.
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: SharedReplayWindow.slotCount * 8, alignment: 64)
-        slots = raw.bindMemory(to: Atomic<UInt64>.self, capacity: SharedReplayWindow.slotCount)
-        for i in 0..<SharedReplayWindow.slotCount { (slots + i).initialize(to: Atomic(0)) }
+        // One cache-line-aligned block, allocated with the keypair, never on the packet path.
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: SharedReplayWindow.words * 8, alignment: 64)
+        block = raw.bindMemory(to: Atomic<UInt64>.self, capacity: SharedReplayWindow.words)
+        for i in 0..<SharedReplayWindow.words { (block + i).initialize(to: Atomic(0)) }
     }
 
     deinit {
-        slots.deinitialize(count: SharedReplayWindow.slotCount)
-        slots.deallocate()
+        block.deinitialize(count: SharedReplayWindow.words)
+        block.deallocate()
     }
 
     /// Highest counter accepted so far (meaningless before the first acceptance: 0).
-    public var highest: UInt64 { highestAccepted.load(ordering: .relaxed) }
+    public var highest: UInt64 { highestAccepted.pointee.load(ordering: .relaxed) }
 
     /// Where a counter lives: its slot, the tag its block has there, its bit in the block.
     private struct Place {
@@ -83,7 +88,7 @@ public final class SharedReplayWindow: @unchecked Sendable {
     private func raiseHighest(to counter: UInt64, from observed: UInt64) {
         var current = observed
         while counter > current {
-            let (exchanged, original) = highestAccepted.compareExchange(
+            let (exchanged, original) = highestAccepted.pointee.compareExchange(
                 expected: current, desired: counter, ordering: .relaxed)
             if exchanged { return }
             current = original
@@ -100,7 +105,7 @@ public final class SharedReplayWindow: @unchecked Sendable {
         if counter >= MessageLimits.rejectAfterMessages { return false }
         let place = Place(counter)
         let found = slots[place.slot].load(ordering: .acquiring)
-        if SharedReplayWindow.tooOld(counter, highest: highestAccepted.load(ordering: .relaxed)) { return false }
+        if SharedReplayWindow.tooOld(counter, highest: highestAccepted.pointee.load(ordering: .relaxed)) { return false }
         return found & SharedReplayWindow.tagMask != place.tag || found & place.bit == 0
     }
 
@@ -111,7 +116,7 @@ public final class SharedReplayWindow: @unchecked Sendable {
         let place = Place(counter)
         var found = slots[place.slot].load(ordering: .acquiring)
         while true {
-            let highest = highestAccepted.load(ordering: .relaxed)
+            let highest = highestAccepted.pointee.load(ordering: .relaxed)
             if SharedReplayWindow.tooOld(counter, highest: highest) { return false }
             let desired: UInt64
             if found & SharedReplayWindow.tagMask == place.tag {
