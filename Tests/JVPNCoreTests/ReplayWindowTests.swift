@@ -1,8 +1,8 @@
 import XCTest
 @testable import JVPNCore
 
-/// The data plane's replay window (`SharedReplayWindow`) used by one thread; its concurrency is in
-/// SharedReplayWindowTests.
+/// The data plane's replay window (`SharedReplayWindow`) used by one thread; its limits, `check`
+/// and concurrency are in SharedReplayWindowTests.
 final class ReplayWindowTests: XCTestCase {
     func testInOrder() {
         let w = SharedReplayWindow()
@@ -71,22 +71,6 @@ final class ReplayWindowTests: XCTestCase {
         XCTAssertFalse(w.check(0))
         XCTAssertFalse(w.update(100_000 - 5000))
         XCTAssertFalse(w.update(100_000 - SharedReplayWindow.windowSize))
-    }
-
-    func testLimits() {
-        let w = SharedReplayWindow()
-        XCTAssertFalse(w.update(MessageLimits.rejectAfterMessages))
-        XCTAssertFalse(w.update(UInt64.max))
-        XCTAssertTrue(w.update(MessageLimits.rejectAfterMessages - 1))
-        XCTAssertFalse(w.update(MessageLimits.rejectAfterMessages - 1))
-        XCTAssertFalse(w.check(0))
-    }
-
-    func testCheckDoesNotMark() {
-        let w = SharedReplayWindow()
-        XCTAssertTrue(w.check(7))
-        XCTAssertTrue(w.check(7))
-        XCTAssertTrue(w.update(7))
     }
 
     func testRandomAgainstReferenceModel() {
