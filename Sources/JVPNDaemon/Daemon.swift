@@ -105,7 +105,7 @@ public final class Daemon: @unchecked Sendable {
         var uso = false
         let workers = config.interface.effectiveWorkers(cores: Processors.available(), role: config.role)
         // One TUN queue per worker; the kernel gives each flow one queue.
-        let queueOptions: TunDevice.Options = workers > 1 ? [.nonBlocking, .multiQueue] : [.nonBlocking]
+        var queueOptions: TunDevice.Options = workers > 1 ? [.nonBlocking, .multiQueue] : [.nonBlocking]
         if vnet {
             do {
                 let first = try TunDevice(name: name, options: queueOptions.union(.vnetHeader))
@@ -119,11 +119,13 @@ public final class Daemon: @unchecked Sendable {
                 vnet = false
             }
         }
-        if !vnet { tunQueues = [try TunDevice(name: name, options: queueOptions)] }
-        // The other queues attach to the interface the first one made, with the same options.
-        while tunQueues.count < workers {
-            tunQueues.append(try TunDevice(name: tun.name, options: vnet ? queueOptions.union(.vnetHeader) : queueOptions))
+        if vnet {
+            queueOptions.insert(.vnetHeader)
+        } else {
+            tunQueues = [try TunDevice(name: name, options: queueOptions)]
         }
+        // The other queues attach to the interface the first one made, with the same options.
+        while tunQueues.count < workers { tunQueues.append(try TunDevice(name: tun.name, options: queueOptions)) }
         network = try InterfaceSetup(interfaceName: tun.name, config: config)
         defer { network.teardown() }
         try tun.setMTU(config.interface.mtu)

@@ -8,11 +8,9 @@ import JVPNSystem
 final class SharedAdmission: @unchecked Sendable {
     private let lock = Lock()
     private var admission: HandshakeAdmission
-    let role: HandshakeAdmission.Role
 
     init(_ admission: HandshakeAdmission) {
         self.admission = admission
-        role = admission.role
     }
 
     func admit(_ message: UnsafeRawBufferPointer, source: HandshakeSource, queueDepth: Int, nowMs: UInt64,
