@@ -75,6 +75,44 @@ final class ClientOrchestratorTests: XCTestCase {
         XCTAssertEqual(s.o.state, .attached)
     }
 
+    /// The preferred path answers probes but every answer to a REATTACH there is lost (the gateway
+    /// applies the move; its ACKs never arrive). The move is given up after its bound, the session
+    /// confirms the path it is on (moving the gateway's binding back), and further tries wait a
+    /// doubling backoff instead of retrying from RECOVERING for seconds.
+    func testUnansweredMoveByPreferenceIsGivenUpAndTheWorkingPathConfirmed() {
+        var s = OrchestratorSim(policy: rigPolicy())
+        s.run(ms: 1_000)
+        s.link(0, up: false)
+        s.run(ms: 500)
+        XCTAssertEqual(s.o.active, 16)
+        s.answersLostTo = [0]
+        s.link(0, up: true)
+        s.run(ms: 1_500)
+        guard let startedAt = s.log.compactMap({ a -> UInt64? in
+            if case .stateChanged(let c) = a, c.reason == .betterPath { return c.atMs }; return nil
+        }).first else { return XCTFail("no move by preference") }
+        s.run(ms: startedAt + s.o.preferenceMoveGiveUpMs + 200 - s.now)
+        XCTAssertTrue(s.log.contains { if case .audit(let r) = $0 { return r.detail.hasPrefix("no answer to REATTACH on path 0") }; return false })
+        XCTAssertEqual(s.o.state, .attached)
+        XCTAssertEqual(s.o.active, 16)
+        XCTAssertTrue(s.o.bindingSettled)
+        XCTAssertEqual(s.gateway.bound, 16, "the binding the unanswered move made is moved back")
+        XCTAssertEqual(s.o.bindingVersion, s.gateway.version)
+        XCTAssertEqual(s.switchesLogged.count, 1, "giving up is not a switch on the client")
+        s.run(ms: 20_000)
+        let moves = s.log.compactMap { a -> UInt64? in if case .stateChanged(let c) = a, c.reason == .betterPath { return c.atMs }; return nil }
+        XCTAssertGreaterThanOrEqual(moves.count, 2, "tried again")
+        XCTAssertLessThanOrEqual(moves.count, 4, "after backoffs of 2, 4 and 8 s")
+        for (a, b) in zip(moves, moves.dropFirst()) {
+            XCTAssertGreaterThanOrEqual(b - a, s.o.preferenceMoveGiveUpMs + ClientOrchestrator.refusedMoveBackoffMs)
+        }
+        XCTAssertTrue(s.o.state == .attached || s.o.state == .recovering)
+        s.answersLostTo = []
+        s.run(ms: 40_000)
+        XCTAssertEqual(s.o.active, 0, "moved once the answers came")
+        XCTAssertEqual(s.o.bindingVersion, s.gateway.version)
+    }
+
     func testFlapping5HzStaysWithinBudgetAndEndsAttached() {
         var s = OrchestratorSim(policy: rigPolicy())
         s.run(ms: 2_000)

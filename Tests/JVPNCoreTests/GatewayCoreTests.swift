@@ -170,6 +170,41 @@ final class GatewayCoreTests: XCTestCase {
         XCTAssertEqual(core.session(ofPeer: 0)?.bound, "B")
     }
 
+    /// An on-path attacker replays the client's frames from addresses of its own while a REATTACH
+    /// waits for its address to be validated: however many there are, the challenge sent there
+    /// stays the one its answer must echo, and the move completes.
+    func testAReattachWaitingForValidationKeepsItsChallengeUnderReplaysFromManyAddresses() {
+        var core = attached()
+        let n = ControlNonce.random()
+        guard case .pathChallenge(let data)? = sends(reattach(&core, from: "B", version: 1, nonce: n, nowMs: 10)).first?.0 else {
+            return XCTFail("no challenge to B")
+        }
+        for i in 0..<PathValidation<String>.unvalidatedCapacity * 3 {
+            _ = core.control(peer: 0, .probe(seq: UInt32(i), sentAtNs: 0, pathID: 2), from: "X\(i)", bytes: 49, nowMs: 20 + UInt64(i))
+        }
+        let done = sends(core.control(peer: 0, .pathResponse(data: data), from: "B", bytes: 41, nowMs: 100))
+        XCTAssertEqual(done.map(\.0), [.reattachAck(sessionID: sid, bindingVersion: 2, nonce: n)])
+        XCTAssertEqual(core.session(ofPeer: 0)?.bound, "B")
+    }
+
+    /// A client with three uplinks and both transports has six addresses that all answer probes:
+    /// each stays validated, so a REATTACH to any of them moves the session at once.
+    func testEveryPathOfAClientWithSixStaysValidated() {
+        var core = attached()
+        let addresses = ["A", "B", "C", "D", "E", "F"]
+        for (i, a) in addresses.dropFirst().enumerated() { validate(&core, a, nowMs: 10 + UInt64(i) * 10) }
+        for round in 0..<5 {
+            for (i, a) in addresses.enumerated() {
+                _ = core.control(peer: 0, .probe(seq: UInt32(round * 10 + i), sentAtNs: 0, pathID: 2), from: a, bytes: 49,
+                                 nowMs: 100 + UInt64(round * 10 + i))
+            }
+        }
+        XCTAssertTrue(addresses.allSatisfy { core.session(ofPeer: 0)!.isValidated($0, nowMs: 200) })
+        let n = ControlNonce.random()
+        XCTAssertEqual(sends(reattach(&core, from: "F", version: 1, nonce: n, nowMs: 200)).map(\.0),
+                       [.reattachAck(sessionID: sid, bindingVersion: 2, nonce: n)])
+    }
+
     func testAmplificationIsBoundedForUnvalidatedAddresses() {
         var core = attached()
         var sent = 0

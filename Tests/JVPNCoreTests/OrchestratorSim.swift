@@ -50,6 +50,8 @@ struct OrchestratorSim {
     var sentCount: [UInt32: Int] = [:]
     /// The next this many REATTACH answers (ACK or reject) are lost on their way to the client.
     var dropAnswers = 0
+    /// Every REATTACH answer sent to these paths is lost on its way to the client.
+    var answersLostTo: Set<UInt32> = []
     var lossPct: UInt64 = 0
     var rng: SeededRandom
     var inflight: [(at: UInt64, path: UInt32, arrival: Arrival)] = []
@@ -112,7 +114,9 @@ struct OrchestratorSim {
             case .pathMtuAck where dropReceipts: continue
             case .probe, .reattachRequest, .close, .natHint, .pathChallenge, .pathResponse, .pathMtu, .pathMtuAck: isAnswer = false
             }
-            if isAnswer && dropAnswers > 0 {
+            if isAnswer && answersLostTo.contains(to) {
+                continue
+            } else if isAnswer && dropAnswers > 0 {
                 dropAnswers -= 1
             } else if !lost() {
                 inflight.append((now + rtt[to]!, to, .answer(reply)))

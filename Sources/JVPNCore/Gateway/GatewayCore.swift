@@ -258,7 +258,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
             s.validation.markValidated(from, nowMs: now)
             s.bound = from
         } else {
-            s.validation.heard(from, bytes: bytes, nowMs: now)
+            s.heard(from, bytes: bytes, nowMs: now)
             challengeIfDue(&s, peer, from, now, &out)
         }
         if let moved = pending.resumedFrom, let b = s.bound {
@@ -287,7 +287,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         }
         controlGlobal = global
         defer { peers[peer].session = s }
-        s.validation.heard(from, bytes: bytes, nowMs: now)
+        s.heard(from, bytes: bytes, nowMs: now)
         guard s.isLive else {
             answerEnded(&s, peer, message, from, now, &out)
             return out
@@ -342,7 +342,7 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         var out: [GatewayAction<Address>] = []
         guard peer >= 0 && peer < peers.count, var s = peers[peer].session, s.isLive else { return out }
         defer { peers[peer].session = s }
-        s.validation.heard(from, bytes: bytes, nowMs: now)
+        s.heard(from, bytes: bytes, nowMs: now)
         guard let natHint, s.lastHintMs.map({ elapsedMs(now, since: $0) >= GatewayLimits.hintIntervalMs }) ?? true else { return out }
         s.lastHintMs = now
         send(&s, peer, .natHint(natHint), to: from, paddedTo: 0, now, &out)

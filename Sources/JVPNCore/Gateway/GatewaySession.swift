@@ -60,6 +60,13 @@ public struct GatewaySession<Address: Hashable & Sendable>: Equatable, Sendable 
 
     public func isValidated(_ a: Address, nowMs: UInt64) -> Bool { validation.isValidated(a, nowMs: nowMs) }
 
+    /// An authenticated frame of `bytes` arrived from `a`. The address a REATTACH waits on keeps
+    /// its challenge however many other addresses are heard meanwhile: an on-path attacker that
+    /// replays frames from addresses of its choosing must not starve its validation.
+    mutating func heard(_ a: Address, bytes: Int, nowMs: UInt64) {
+        validation.heard(a, bytes: bytes, nowMs: nowMs, keeping: pendingReattach?.address)
+    }
+
     /// The largest datagram the bound path carries, as the client reported it (nil: no report).
     public var boundMaxDatagram: Int? { bound.flatMap { pathMtus.maxDatagram(towards: $0) } }
 }

@@ -4,9 +4,14 @@
 /// sent to it, or it confirmed a handshake whose response went there. Until then the gateway sends
 /// an address at most `amplificationFactor` times the bytes of authenticated frames it received from
 /// it, so no REATTACH, however authentic, can aim the gateway's traffic at a third party. Bounded:
-/// `capacity` addresses of each kind, the least recently heard replaced first.
+/// `validatedCapacity` and `unvalidatedCapacity` addresses, the least recently heard replaced first.
 public struct PathValidation<Address: Hashable & Sendable>: Equatable, Sendable {
-    public static var capacity: Int { 4 }
+    /// Every path of a client with eight uplinks and both transports: fewer, and a client whose
+    /// standbys all answer probes would keep evicting its own addresses, each then validated again
+    /// (a challenge round trip, lost on a lossy path) before a REATTACH may move there.
+    public static var validatedCapacity: Int { 16 }
+    /// Addresses still to prove themselves (an attacker can make up any number of them).
+    public static var unvalidatedCapacity: Int { 4 }
     public static var amplificationFactor: UInt64 { 3 }
     /// A validated address that has sent nothing authenticated this long must be validated again.
     public static var validatedForMs: UInt64 { 60_000 }
@@ -42,29 +47,31 @@ public struct PathValidation<Address: Hashable & Sendable>: Equatable, Sendable 
             validated[i].lastHeardMs = nowMs
             return
         }
-        if validated.count >= PathValidation.capacity, let oldest = validated.indices.min(by: { validated[$0].lastHeardMs < validated[$1].lastHeardMs }) {
+        if validated.count >= PathValidation.validatedCapacity, let oldest = validated.indices.min(by: { validated[$0].lastHeardMs < validated[$1].lastHeardMs }) {
             validated.remove(at: oldest)
         }
         validated.append(Validated(address: a, lastHeardMs: nowMs))
     }
 
-    /// An authenticated frame of `bytes` arrived from `a`.
-    public mutating func heard(_ a: Address, bytes: Int, nowMs: UInt64) {
+    /// An authenticated frame of `bytes` arrived from `a`. An unvalidated entry for `keeping` (the
+    /// address a REATTACH waits on) is never the one replaced to make room.
+    public mutating func heard(_ a: Address, bytes: Int, nowMs: UInt64, keeping: Address? = nil) {
         if let i = validated.firstIndex(where: { $0.address == a }),
            elapsedMs(nowMs, since: validated[i].lastHeardMs) < PathValidation.validatedForMs {
             validated[i].lastHeardMs = nowMs
             return
         }
         validated.removeAll { $0.address == a }
-        let i = unvalidatedIndex(a, nowMs: nowMs)
+        let i = unvalidatedIndex(a, nowMs: nowMs, keeping: keeping)
         unvalidated[i].receivedBytes += UInt64(max(bytes, 0))
         unvalidated[i].lastHeardMs = nowMs
     }
 
-    private mutating func unvalidatedIndex(_ a: Address, nowMs: UInt64) -> Int {
+    private mutating func unvalidatedIndex(_ a: Address, nowMs: UInt64, keeping: Address?) -> Int {
         if let i = unvalidated.firstIndex(where: { $0.address == a }) { return i }
-        if unvalidated.count >= PathValidation.capacity,
-           let oldest = unvalidated.indices.min(by: { unvalidated[$0].lastHeardMs < unvalidated[$1].lastHeardMs }) {
+        if unvalidated.count >= PathValidation.unvalidatedCapacity,
+           let oldest = unvalidated.indices.filter({ unvalidated[$0].address != keeping })
+               .min(by: { unvalidated[$0].lastHeardMs < unvalidated[$1].lastHeardMs }) {
             unvalidated.remove(at: oldest)
         }
         unvalidated.append(Unvalidated(address: a, lastHeardMs: nowMs))

@@ -70,6 +70,10 @@ public struct ReattachAttempt: Equatable, Sendable {
     public let bindingVersion: UInt64
     public let nonce: ControlNonce
     public let reason: ReasonCode
+    /// A move off a working active path that the session can do without: given up (and the
+    /// active path confirmed again) when unanswered for `preferenceMoveGiveUpMs`.
+    public let isPreference: Bool
+    public let startedMs: UInt64
     public fileprivate(set) var lastSentMs: UInt64
 }
 
@@ -120,9 +124,10 @@ public struct ClientOrchestrator: Equatable, Sendable {
     public static let resumeRetryMs: UInt64 = 500
     /// A REATTACH rejected RATE_LIMITED waits this long before the next attempt.
     public static let rateLimitedBackoffMs: UInt64 = 1000
-    /// A move off a working path that the gateway refused RATE_LIMITED is not asked for again
-    /// before this, doubled for each refusal in a row up to `refusedMoveMaxBackoffMs`: the
-    /// gateway's budget is a sliding minute, which these waits span after five refusals.
+    /// A move off a working path that the gateway refused RATE_LIMITED, or that went unanswered
+    /// until it was given up, is not asked for again before this, doubled for each failed move in
+    /// a row up to `refusedMoveMaxBackoffMs`: the gateway's budget is a sliding minute, which these
+    /// waits span after five refusals.
     public static let refusedMoveBackoffMs: UInt64 = 2000
     public static let refusedMoveMaxBackoffMs: UInt64 = 32_000
     /// PATH_RESPONSEs per second (burst and rate): a flood of challenges cannot make us a reflector.
@@ -155,11 +160,12 @@ public struct ClientOrchestrator: Equatable, Sendable {
     private var nonceCounter: UInt64 = 0
     /// No new attempt before this (RATE_LIMITED backoff, spacing after leaving RECOVERING).
     private var attemptNotBeforeMs: UInt64 = 0
-    /// Moves the gateway refused RATE_LIMITED while the active path worked, since the last switch:
-    /// its budget (its own `MaxSwitchesPerMinute`, which may be lower than ours) is spent.
-    private var refusedMoves = 0
+    /// Moves by preference that failed since the last switch: refused RATE_LIMITED while the active
+    /// path worked (the gateway's budget, its own `MaxSwitchesPerMinute`, which may be lower than
+    /// ours, is spent), or given up unanswered (the target path loses what the exchange needs).
+    private var failedPreferenceMoves = 0
     /// No move by preference (off a working active path) before this: the backoff after such a
-    /// refusal. A failover is not held by it.
+    /// failure. A failover is not held by it.
     private var preferenceMoveNotBeforeMs: UInt64 = 0
     private var switchTimes: [UInt64] = []
     private var lastSwitchMs: UInt64?
@@ -529,7 +535,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
             switchTimes.append(now)
             lastSwitchMs = now
             switches += 1
-            refusedMoves = 0
+            failedPreferenceMoves = 0
             out.append(.switched(from: from, to: a.path, reason: recoveryReason ?? a.reason,
                                  recoveryMs: elapsedMs(now, since: troubleSinceMs ?? now)))
         }
@@ -578,9 +584,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
             // until the path is stable, then ATTACHED) and asks to move again only after a
             // backoff, not every second from RECOVERING.
             reattachOutcomeUnknown = false
-            refusedMoves += 1
-            let backoff = ClientOrchestrator.refusedMoveBackoffMs << UInt64(min(refusedMoves - 1, 4))
-            preferenceMoveNotBeforeMs = now + min(backoff, ClientOrchestrator.refusedMoveMaxBackoffMs)
+            holdPreferenceMoves(now)
             attemptNotBeforeMs = now + ClientOrchestrator.rateLimitedBackoffMs
             transition(.degraded, .switchRateLimited, now, &out)
         case .rateLimited:
@@ -826,7 +830,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
                 troubleSinceMs = now
                 recoveryReason = .betterPath
                 transition(.recovering, .betterPath, now, &out)
-                startAttempt(to: best.id, reason: .betterPath, now, &out)
+                startAttempt(to: best.id, reason: .betterPath, isPreference: true, now, &out)
                 return
             }
             preemptGateway(ai, now, &out)
@@ -853,7 +857,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
                 troubleSinceMs = volatileSinceMs ?? now
                 recoveryReason = .betterPath
                 transition(.recovering, .betterPath, now, &out)
-                startAttempt(to: better.id, reason: .betterPath, now, &out)
+                startAttempt(to: better.id, reason: .betterPath, isPreference: true, now, &out)
                 return
             }
             if let since = volatileSinceMs, now >= since + policy.maxRecoveryWindowMs {
@@ -889,7 +893,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
             troubleSinceMs = troubleSinceMs ?? now
             recoveryReason = .candidateAvailable
             transition(.recovering, .candidateAvailable, now, &out)
-            startAttempt(to: target, reason: .candidateAvailable, now, &out)
+            startAttempt(to: target, reason: .candidateAvailable, isPreference: settled && activeAlive && target != active, now, &out)
         }
     }
 
@@ -922,6 +926,10 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// candidate (within the switch budget; exhausted = DEGRADED, which resumes once it refills).
     private mutating func progressRecovery(_ now: UInt64, _ out: inout [OrchestratorAction]) {
         if let a = attempt, let i = index(a.path), isAlive(paths[i], now) {
+            if a.isPreference, now >= a.startedMs + preferenceMoveGiveUpMs, let back = active, back != a.path, isAlive(back, now) {
+                giveUpPreferenceMove(a, back: back, now, &out)
+                return
+            }
             if now >= a.lastSentMs + reattachRetryMs && mayRepeat(a, on: paths[i]) { resendAttempt(now, &out) }
             return
         }
@@ -968,11 +976,36 @@ public struct ClientOrchestrator: Equatable, Sendable {
         startAttempt(to: path, reason: reason, now, &out)
     }
 
+    /// A move by preference is given up when its path has not carried the exchange in this long:
+    /// the bound a failover's exchange gets.
+    public var preferenceMoveGiveUpMs: UInt64 { max(policy.probeIntervalMs * 5, 1000) }
+
+    /// A move by preference went unanswered while the active path still works: the target loses
+    /// what the exchange needs, however clean its probes looked. The session stays where it is and
+    /// confirms the active path with a new attempt (the gateway may have applied the move, its ACKs
+    /// lost: then this moves the binding back); the target must prove itself stable again, and
+    /// preference moves wait as after a refusal.
+    private mutating func giveUpPreferenceMove(_ a: ReattachAttempt, back: UInt32, _ now: UInt64, _ out: inout [OrchestratorAction]) {
+        out.append(.audit(AuditRecord(check: "reattach", result: "fail",
+                                      detail: "no answer to REATTACH on path \(a.path) in \(elapsedMs(now, since: a.startedMs)) ms; back to path \(back)")))
+        if let i = index(a.path) { paths[i].healthySinceMs = nil }
+        holdPreferenceMoves(now)
+        startAttempt(to: back, reason: .probeTimeout, now, &out)
+    }
+
+    private mutating func holdPreferenceMoves(_ now: UInt64) {
+        failedPreferenceMoves += 1
+        let backoff = ClientOrchestrator.refusedMoveBackoffMs << UInt64(min(failedPreferenceMoves - 1, 4))
+        preferenceMoveNotBeforeMs = now + min(backoff, ClientOrchestrator.refusedMoveMaxBackoffMs)
+    }
+
     /// A new attempt: the newest version we know and a nonce never used before in this session.
-    private mutating func startAttempt(to path: UInt32, reason: ReasonCode, _ now: UInt64, _ out: inout [OrchestratorAction]) {
+    private mutating func startAttempt(to path: UInt32, reason: ReasonCode, isPreference: Bool = false, _ now: UInt64,
+                                       _ out: inout [OrchestratorAction]) {
         nonceCounter += 1
         let a = ReattachAttempt(path: path, bindingVersion: bindingVersion,
-                                nonce: ControlNonce(prefix: noncePrefix, counter: nonceCounter), reason: reason, lastSentMs: now)
+                                nonce: ControlNonce(prefix: noncePrefix, counter: nonceCounter), reason: reason,
+                                isPreference: isPreference, startedMs: now, lastSentMs: now)
         attempt = a
         reattachOutcomeUnknown = true
         out.append(.sendReattach(path: a.path, reason: a.reason, bindingVersion: a.bindingVersion, nonce: a.nonce))

@@ -327,13 +327,15 @@ struct Simulation {
         var nextTick: UInt64 = 10
         var nextGatewayTick: UInt64 = 10
         var nextData: UInt64 = 20
-        // After `end` the run goes on (at most 500 ms) only until both sides agree again: a switch
-        // the client chose (a preemption) may be in flight at that instant.
+        // After `end` the run goes on only until both sides agree again: a switch the client chose
+        // (a preemption) may be in flight at that instant. It completes, or the client gives it up
+        // and confirms the path it is on, within the give-up time and one more exchange.
+        let settle = client.orchestrator.preferenceMoveGiveUpMs + 500
         var settling = false
-        while now <= end || (settling && now <= end + 500) {
+        while now <= end || (settling && now <= end + settle) {
             if now > end && !settling { settling = true }
             if settling && disagreement() == nil { break }
-            var t = min(nextTick, nextGatewayTick, nextData, settling ? end + 501 : end + 1)
+            var t = min(nextTick, nextGatewayTick, nextData, settling ? end + settle + 1 : end + 1)
             if !healed { t = min(t, nextFault, healAtMs) }
             if let d = net.nextDelivery { t = min(t, d) }
             for u in net.uplinks.indices { if let r = net.uplinks[u].tcp.reconnectAtMs, r > now { t = min(t, r) } }
