@@ -1,5 +1,5 @@
 // Micro-benchmarks of the per-packet work in JVPNCore: seal, open, replay window, TSO
-// segmentation, GRO coalescing, the snapshot's receiver map. Run in release: deploy/bench/micro.sh. Prints ns/op and Gbit/s.
+// segmentation, GRO coalescing, the snapshot's receiver map and AllowedIPs table. Run in release: deploy/bench/micro.sh. Prints ns/op and Gbit/s.
 import CSodium
 import Glibc
 import JVPNCore
@@ -132,4 +132,37 @@ for entries in [2_000, 20_000] {
         sharded = next
     }
     if found == 42 { print("") } // keeps the lookups from being optimised away
+}
+
+// The snapshot's AllowedIPs table on a gateway: a lookup per packet (one /32 per peer and a /16
+// of a peer behind it), the patch a reload adding one peer publishes (a copy of the published
+// table and one /32 inserted; the next round removes it again), and a rebuild over all peers.
+var routeRandom = SeededRandom(seed: 2)
+for peers in [1_000, 10_000] {
+    var table = AllowedIPsTable<Int>()
+    let hosts = (0..<peers).map { UInt32(0x0A40_0000) + UInt32($0) + 2 }
+    for (i, h) in hosts.enumerated() { table.insert(IPPrefix(host: .v4(h)), value: i) }
+    table.insert(IPPrefix(address: .v4(0x0A63_0000), length: 16)!, value: 0)
+    var routed = 0
+    var probe = 0
+    measure("AllowedIPs lookup, \(peers) peers", bytesPerOp: 0, iterations: 5_000_000) {
+        probe = (probe &+ 7919) % peers
+        routed &+= table.lookup(v4: hosts[probe]) ?? 0
+    }
+    let added = IPPrefix(host: .v4(0x0A50_0000 | UInt32(routeRandom.next() & 0xffff)))
+    var present = false
+    // `published` holds the table as the packet threads' snapshot does while the next is built.
+    var published = [table]
+    measure("AllowedIPs add one, \(peers) peers", bytesPerOp: 0, iterations: peers > 5_000 ? 2_000 : 20_000) {
+        var next = published[0]
+        if present { next.remove(added) } else { next.insert(added, value: peers) }
+        present.toggle()
+        published[0] = next
+    }
+    measure("AllowedIPs rebuild, \(peers) peers", bytesPerOp: 0, iterations: peers > 5_000 ? 200 : 2_000) {
+        var rebuilt = AllowedIPsTable<Int>()
+        for (i, h) in hosts.enumerated() { rebuilt.insert(IPPrefix(host: .v4(h)), value: i) }
+        routed &+= rebuilt.count
+    }
+    if routed == 42 { print("") } // keeps the lookups from being optimised away
 }
