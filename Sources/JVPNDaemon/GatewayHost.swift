@@ -209,6 +209,9 @@ final class GatewayHost: SessionHost, PumpController {
         lock.withLock {
             config = new
             core.setPolicy(new.policy)
+            var changed = Set<Int>()
+            var routesRemoved: [(prefix: IPPrefix, value: Int)] = []
+            var routesAdded: [(prefix: IPPrefix, value: Int)] = []
             for change in plan.peers {
                 switch change {
                 case .removed(let key):
@@ -217,11 +220,15 @@ final class GatewayHost: SessionHost, PumpController {
                                              detail: "peer removed from the config; its session ends (OPERATOR_REQUEST)"),
                               session: core.session(ofPeer: p.index)?.id)
                     p.removed = true
+                    changed.insert(p.index)
+                    routesRemoved += p.config.allowedIPs.map { ($0, p.index) }
                     perform(core.removePeer(p.index, reason: .operatorRequest, nowMs: nowMs), nowMs: nowMs)
                     if let kp = pendingKeypairs.removeValue(forKey: p.index) { usedIndexes.remove(kp.localIndex) }
                 case .changed(let pc, let added, let removed):
                     guard let pk = try? PublicKey(base64: pc.publicKey), let p = byKey[pk] else { continue }
                     p.config = pc
+                    routesRemoved += removed.map { ($0, p.index) }
+                    routesAdded += added.map { ($0, p.index) }
                     emitAudit(p, AuditRecord(check: "config_reload", result: "pass", detail: ReloadPlan.peerDetail(pc, added, removed)),
                               session: core.session(ofPeer: p.index)?.id)
                 case .added(let pc):
@@ -230,6 +237,8 @@ final class GatewayHost: SessionHost, PumpController {
                     precondition(p.index == peers.count, "peer numbers of host and core diverged")
                     peers.append(p)
                     byKey[pk] = p
+                    changed.insert(p.index)
+                    routesAdded += pc.allowedIPs.map { ($0, p.index) }
                     emitAudit(p, AuditRecord(check: "config_reload", result: "pass",
                                              detail: "peer added, AllowedIPs \(pc.allowedIPs.map(\.description).joined(separator: ", "))"))
                 }
@@ -238,7 +247,7 @@ final class GatewayHost: SessionHost, PumpController {
                 auditInterface(check: "config_reload", pass: true, detail: "policy: " + plan.policy.joined(separator: ", "))
             }
             dataPlane?.streams.streamPeerCount.store(peers.count, ordering: .relaxed)
-            republish()
+            republish(reloaded: changed, routesRemoved: routesRemoved, routesAdded: routesAdded)
         }
     }
 

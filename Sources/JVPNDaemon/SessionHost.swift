@@ -23,7 +23,8 @@ class SessionHost: @unchecked Sendable {
     static let controlBufferSize = 9216
     let controlBuffer = UnsafeMutableRawPointer.allocate(byteCount: SessionHost.controlBufferSize, alignment: 16)
     var replayGuard = InitiationReplayGuard()
-    /// The AllowedIPs table of the last full `republish()`, shared by the snapshots published since.
+    /// The AllowedIPs table of the published snapshot (built by `republish()`, patched by
+    /// `republish(reloaded:)`), shared by the snapshots published since.
     private var routes = AllowedIPsTable<Int>()
     /// Each peer's part of the published snapshot, by peer index, as last computed.
     private var views: [PeerDataView] = []
@@ -97,13 +98,16 @@ class SessionHost: @unchecked Sendable {
     //   - the AllowedIPs table, which depends only on the peers and their AllowedIPs (start, reload);
     //   - each peer's `PeerDataView` (its send route and receiver entries), which a handshake, a
     //     confirmation, a key expiry or a binding change alters for that one peer.
-    // `republish()` rebuilds both for every peer (start, reload, socket set, the client's changes).
+    // `republish()` rebuilds both for every peer (start, socket set, the client's changes).
     // `republish(peers:)` recomputes the views of the named peers only and patches them into copies
-    // of the published send slots and receiver map; the table object is shared, not rebuilt. The
-    // packet threads are untouched by this: they still load one immutable snapshot per round.
+    // of the published send slots and receiver map; the table object is shared, not rebuilt.
+    // `republish(reloaded:)` (a gateway's reload) also patches a copy of the table with the routes
+    // the reload removed and added, and appends the added peers' send slots. The packet threads
+    // are untouched by this: they still load one immutable snapshot per round.
     // The copies share storage with the published ones: a patch copies the 64-peer chunk of each
-    // changed peer's send slot and the shard of each receiver index it adds or removes (about
-    // entries / 64), not the whole array and map.
+    // changed peer's send slot, the shard of each receiver index it adds or removes (about
+    // entries / 64) and the shard of each prefix it routes anew (about prefixes / 64), not the
+    // whole array, map and table.
 
     /// Builds and publishes the data-plane view for every peer. Called under `lock` after a change
     /// of the peer set, their AllowedIPs, or the socket set (and by the client after any change).
@@ -150,6 +154,39 @@ class SessionHost: @unchecked Sendable {
             for r in v.receivers { receivers.set(r.entry, for: r.index) }
         }
         snapshot.publish(DataPlaneSnapshot(routes: routes, send: send, receivers: receivers, sockets: sockets))
+        dataPlane?.socketsChanged()
+    }
+
+    /// Publishes a reload's changes to the peer set: `routesRemoved` leave a copy of the published
+    /// table (each only if it still routes to its peer), `routesAdded` enter it, peers added at the
+    /// end of `peers` get send slots, and the views of `changed` peers are recomputed. Called under
+    /// `lock`. Falls back to `republish()` when the published views do not match the peer set the
+    /// reload started from.
+    func republish(reloaded changed: Set<Int>, routesRemoved: [(prefix: IPPrefix, value: Int)],
+                   routesAdded: [(prefix: IPPrefix, value: Int)]) {
+        let published = snapshot.load()
+        guard collected == nil, views.count == published.send.count, views.count <= peers.count,
+              changed.isSuperset(of: views.count..<peers.count) else { republish(); return }
+        var table = routes
+        table.reroute(removing: routesRemoved, adding: routesAdded)
+        var send = published.send
+        var receivers = published.receivers
+        for i in changed where i < views.count {
+            for r in views[i].receivers where receivers[r.index]?.peerIndex == i { receivers.remove(r.index) }
+        }
+        for i in changed.sorted() {
+            let v = dataView(of: peers[i])
+            if i < views.count {
+                views[i] = v
+                send[i] = v.send
+            } else {
+                views.append(v)
+                send.append(v.send)
+            }
+            for r in v.receivers { receivers.set(r.entry, for: r.index) }
+        }
+        routes = table
+        snapshot.publish(DataPlaneSnapshot(routes: table, send: send, receivers: receivers, sockets: sockets))
         dataPlane?.socketsChanged()
     }
 

@@ -97,6 +97,112 @@ final class AllowedIPsTests: XCTestCase {
             XCTAssertEqual(t.lookup(a), want)
         }
     }
+
+    /// A reload patches the published table (routes of removed and changed peers out, routes of
+    /// changed and added peers in); the result must be the table built afresh from the new peer
+    /// set, for any mix of removals, changes (prefixes moving between peers) and additions.
+    func testARerouteGivesTheTableOfTheNewPeerSet() {
+        var rng = SeededRandom(seed: 11)
+        func randomPrefix() -> IPPrefix {
+            switch rng.next() % 4 {
+            case 0: return IPPrefix(host: .v4(0x0A00_0000 | UInt32(rng.next() % 4096)))
+            case 1: return IPPrefix(address: .v4(0x0A00_0000 | UInt32(rng.next() % 4096) << 8), length: 24)!.network
+            case 2: return IPPrefix(host: .v6(0xFD00_0000_0000_0000, rng.next() % 4096))
+            default: return IPPrefix(address: .v6(0xFD00_0000_0000_0000 | rng.next() % 4096 << 16, 0), length: 64)!.network
+            }
+        }
+        func build(_ peers: [[IPPrefix]?]) -> AllowedIPsTable<Int> {
+            var t = AllowedIPsTable<Int>()
+            for (i, ps) in peers.enumerated() { for p in ps ?? [] { t.insert(p, value: i) } }
+            return t
+        }
+        for round in 0..<200 {
+            // Peer i routes peers[i]; nil = removed. No prefix belongs to two peers (as the parser
+            // enforces).
+            var taken = Set<IPPrefix>()
+            // Prefixes given up in this reload: half of the new ones are taken from them (a prefix
+            // moving to another peer).
+            var freed: [IPPrefix] = []
+            func fresh(_ n: Int) -> [IPPrefix] {
+                (0..<n).compactMap { _ in
+                    let p = !freed.isEmpty && rng.next() % 2 == 0 ? freed.removeLast() : randomPrefix()
+                    return taken.insert(p).inserted ? p : nil
+                }
+            }
+            var peers: [[IPPrefix]?] = (0..<Int(rng.next() % 40)).map { _ in fresh(1 + Int(rng.next() % 3)) }
+            var table = build(peers)
+            let before = table
+            let beforeEntries = Dictionary(uniqueKeysWithValues: before.entries.map { ($0.prefix, $0.value) })
+            var removing: [(prefix: IPPrefix, value: Int)] = []
+            var adding: [(prefix: IPPrefix, value: Int)] = []
+            for i in peers.indices {
+                switch rng.next() % 4 {
+                case 0: // removed; its prefixes may go to others below
+                    removing += peers[i]!.map { ($0, i) }
+                    for p in peers[i]! { taken.remove(p) }
+                    freed += peers[i]!
+                    peers[i] = nil
+                case 1 where !peers[i]!.isEmpty: // changed: drops one prefix, gains one
+                    let dropped = peers[i]!.removeFirst()
+                    taken.remove(dropped)
+                    freed.append(dropped)
+                    removing.append((dropped, i))
+                    let gained = fresh(1)
+                    peers[i]! += gained
+                    adding += gained.map { ($0, i) }
+                default:
+                    break
+                }
+            }
+            for _ in 0..<Int(rng.next() % 5) {
+                let gained = fresh(1 + Int(rng.next() % 2))
+                peers.append(gained)
+                adding += gained.map { ($0, peers.count - 1) }
+            }
+            table.reroute(removing: removing, adding: adding)
+            let want = build(peers)
+            XCTAssertEqual(table.count, want.count, "round \(round)")
+            XCTAssertEqual(Dictionary(uniqueKeysWithValues: table.entries.map { ($0.prefix, $0.value) }),
+                           Dictionary(uniqueKeysWithValues: want.entries.map { ($0.prefix, $0.value) }), "round \(round)")
+            for _ in 0..<50 {
+                let a = rng.next() % 2 == 0 ? IPAddress.v4(0x0A00_0000 | UInt32(rng.next() % 0x10_0000))
+                                            : IPAddress.v6(0xFD00_0000_0000_0000 | rng.next() % 4096 << 16, rng.next() % 4096)
+                XCTAssertEqual(table.lookup(a), want.lookup(a), "round \(round): \(a)")
+            }
+            XCTAssertEqual(Dictionary(uniqueKeysWithValues: before.entries.map { ($0.prefix, $0.value) }), beforeEntries,
+                           "the published table is not changed")
+        }
+    }
+
+    /// The published table is shared: a copy that gains or loses one prefix copies only that
+    /// prefix's shard, and the original still answers as before.
+    func testAChangeToACopyCopiesOnlyItsShard() {
+        var published = AllowedIPsTable<Int>()
+        for i in 0..<1000 { published.insert(IPPrefix(host: .v4(0x0A40_0000 + UInt32(i))), value: i) }
+        for (added, isV6) in [(IPPrefix(host: .v4(0x0A50_0001)), false), (IPPrefix(host: .v6(0xFD00, 1)), true)] {
+            if isV6 { published.insert(IPPrefix(host: .v6(0xFD00, 2)), value: 2) }
+            var next = published
+            next.insert(added, value: 5000)
+            let home = isV6 ? AllowedIPsTable<Int>.shard(v6: .init(hi: 0xFD00, lo: 1)) : AllowedIPsTable<Int>.shard(v4: 0x0A50_0001)
+            for shard in 0..<64 {
+                let same = next.storageIdentity(of: added, shard: shard) == published.storageIdentity(of: added, shard: shard)
+                XCTAssertEqual(same, shard != home, "shard \(shard)")
+            }
+            XCTAssertNil(published.exact(added))
+            XCTAssertEqual(next.exact(added), 5000)
+            next.remove(IPPrefix(host: .v4(0x0A40_0007)))
+            XCTAssertEqual(published.lookup(.v4(0x0A40_0007)), 7)
+            XCTAssertNil(next.lookup(.v4(0x0A40_0007)))
+        }
+    }
+
+    /// The 64 shards of a length are all used by consecutive host addresses.
+    func testConsecutiveHostsSpreadOverEveryShard() {
+        let v4 = Set((0..<1000).map { AllowedIPsTable<Int>.shard(v4: 0x0A40_0000 + UInt32($0)) })
+        let v6 = Set((0..<1000).map { AllowedIPsTable<Int>.shard(v6: .init(hi: 0xFD00_0000_0000_0000, lo: UInt64($0))) })
+        XCTAssertEqual(v4.count, 64)
+        XCTAssertEqual(v6.count, 64)
+    }
 }
 
 enum PacketFixtures {

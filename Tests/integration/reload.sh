@@ -2,7 +2,8 @@
 # Live reconfiguration under a running TCP stream and a 50/s ping from client c1, whose own
 # session must not notice (same session id, no state change, no switch, no ping lost, the stream
 # intact): the gateway gains a peer c2 (which then connects), loses it again by SIGHUP (c2's
-# session ends with OPERATOR_REQUEST) while c1 gains an AllowedIPs prefix (a kernel route), refuses
+# session ends with OPERATOR_REQUEST) while c1 gains an AllowedIPs prefix (a kernel route, and
+# traffic from that prefix both ways), refuses
 # a broken config and a ListenPort change with FILE:LINE: (exit 2, running config kept); the client
 # gets a second uplink, a new prefix and a new policy, and then fails over to the new uplink.
 . "$(dirname "$0")/lib.bash"
@@ -45,6 +46,11 @@ has_event "$GW_EVENTS" "e['event']=='AUDIT_EVENT' and e['check']=='config_reload
 rig_wait_for "has_event '$RIG_DIR/$C2.events.jsonl' \"e['event']=='STATE_CHANGE' and e['session']=='$c2sid' and e['to']=='TERMINATED'\"" 5 ||
     fail "client c2 was not told that its session ended"
 rig_exec "$RIG_CLIENT2" "$JVPN_BIN" down "$C2" >/dev/null 2>&1 || true
+# The reload patched the published AllowedIPs table: a packet from c1's new prefix passes the
+# gateway's source check, and the reply finds c1 by the new prefix.
+rig_exec "$RIG_CLIENT" ip addr add 10.99.0.5/32 dev "$CL"
+rig_exec "$RIG_CLIENT" ping -c 3 -i 0.2 -W 2 -I 10.99.0.5 10.77.0.1 >"$RIG_DIR/ping99.txt" 2>&1 ||
+    fail "no traffic from c1's new prefix 10.99.0.0/16: $(cat "$RIG_DIR/ping99.txt")"
 
 step "gateway: a broken config and a ListenPort change are refused, the running config stays"
 cp "$RIG_DIR/gw.conf" "$RIG_DIR/gw.good"
