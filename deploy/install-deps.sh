@@ -10,6 +10,8 @@ JVPN_DEPS=(
     # OpenSSL 3's libcrypto (the AEAD of long transport frames); the binary then needs libssl3.
     libssl-dev
     iproute2 iperf3 wireguard-go wireguard-tools
+    # deploy/bench/peers.sh --stages follows pings through packet captures.
+    tcpdump
     iputils-ping procps psmisc netcat-openbsd iptables nftables ethtool python3
     gcc libc6-dev
     # Tests/integration/timeline.sh renders the timeline SVG to PNG (about 20 s to install here).

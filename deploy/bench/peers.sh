@@ -18,6 +18,9 @@
 #                 iperf3 TCP stream through the real client's tunnel (the per-packet cost with N
 #                 sessions, to compare with --peers 1; default 0: none)
 #   --workers N   the gateway's `Workers` (default: none written, so `auto`)
+#   --stages      capture the real client's traffic in both namespaces (tcpdump) and split the
+#                 storm's pings into the gateway daemon's share, the client daemon's, the veth's
+#                 and the gateway kernel's (deploy/bench/ping_stages.py)
 #
 # Rig: deploy/netns/rig.sh basic (client ns <-> gateway ns over one veth). The load generator and
 # the real client both run in the client namespace; the K source addresses are extra addresses on
@@ -31,6 +34,7 @@
 #               sessions attached and idle: KB per session
 #   gw cpu      the gateway's utime+stime over the storm
 #   iperf       (--iperf) receiver Gbit/s and retransmits of the stream, with N+1 live sessions
+#   stages      (--stages) the storm's pings stage by stage: p50 / p99 / max of each
 # env: JVPN_BIN (default $REPO/.build/release/jvpn), LOADGEN_BIN (default jvpn-loadgen beside
 #      JVPN_BIN), RIG_KEEP_DIR=1 keeps the logs. Needs root; about 30 s for 1000 peers. Not CI.
 set -euo pipefail
@@ -47,6 +51,7 @@ RETRY_MS=1000
 WAVE=""
 IPERF=0
 WORKERS=""
+STAGES=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --peers) PEERS="$2"; shift 2 ;;
@@ -57,7 +62,8 @@ while [[ $# -gt 0 ]]; do
         --wave) WAVE="$2"; shift 2 ;;
         --iperf) IPERF="$2"; shift 2 ;;
         --workers) WORKERS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,39p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --stages) STAGES=1; shift ;;
+        -h|--help) sed -n '2,43p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -72,7 +78,7 @@ done
 [[ "$RETRY_MS" =~ ^[0-9]+$ && "$RETRY_MS" -ge 50 && "$RETRY_MS" -le 10000 ]] || { echo "--retry-ms wants 50..10000" >&2; exit 2; }
 [[ "$IPERF" =~ ^[0-9]+$ && "$IPERF" -le 120 ]] || { echo "--iperf wants 0..120 seconds" >&2; exit 2; }
 [[ $EUID -eq 0 ]] || { echo "peers.sh needs root (network namespaces, TUN)" >&2; exit 1; }
-for tool in ping python3 ip $( (( IPERF > 0 )) && echo iperf3 ); do
+for tool in ping python3 ip $( (( IPERF > 0 )) && echo iperf3 ) $( (( STAGES )) && echo tcpdump ); do
     command -v "$tool" >/dev/null || { echo "missing $tool (deploy/install-deps.sh)" >&2; exit 1; }
 done
 rig_jvpn_ensure_built
@@ -118,6 +124,19 @@ sleep 2
 rss0="$(rss_kb "$pid")"
 log "gateway up with $(( PEERS + 1 )) peers, RSS ${rss0} KB; $PEERS sessions from $SOURCES addresses, $WAVE at once"
 
+# The real client's traffic only (not the load generator's sources), from both namespaces.
+capture_pids=()
+if (( STAGES )); then
+    for ns in "$RIG_GW" "$RIG_CLIENT"; do
+        ip netns exec "$ns" tcpdump -i any -n -tt -l 'icmp or (udp port 51820 and not net 10.201.16.0/20)' \
+            >"$RIG_DIR/capture-$ns.txt" 2>"$RIG_DIR/capture-$ns.err" &
+        capture_pids+=($!)
+    done
+    for ns in "$RIG_GW" "$RIG_CLIENT"; do
+        rig_wait_for "grep -q 'listening on' '$RIG_DIR/capture-$ns.err'" 5 0.05 || { log "tcpdump did not start in $ns"; exit 1; }
+    done
+fi
+
 # The ping runs from 1 s before the storm to the end of the hold (SIGINT; its own deadline bounds
 # it too); its timestamped replies and misses (-D -O) are cut to the storm's window afterwards.
 rig_exec "$RIG_CLIENT" ping -n -D -O -i "$(python3 -c "print($PING_MS / 1000)")" -W 1 -w $(( HOLD + 80 )) 10.77.0.1 >"$RIG_DIR/ping.out" 2>&1 &
@@ -149,6 +168,7 @@ if (( IPERF > 0 )); then
     wait "$iperf_srv" 2>/dev/null || true
     rig_exec "$RIG_GW" "$JVPN_BIN" status "$gw" --json >"$RIG_DIR/gw-status-after.json" 2>/dev/null || true
 fi
+for c in "${capture_pids[@]}"; do kill -INT "$c" 2>/dev/null || true; wait "$c" 2>/dev/null || true; done
 rig_exec "$RIG_CLIENT" "$JVPN_BIN" down "$cl" >/dev/null 2>&1 || true
 rig_exec "$RIG_GW" "$JVPN_BIN" down "$gw" >/dev/null 2>&1 || true
 
@@ -208,6 +228,9 @@ except (OSError, ValueError):
     live = "?"
 print("iperf:   %s with %s live sessions on the gateway" % (line, live))
 EOF
+fi
+if (( STAGES )); then
+    python3 "$BENCH_DIR/ping_stages.py" "$RIG_DIR/capture-$RIG_GW.txt" "$RIG_DIR/capture-$RIG_CLIENT.txt" "$storm_start" "$storm_end"
 fi
 [[ "${RIG_KEEP_DIR:-0}" == 1 ]] && log "logs kept in $RIG_DIR"
 exit 0
