@@ -247,7 +247,7 @@ final class GatewayHost: SessionHost, PumpController {
                 auditInterface(check: "config_reload", pass: true, detail: "policy: " + plan.policy.joined(separator: ", "))
             }
             dataPlane?.streams.streamPeerCount.store(peers.count, ordering: .relaxed)
-            republish(reloaded: changed, routesRemoved: routesRemoved, routesAdded: routesAdded)
+            republish(peers: changed, routesRemoved: routesRemoved, routesAdded: routesAdded)
         }
     }
 

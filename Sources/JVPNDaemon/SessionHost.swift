@@ -23,8 +23,8 @@ class SessionHost: @unchecked Sendable {
     static let controlBufferSize = 9216
     let controlBuffer = UnsafeMutableRawPointer.allocate(byteCount: SessionHost.controlBufferSize, alignment: 16)
     var replayGuard = InitiationReplayGuard()
-    /// The AllowedIPs table of the published snapshot (built by `republish()`, patched by
-    /// `republish(reloaded:)`), shared by the snapshots published since.
+    /// The AllowedIPs table of the published snapshot (built by `republish()`, patched by a
+    /// reload's `republish(peers:routesRemoved:routesAdded:)`), shared by the snapshots published since.
     private var routes = AllowedIPsTable<Int>()
     /// Each peer's part of the published snapshot, by peer index, as last computed.
     private var views: [PeerDataView] = []
@@ -101,8 +101,8 @@ class SessionHost: @unchecked Sendable {
     // `republish()` rebuilds both for every peer (start, socket set, the client's changes).
     // `republish(peers:)` recomputes the views of the named peers only and patches them into copies
     // of the published send slots and receiver map; the table object is shared, not rebuilt.
-    // `republish(reloaded:)` (a gateway's reload) also patches a copy of the table with the routes
-    // the reload removed and added, and appends the added peers' send slots. The packet threads
+    // A gateway's reload gives it the routes it removed and added as well: it patches a copy of
+    // the table with them and appends the added peers' send slots. The packet threads
     // are untouched by this: they still load one immutable snapshot per round.
     // The copies share storage with the published ones: a patch copies the 64-peer chunk of each
     // changed peer's send slot, the shard of each receiver index it adds or removes (about
@@ -131,49 +131,31 @@ class SessionHost: @unchecked Sendable {
     }
 
     /// Publishes a change confined to `changed` peers (their keys, receiver indexes, binding or
-    /// path size), recomputing only their views. Called under `lock`. Falls back to `republish()`
-    /// when the peer set moved since the last full build.
-    func republish(peers changed: some Collection<Int>) {
-        if collected != nil {
+    /// path size), recomputing only their views; a gateway's reload also gives the routes it
+    /// removes (each leaves a copy of the published table only if it still routes to its peer) and
+    /// adds, and the peers it appended to `peers` (they must be among `changed`: they get send
+    /// slots). Called under `lock`. Falls back to `republish()` when the published views do not
+    /// match the peer set.
+    func republish(peers changed: some Collection<Int>, routesRemoved: [(prefix: IPPrefix, value: Int)] = [],
+                   routesAdded: [(prefix: IPPrefix, value: Int)] = []) {
+        if collected != nil, routesRemoved.isEmpty, routesAdded.isEmpty {
             collected!.formUnion(changed)
             return
         }
+        let changed = Set(changed)
         let published = snapshot.load()
-        guard views.count == peers.count, published.send.count == peers.count else { republish(); return }
-        var send = published.send
-        var receivers = published.receivers
-        // All removals before any insertion: an index freed by one changed peer may already be
-        // another changed peer's.
-        for i in changed {
-            for r in views[i].receivers where receivers[r.index]?.peerIndex == i { receivers.remove(r.index) }
-        }
-        for i in changed {
-            let v = dataView(of: peers[i])
-            views[i] = v
-            send[i] = v.send
-            for r in v.receivers { receivers.set(r.entry, for: r.index) }
-        }
-        snapshot.publish(DataPlaneSnapshot(routes: routes, send: send, receivers: receivers, sockets: sockets))
-        dataPlane?.socketsChanged()
-    }
-
-    /// Publishes a reload's changes to the peer set: `routesRemoved` leave a copy of the published
-    /// table (each only if it still routes to its peer), `routesAdded` enter it, peers added at the
-    /// end of `peers` get send slots, and the views of `changed` peers are recomputed. Called under
-    /// `lock`. Falls back to `republish()` when the published views do not match the peer set the
-    /// reload started from.
-    func republish(reloaded changed: Set<Int>, routesRemoved: [(prefix: IPPrefix, value: Int)],
-                   routesAdded: [(prefix: IPPrefix, value: Int)]) {
-        let published = snapshot.load()
-        guard collected == nil, views.count == published.send.count, views.count <= peers.count,
+        guard views.count == published.send.count, views.count <= peers.count,
               changed.isSuperset(of: views.count..<peers.count) else { republish(); return }
         var table = routes
         table.reroute(removing: routesRemoved, adding: routesAdded)
         var send = published.send
         var receivers = published.receivers
+        // All removals before any insertion: an index freed by one changed peer may already be
+        // another changed peer's.
         for i in changed where i < views.count {
             for r in views[i].receivers where receivers[r.index]?.peerIndex == i { receivers.remove(r.index) }
         }
+        // In index order: added peers' slots are appended.
         for i in changed.sorted() {
             let v = dataView(of: peers[i])
             if i < views.count {
