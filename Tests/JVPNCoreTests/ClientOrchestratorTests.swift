@@ -85,13 +85,13 @@ final class ClientOrchestratorTests: XCTestCase {
         s.link(0, up: false)
         s.run(ms: 500)
         XCTAssertEqual(s.o.active, 16)
-        s.answersLostTo = [0]
+        s.acksLostTo = [0]
         s.link(0, up: true)
         s.run(ms: 1_500)
         guard let startedAt = s.log.compactMap({ a -> UInt64? in
             if case .stateChanged(let c) = a, c.reason == .betterPath { return c.atMs }; return nil
         }).first else { return XCTFail("no move by preference") }
-        s.run(ms: startedAt + s.o.preferenceMoveGiveUpMs + 200 - s.now)
+        s.run(ms: startedAt + s.o.preferenceMoveGiveUpMs(to: 0) + 200 - s.now)
         XCTAssertTrue(s.log.contains { if case .audit(let r) = $0 { return r.detail.hasPrefix("no answer to REATTACH on path 0") }; return false })
         XCTAssertEqual(s.o.state, .attached)
         XCTAssertEqual(s.o.active, 16)
@@ -104,13 +104,76 @@ final class ClientOrchestratorTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(moves.count, 2, "tried again")
         XCTAssertLessThanOrEqual(moves.count, 4, "after backoffs of 2, 4 and 8 s")
         for (a, b) in zip(moves, moves.dropFirst()) {
-            XCTAssertGreaterThanOrEqual(b - a, s.o.preferenceMoveGiveUpMs + ClientOrchestrator.refusedMoveBackoffMs)
+            XCTAssertGreaterThanOrEqual(b - a, 1_000 + ClientOrchestrator.refusedMoveBackoffMs)
         }
         XCTAssertTrue(s.o.state == .attached || s.o.state == .recovering)
-        s.answersLostTo = []
+        s.acksLostTo = []
         s.run(ms: 40_000)
         XCTAssertEqual(s.o.active, 0, "moved once the answers came")
         XCTAssertEqual(s.o.bindingVersion, s.gateway.version)
+    }
+
+    /// The gateway's binding moved on without the client knowing (two moves whose ACKs it never
+    /// saw): its move by preference is answered STALE_VERSION, and the resync's ACKs are lost. The
+    /// resync is still a move by preference, given up within the bound counted from the move's
+    /// start, not retried until MaxRecoveryWindowMs.
+    func testAMoveByPreferenceResyncedAfterStaleVersionIsStillGivenUp() {
+        var s = OrchestratorSim(policy: rigPolicy())
+        s.run(ms: 1_000)
+        s.link(0, up: false)
+        s.run(ms: 500)
+        XCTAssertEqual(s.o.active, 16)
+        let v = s.gateway.version
+        let nonce = { (n: UInt64) in ControlNonce(prefix: 0xBAD, counter: n) }
+        _ = s.gateway.receive(.reattachRequest(sessionID: GatewayModel.session, bindingVersion: v, pathID: 0, nonce: nonce(1), reason: .linkDown),
+                              from: 0, nowMs: s.now)
+        _ = s.gateway.receive(.reattachRequest(sessionID: GatewayModel.session, bindingVersion: v + 1, pathID: 16, nonce: nonce(2),
+                                               reason: .linkDown), from: 16, nowMs: s.now)
+        XCTAssertEqual(s.gateway.version, v + 2)
+        s.acksLostTo = [0]
+        s.link(0, up: true)
+        s.run(ms: 1_500)
+        guard let startedAt = s.log.compactMap({ a -> UInt64? in
+            if case .stateChanged(let c) = a, c.reason == .betterPath { return c.atMs }; return nil
+        }).first else { return XCTFail("no move by preference") }
+        XCTAssertGreaterThanOrEqual(s.reattachesSent.filter { $0.path == 0 }.map(\.nonce).count, 2, "resynced with a new nonce")
+        s.run(ms: startedAt + s.o.preferenceMoveGiveUpMs(to: 0) + 200 - s.now)
+        XCTAssertTrue(s.log.contains { if case .audit(let r) = $0 { return r.detail.hasPrefix("no answer to REATTACH on path 0") }; return false })
+        XCTAssertEqual(s.o.state, .attached)
+        XCTAssertEqual(s.o.active, 16)
+        XCTAssertEqual(s.gateway.bound, 16)
+        XCTAssertEqual(s.o.bindingVersion, s.gateway.version)
+    }
+
+    /// Moves by preference whose ACKs are always lost, for a minute: each one given up costs the
+    /// gateway two switches (the move and the move back), which the client counts too, and such
+    /// moves never take the minute's last switch, so a failover in that minute is still granted.
+    func testUnansweredMovesByPreferenceLeaveTheGatewaysBudgetAFailover() {
+        var s = OrchestratorSim(policy: rigPolicy(), pathIDs: [0, 16, 32])
+        s.run(ms: 1_000)
+        s.link(0, up: false)
+        s.run(ms: 500)
+        XCTAssertEqual(s.o.active, 16)
+        s.acksLostTo = [0]
+        s.link(0, up: true)
+        s.run(ms: 40_000)
+        XCTAssertGreaterThanOrEqual(s.gateway.applied, 5, "the gateway applied unanswered moves")
+        XCTAssertLessThan(s.gateway.applied, s.o.policy.maxSwitchesPerMinute, "the last switch of the minute is left")
+        XCTAssertEqual(s.o.active, 16)
+        // Between two tries (not while one is in flight), both the preferred uplink and the one in
+        // use fail: the session must move to the third.
+        var waited = 0
+        while s.o.attempt != nil || s.o.state != .attached, waited < 10_000 {
+            s.run(ms: 10)
+            waited += 10
+        }
+        XCTAssertNil(s.o.attempt)
+        s.link(0, up: false)
+        s.link(16, up: false)
+        s.run(ms: 1_000)
+        XCTAssertEqual(s.o.active, 32, "the failover is granted")
+        XCTAssertEqual(s.gateway.bound, 32)
+        XCTAssertEqual(s.o.state, .attached)
     }
 
     func testFlapping5HzStaysWithinBudgetAndEndsAttached() {

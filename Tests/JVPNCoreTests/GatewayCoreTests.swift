@@ -187,6 +187,24 @@ final class GatewayCoreTests: XCTestCase {
         XCTAssertEqual(core.session(ofPeer: 0)?.bound, "B")
     }
 
+    /// The client gave up a move still waiting for its address's validation and confirmed the
+    /// bound path with a new REATTACH: the address answering its challenge later must not move the
+    /// session there.
+    func testAMoveGivenUpWhileItsAddressWasUnvalidatedIsNeverApplied() {
+        var core = attached()
+        guard case .pathChallenge(let data)? = sends(reattach(&core, from: "B", version: 1, nonce: .random(), nowMs: 10)).first?.0 else {
+            return XCTFail("no challenge to B")
+        }
+        let confirm = ControlNonce.random()
+        XCTAssertEqual(sends(reattach(&core, from: "A", version: 1, nonce: confirm, nowMs: 1_010)).map(\.0),
+                       [.reattachAck(sessionID: sid, bindingVersion: 1, nonce: confirm)])
+        let late = core.control(peer: 0, .pathResponse(data: data), from: "B", bytes: 41, nowMs: 1_020)
+        XCTAssertTrue(sends(late).isEmpty, "nothing sent for the given-up move: \(sends(late))")
+        XCTAssertEqual(core.session(ofPeer: 0)?.bound, "A")
+        XCTAssertEqual(core.session(ofPeer: 0)?.bindingVersion, 1)
+        XCTAssertTrue(core.session(ofPeer: 0)!.isValidated("B", nowMs: 1_020), "B is validated all the same")
+    }
+
     /// A client with three uplinks and both transports has six addresses that all answer probes:
     /// each stays validated, so a REATTACH to any of them moves the session at once.
     func testEveryPathOfAClientWithSixStaysValidated() {

@@ -50,8 +50,8 @@ struct OrchestratorSim {
     var sentCount: [UInt32: Int] = [:]
     /// The next this many REATTACH answers (ACK or reject) are lost on their way to the client.
     var dropAnswers = 0
-    /// Every REATTACH answer sent to these paths is lost on its way to the client.
-    var answersLostTo: Set<UInt32> = []
+    /// Every REATTACH_ACK sent to these paths is lost on its way to the client.
+    var acksLostTo: Set<UInt32> = []
     var lossPct: UInt64 = 0
     var rng: SeededRandom
     var inflight: [(at: UInt64, path: UInt32, arrival: Arrival)] = []
@@ -114,7 +114,7 @@ struct OrchestratorSim {
             case .pathMtuAck where dropReceipts: continue
             case .probe, .reattachRequest, .close, .natHint, .pathChallenge, .pathResponse, .pathMtu, .pathMtuAck: isAnswer = false
             }
-            if isAnswer && answersLostTo.contains(to) {
+            if case .reattachAck = reply, acksLostTo.contains(to) {
                 continue
             } else if isAnswer && dropAnswers > 0 {
                 dropAnswers -= 1

@@ -168,7 +168,7 @@ if (( IPERF > 0 )); then
     wait "$iperf_srv" 2>/dev/null || true
     rig_exec "$RIG_GW" "$JVPN_BIN" status "$gw" --json >"$RIG_DIR/gw-status-after.json" 2>/dev/null || true
 fi
-for c in "${capture_pids[@]}"; do kill -INT "$c" 2>/dev/null || true; wait "$c" 2>/dev/null || true; done
+for c in ${capture_pids[@]+"${capture_pids[@]}"}; do kill -INT "$c" 2>/dev/null || true; wait "$c" 2>/dev/null || true; done
 rig_exec "$RIG_CLIENT" "$JVPN_BIN" down "$cl" >/dev/null 2>&1 || true
 rig_exec "$RIG_GW" "$JVPN_BIN" down "$gw" >/dev/null 2>&1 || true
 

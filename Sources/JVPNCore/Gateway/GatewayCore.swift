@@ -417,7 +417,10 @@ public struct GatewayCore<Address: Hashable & Sendable>: Equatable, Sendable {
         guard sid == s.id else { return reject(&s, peer, .unknownSession, nonce, to: from, now, &out) }
         if from == s.bound {
             // A retry whose ACK was lost, or a client that is already where it asks to be: the
-            // binding is what it wants, so it learns the current version.
+            // binding is what it wants, so it learns the current version. A move it asked for
+            // earlier and still waiting for its address's validation is one it has given up: it
+            // must not be applied when that address answers later.
+            if let p = s.pendingReattach, p.nonce != nonce { s.pendingReattach = nil }
             let v = s.lastApplied?.nonce == nonce ? s.lastApplied!.version : s.bindingVersion
             send(&s, peer, .reattachAck(sessionID: s.id, bindingVersion: v, nonce: nonce), to: from, paddedTo: 0, now, &out)
             return

@@ -573,7 +573,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
             // The gateway's version is authoritative for our own request (it may even be lower).
             bindingVersion = version
             if isAlive(a.path, now) {
-                startAttempt(to: a.path, reason: a.reason, now, &out)
+                startAttempt(to: a.path, reason: a.reason, isPreference: a.isPreference, since: a.startedMs, now, &out)
             } else {
                 progressRecovery(now, &out)
             }
@@ -926,7 +926,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// candidate (within the switch budget; exhausted = DEGRADED, which resumes once it refills).
     private mutating func progressRecovery(_ now: UInt64, _ out: inout [OrchestratorAction]) {
         if let a = attempt, let i = index(a.path), isAlive(paths[i], now) {
-            if a.isPreference, now >= a.startedMs + preferenceMoveGiveUpMs, let back = active, back != a.path, isAlive(back, now) {
+            if a.isPreference, now >= a.startedMs + preferenceMoveGiveUpMs(to: a.path), let back = active, back != a.path,
+               isAlive(back, now) {
                 giveUpPreferenceMove(a, back: back, now, &out)
                 return
             }
@@ -976,9 +977,14 @@ public struct ClientOrchestrator: Equatable, Sendable {
         startAttempt(to: path, reason: reason, now, &out)
     }
 
-    /// A move by preference is given up when its path has not carried the exchange in this long:
-    /// the bound a failover's exchange gets.
-    public var preferenceMoveGiveUpMs: UInt64 { max(policy.probeIntervalMs * 5, 1000) }
+    /// A move by preference to `path` is given up when the path has not carried the exchange in
+    /// this long: five probe intervals and at least 1 s (the bound for the exchange), and
+    /// at least four of the path's probe timeouts (a validation round trip and a REATTACH round
+    /// trip, each lost once), so a slow path that is stable is not given up on.
+    public func preferenceMoveGiveUpMs(to path: UInt32? = nil) -> UInt64 {
+        let pto = path.flatMap { index($0) }.flatMap { ActivePathSuspicion.probeTimeoutMs(paths[$0].quality.rtt) } ?? 0
+        return max(policy.probeIntervalMs * 5, 1000, UInt64(4 * pto))
+    }
 
     /// A move by preference went unanswered while the active path still works: the target loses
     /// what the exchange needs, however clean its probes looked. The session stays where it is and
@@ -989,6 +995,9 @@ public struct ClientOrchestrator: Equatable, Sendable {
         out.append(.audit(AuditRecord(check: "reattach", result: "fail",
                                       detail: "no answer to REATTACH on path \(a.path) in \(elapsedMs(now, since: a.startedMs)) ms; back to path \(back)")))
         if let i = index(a.path) { paths[i].healthySinceMs = nil }
+        // The gateway may have applied the move (its ACKs lost) and will then count the move back
+        // too: both count against the minute's budget here as they may there.
+        switchTimes += [now, now]
         holdPreferenceMoves(now)
         startAttempt(to: back, reason: .probeTimeout, now, &out)
     }
@@ -1000,12 +1009,14 @@ public struct ClientOrchestrator: Equatable, Sendable {
     }
 
     /// A new attempt: the newest version we know and a nonce never used before in this session.
-    private mutating func startAttempt(to path: UInt32, reason: ReasonCode, isPreference: Bool = false, _ now: UInt64,
-                                       _ out: inout [OrchestratorAction]) {
+    /// `since`: when the move began, if this attempt continues it (a resync after STALE_VERSION
+    /// does not restart a preference move's give-up bound).
+    private mutating func startAttempt(to path: UInt32, reason: ReasonCode, isPreference: Bool = false, since: UInt64? = nil,
+                                       _ now: UInt64, _ out: inout [OrchestratorAction]) {
         nonceCounter += 1
         let a = ReattachAttempt(path: path, bindingVersion: bindingVersion,
                                 nonce: ControlNonce(prefix: noncePrefix, counter: nonceCounter), reason: reason,
-                                isPreference: isPreference, startedMs: now, lastSentMs: now)
+                                isPreference: isPreference, startedMs: since ?? now, lastSentMs: now)
         attempt = a
         reattachOutcomeUnknown = true
         out.append(.sendReattach(path: a.path, reason: a.reason, bindingVersion: a.bindingVersion, nonce: a.nonce))
@@ -1042,7 +1053,8 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// A move by preference: within our budget and cooldown, and not while backing off from the
     /// gateway's refusal.
     private mutating func mayPolicySwitch(_ now: UInt64) -> Bool {
-        guard mayFailureSwitch(now), now >= preferenceMoveNotBeforeMs else { return false }
+        // A move by preference never takes the minute's last switch: that one is a failover's.
+        guard switchesInLastMinute(now) + 1 < policy.maxSwitchesPerMinute, now >= preferenceMoveNotBeforeMs else { return false }
         if let last = lastSwitchMs, now < last + policy.switchCooldownMs { return false }
         return true
     }

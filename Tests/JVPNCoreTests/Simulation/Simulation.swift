@@ -330,17 +330,18 @@ struct Simulation {
         // After `end` the run goes on only until both sides agree again: a switch the client chose
         // (a preemption) may be in flight at that instant. It completes, or the client gives it up
         // and confirms the path it is on, within the give-up time and one more exchange.
-        let settle = client.orchestrator.preferenceMoveGiveUpMs + 500
+        var settle: UInt64 = 0
         var settling = false
+        func settleMs(_ c: SimClient) -> UInt64 { c.orchestrator.preferenceMoveGiveUpMs(to: c.orchestrator.attempt?.path) + 500 }
         while now <= end || (settling && now <= end + settle) {
-            if now > end && !settling { settling = true }
+            if now > end && !settling { settling = true; settle = settleMs(client) }
             if settling && disagreement() == nil { break }
             var t = min(nextTick, nextGatewayTick, nextData, settling ? end + settle + 1 : end + 1)
             if !healed { t = min(t, nextFault, healAtMs) }
             if let d = net.nextDelivery { t = min(t, d) }
             for u in net.uplinks.indices { if let r = net.uplinks[u].tcp.reconnectAtMs, r > now { t = min(t, r) } }
             now = max(now, t)
-            if now > end && !settling { settling = true; continue }
+            if now > end && !settling { settling = true; settle = settleMs(client); continue }
             deliver()
             reconnectStreams()
             if !healed && now >= healAtMs {
