@@ -75,24 +75,28 @@ final class ClientOrchestratorTests: XCTestCase {
         XCTAssertEqual(s.o.state, .attached)
     }
 
+    /// A session that started on path 0 and failed over to 16 when 0's link went down.
+    private func failedOverFromThePreferredUplink(pathIDs: [UInt32] = [0, 16]) -> OrchestratorSim {
+        var s = OrchestratorSim(policy: rigPolicy(), pathIDs: pathIDs)
+        s.run(ms: 1_000)
+        s.link(0, up: false)
+        s.run(ms: 500)
+        XCTAssertEqual(s.o.active, 16)
+        return s
+    }
+
     /// The preferred path answers probes but every answer to a REATTACH there is lost (the gateway
     /// applies the move; its ACKs never arrive). The move is given up after its bound, the session
     /// confirms the path it is on (moving the gateway's binding back), and further tries wait a
     /// doubling backoff instead of retrying from RECOVERING for seconds.
     func testUnansweredMoveByPreferenceIsGivenUpAndTheWorkingPathConfirmed() {
-        var s = OrchestratorSim(policy: rigPolicy())
-        s.run(ms: 1_000)
-        s.link(0, up: false)
-        s.run(ms: 500)
-        XCTAssertEqual(s.o.active, 16)
+        var s = failedOverFromThePreferredUplink()
         s.acksLostTo = [0]
         s.link(0, up: true)
         s.run(ms: 1_500)
-        guard let startedAt = s.log.compactMap({ a -> UInt64? in
-            if case .stateChanged(let c) = a, c.reason == .betterPath { return c.atMs }; return nil
-        }).first else { return XCTFail("no move by preference") }
+        guard let startedAt = s.movesByPreference.first else { return XCTFail("no move by preference") }
         s.run(ms: startedAt + s.o.preferenceMoveGiveUpMs(to: 0) + 200 - s.now)
-        XCTAssertTrue(s.log.contains { if case .audit(let r) = $0 { return r.detail.hasPrefix("no answer to REATTACH on path 0") }; return false })
+        XCTAssertTrue(s.gaveUpMove(to: 0))
         XCTAssertEqual(s.o.state, .attached)
         XCTAssertEqual(s.o.active, 16)
         XCTAssertTrue(s.o.bindingSettled)
@@ -100,7 +104,7 @@ final class ClientOrchestratorTests: XCTestCase {
         XCTAssertEqual(s.o.bindingVersion, s.gateway.version)
         XCTAssertEqual(s.switchesLogged.count, 1, "giving up is not a switch on the client")
         s.run(ms: 20_000)
-        let moves = s.log.compactMap { a -> UInt64? in if case .stateChanged(let c) = a, c.reason == .betterPath { return c.atMs }; return nil }
+        let moves = s.movesByPreference
         XCTAssertGreaterThanOrEqual(moves.count, 2, "tried again")
         XCTAssertLessThanOrEqual(moves.count, 4, "after backoffs of 2, 4 and 8 s")
         for (a, b) in zip(moves, moves.dropFirst()) {
@@ -118,11 +122,7 @@ final class ClientOrchestratorTests: XCTestCase {
     /// resync is still a move by preference, given up within the bound counted from the move's
     /// start, not retried until MaxRecoveryWindowMs.
     func testAMoveByPreferenceResyncedAfterStaleVersionIsStillGivenUp() {
-        var s = OrchestratorSim(policy: rigPolicy())
-        s.run(ms: 1_000)
-        s.link(0, up: false)
-        s.run(ms: 500)
-        XCTAssertEqual(s.o.active, 16)
+        var s = failedOverFromThePreferredUplink()
         let v = s.gateway.version
         let nonce = { (n: UInt64) in ControlNonce(prefix: 0xBAD, counter: n) }
         _ = s.gateway.receive(.reattachRequest(sessionID: GatewayModel.session, bindingVersion: v, pathID: 0, nonce: nonce(1), reason: .linkDown),
@@ -133,12 +133,10 @@ final class ClientOrchestratorTests: XCTestCase {
         s.acksLostTo = [0]
         s.link(0, up: true)
         s.run(ms: 1_500)
-        guard let startedAt = s.log.compactMap({ a -> UInt64? in
-            if case .stateChanged(let c) = a, c.reason == .betterPath { return c.atMs }; return nil
-        }).first else { return XCTFail("no move by preference") }
+        guard let startedAt = s.movesByPreference.first else { return XCTFail("no move by preference") }
         XCTAssertGreaterThanOrEqual(s.reattachesSent.filter { $0.path == 0 }.map(\.nonce).count, 2, "resynced with a new nonce")
         s.run(ms: startedAt + s.o.preferenceMoveGiveUpMs(to: 0) + 200 - s.now)
-        XCTAssertTrue(s.log.contains { if case .audit(let r) = $0 { return r.detail.hasPrefix("no answer to REATTACH on path 0") }; return false })
+        XCTAssertTrue(s.gaveUpMove(to: 0))
         XCTAssertEqual(s.o.state, .attached)
         XCTAssertEqual(s.o.active, 16)
         XCTAssertEqual(s.gateway.bound, 16)
@@ -149,11 +147,7 @@ final class ClientOrchestratorTests: XCTestCase {
     /// gateway two switches (the move and the move back), which the client counts too, and such
     /// moves never take the minute's last switch, so a failover in that minute is still granted.
     func testUnansweredMovesByPreferenceLeaveTheGatewaysBudgetAFailover() {
-        var s = OrchestratorSim(policy: rigPolicy(), pathIDs: [0, 16, 32])
-        s.run(ms: 1_000)
-        s.link(0, up: false)
-        s.run(ms: 500)
-        XCTAssertEqual(s.o.active, 16)
+        var s = failedOverFromThePreferredUplink(pathIDs: [0, 16, 32])
         s.acksLostTo = [0]
         s.link(0, up: true)
         s.run(ms: 40_000)

@@ -162,6 +162,16 @@ struct OrchestratorSim {
         log.compactMap { if case .switched(let f, let t, let r, let ms) = $0 { return (f, t, r, ms) }; return nil }
     }
 
+    /// When each move by preference (RECOVERING for BETTER_PATH) began.
+    var movesByPreference: [UInt64] {
+        log.compactMap { if case .stateChanged(let c) = $0, c.reason == .betterPath { return c.atMs }; return nil }
+    }
+
+    /// Whether a move by preference to `path` was given up unanswered.
+    func gaveUpMove(to path: UInt32) -> Bool {
+        log.contains { if case .audit(let r) = $0 { return r.detail.hasPrefix("no answer to REATTACH on path \(path) ") }; return false }
+    }
+
     func reasons(to state: SessionState) -> [ReasonCode] {
         log.compactMap { if case .stateChanged(let c) = $0, c.to == state { return c.reason }; return nil }
     }

@@ -981,7 +981,7 @@ public struct ClientOrchestrator: Equatable, Sendable {
     /// this long: five probe intervals, at least 1 s (several REATTACH retries), and at least four
     /// of the path's probe timeouts (a validation round trip and a REATTACH round trip, each lost
     /// once), so a slow path that is stable is not given up on.
-    public func preferenceMoveGiveUpMs(to path: UInt32? = nil) -> UInt64 {
+    public func preferenceMoveGiveUpMs(to path: UInt32?) -> UInt64 {
         let pto = path.flatMap { index($0) }.flatMap { ActivePathSuspicion.probeTimeoutMs(paths[$0].quality.rtt) } ?? 0
         return max(policy.probeIntervalMs * 5, 1000, UInt64(4 * pto))
     }
