@@ -107,6 +107,45 @@ final class TransportAeadTests: XCTestCase {
         }
     }
 
+    /// Each thread's contexts are re-keyed only when the key changes: messages alternating between
+    /// keys, runs under one key, a key at a new address with the same bytes, and a key differing
+    /// in one byte all give libsodium's bytes, sealing and opening.
+    func testKeyChangesBetweenMessages() {
+        let a = Self.randomBytes(32)
+        var b = a
+        b[17] ^= 0x01
+        let c = Self.randomBytes(32)
+        let keys = [a, a, b, a, c, c, c, b, b, a] + (0..<60).map { _ in [a, b, c][Int.random(in: 0...2)] }
+        for (i, key) in keys.enumerated() {
+            // A fresh array each time: the same key bytes at another address.
+            let m = Message(key: Array(key), nonce: Self.randomBytes(12), ad: Self.randomBytes(16),
+                            plain: Self.randomBytes(1420 - (i % 4) * 200))
+            let evp = evpSeal(m), sodium = sodiumSeal(m)
+            // Booleans: a mismatch of 1,420-byte arrays would print both whole.
+            XCTAssertTrue(evp.0 == sodium.0, "ciphertext differs from libsodium's, message \(i)")
+            XCTAssertTrue(evp.1 == sodium.1, "tag differs from libsodium's, message \(i)")
+            XCTAssertTrue(evpOpen(m, sodium.0, sodium.1) == m.plain, "libsodium's message not opened, message \(i)")
+        }
+    }
+
+    /// A rejected message (wrong tag, or a wrong key) leaves the thread's opening context ready for
+    /// the next message under the right key.
+    func testRejectionLeavesTheContextUsable() {
+        let m = Message.random(length: 1420, adLength: 16)
+        let (cipher, tag) = sodiumSeal(m)
+        var badTag = tag
+        badTag[0] ^= 0x40
+        XCTAssertNil(evpOpen(m, cipher, badTag))
+        XCTAssertEqual(evpOpen(m, cipher, tag), m.plain)
+        var wrongKey = m
+        wrongKey.key[0] ^= 0x01
+        XCTAssertNil(evpOpen(wrongKey, cipher, tag))
+        XCTAssertEqual(evpOpen(m, cipher, tag), m.plain)
+        XCTAssertNil(evpOpen(m, cipher, badTag))
+        XCTAssertNil(evpOpen(m, cipher, badTag))
+        XCTAssertEqual(evpOpen(m, cipher, tag), m.plain)
+    }
+
     /// Every single-bit flip in ciphertext, tag or AAD is rejected, and a wrong key or nonce too.
     func testEveryBitFlipIsRejected() {
         let m = Message.random(length: 700, adLength: Frame.headerLength)
