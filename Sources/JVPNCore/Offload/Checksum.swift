@@ -9,7 +9,7 @@ public enum Checksum {
         // are 1 modulo 2^16 - 1, so wider words add like the 16-bit ones. Each 64-bit word's two
         // 32-bit halves go to two plain 64-bit sums: no end-around carry to wait for from one word
         // to the next (a serial add-with-carry per word cost three times as much), so the compiler
-        // vectorizes the loop. Neither sum can overflow below 2^35 bytes.
+        // vectorizes the loop. Nothing here overflows below 2^34 bytes (packets are at most 64 KiB).
         var lowHalves: UInt64 = 0, highHalves: UInt64 = 0
         let words = max(length, 0) / 8
         for k in 0..<words {
