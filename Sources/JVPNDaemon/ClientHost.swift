@@ -61,7 +61,7 @@ struct ClientPath {
 /// are the pure `ClientOrchestrator`'s (including when and where to handshake, and REATTACH nonces);
 /// this class performs its actions (initiations, probes, REATTACH, PATH_RESPONSE, the data-plane
 /// switch) and feeds it facts (netlink, handshake responses, control messages, key age, time).
-final class ClientHost: SessionHost, PumpController {
+final class ClientHost: SessionHost, PumpController, @unchecked Sendable {
     var paths: [ClientPath] = []
     /// Each uplink's device MTU (by uplink index): where its paths' MTU search stops.
     var uplinkMtus: [Int] = []

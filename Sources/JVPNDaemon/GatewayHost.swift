@@ -6,7 +6,7 @@ import JVPNSystem
 /// acceptance, confirmation, binding, REATTACH, path validation, limits, TTLs) is the pure
 /// `GatewayCore`'s, which owns each session's state; this class does the crypto and the sockets,
 /// keeps the keys, and performs the core's actions.
-final class GatewayHost: SessionHost, PumpController {
+final class GatewayHost: SessionHost, PumpController, @unchecked Sendable {
     private var byKey: [PublicKey: PeerRuntime] = [:]
     private var core: GatewayCore<TransportAddress>
     /// Keys of a new session per peer, until the client confirms them (the core names the session).

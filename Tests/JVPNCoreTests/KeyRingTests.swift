@@ -105,7 +105,7 @@ final class KeyRingTests: XCTestCase {
     /// In its own frame so that no local keeps the keypair alive.
     private func installWatched(_ ring: KeyRing, now: UInt64, into released: inout [() -> Bool]) throws {
         let (c, _) = try handshake(now: now)
-        weak var w = c
+        weak let w = c
         released.append { w == nil }
         ring.install(c, now: now)
     }

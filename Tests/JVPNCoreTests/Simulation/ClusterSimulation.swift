@@ -427,7 +427,7 @@ struct ClusterSimulation {
     }
 
     mutating func run() -> [String] {
-        clientDo { [now] in $0.tick(nowMs: 0) }
+        clientDo { [now] in $0.tick(nowMs: now) }
         var nextFault: UInt64 = 500 + rng.next() % 1000
         var healed = false
         let bound: UInt64 = 8000
