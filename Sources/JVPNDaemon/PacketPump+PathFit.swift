@@ -81,7 +81,7 @@ extension PacketPump {
     private func queueFragments(_ batch: DatagramBatch, _ pkt: UnsafeRawPointer, _ len: Int, _ route: PeerSendRoute,
                                 _ batchTransport: inout (any FrameTransport)?) {
         if batchTransport !== route.transport || batch.capacity - batch.count < 48 {
-            if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
+            if batch.count > 0, let t = batchTransport { flush(batch, on: t) }
             batch.count = 0
         }
         batchTransport = route.transport

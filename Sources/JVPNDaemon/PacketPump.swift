@@ -239,9 +239,15 @@ final class PacketPump: @unchecked Sendable {
                 queueSegments(batch, pkt, len, h, route, &batchTransport)
             }
         }
-        if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
+        if batch.count > 0, let t = batchTransport { flush(batch, on: t) }
         batch.count = 0
         return !drained
+    }
+
+    /// Sends the batch on `t`; over UDP, while the kernel takes GSO, each run of equal-size frames
+    /// to one address leaves as one send.
+    func flush(_ batch: DatagramBatch, on t: any FrameTransport) {
+        if !t.sendBatch(batch, coalescing: useUDPGSO) { useUDPGSO = false }
     }
 
     /// segmentInPlace -> sealInPlace: the packet's segments go straight into batch slots, each is
@@ -256,7 +262,7 @@ final class PacketPump: @unchecked Sendable {
         var first = 0
         while true {
             if batchTransport !== route.transport || batch.count == batch.capacity || (burst && batch.count > 0) {
-                if batch.count > 0, let t = batchTransport { t.sendBatch(batch) }
+                if batch.count > 0, let t = batchTransport { flush(batch, on: t) }
                 batch.count = 0
             }
             batchTransport = route.transport

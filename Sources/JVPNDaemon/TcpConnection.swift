@@ -96,7 +96,7 @@ final class TcpConnection: FrameTransport, @unchecked Sendable {
 
     var isStream: Bool { true }
 
-    func sendBatch(_ batch: DatagramBatch) {
+    func sendBatch(_ batch: DatagramBatch, coalescing: Bool) -> Bool {
         var start = 0
         while start < batch.count {
             let n = min(TcpConnection.framesPerWrite, batch.count - start)
@@ -104,6 +104,7 @@ final class TcpConnection: FrameTransport, @unchecked Sendable {
             start += n
         }
         batch.count = 0
+        return true
     }
 
     func sendBurst(_ batch: DatagramBatch, start: Int, count: Int) -> Bool {

@@ -40,8 +40,10 @@ struct TransportAddress: Hashable, Sendable, CustomStringConvertible {
 protocol FrameTransport: AnyObject, Sendable {
     /// Frames travel on a byte stream (TCP): order within it is kept, and there is no GSO to lose.
     var isStream: Bool { get }
-    /// Sends slots [0, batch.count) (UDP: each to its slot's address) and empties the batch.
-    func sendBatch(_ batch: DatagramBatch)
+    /// Sends slots [0, batch.count) (UDP: each to its slot's address) and empties the batch. With
+    /// `coalescing`, UDP sends each run of equal-size frames to one address with GSO. False when
+    /// the kernel refused GSO (the batch was still sent).
+    func sendBatch(_ batch: DatagramBatch, coalescing: Bool) -> Bool
     /// Sends slots [start, start + count), frames of equal size but maybe the last, to
     /// `batch.addresses[start]`, as one unit. False when the transport cannot (UDP without GSO):
     /// nothing was sent then.
@@ -53,7 +55,11 @@ protocol FrameTransport: AnyObject, Sendable {
 extension UDPSocket: FrameTransport {
     var isStream: Bool { false }
 
-    func sendBatch(_ batch: DatagramBatch) { batch.send(on: self) }
+    func sendBatch(_ batch: DatagramBatch, coalescing: Bool) -> Bool {
+        if coalescing { return batch.sendCoalescing(on: self) }
+        batch.send(on: self)
+        return true
+    }
 
     func sendBurst(_ batch: DatagramBatch, start: Int, count: Int) -> Bool {
         batch.sendSegmented(on: self, start: start, count: count)

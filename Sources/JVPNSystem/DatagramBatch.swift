@@ -123,27 +123,67 @@ public final class DatagramBatch: @unchecked Sendable {
     /// a datagram the kernel refuses (e.g. no route right now) is skipped, not retried forever.
     @discardableResult
     public func send(on socket: UDPSocket) -> Int {
-        guard count > 0 else { return 0 }
-        for i in 0..<count {
+        let sent = sendEach(on: socket, from: 0, to: count)
+        count = 0
+        return sent
+    }
+
+    /// Sends slots [0, count) in order, like `send(on:)`, except that each run of two or more
+    /// consecutive slots to one address whose datagrams have one length (the run's last may be
+    /// shorter) leaves as one UDP GSO send: the run crosses the sender's stack as one packet, and
+    /// reaches a receiving socket with UDP_GRO as one, so a batch of small frames (TCP
+    /// acknowledgements, small datagrams) costs about what one of them does. False if the kernel
+    /// refused GSO; the batch still left whole (by sendmmsg from the refused run on).
+    public func sendCoalescing(on socket: UDPSocket) -> Bool {
+        var gso = true
+        var waiting = 0 // slots [waiting, start) go by sendmmsg before the next run
+        var start = 0
+        while start < count {
+            let length = lengths[start]
+            var end = start + 1
+            while end < count && lengths[end] <= length && addresses[end] == addresses[start] {
+                end += 1
+                if lengths[end - 1] < length { break } // a shorter datagram ends its run
+            }
+            if gso && end - start >= 2 {
+                sendEach(on: socket, from: waiting, to: start)
+                if sendSegmented(on: socket, start: start, count: end - start) {
+                    waiting = end
+                } else {
+                    gso = false
+                }
+            }
+            start = end
+        }
+        sendEach(on: socket, from: waiting, to: count)
+        count = 0
+        return gso
+    }
+
+    /// sendmmsg of slots [from, to); returns datagrams sent (a refused one is skipped).
+    @discardableResult
+    private func sendEach(on socket: UDPSocket, from: Int, to end: Int) -> Int {
+        guard from < end else { return 0 }
+        for i in from..<end {
             iovecs[i].iov_len = lengths[i]
             headers[i].hdr.msg_namelen = addresses[i].length
             headers[i].hdr.msg_control = nil
             headers[i].hdr.msg_controllen = 0
         }
+        let n = end - from
         var sent = 0
         var attempts = 0
-        while sent < count && attempts < count + 4 {
+        while sent < n && attempts < n + 4 {
             attempts += 1
-            let n = cudp_sendmmsg(socket.fileDescriptor, headers + sent, UInt32(count - sent), 0)
-            if n > 0 {
-                sent += Int(n)
-            } else if n == -EINTR {
+            let rc = cudp_sendmmsg(socket.fileDescriptor, headers + from + sent, UInt32(n - sent), 0)
+            if rc > 0 {
+                sent += Int(rc)
+            } else if rc == -EINTR {
                 continue
             } else {
                 sent += 1 // drop the datagram the kernel refused and go on with the rest
             }
         }
-        count = 0
         return sent
     }
 }
