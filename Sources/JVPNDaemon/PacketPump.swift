@@ -202,7 +202,8 @@ final class PacketPump: @unchecked Sendable {
     }
 
     static let superPacketCapacity = 65536 + VirtioNetHeader.size + 64
-    /// UDP GSO (UDP_SEGMENT) for bursts; off for good once the kernel refuses it.
+    /// UDP GSO (UDP_SEGMENT) for bursts and runs; off for good once the kernel says it does not do
+    /// it (`SegmentedSend.unsupported`).
     private var useUDPGSO = FileIO.environment("JVPN_NO_UDP_GSO") != "1"
 
     /// One round of the send path, with or without TUN offload: up to `batchSize` reads
@@ -297,10 +298,10 @@ final class PacketPump: @unchecked Sendable {
             // A burst of equal-size frames to one peer: one UDP GSO send (or one stream write)
             // instead of one per frame.
             if produced > 1 && bursts {
-                if route.transport.sendBurst(batch, start: base, count: produced) {
-                    batch.count = base
-                } else {
-                    useUDPGSO = false
+                switch route.transport.sendBurst(batch, start: base, count: produced) {
+                case .sent: batch.count = base
+                case .refused: break // the frames stay in the batch and go one by one
+                case .unsupported: useUDPGSO = false // and the frames stay in the batch
                 }
             }
             if produced < room { return }

@@ -107,7 +107,7 @@ final class TcpConnection: FrameTransport, @unchecked Sendable {
         return true
     }
 
-    func sendBurst(_ batch: DatagramBatch, start: Int, count: Int) -> Bool {
+    func sendBurst(_ batch: DatagramBatch, start: Int, count: Int) -> SegmentedSend {
         var i = start
         while i < start + count {
             let n = min(TcpConnection.framesPerWrite, start + count - i)
@@ -115,7 +115,7 @@ final class TcpConnection: FrameTransport, @unchecked Sendable {
             write(count: n) { (UnsafeRawPointer(batch.payload(base + $0)), batch.lengths[base + $0]) }
             i += n
         }
-        return true
+        return .sent
     }
 
     func sendOne(_ bytes: UnsafeRawPointer, length: Int, to: SocketAddress) -> Bool {

@@ -42,12 +42,12 @@ protocol FrameTransport: AnyObject, Sendable {
     var isStream: Bool { get }
     /// Sends slots [0, batch.count) (UDP: each to its slot's address) and empties the batch. With
     /// `coalescing`, UDP sends each run of equal-size frames to one address with GSO. False when
-    /// the kernel refused GSO (the batch was still sent).
+    /// the kernel does not do GSO here (the batch was still sent).
     func sendBatch(_ batch: DatagramBatch, coalescing: Bool) -> Bool
     /// Sends slots [start, start + count), frames of equal size but maybe the last, to
-    /// `batch.addresses[start]`, as one unit. False when the transport cannot (UDP without GSO):
-    /// nothing was sent then.
-    func sendBurst(_ batch: DatagramBatch, start: Int, count: Int) -> Bool
+    /// `batch.addresses[start]`, as one unit. Unless `.sent`, nothing was sent (UDP: the kernel
+    /// refused GSO for this burst, or does not do it at all).
+    func sendBurst(_ batch: DatagramBatch, start: Int, count: Int) -> SegmentedSend
     /// One message (a control frame, a handshake message) to `to` (ignored by a stream).
     func sendOne(_ bytes: UnsafeRawPointer, length: Int, to: SocketAddress) -> Bool
 }
@@ -61,7 +61,7 @@ extension UDPSocket: FrameTransport {
         return true
     }
 
-    func sendBurst(_ batch: DatagramBatch, start: Int, count: Int) -> Bool {
+    func sendBurst(_ batch: DatagramBatch, start: Int, count: Int) -> SegmentedSend {
         batch.sendSegmented(on: self, start: start, count: count)
     }
 

@@ -1,6 +1,18 @@
 import CUDP
 import Glibc
 
+/// What became of a UDP GSO send (`DatagramBatch.sendSegmented`).
+public enum SegmentedSend: Sendable {
+    /// It left (a chunk after the first that failed was dropped, as sendmmsg would drop it).
+    case sent
+    /// Refused for this run only, nothing sent: EINVAL, as for a segment too big for the route's
+    /// MTU. The frames may go one by one, and GSO stays worth trying.
+    case refused
+    /// Refused because the kernel does not do GSO here, nothing sent: EIO (no checksum offload on
+    /// the route), ENOPROTOOPT, EOPNOTSUPP.
+    case unsupported
+}
+
 /// Preallocated slots for `recvmmsg`/`sendmmsg`: one buffer, iovec, cudp_msg and address per slot.
 /// Every slot has `headroom` bytes before the payload so frames can be sealed in place.
 public final class DatagramBatch: @unchecked Sendable {
@@ -94,8 +106,8 @@ public final class DatagramBatch: @unchecked Sendable {
 
     /// Sends slots [start, start + n), all to `addresses[start]`, with UDP GSO: one sendmsg per
     /// up to 64 KiB, the kernel cutting datagrams of `lengths[start]` bytes (all slots but the last
-    /// must have that length). Returns false if the kernel refused GSO (nothing was sent then).
-    public func sendSegmented(on socket: UDPSocket, start: Int, count n: Int) -> Bool {
+    /// must have that length).
+    public func sendSegmented(on socket: UDPSocket, start: Int, count n: Int) -> SegmentedSend {
         let segment = lengths[start]
         var i = start
         let end = start + n
@@ -110,13 +122,15 @@ public final class DatagramBatch: @unchecked Sendable {
             let rc = withUnsafePointer(to: &addresses[start].storage) { a in
                 cudp_send_gso(socket.fileDescriptor, iovecs + i, Int32(k - i), a, addresses[start].length, UInt16(segment))
             }
-            if rc < 0 {
-                if i == start && (rc == -EIO || rc == -EINVAL || rc == -ENOPROTOOPT || rc == -EOPNOTSUPP) { return false }
-                // a transient failure (no route now): the datagrams are dropped like sendmmsg would
+            if rc < 0 && i == start {
+                if rc == -EINVAL { return .refused }
+                if rc == -EIO || rc == -ENOPROTOOPT || rc == -EOPNOTSUPP { return .unsupported }
             }
+            // Any other failure (no route now, or a later chunk's): its datagrams are dropped, as
+            // sendmmsg would drop them.
             i = k
         }
-        return true
+        return .sent
     }
 
     /// Sends slots [0, count) to their `addresses`, with their `lengths`. Returns datagrams sent;
@@ -132,8 +146,9 @@ public final class DatagramBatch: @unchecked Sendable {
     /// consecutive slots to one address whose datagrams have one length (the run's last may be
     /// shorter) leaves as one UDP GSO send: the run crosses the sender's stack as one packet, and
     /// reaches a receiving socket with UDP_GRO as one, so a batch of small frames (TCP
-    /// acknowledgements, small datagrams) costs about what one of them does. False if the kernel
-    /// refused GSO; the batch still left whole (by sendmmsg from the refused run on).
+    /// acknowledgements, small datagrams) costs about what one of them does. A run the kernel
+    /// refuses goes by sendmmsg. False if the kernel does not do GSO on this socket
+    /// (`SegmentedSend.unsupported`): the batch still left whole, by sendmmsg from there on.
     public func sendCoalescing(on socket: UDPSocket) -> Bool {
         var gso = true
         var waiting = 0 // slots [waiting, start) go by sendmmsg before the next run
@@ -147,10 +162,11 @@ public final class DatagramBatch: @unchecked Sendable {
             }
             if gso && end - start >= 2 {
                 sendEach(on: socket, from: waiting, to: start)
-                if sendSegmented(on: socket, start: start, count: end - start) {
-                    waiting = end
-                } else {
-                    gso = false
+                waiting = start
+                switch sendSegmented(on: socket, start: start, count: end - start) {
+                case .sent: waiting = end
+                case .refused: break // the run goes by sendmmsg, with the slots after it
+                case .unsupported: gso = false
                 }
             }
             start = end

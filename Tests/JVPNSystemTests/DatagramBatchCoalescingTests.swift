@@ -14,6 +14,13 @@ final class DatagramBatchCoalescingTests: XCTestCase {
         try SendPathFixture.inNamespace { try self.runs() }
     }
 
+    /// A run the kernel refuses (EINVAL; here because the sender turned off its UDP checksums,
+    /// which GSO needs) goes by sendmmsg: every datagram arrives exactly once and in order, one per
+    /// read, and GSO stays worth trying (the call does not report it unsupported).
+    func testARefusedRunGoesOneByOne() throws {
+        try SendPathFixture.inNamespace { try self.refused() }
+    }
+
     private static let loopback: [UInt8] = [127, 0, 0, 1]
 
     /// Datagram `i`: its index in the first two bytes, then a pattern of it.
@@ -55,7 +62,30 @@ final class DatagramBatchCoalescingTests: XCTestCase {
         XCTAssertEqual(readsA, [4, 1, 1, 2, 64, 6], "datagrams per read at the socket with UDP_GRO")
     }
 
-    /// Reads `socket` until `count` datagrams came or 2 s passed: the datagrams (a coalesced read
+    private func refused() throws {
+        let sender = try UDPSocket(family: AF_INET, localAddress: SocketAddress(addressBytes: Self.loopback, port: 0))
+        var on: Int32 = 1
+        XCTAssertEqual(setsockopt(sender.fileDescriptor, SOL_SOCKET, SO_NO_CHECK, &on, socklen_t(MemoryLayout<Int32>.size)), 0)
+        let receiver = try UDPSocket(family: AF_INET, localAddress: SocketAddress(addressBytes: Self.loopback, port: 0))
+        XCTAssertTrue(receiver.enableGRO())
+        let a = try XCTUnwrap(SocketAddress(addressBytes: Self.loopback, port: receiver.localPort))
+        // A single, a run of three, a run of two.
+        let lengths = [50, 100, 100, 100, 70, 70]
+        let batch = DatagramBatch(capacity: lengths.count, slotSize: 2048)
+        for (i, length) in lengths.enumerated() {
+            Self.bytes(i, length).withUnsafeBytes { batch.payload(i).copyMemory(from: $0.baseAddress!, byteCount: length) }
+            batch.lengths[i] = length
+            batch.addresses[i] = a
+        }
+        batch.count = lengths.count
+        XCTAssertTrue(batch.sendCoalescing(on: sender))
+        let expected = lengths.enumerated().map { Self.bytes($0.offset, $0.element) }
+        let (got, reads) = try receive(receiver, count: expected.count + 1) // waits out a duplicate
+        XCTAssertTrue(got == expected, "each datagram once, in order: got \(got.map { $0.count })")
+        XCTAssertEqual(reads, expected.map { _ in 1 })
+    }
+
+    /// Reads `socket` until `count` datagrams came or 2 s passed (at most 100 waits of 20 ms): the datagrams (a coalesced read
     /// split at its segment size) and how many each read carried.
     private func receive(_ socket: UDPSocket, count: Int) throws -> ([[UInt8]], [Int]) {
         let batch = DatagramBatch(capacity: 8, slotSize: 65_536, control: true)
