@@ -186,10 +186,10 @@ final class CoalescerTests: XCTestCase {
 
     /// Two plain ACK segments in sequence (IPv4, 100 bytes each), with the given ids and DF, and
     /// the second's urgent pointer.
-    private func pair(ids: (UInt16, UInt16), df: (Bool, Bool), urgent: UInt16 = 0) -> ([UInt8], [UInt8]) {
-        func one(_ id: UInt16, _ df: Bool, seq: UInt8, urgent: UInt16) -> [UInt8] {
+    private func pair(ids: (UInt16, UInt16), df: (Bool, Bool), urgent: UInt16 = 0, secondByte12: UInt8 = 0x50) -> ([UInt8], [UInt8]) {
+        func one(_ id: UInt16, _ df: Bool, seq: UInt8, urgent: UInt16, byte12: UInt8) -> [UInt8] {
             var p: [UInt8] = [0x45, 0, 0, 140, UInt8(id >> 8), UInt8(id & 0xff), df ? 0x40 : 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
-            p += [0, 1, 0, 2, 0, 0, 0, seq, 0, 0, 0, 0, 0x50, 0x10, 1, 0, 0, 0, UInt8(urgent >> 8), UInt8(urgent & 0xff)]
+            p += [0, 1, 0, 2, 0, 0, 0, seq, 0, 0, 0, 0, byte12, 0x10, 1, 0, 0, 0, UInt8(urgent >> 8), UInt8(urgent & 0xff)]
             p += [UInt8](repeating: seq, count: 100)
             let c = p.withUnsafeBytes { b in
                 Checksum.finish(Checksum.sum(b.baseAddress! + 20, 120, initial: Checksum.pseudoHeader(ip: b.baseAddress!, isV6: false, proto: 6, l4Length: 120)))
@@ -198,7 +198,7 @@ final class CoalescerTests: XCTestCase {
             p[37] = UInt8(c & 0xff)
             return p
         }
-        return (one(ids.0, df.0, seq: 0, urgent: 0), one(ids.1, df.1, seq: 100, urgent: urgent))
+        return (one(ids.0, df.0, seq: 0, urgent: 0, byte12: 0x50), one(ids.1, df.1, seq: 100, urgent: urgent, byte12: secondByte12))
     }
 
     private func merges(_ p: ([UInt8], [UInt8])) -> Bool {
@@ -220,6 +220,10 @@ final class CoalescerTests: XCTestCase {
         XCTAssertTrue(merges(pair(ids: (0, 0), df: (true, true))), "fixed ids with DF")
         XCTAssertFalse(merges(pair(ids: (7, 8), df: (true, false))), "DF on one only")
         XCTAssertFalse(merges(pair(ids: (7, 8), df: (true, true), urgent: 5)), "urgent pointers differ")
+        // The merge keeps the first's header: a later segment's AE bit (AccECN feedback) or a
+        // reserved bit would be lost.
+        XCTAssertFalse(merges(pair(ids: (7, 8), df: (true, true), secondByte12: 0x51)), "AE bits differ")
+        XCTAssertFalse(merges(pair(ids: (7, 8), df: (true, true), secondByte12: 0x52)), "reserved bits differ")
     }
 
     /// How many of `packets`, from the first, `Coalescer.group` merges.

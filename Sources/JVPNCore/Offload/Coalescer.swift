@@ -72,9 +72,10 @@ public enum Coalescer {
         // TCP stacks may send DF segments with any ids (Linux numbers them on, others do not).
         guard PlainIPHeader.continues(pa, pb, isV6: a.isV6, anyIDWithDF: true) else { return false }
         let t = a.ipLength
-        // ports, ack number, window, urgent pointer and every option byte must match (Linux GRO
+        // ports, ack number, the byte of header length and the AE and reserved bits (the merge keeps
+        // the first's), window, urgent pointer and every option byte must match (Linux GRO
         // requires the same, the urgent pointer aside, which the split copies from the first)
-        return memcmpEqual(pa + t, pb + t, 4) && memcmpEqual(pa + t + 8, pb + t + 8, 4)
+        return memcmpEqual(pa + t, pb + t, 4) && memcmpEqual(pa + t + 8, pb + t + 8, 5)
             && memcmpEqual(pa + t + 14, pb + t + 14, 2) && memcmpEqual(pa + t + 18, pb + t + 18, 2)
             && memcmpEqual(pa + t + 20, pb + t + 20, a.headerLength - t - 20)
     }
