@@ -32,7 +32,14 @@ final class PathFitTests: XCTestCase {
         let seg: [UInt8] = [0x9c, 0x40, 0x13, 0x89, 0, 0, 0x10, 0, 0, 0, 0, 1, UInt8(doff / 4) << 4, flags, 0xff, 0xff, 0, 0, 0, 0]
             + options + (0..<payload).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
         var p = v6 ? ipv6(next: 6, payload: seg) : ipv4(proto: 6, payload: seg)
-        p.withUnsafeMutableBytes { TCPSegment($0.baseAddress!, length: $0.count)!.recomputeChecksum($0.baseAddress!) }
+        p.withUnsafeMutableBytes { b in
+            let seg = TCPSegment(b.baseAddress!, length: b.count)!
+            let l4 = seg.totalLength - seg.ipHeaderLength
+            b.storeBytes(of: UInt16(0), toByteOffset: seg.ipHeaderLength + 16, as: UInt16.self)
+            let sum = Checksum.sum(b.baseAddress! + seg.ipHeaderLength, l4,
+                                   initial: Checksum.pseudoHeader(ip: b.baseAddress!, isV6: seg.isV6, proto: 6, l4Length: l4))
+            b.storeBytes(of: Checksum.finish(sum).bigEndian, toByteOffset: seg.ipHeaderLength + 16, as: UInt16.self)
+        }
         return p
     }
 
@@ -92,6 +99,21 @@ final class PathFitTests: XCTestCase {
         XCTAssertTrue(clamp(&synAck6, 1340))
         XCTAssertEqual(mssOption(synAck6), 1340 - 60)
         XCTAssertTrue(tcpChecksumIsValid(synAck6))
+    }
+
+    /// The clamp changes the checksum by what it changed and no more: a SYN damaged before it was
+    /// sealed stays damaged (the kernel drops it) instead of being made to look sound.
+    func testADamagedSynStaysDamagedAfterTheClamp() {
+        for options in [linuxSynOptions, [1, 2, 4, 0x05, 0xb4, 0, 0, 0]] {
+            var syn = tcp(v6: false, flags: 0x02, options: options, payload: 3)
+            syn[syn.count - 1] ^= 0x20
+            XCTAssertFalse(tcpChecksumIsValid(syn))
+            XCTAssertTrue(clamp(&syn, 1000))
+            XCTAssertEqual(mssOption(syn), 960)
+            XCTAssertFalse(tcpChecksumIsValid(syn), "damage laundered (options \(options))")
+            syn[syn.count - 1] ^= 0x20
+            XCTAssertTrue(tcpChecksumIsValid(syn), "the update is exact: undoing the damage makes it valid")
+        }
     }
 
     func testTheClampLeavesAloneWhatItNeedNotTouch() {

@@ -8,8 +8,8 @@ public enum MssClamp {
     public static func mss(maxPacket: Int, isV6: Bool) -> Int { maxPacket - (isV6 ? 40 : 20) - 20 }
 
     /// If `p` is an IPv4 or IPv6 TCP segment with SYN set whose MSS option announces more than
-    /// `mss(maxPacket:isV6:)`, lowers the option to that and recomputes the TCP checksum (the packet
-    /// is small; the sum is over at most 60 bytes of header and the SYN's payload). True if changed.
+    /// `mss(maxPacket:isV6:)`, lowers the option to that and updates the TCP checksum for the change
+    /// alone, so a segment that arrived damaged stays damaged and the kernel drops it. True if changed.
     public static func apply(_ p: UnsafeMutableRawPointer, length: Int, maxPacket: Int) -> Bool {
         guard let seg = TCPSegment(p, length: length) else { return false }
         let tcp = p + seg.ipHeaderLength
@@ -31,12 +31,24 @@ public enum MssClamp {
                 let announced = Int(UInt16(bigEndian: tcp.loadUnaligned(fromByteOffset: i + 2, as: UInt16.self)))
                 guard announced > limit else { return false }
                 tcp.storeBytes(of: UInt16(limit).bigEndian, toByteOffset: i + 2, as: UInt16.self)
-                seg.recomputeChecksum(p)
+                updateChecksum(tcp, valueAt: i + 2, from: UInt16(announced), to: UInt16(limit))
                 return true
             }
             i += len
         }
         return false
+    }
+
+    /// HC' = ~(~HC + ~m + m') (RFC 1624, eqn. 3) for a 16-bit field of the TCP header at `offset`
+    /// that changed from `old` to `new`. At an odd offset the field straddles two of the sum's
+    /// 16-bit words, and its bytes weigh as the byte-swapped value.
+    @inlinable
+    static func updateChecksum(_ tcp: UnsafeMutableRawPointer, valueAt offset: Int, from old: UInt16, to new: UInt16) {
+        let odd = offset & 1 == 1
+        let m = odd ? old.byteSwapped : old, m2 = odd ? new.byteSwapped : new
+        let hc = UInt16(bigEndian: tcp.loadUnaligned(fromByteOffset: 16, as: UInt16.self))
+        let sum = UInt64(~hc) &+ UInt64(~m) &+ UInt64(m2)
+        tcp.storeBytes(of: Checksum.finish(sum).bigEndian, toByteOffset: 16, as: UInt16.self)
     }
 }
 
@@ -75,14 +87,5 @@ public struct TCPSegment: Equatable, Sendable {
         let doff = Int(p.load(fromByteOffset: ipHeaderLength + 12, as: UInt8.self) >> 4) * 4
         guard doff >= 20, ipHeaderLength + doff <= totalLength else { return nil }
         tcpHeaderLength = doff
-    }
-
-    /// Writes the TCP checksum of the segment at `p` from scratch.
-    public func recomputeChecksum(_ p: UnsafeMutableRawPointer) {
-        let tcp = p + ipHeaderLength
-        let l4 = totalLength - ipHeaderLength
-        tcp.storeBytes(of: UInt16(0), toByteOffset: 16, as: UInt16.self)
-        let s = Checksum.sum(tcp, l4, initial: Checksum.pseudoHeader(ip: p, isV6: isV6, proto: 6, l4Length: l4))
-        tcp.storeBytes(of: Checksum.finish(s).bigEndian, toByteOffset: 16, as: UInt16.self)
     }
 }

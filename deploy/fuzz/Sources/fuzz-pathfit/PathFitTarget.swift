@@ -5,7 +5,7 @@ import JVPNCore
 // the plan, re-segmentation, IPv4 fragmentation and the ICMP "too big" builder, on any bytes.
 // Input: byte 0 picks the path's largest inner packet (300 + 5 x b), byte 1 the virtio header
 // (low 3 bits: GSO type none / TCPv4 / TCPv6, the rest scaled to a segment size), the rest is
-// the packet. Properties: a clamped SYN has a valid TCP checksum and an MSS that fits; whatever
+// the packet. Properties: a clamped SYN's TCP checksum is valid exactly when it was before; whatever
 // leaves cut or fragmented fits the path and has valid IPv4 header checksums; an ICMP error fits
 // its limit and checksums to zero.
 
@@ -15,6 +15,14 @@ private let icmp = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 
 
 private func ipv4HeaderValid(_ p: UnsafeRawPointer) -> Bool {
     Checksum.fold(Checksum.sum(p, Int(p.load(as: UInt8.self) & 0x0f) * 4)) == 0xffff
+}
+
+/// Whether the TCP checksum of the segment at `p` is right; nil if it is not a TCP segment.
+private func tcpChecksumValid(_ p: UnsafeRawPointer, _ length: Int) -> Bool? {
+    guard let seg = TCPSegment(p, length: length) else { return nil }
+    let l4 = seg.totalLength - seg.ipHeaderLength
+    let sum = Checksum.sum(p + seg.ipHeaderLength, l4, initial: Checksum.pseudoHeader(ip: p, isV6: seg.isV6, proto: 6, l4Length: l4))
+    return Checksum.fold(sum) == 0xffff
 }
 
 @_cdecl("LLVMFuzzerInitialize")
@@ -43,12 +51,12 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     withMutableCopy(data + 2, size - 2) { input in
         guard let p = input.baseAddress else { return }
         let len = input.count
+        let soundBefore = tcpChecksumValid(p, len)
         if MssClamp.apply(p, length: len, maxPacket: maxPacket) {
-            guard let seg = TCPSegment(p, length: len) else { fuzzFailure("clamped something that is not a TCP segment") }
-            let l4 = seg.totalLength - seg.ipHeaderLength
-            let sum = Checksum.sum(p + seg.ipHeaderLength, l4,
-                                   initial: Checksum.pseudoHeader(ip: p, isV6: seg.isV6, proto: 6, l4Length: l4))
-            guard Checksum.fold(sum) == 0xffff else { fuzzFailure("clamped SYN with a bad TCP checksum") }
+            guard let sound = tcpChecksumValid(p, len) else { fuzzFailure("clamped something that is not a TCP segment") }
+            guard sound == soundBefore else {
+                fuzzFailure(sound ? "the clamp made a damaged SYN's checksum valid" : "clamped SYN with a bad TCP checksum")
+            }
         }
         let n = PacketTooBig.write(into: icmp, capacity: 2048, original: p, length: len, mtu: maxPacket)
         if n > 0 {
