@@ -498,11 +498,13 @@ final class PacketPump: @unchecked Sendable {
                 let step = batch.segmentSizes[i] > 0 ? batch.segmentSizes[i] : total
                 let source = TransportAddress(via: .udp(socket: index), address: batch.addresses[i])
                 var off = 0
-                while off < total && step > 0 { // splitGRO: same-size frames back to back
+                // splitGRO: same-size frames back to back. An empty datagram is one frame too (step
+                // is 0 only then), so receiveOne counts it as malformed.
+                repeat {
                     frames += 1
                     receiveOne(p + off, min(step, total - off), from: source, snap: &snap, generation: &generation)
                     off += step
-                }
+                } while off < total
             }
             datagramsReceived.store(datagramsReceived.load(ordering: .relaxed) &+ frames, ordering: .relaxed)
             finishReceiveBatch()

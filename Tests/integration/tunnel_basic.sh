@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Ping (v4 and v6) and a 64 MB TCP transfer with sha256 compared at both ends through the tunnel;
-# status JSON; then down leaves no interface, route, rule or socket behind.
+# status JSON; garbage and empty datagrams are dropped and counted; then down leaves no interface,
+# route, rule or socket behind.
 . "$(dirname "$0")/lib.bash"
 rig_init
 rig_create_basic
@@ -46,6 +47,26 @@ for i in range(3000):
 '
 rig_exec "$RIG_CLIENT" ping -c 2 -W 2 10.77.0.1 >/dev/null || fail "tunnel broken after garbage"
 [[ "$(status_field "$RIG_GW" "$GW" "s['sessions'][0]['state']")" == ATTACHED ]] || fail "gateway session disturbed by garbage"
+
+step "empty datagrams at the gateway: each one counted as malformed"
+m0=-1   # settled: the garbage above is all counted
+for _ in $(seq 1 20); do
+    m=$(status_field "$RIG_GW" "$GW" "s['handshakes']['dropped']['malformed']")
+    (( m == m0 )) && break
+    m0=$m
+    sleep 0.2
+done
+rig_exec "$RIG_CLIENT" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(5): s.sendto(b"", ("10.201.0.1", 51820))
+'
+for _ in $(seq 1 30); do
+    m1=$(status_field "$RIG_GW" "$GW" "s['handshakes']['dropped']['malformed']")
+    (( m1 - m0 >= 5 )) && break
+    sleep 0.1
+done
+(( m1 - m0 == 5 )) || fail "5 empty datagrams counted as $(( m1 - m0 )) malformed drops"
 
 step "down"
 rig_exec "$RIG_CLIENT" "$JVPN_BIN" down "$CL" || fail "client down"
