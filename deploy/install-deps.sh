@@ -7,7 +7,8 @@
 
 JVPN_DEPS=(
     libsodium-dev libmnl-dev pkg-config
-    # OpenSSL 3's libcrypto (the AEAD of long transport frames); the binary then needs libssl3.
+    # OpenSSL 3's static libcrypto.a: its ChaCha20 and Poly1305 seal the transport frames (linked
+    # into the binary, which then needs no libssl3).
     libssl-dev
     iproute2 iperf3 wireguard-go wireguard-tools
     # deploy/bench/peers.sh --stages follows pings through packet captures.

@@ -1,139 +1,133 @@
 #include "caead.h"
 #include <limits.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 
-/* Key material: the session keys live in libsodium guarded pages (SecretSlab); a call hands the key
-   to EVP, which copies it into the context's heap state, and this thread's state keeps a copy of the
-   last key each context took, to tell whether the next message needs a re-key. Both copies stay
-   until a later call re-keys the context or the thread exits. That is acceptable because they are
-   no more exposed than the slab itself: they live in this process's private heap only, never reach
-   a log, a store or an event, and the daemon sets PR_SET_DUMPABLE 0 (no core dump, no ptrace by
-   another uid). When a thread ends, both are wiped (OPENSSL_cleanse) before they are freed; when the
-   process ends, its memory goes with it. The packet threads live as long as the daemon. */
+/* The two primitives, from the static libcrypto (libcrypto.a, linked into the binary): OpenSSL's
+   assembly for this CPU (AVX-512, AVX2 or SSE, chosen from CPUID when the process starts). They
+   are libcrypto's own internal entry points, not in its public headers, so they are declared here.
+   Its public EVP interface wraps them but costs 200-260 ns more per 1,420-byte frame on this
+   project's VM, a fifth to a quarter of its seal. A self-test runs before first use (caead_ready):
+   if the archive ever changed them, every message would go to libsodium instead. */
+void ChaCha20_ctr32(unsigned char *out, const unsigned char *inp, size_t len, const unsigned int key[8],
+                    const unsigned int counter[4]);
+size_t Poly1305_ctx_size(void);
+void Poly1305_Init(void *ctx, const unsigned char key[32]);
+void Poly1305_Update(void *ctx, const unsigned char *inp, size_t len);
+void Poly1305_Final(void *ctx, unsigned char mac[16]);
 
-/* One direction's EVP context and the key it holds. Starting a message with the key as well as the
-   nonce costs 3-6 % more of a 1,420-byte frame (measured), and a peer's frames come in long runs
-   under one key, so a context is re-keyed only when the key changes. */
-struct caead_context {
-    EVP_CIPHER_CTX *evp;
-    uint8_t key[32];
-    int keyed;
+/* One message's secrets, on the caller's stack and wiped before the call returns: the key and the
+   nonce as ChaCha20 takes them (32-bit little-endian words) and the Poly1305 state, whose first
+   32 bytes of key come from ChaCha20's block 0. Nothing outlives the call. */
+struct caead_message {
+    unsigned int key[8];
+    unsigned int counter[4];
+    _Alignas(16) unsigned char poly[256];
 };
 
-struct caead_thread {
-    struct caead_context seal;
-    struct caead_context open;
-};
-
-static _Thread_local struct caead_thread *current;
-/* Set when this thread could not create its contexts (no memory, or OpenSSL's configuration refuses
-   the cipher): it is not retried, so such a thread does not allocate and fail per message; its
-   messages go to the caller's other implementation. */
-static _Thread_local int unavailable;
-static pthread_key_t exitKey;
-static pthread_once_t processInitOnce = PTHREAD_ONCE_INIT;
-static int exitKeyReady;
-
-static void caead_thread_free(void *p) {
-    struct caead_thread *t = p;
-    if (current == t) current = NULL;
-    EVP_CIPHER_CTX_free(t->seal.evp);
-    EVP_CIPHER_CTX_free(t->open.evp);
-    OPENSSL_cleanse(t, sizeof *t);
-    free(t);
+static unsigned int caead_word(const uint8_t *p) {
+    return (unsigned int)p[0] | (unsigned int)p[1] << 8 | (unsigned int)p[2] << 16 | (unsigned int)p[3] << 24;
 }
 
-/* Once per process, before any other OpenSSL call: OpenSSL's own defaults, not the system's
-   openssl.cnf. This AEAD is always the default provider's ChaCha20-Poly1305 (libsodium, the other
-   implementation, reads no configuration either); a configuration that restricts providers would
-   only send every frame back to libsodium, and loading one costs the daemon most of a megabyte. */
-static void caead_process_init(void) {
-    exitKeyReady = OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) == 1
-        && pthread_key_create(&exitKey, caead_thread_free) == 0;
+/* RFC 8439 section 2.8: key words, counter 0 and the nonce; Poly1305 keyed with block 0. */
+static void caead_start(struct caead_message *m, const uint8_t *nonce, const uint8_t *key) {
+    for (int i = 0; i < 8; i++) m->key[i] = caead_word(key + 4 * i);
+    m->counter[0] = 0;
+    for (int i = 0; i < 3; i++) m->counter[1 + i] = caead_word(nonce + 4 * i);
+    unsigned char block[64] = { 0 };
+    ChaCha20_ctr32(block, block, sizeof block, m->key, m->counter);
+    Poly1305_Init(m->poly, block);
+    OPENSSL_cleanse(block, sizeof block);
+    m->counter[0] = 1;
 }
 
-/* This thread's contexts, created on first use; NULL if that failed, then and ever after. */
-static struct caead_thread *caead_thread_state(void) {
-    struct caead_thread *t = current;
-    if (t) return t;
-    if (unavailable) return NULL;
-    unavailable = 1;
-    pthread_once(&processInitOnce, caead_process_init);
-    if (!exitKeyReady) return NULL;
-    t = calloc(1, sizeof *t);
-    if (!t) return NULL;
-    t->seal.evp = EVP_CIPHER_CTX_new();
-    t->open.evp = EVP_CIPHER_CTX_new();
-    if (!t->seal.evp || !t->open.evp
-        || EVP_EncryptInit_ex(t->seal.evp, EVP_chacha20_poly1305(), NULL, NULL, NULL) != 1
-        || EVP_DecryptInit_ex(t->open.evp, EVP_chacha20_poly1305(), NULL, NULL, NULL) != 1
-        || pthread_setspecific(exitKey, t) != 0) {
-        caead_thread_free(t);
-        return NULL;
+/* The tag over the AAD and the ciphertext, each padded to 16 bytes, then their lengths. */
+static void caead_tag(struct caead_message *m, const uint8_t *ad, size_t adLength, const uint8_t *cipher,
+                      size_t length, uint8_t tag[16]) {
+    static const unsigned char zeros[16] = { 0 };
+    Poly1305_Update(m->poly, ad, adLength);
+    if (adLength % 16) Poly1305_Update(m->poly, zeros, 16 - adLength % 16);
+    Poly1305_Update(m->poly, cipher, length);
+    if (length % 16) Poly1305_Update(m->poly, zeros, 16 - length % 16);
+    unsigned char lengths[16];
+    for (int i = 0; i < 8; i++) {
+        lengths[i] = (unsigned char)((uint64_t)adLength >> (8 * i));
+        lengths[8 + i] = (unsigned char)((uint64_t)length >> (8 * i));
     }
-    current = t;
-    unavailable = 0;
-    return t;
+    Poly1305_Update(m->poly, lengths, sizeof lengths);
+    Poly1305_Final(m->poly, tag);
 }
 
-/* Starts a message: the nonce always, the key only when it is not the one the context holds. The
-   default IV length of EVP_chacha20_poly1305 is 12 bytes: the RFC 8439 nonce. */
-static int caead_start(struct caead_context *c, int encrypt, const uint8_t *nonce, const uint8_t *key) {
-    if (c->keyed && CRYPTO_memcmp(c->key, key, sizeof c->key) == 0)
-        return EVP_CipherInit_ex(c->evp, NULL, NULL, NULL, nonce, encrypt) == 1;
-    /* The old key goes now: if the new one fails to go in, no copy of either is left here. */
-    OPENSSL_cleanse(c->key, sizeof c->key);
-    c->keyed = 0;
-    if (EVP_CipherInit_ex(c->evp, NULL, NULL, key, nonce, encrypt) != 1) return 0;
-    memcpy(c->key, key, sizeof c->key);
-    c->keyed = 1;
-    return 1;
+static void caead_seal_message(uint8_t *text, size_t length, uint8_t *tag, const uint8_t *ad, size_t adLength,
+                               const uint8_t *nonce, const uint8_t *key) {
+    struct caead_message m;
+    caead_start(&m, nonce, key);
+    if (length > 0) ChaCha20_ctr32(text, text, length, m.key, m.counter);
+    caead_tag(&m, ad, adLength, text, length, tag);
+    OPENSSL_cleanse(&m, sizeof m);
+}
+
+/* The tag is checked before anything is decrypted; a rejected text is zeroed all the same, as
+   libsodium does, so both implementations leave the same bytes behind. */
+static int caead_open_message(uint8_t *text, size_t length, const uint8_t *tag, const uint8_t *ad,
+                              size_t adLength, const uint8_t *nonce, const uint8_t *key) {
+    struct caead_message m;
+    uint8_t expected[16];
+    caead_start(&m, nonce, key);
+    caead_tag(&m, ad, adLength, text, length, expected);
+    int rc = CRYPTO_memcmp(expected, tag, sizeof expected) == 0 ? CAEAD_OK : CAEAD_REJECTED;
+    if (rc == CAEAD_OK) {
+        if (length > 0) ChaCha20_ctr32(text, text, length, m.key, m.counter);
+    } else {
+        memset(text, 0, length);
+    }
+    OPENSSL_cleanse(&m, sizeof m);
+    OPENSSL_cleanse(expected, sizeof expected);
+    return rc;
+}
+
+/* RFC 8439 section 2.8.2: the plaintext ("Ladies and Gentlemen of the class of '99: ..."), its
+   AAD, key and nonce, and the tag it must give. The tag is over the ciphertext, so it checks the
+   cipher as well as the MAC; opening must give the plaintext back. */
+static int caead_self_test(void) {
+    static const char plain[] = "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the "
+                                "future, sunscreen would be it.";
+    static const uint8_t ad[12] = { 0x50, 0x51, 0x52, 0x53, 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7 };
+    static const uint8_t nonce[12] = { 0x07, 0, 0, 0, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47 };
+    static const uint8_t expectedTag[16] = { 0x1a, 0xe1, 0x0b, 0x59, 0x4f, 0x09, 0xe2, 0x6a,
+                                             0x7e, 0x90, 0x2e, 0xcb, 0xd0, 0x60, 0x06, 0x91 };
+    uint8_t key[32], text[sizeof plain - 1], tag[16];
+    for (int i = 0; i < 32; i++) key[i] = (uint8_t)(0x80 + i);
+    memcpy(text, plain, sizeof text);
+    caead_seal_message(text, sizeof text, tag, ad, sizeof ad, nonce, key);
+    if (memcmp(tag, expectedTag, sizeof tag) != 0 || memcmp(text, plain, sizeof text) == 0) return 0;
+    return caead_open_message(text, sizeof text, tag, ad, sizeof ad, nonce, key) == CAEAD_OK
+        && memcmp(text, plain, sizeof text) == 0;
+}
+
+static pthread_once_t readyOnce = PTHREAD_ONCE_INIT;
+static int ready;
+
+static void caead_check(void) {
+    ready = Poly1305_ctx_size() <= sizeof(((struct caead_message *)0)->poly) && caead_self_test();
+}
+
+/* Whether these primitives may be used: their state fits and they give RFC 8439's bytes. */
+static int caead_ready(void) {
+    pthread_once(&readyOnce, caead_check);
+    return ready;
 }
 
 int caead_seal(uint8_t *text, size_t length, uint8_t *tag, const uint8_t *ad, size_t adLength,
                const uint8_t *nonce, const uint8_t *key) {
-    if (length > INT_MAX || adLength > INT_MAX) return CAEAD_UNAVAILABLE;
-    struct caead_thread *t = caead_thread_state();
-    if (!t) return CAEAD_UNAVAILABLE;
-    EVP_CIPHER_CTX *c = t->seal.evp;
-    int n;
-    if (!caead_start(&t->seal, 1, nonce, key)) return CAEAD_UNAVAILABLE;
-    if (adLength > 0 && EVP_EncryptUpdate(c, NULL, &n, ad, (int)adLength) != 1) return CAEAD_UNAVAILABLE;
-    if (length > 0 && EVP_EncryptUpdate(c, text, &n, text, (int)length) != 1) return CAEAD_REJECTED;
-    /* Final writes nothing for a stream cipher; it completes the Poly1305 tag. */
-    if (EVP_EncryptFinal_ex(c, text + length, &n) != 1) return CAEAD_REJECTED;
-    /* The tag through the parameter itself rather than EVP_CIPHER_CTX_ctrl, which builds the same
-       parameter and then looks the control up. */
-    OSSL_PARAM out[2] = { OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, 16),
-                          OSSL_PARAM_construct_end() };
-    if (EVP_CIPHER_CTX_get_params(c, out) != 1) return CAEAD_REJECTED;
+    if (length > INT_MAX || adLength > INT_MAX || !caead_ready()) return CAEAD_UNAVAILABLE;
+    caead_seal_message(text, length, tag, ad, adLength, nonce, key);
     return CAEAD_OK;
 }
 
 int caead_open(uint8_t *text, size_t length, const uint8_t *tag, const uint8_t *ad, size_t adLength,
                const uint8_t *nonce, const uint8_t *key) {
-    if (length > INT_MAX || adLength > INT_MAX) return CAEAD_UNAVAILABLE;
-    struct caead_thread *t = caead_thread_state();
-    if (!t) return CAEAD_UNAVAILABLE;
-    EVP_CIPHER_CTX *c = t->open.evp;
-    int n;
-    if (!caead_start(&t->open, 0, nonce, key)) return CAEAD_UNAVAILABLE;
-    if (adLength > 0 && EVP_DecryptUpdate(c, NULL, &n, ad, (int)adLength) != 1) return CAEAD_UNAVAILABLE;
-    OSSL_PARAM expected[2] = { OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, (void *)tag, 16),
-                               OSSL_PARAM_construct_end() };
-    /* EVP decrypts while it authenticates: until Final has compared the tag (in constant time)
-       the text is unauthenticated. Any failure from here on zeroes it. */
-    if ((length > 0 && EVP_DecryptUpdate(c, text, &n, text, (int)length) != 1)
-        || EVP_CIPHER_CTX_set_params(c, expected) != 1
-        || EVP_DecryptFinal_ex(c, text + length, &n) != 1) {
-        memset(text, 0, length);
-        return CAEAD_REJECTED;
-    }
-    return CAEAD_OK;
+    if (length > INT_MAX || adLength > INT_MAX || !caead_ready()) return CAEAD_UNAVAILABLE;
+    return caead_open_message(text, length, tag, ad, adLength, nonce, key);
 }

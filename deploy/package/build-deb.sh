@@ -2,9 +2,10 @@
 # Build a Debian package of jvpn: deploy/package/build-deb.sh [--binary PATH] [--out DIR] [--compress xz|gzip|zstd|none]
 #
 #   /usr/bin/jvpn                          release binary with the Swift runtime linked in
-#                                          (--static-swift-stdlib): needs only libc, libstdc++,
-#                                          libsodium, libcrypto (libssl3) and libmnl, not the
-#                                          toolchain; stripped
+#                                          (--static-swift-stdlib) and OpenSSL's ChaCha20 and
+#                                          Poly1305 (from libcrypto.a): needs only libc,
+#                                          libstdc++, libsodium and libmnl, not the toolchain;
+#                                          stripped
 #   /lib/systemd/system/jvpn@.service      deploy/systemd/jvpn@.service with ExecStart=/usr/bin/jvpn
 #   /usr/share/man/man1/jvpn.1.gz          from the CLI itself (ArgumentParser's generate-manual
 #                                          reading `jvpn --experimental-dump-help`), offline
@@ -91,7 +92,7 @@ License: none-stated
  The source tree carries no license file.
 EOF
 
-# Depends: the package of every shared library the binary loads (libc6, libstdc++6, libsodium23, libssl3, ...).
+# Depends: the package of every shared library the binary loads (libc6, libstdc++6, libsodium23, libmnl0, ...).
 depends="$(awk '/=> \// { print $3 }' <<<"$libs" | while read -r lib; do
     dpkg -S "$(readlink -f "$lib")" 2>/dev/null || dpkg -S "$lib" 2>/dev/null || true
 done | cut -d: -f1 | sort -u | paste -sd, | sed 's/,/, /g')"
