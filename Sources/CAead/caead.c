@@ -30,16 +30,43 @@ static unsigned int caead_word(const uint8_t *p) {
     return (unsigned int)p[0] | (unsigned int)p[1] << 8 | (unsigned int)p[2] << 16 | (unsigned int)p[3] << 24;
 }
 
-/* RFC 8439 section 2.8: key words, counter 0 and the nonce; Poly1305 keyed with block 0. */
-static void caead_start(struct caead_message *m, const uint8_t *nonce, const uint8_t *key) {
+/* RFC 8439 section 2.8: the key words, and the nonce after block counter 0. */
+static void caead_begin(struct caead_message *m, const uint8_t *nonce, const uint8_t *key) {
     for (int i = 0; i < 8; i++) m->key[i] = caead_word(key + 4 * i);
     m->counter[0] = 0;
     for (int i = 0; i < 3; i++) m->counter[1 + i] = caead_word(nonce + 4 * i);
+}
+
+/* Poly1305's key is ChaCha20's block 0, and the text takes the keystream from block 1 on. OpenSSL's
+   ChaCha20 works on 4 or 16 blocks at once, so block 0 alone costs as much as 4 (about 110 ns here,
+   15 % of a 1,420-byte frame's seal); in the text's own call it is nearly free, unless it makes
+   that call take one more 16-block stride. So a text that fits the scratch and does not end in the
+   last 64 bytes of a 1,024-byte stride is copied behind 64 zero bytes, and the two go through one
+   call. The copies cost a few ns each. */
+enum { CAEAD_SCRATCH = 2048 };
+
+static int caead_joins_block0(size_t length) {
+    size_t inStride = length % 1024;
+    return length <= CAEAD_SCRATCH - 64 && inStride != 0 && inStride <= 1024 - 64;
+}
+
+/* Block 0 alone keys Poly1305; the text's call then starts at block 1. */
+static void caead_key_poly_alone(struct caead_message *m) {
     unsigned char block[64] = { 0 };
     ChaCha20_ctr32(block, block, sizeof block, m->key, m->counter);
     Poly1305_Init(m->poly, block);
     OPENSSL_cleanse(block, sizeof block);
     m->counter[0] = 1;
+}
+
+/* [64 zero bytes][text] in `scratch` through one call: block 0 keys Poly1305 (and is wiped), and
+   the text XORed with the keystream is left at scratch + 64. */
+static void caead_joined(struct caead_message *m, const uint8_t *text, size_t length, unsigned char *scratch) {
+    memset(scratch, 0, 64);
+    memcpy(scratch + 64, text, length);
+    ChaCha20_ctr32(scratch, scratch, 64 + length, m->key, m->counter);
+    Poly1305_Init(m->poly, scratch);
+    OPENSSL_cleanse(scratch, 64);
 }
 
 /* The tag over the AAD and the ciphertext, each padded to 16 bytes, then their lengths. */
@@ -62,25 +89,39 @@ static void caead_tag(struct caead_message *m, const uint8_t *ad, size_t adLengt
 static void caead_seal_message(uint8_t *text, size_t length, uint8_t *tag, const uint8_t *ad, size_t adLength,
                                const uint8_t *nonce, const uint8_t *key) {
     struct caead_message m;
-    caead_start(&m, nonce, key);
-    if (length > 0) ChaCha20_ctr32(text, text, length, m.key, m.counter);
+    caead_begin(&m, nonce, key);
+    if (caead_joins_block0(length)) {
+        _Alignas(64) unsigned char scratch[CAEAD_SCRATCH];
+        caead_joined(&m, text, length, scratch);
+        memcpy(text, scratch + 64, length);
+    } else {
+        caead_key_poly_alone(&m);
+        if (length > 0) ChaCha20_ctr32(text, text, length, m.key, m.counter);
+    }
     caead_tag(&m, ad, adLength, text, length, tag);
     OPENSSL_cleanse(&m, sizeof m);
 }
 
-/* The tag is checked before anything is decrypted; a rejected text is zeroed all the same, as
-   libsodium does, so both implementations leave the same bytes behind. */
+/* The tag is checked before the text is decrypted in place (through the scratch, the plaintext
+   reaches `text` only once the tag matched); a rejected text is zeroed all the same, as libsodium
+   does, so both implementations leave the same bytes behind. */
 static int caead_open_message(uint8_t *text, size_t length, const uint8_t *tag, const uint8_t *ad,
                               size_t adLength, const uint8_t *nonce, const uint8_t *key) {
     struct caead_message m;
     uint8_t expected[16];
-    caead_start(&m, nonce, key);
+    _Alignas(64) unsigned char scratch[CAEAD_SCRATCH];
+    int joined = caead_joins_block0(length);
+    caead_begin(&m, nonce, key);
+    if (joined) caead_joined(&m, text, length, scratch);
+    else caead_key_poly_alone(&m);
     caead_tag(&m, ad, adLength, text, length, expected);
     int rc = CRYPTO_memcmp(expected, tag, sizeof expected) == 0 ? CAEAD_OK : CAEAD_REJECTED;
     if (rc == CAEAD_OK) {
-        if (length > 0) ChaCha20_ctr32(text, text, length, m.key, m.counter);
+        if (joined) memcpy(text, scratch + 64, length);
+        else if (length > 0) ChaCha20_ctr32(text, text, length, m.key, m.counter);
     } else {
         memset(text, 0, length);
+        if (joined) OPENSSL_cleanse(scratch + 64, length);
     }
     OPENSSL_cleanse(&m, sizeof m);
     OPENSSL_cleanse(expected, sizeof expected);

@@ -98,8 +98,10 @@ final class TransportAeadTests: XCTestCase {
     /// ChaCha20 takes other code paths from 512 bytes and by 1,024-byte strides): same bytes from
     /// both; each opens the other's.
     func testMatchesLibsodiumBothWays() {
-        let lengths = [0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 511, 512, 513, 639, 640, 641, 1023, 1024, 1025,
-                       1420, 2000, 4095, 4097, 65_535]
+        // and around where block 0 stops joining the text's call (a 1,024-byte stride's last 64
+        // bytes, and the 2,048-byte scratch)
+        let lengths = [0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 448, 449, 511, 512, 513, 639, 640, 641, 959, 960,
+                       961, 1023, 1024, 1025, 1420, 1983, 1984, 1985, 1988, 2000, 2048, 4095, 4097, 65_535]
             + (0..<150).map { _ in Int.random(in: 0...2000) } + (0..<20).map { _ in Int.random(in: 2001...65_535) }
         for length in lengths {
             let m = Message.random(length: length, adLength: Int.random(in: 0...64))
@@ -134,9 +136,13 @@ final class TransportAeadTests: XCTestCase {
     }
 
     /// A rejected message (wrong tag, or a wrong key) does not disturb the next one under the right
-    /// key.
+    /// key; both ways of computing block 0 (with the text, or alone: 1,024 and 3,000 bytes).
     func testARejectionDoesNotDisturbTheNextMessage() {
-        let m = Message.random(length: 1420, adLength: 16)
+        for length in [1420, 1024, 3000] { rejectionDoesNotDisturbTheNextMessage(length: length) }
+    }
+
+    private func rejectionDoesNotDisturbTheNextMessage(length: Int) {
+        let m = Message.random(length: length, adLength: 16)
         let (cipher, tag) = sodiumSeal(m)
         var badTag = tag
         badTag[0] ^= 0x40
@@ -220,9 +226,9 @@ final class TransportAeadTests: XCTestCase {
     }
 
     /// Frames, short (a TCP acknowledgement) and long, carry exactly the bytes libsodium would have
-    /// written, and open.
+    /// written, and open (lengths where block 0 joins the text's ChaCha20 call and where it does not).
     func testFrameBytesAreLibsodiums() throws {
-        for length in [0, 52, 1420] { try frameBytesAreLibsodiums(length: length) }
+        for length in [0, 1, 15, 16, 17, 52, 960, 1024, 1420, 1985, 3000] { try frameBytesAreLibsodiums(length: length) }
     }
 
     private func frameBytesAreLibsodiums(length: Int) throws {
