@@ -19,7 +19,9 @@ void Poly1305_Final(void *ctx, unsigned char mac[16]);
 
 /* One message's secrets, on the caller's stack and wiped before the call returns: the key and the
    nonce as ChaCha20 takes them (32-bit little-endian words) and the Poly1305 state, whose first
-   32 bytes of key come from ChaCha20's block 0. Nothing outlives the call. */
+   32 bytes of key come from ChaCha20's block 0. Nothing of this file's outlives the call. (OpenSSL's
+   scalar ChaCha20, which a CPU without SSSE3 gets, leaves the key words in its own dead stack frame,
+   as libsodium's leaves them in its.) */
 struct caead_message {
     unsigned int key[8];
     unsigned int counter[4];
@@ -121,8 +123,11 @@ static int caead_open_message(uint8_t *text, size_t length, const uint8_t *tag, 
         else if (length > 0) ChaCha20_ctr32(text, text, length, m.key, m.counter);
     } else {
         memset(text, 0, length);
-        if (joined) OPENSSL_cleanse(scratch + 64, length);
     }
+    /* The scratch's copy of the text (plaintext, or a forgery's garbage) does not stay on the
+       stack either; explicit_bzero is glibc's vector memset, a few ns for a frame, and is not
+       removed as a dead store. */
+    if (joined) explicit_bzero(scratch + 64, length);
     OPENSSL_cleanse(&m, sizeof m);
     OPENSSL_cleanse(expected, sizeof expected);
     return rc;
