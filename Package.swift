@@ -24,7 +24,9 @@ let package = Package(
         // Transport frames' AEAD from OpenSSL 3's ChaCha20 and Poly1305 (the static libcrypto.a of
         // libssl-dev: only those two and the CPU dispatch end up in the binary).
         .target(name: "CAead", linkerSettings: [.linkedLibrary(":libcrypto.a")]),
-        .target(name: "JVPNCore", dependencies: ["CSodium", "CAead"]),
+        // The Internet checksum, with AVX2 where the CPU has it.
+        .target(name: "CChecksum"),
+        .target(name: "JVPNCore", dependencies: ["CSodium", "CAead", "CChecksum"]),
         .target(name: "JVPNSystem", dependencies: ["CTun", "CMnl", "CUDP", "JVPNCore"]),
         // Session ownership in etcd (gateway [Cluster]); nothing of it starts without that section.
         .target(name: "JVPNCluster", dependencies: [
@@ -46,7 +48,7 @@ let package = Package(
         ]),
         .executableTarget(name: "jvpn-microbench", dependencies: ["JVPNCore", "CSodium"]),
         .executableTarget(name: "jvpn-loadgen", dependencies: ["JVPNCore", "JVPNSystem"]),
-        .testTarget(name: "JVPNCoreTests", dependencies: ["JVPNCore", "CAead"]),
+        .testTarget(name: "JVPNCoreTests", dependencies: ["JVPNCore", "CAead", "CChecksum"]),
         .testTarget(name: "JVPNSystemTests", dependencies: ["JVPNSystem", "JVPNCore", "JVPNDaemon"]),
         .testTarget(name: "JVPNOpsTests", dependencies: ["JVPNOps", "JVPNCore"]),
         .testTarget(name: "JVPNClusterTests", dependencies: ["JVPNCluster", "JVPNCore", "JVPNSystem"]),

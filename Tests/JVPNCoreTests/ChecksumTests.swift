@@ -1,9 +1,11 @@
+import CChecksum
 import XCTest
 @testable import JVPNCore
 
-/// The Internet checksum over native-order 64-bit words against RFC 1071's definition (big-endian
-/// 16-bit words, end-around carry), over random lengths, offsets and contents, including the
-/// all-ones words that exercise the carries and the all-zero buffer whose sum must stay zero.
+/// The Internet checksum (CChecksum: AVX2 where the CPU has it, else native-order 64-bit words)
+/// against RFC 1071's definition (big-endian 16-bit words, end-around carry), over random lengths,
+/// offsets and contents, including the all-ones words that exercise the carries and the all-zero
+/// buffer whose sum must stay zero; both kernels, and the copying forms.
 final class ChecksumTests: XCTestCase {
     /// RFC 1071, word by word.
     private func reference(_ bytes: [UInt8], initial: UInt64) -> UInt16 {
@@ -47,5 +49,39 @@ final class ChecksumTests: XCTestCase {
         }
         // A known value: RFC 1071's example bytes 00 01 f2 03 f4 f5 f6 f7 sum to ddf2.
         XCTAssertEqual(sum([0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], offset: 3, initial: 0), 0xddf2)
+    }
+
+    /// Every length 0...300 (each of the vector loop's and the tail's ends) and random ones up to
+    /// 64 KiB, at every source alignment modulo 8: the portable kernel, the dispatched one and
+    /// both copying forms agree with RFC 1071, and a copy writes exactly its bytes.
+    func testKernelsAndCopiesMatchRFC1071() {
+        var rng = SeededRandom(seed: 1624)
+        let lengths = Array(0...300) + (0..<60).map { _ in Int(rng.next() % 65_536) }
+        for (n, length) in lengths.enumerated() {
+            let bytes: [UInt8] = n % 5 == 0 ? [UInt8](repeating: 0xff, count: length)
+                                            : (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let offset = n % 8
+            let expected = reference(bytes, initial: 0)
+            var source = [UInt8](repeating: 0x5a, count: offset) + bytes
+            // Guard bytes around the destination: a copy must not touch them.
+            var destination = [UInt8](repeating: 0xc3, count: length + 2 * 32)
+            source.withUnsafeMutableBytes { src in
+                let p = UnsafeRawPointer(src.baseAddress! + offset)
+                XCTAssertEqual(Checksum.fold(Checksum.bigEndianSum(cchecksum_sum_words(p, length))), expected, "words, length \(length)")
+                XCTAssertEqual(Checksum.fold(Checksum.sum(p, length)), expected, "dispatched, length \(length)")
+                destination.withUnsafeMutableBytes { dst in
+                    let d = dst.baseAddress! + 32 - offset % 3
+                    XCTAssertEqual(Checksum.fold(Checksum.bigEndianSum(cchecksum_copy_sum_words(d, p, length))), expected,
+                                   "copying words, length \(length)")
+                    XCTAssertTrue(memcmp(d, p, length) == 0, "copied words, length \(length)")
+                    d.initializeMemory(as: UInt8.self, repeating: 0xc3, count: length)
+                    XCTAssertEqual(Checksum.fold(Checksum.copyAndSum(to: d, from: p, count: length)), expected,
+                                   "copying, length \(length)")
+                    XCTAssertTrue(memcmp(d, p, length) == 0, "copied, length \(length)")
+                    let before = dst.prefix(32 - offset % 3), after = dst.suffix(from: 32 - offset % 3 + length)
+                    XCTAssertTrue(before.allSatisfy { $0 == 0xc3 } && after.allSatisfy { $0 == 0xc3 }, "guard bytes, length \(length)")
+                }
+            }
+        }
     }
 }

@@ -1,41 +1,28 @@
+import CChecksum
+
 /// Internet checksum (RFC 1071) helpers over raw memory, no allocation.
 public enum Checksum {
     /// Ones'-complement sum of `length` bytes as big-endian 16-bit words, plus `initial`: a value
-    /// whose `fold` is that sum's (it is the sum itself only up to the end-around carries).
+    /// whose `fold` is that sum's (it is the sum itself only up to the end-around carries). Sums
+    /// of regions that meet at an even offset add.
     @inlinable
     public static func sum(_ p: UnsafeRawPointer, _ length: Int, initial: UInt64 = 0) -> UInt64 {
-        // Native-order words, swapped once at the end: the ones'-complement sum does not depend on
-        // the byte order but for one swap of the folded result (RFC 1071, 2.B), and 2^64 and 2^32
-        // are 1 modulo 2^16 - 1, so wider words add like the 16-bit ones. Each 64-bit word's two
-        // 32-bit halves go to two plain 64-bit sums: no end-around carry to wait for from one word
-        // to the next (a serial add-with-carry per word cost three times as much), so the compiler
-        // vectorizes the loop. Nothing here overflows below 2^34 bytes (packets are at most 64 KiB).
-        var lowHalves: UInt64 = 0, highHalves: UInt64 = 0
-        let words = max(length, 0) / 8
-        for k in 0..<words {
-            let w = p.loadUnaligned(fromByteOffset: k &* 8, as: UInt64.self)
-            lowHalves &+= w & 0xffff_ffff
-            highHalves &+= w >> 32
-        }
-        var acc = lowHalves &+ highHalves
-        var i = words &* 8
-        // The tail: at most 7 bytes, starting at an even offset.
-        var tail: UInt64 = 0
-        if i + 4 <= length {
-            tail &+= UInt64(p.loadUnaligned(fromByteOffset: i, as: UInt32.self))
-            i += 4
-        }
-        if i + 2 <= length {
-            tail &+= UInt64(p.loadUnaligned(fromByteOffset: i, as: UInt16.self))
-            i += 2
-        }
-        if i < length {
-            // The odd last byte is the first byte of a zero-padded 16-bit word.
-            let b = UInt64(p.load(fromByteOffset: i, as: UInt8.self))
-            tail &+= UInt16(1).littleEndian == 1 ? b : b << 8
-        }
-        acc &+= tail
-        return UInt64(UInt16(bigEndian: fold(acc))) &+ initial
+        // CChecksum sums native-order words (AVX2 where the CPU has it); the ones'-complement sum
+        // does not depend on the byte order but for one swap of the folded result (RFC 1071, 2.B).
+        bigEndianSum(cchecksum_sum(p, max(length, 0))) &+ initial
+    }
+
+    /// Copies `count` bytes from `source` to `destination` (not overlapping) and returns their
+    /// `sum`, reading them once.
+    @inlinable
+    public static func copyAndSum(to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, count: Int,
+                                  initial: UInt64 = 0) -> UInt64 {
+        bigEndianSum(cchecksum_copy_sum(destination, source, max(count, 0))) &+ initial
+    }
+
+    @inlinable
+    static func bigEndianSum(_ nativeSum: UInt64) -> UInt64 {
+        UInt64(UInt16(bigEndian: fold(nativeSum)))
     }
 
     @inlinable

@@ -52,8 +52,8 @@ public enum Segmenter {
             let off = i * mss
             let segPayload = min(mss, payload - off)
             let d = destination(i - firstSegment)
-            let total = cut(packet, into: d, headerLength: hdrLen, ipLength: ipLen, isV6: isV6, firstID: id0, index: i, offset: off,
-                            size: segPayload)
+            let (total, payloadSum) = cut(packet, into: d, headerLength: hdrLen, ipLength: ipLen, isV6: isV6, firstID: id0, index: i,
+                                          offset: off, size: segPayload)
             d.storeBytes(of: (seq0 &+ UInt32(off)).bigEndian, toByteOffset: ipLen + 4, as: UInt32.self)
             // FIN and PSH only on the last segment, CWR only on the first.
             var f = flags0
@@ -62,7 +62,7 @@ public enum Segmenter {
             d.storeBytes(of: f, toByteOffset: ipLen + 13, as: UInt8.self)
             d.storeBytes(of: UInt16(0), toByteOffset: ipLen + 16, as: UInt16.self)
             let l4 = total - ipLen
-            let s = Checksum.sum(d + ipLen, l4, initial: Checksum.pseudoHeader(ip: d, isV6: isV6, proto: 6, l4Length: l4))
+            let s = Checksum.sum(d + ipLen, tcpLen, initial: Checksum.pseudoHeader(ip: d, isV6: isV6, proto: 6, l4Length: l4) &+ payloadSum)
             d.storeBytes(of: Checksum.finish(s).bigEndian, toByteOffset: ipLen + 16, as: UInt16.self)
             emit(i - firstSegment, total)
         }
@@ -104,12 +104,12 @@ public enum Segmenter {
             let off = i * gsoSize
             let segPayload = min(gsoSize, payload - off)
             let d = destination(i - firstSegment)
-            let total = cut(packet, into: d, headerLength: hdrLen, ipLength: ipLen, isV6: isV6, firstID: id0, index: i, offset: off,
-                            size: segPayload)
+            let (total, payloadSum) = cut(packet, into: d, headerLength: hdrLen, ipLength: ipLen, isV6: isV6, firstID: id0, index: i,
+                                          offset: off, size: segPayload)
             let l4 = total - ipLen
             d.storeBytes(of: UInt16(l4).bigEndian, toByteOffset: ipLen + 4, as: UInt16.self)
             d.storeBytes(of: UInt16(0), toByteOffset: ipLen + 6, as: UInt16.self)
-            let s = Checksum.sum(d + ipLen, l4, initial: Checksum.pseudoHeader(ip: d, isV6: isV6, proto: 17, l4Length: l4))
+            let s = Checksum.sum(d + ipLen, 8, initial: Checksum.pseudoHeader(ip: d, isV6: isV6, proto: 17, l4Length: l4) &+ payloadSum)
             var c = Checksum.finish(s)
             if c == 0 { c = 0xffff } // zero means "no checksum" in UDP
             d.storeBytes(of: c.bigEndian, toByteOffset: ipLen + 6, as: UInt16.self)
@@ -121,15 +121,17 @@ public enum Segmenter {
     /// Segment `i` of a super-packet into `d`: its headers (`headerLength` bytes, of which the IP
     /// header is `ipLength`) and its `size` bytes of payload from `offset`, with the IP header's
     /// lengths, id (numbered on from `firstID`, as the kernel does) and checksum rewritten.
-    /// Returns its length; the transport header is the caller's.
+    /// Returns its length and its payload's `Checksum.sum` (taken as it is copied; the transport
+    /// header ends on an even offset, so the caller adds the header's sum to it); the transport
+    /// header is the caller's.
     @inlinable @inline(__always)
     static func cut(_ packet: UnsafeRawPointer, into d: UnsafeMutableRawPointer, headerLength hdrLen: Int, ipLength ipLen: Int,
-                    isV6: Bool, firstID: UInt16, index i: Int, offset: Int, size: Int) -> Int {
+                    isV6: Bool, firstID: UInt16, index i: Int, offset: Int, size: Int) -> (length: Int, payloadSum: UInt64) {
         d.copyMemory(from: packet, byteCount: hdrLen)
-        (d + hdrLen).copyMemory(from: packet + hdrLen + offset, byteCount: size)
+        let payloadSum = Checksum.copyAndSum(to: d + hdrLen, from: packet + hdrLen + offset, count: size)
         let total = hdrLen + size
         PlainIPHeader.rewrite(d, totalLength: total, headerLength: ipLen, isV6: isV6, id: firstID &+ UInt16(truncatingIfNeeded: i))
-        return total
+        return (total, payloadSum)
     }
 
     @inlinable
