@@ -43,32 +43,57 @@ static void caead_begin(struct caead_message *m, const uint8_t *nonce, const uin
    ChaCha20 works on 4 or 16 blocks at once, so block 0 alone costs as much as 4 (about 110 ns here,
    15 % of a 1,420-byte frame's seal); in the text's own call it is nearly free, unless it makes
    that call take one more 16-block stride. So a text that fits the scratch and does not end in the
-   last 64 bytes of a 1,024-byte stride is copied behind 64 zero bytes, and the two go through one
-   call. The copies cost a few ns each. */
-enum { CAEAD_SCRATCH = 2048 };
+   last 64 bytes of a 1,024-byte stride goes through one call behind 64 zero bytes: in place when
+   the caller lends the 64 bytes before it (saved, zeroed, restored), else as a copy behind them in
+   a stack scratch. */
+enum { CAEAD_SCRATCH = 2048, CAEAD_BLOCK = 64 };
 
 static int caead_joins_block0(size_t length) {
     size_t inStride = length % 1024;
-    return length <= CAEAD_SCRATCH - 64 && inStride != 0 && inStride <= 1024 - 64;
+    return length <= CAEAD_SCRATCH - CAEAD_BLOCK && inStride != 0 && inStride <= 1024 - CAEAD_BLOCK;
 }
 
 /* Block 0 alone keys Poly1305; the text's call then starts at block 1. */
 static void caead_key_poly_alone(struct caead_message *m) {
-    unsigned char block[64] = { 0 };
+    unsigned char block[CAEAD_BLOCK] = { 0 };
     ChaCha20_ctr32(block, block, sizeof block, m->key, m->counter);
     Poly1305_Init(m->poly, block);
     OPENSSL_cleanse(block, sizeof block);
     m->counter[0] = 1;
 }
 
-/* [64 zero bytes][text] in `scratch` through one call: block 0 keys Poly1305 (and is wiped), and
-   the text XORed with the keystream is left at scratch + 64. */
-static void caead_joined(struct caead_message *m, const uint8_t *text, size_t length, unsigned char *scratch) {
-    memset(scratch, 0, 64);
-    memcpy(scratch + 64, text, length);
-    ChaCha20_ctr32(scratch, scratch, 64 + length, m->key, m->counter);
-    Poly1305_Init(m->poly, scratch);
-    OPENSSL_cleanse(scratch, 64);
+/* [64 zero bytes][text] through one call into `out` (64 + length bytes, which may be the input
+   itself): block 0 keys Poly1305 and is wiped, and the text XORed with the keystream is left at
+   out + 64. `joined` starts with the 64 zero bytes and the text right behind them. */
+static void caead_joined(struct caead_message *m, unsigned char *joined, size_t length, unsigned char *out) {
+    ChaCha20_ctr32(out, joined, CAEAD_BLOCK + length, m->key, m->counter);
+    Poly1305_Init(m->poly, out);
+    OPENSSL_cleanse(out, CAEAD_BLOCK);
+}
+
+/* Without lent bytes: [64 zero bytes][a copy of the text] in `scratch`, which it returns. */
+static unsigned char *caead_behind_zeros(unsigned char *scratch, const uint8_t *text, size_t length) {
+    memset(scratch, 0, CAEAD_BLOCK);
+    memcpy(scratch + CAEAD_BLOCK, text, length);
+    return scratch;
+}
+
+/* The 64 bytes the caller lent before the text, kept while they hold the zeros. They may be
+   another frame's plaintext, so the copy is wiped once they are put back. */
+struct caead_lent {
+    unsigned char *at;
+    unsigned char saved[CAEAD_BLOCK];
+};
+
+static void caead_borrow(struct caead_lent *lent, uint8_t *text) {
+    lent->at = text - CAEAD_BLOCK;
+    memcpy(lent->saved, lent->at, CAEAD_BLOCK);
+    memset(lent->at, 0, CAEAD_BLOCK);
+}
+
+static void caead_give_back(struct caead_lent *lent) {
+    memcpy(lent->at, lent->saved, CAEAD_BLOCK);
+    OPENSSL_cleanse(lent->saved, CAEAD_BLOCK);
 }
 
 /* The tag over the AAD and the ciphertext, each padded to 16 bytes, then their lengths. */
@@ -89,13 +114,20 @@ static void caead_tag(struct caead_message *m, const uint8_t *ad, size_t adLengt
 }
 
 static void caead_seal_message(uint8_t *text, size_t length, uint8_t *tag, const uint8_t *ad, size_t adLength,
-                               const uint8_t *nonce, const uint8_t *key) {
+                               const uint8_t *nonce, const uint8_t *key, size_t roomBefore) {
     struct caead_message m;
     caead_begin(&m, nonce, key);
-    if (caead_joins_block0(length)) {
+    if (caead_joins_block0(length) && roomBefore >= CAEAD_BLOCK) {
+        /* Block 0 lands in the lent bytes and is wiped there by giving them back. The AAD may lie
+           among them, so the tag comes after. */
+        struct caead_lent lent;
+        caead_borrow(&lent, text);
+        caead_joined(&m, lent.at, length, lent.at);
+        caead_give_back(&lent);
+    } else if (caead_joins_block0(length)) {
         _Alignas(64) unsigned char scratch[CAEAD_SCRATCH];
-        caead_joined(&m, text, length, scratch);
-        memcpy(text, scratch + 64, length);
+        caead_joined(&m, caead_behind_zeros(scratch, text, length), length, scratch);
+        memcpy(text, scratch + CAEAD_BLOCK, length);
     } else {
         caead_key_poly_alone(&m);
         if (length > 0) ChaCha20_ctr32(text, text, length, m.key, m.counter);
@@ -106,20 +138,29 @@ static void caead_seal_message(uint8_t *text, size_t length, uint8_t *tag, const
 
 /* The tag is checked before the text is decrypted in place (through the scratch, the plaintext
    reaches `text` only once the tag matched); a rejected text is zeroed all the same, as libsodium
-   does, so both implementations leave the same bytes behind. */
+   does, so both implementations leave the same bytes behind. With the 64 bytes before the text
+   lent, the joined call reads the ciphertext where it lies instead of a copy of it. */
 static int caead_open_message(uint8_t *text, size_t length, const uint8_t *tag, const uint8_t *ad,
-                              size_t adLength, const uint8_t *nonce, const uint8_t *key) {
+                              size_t adLength, const uint8_t *nonce, const uint8_t *key, size_t roomBefore) {
     struct caead_message m;
     uint8_t expected[16];
     _Alignas(64) unsigned char scratch[CAEAD_SCRATCH];
     int joined = caead_joins_block0(length);
     caead_begin(&m, nonce, key);
-    if (joined) caead_joined(&m, text, length, scratch);
-    else caead_key_poly_alone(&m);
+    if (joined && roomBefore >= CAEAD_BLOCK) {
+        struct caead_lent lent;
+        caead_borrow(&lent, text);
+        caead_joined(&m, lent.at, length, scratch);
+        caead_give_back(&lent);
+    } else if (joined) {
+        caead_joined(&m, caead_behind_zeros(scratch, text, length), length, scratch);
+    } else {
+        caead_key_poly_alone(&m);
+    }
     caead_tag(&m, ad, adLength, text, length, expected);
     int rc = CRYPTO_memcmp(expected, tag, sizeof expected) == 0 ? CAEAD_OK : CAEAD_REJECTED;
     if (rc == CAEAD_OK) {
-        if (joined) memcpy(text, scratch + 64, length);
+        if (joined) memcpy(text, scratch + CAEAD_BLOCK, length);
         else if (length > 0) ChaCha20_ctr32(text, text, length, m.key, m.counter);
     } else {
         memset(text, 0, length);
@@ -127,7 +168,7 @@ static int caead_open_message(uint8_t *text, size_t length, const uint8_t *tag, 
     /* The scratch's copy of the text (plaintext, or a forgery's garbage) does not stay on the
        stack either; explicit_bzero is glibc's vector memset, a few ns for a frame, and is not
        removed as a dead store. */
-    if (joined) explicit_bzero(scratch + 64, length);
+    if (joined) explicit_bzero(scratch + CAEAD_BLOCK, length);
     OPENSSL_cleanse(&m, sizeof m);
     OPENSSL_cleanse(expected, sizeof expected);
     return rc;
@@ -146,9 +187,9 @@ static int caead_self_test(void) {
     uint8_t key[32], text[sizeof plain - 1], tag[16];
     for (int i = 0; i < 32; i++) key[i] = (uint8_t)(0x80 + i);
     memcpy(text, plain, sizeof text);
-    caead_seal_message(text, sizeof text, tag, ad, sizeof ad, nonce, key);
+    caead_seal_message(text, sizeof text, tag, ad, sizeof ad, nonce, key, 0);
     if (memcmp(tag, expectedTag, sizeof tag) != 0 || memcmp(text, plain, sizeof text) == 0) return 0;
-    return caead_open_message(text, sizeof text, tag, ad, sizeof ad, nonce, key) == CAEAD_OK
+    return caead_open_message(text, sizeof text, tag, ad, sizeof ad, nonce, key, 0) == CAEAD_OK
         && memcmp(text, plain, sizeof text) == 0;
 }
 
@@ -166,14 +207,14 @@ static int caead_ready(void) {
 }
 
 int caead_seal(uint8_t *text, size_t length, uint8_t *tag, const uint8_t *ad, size_t adLength,
-               const uint8_t *nonce, const uint8_t *key) {
+               const uint8_t *nonce, const uint8_t *key, size_t roomBefore) {
     if (length > INT_MAX || adLength > INT_MAX || !caead_ready()) return CAEAD_UNAVAILABLE;
-    caead_seal_message(text, length, tag, ad, adLength, nonce, key);
+    caead_seal_message(text, length, tag, ad, adLength, nonce, key, roomBefore);
     return CAEAD_OK;
 }
 
 int caead_open(uint8_t *text, size_t length, const uint8_t *tag, const uint8_t *ad, size_t adLength,
-               const uint8_t *nonce, const uint8_t *key) {
+               const uint8_t *nonce, const uint8_t *key, size_t roomBefore) {
     if (length > INT_MAX || adLength > INT_MAX || !caead_ready()) return CAEAD_UNAVAILABLE;
-    return caead_open_message(text, length, tag, ad, adLength, nonce, key);
+    return caead_open_message(text, length, tag, ad, adLength, nonce, key, roomBefore);
 }

@@ -115,7 +115,8 @@ extension PacketPump {
         parsing: while true {
             switch StreamFraming.next(c.buffer, offset: offset, count: c.filled, maxFrame: maxFrame) {
             case .frame(let start, let length):
-                if let peer = receiveOne(c.buffer + start, length, from: c.address, snap: &snap, generation: &generation) {
+                if let peer = receiveOne(c.buffer + start, length, roomBefore: start, from: c.address, snap: &snap,
+                                         generation: &generation) {
                     authenticatedPeer = peer
                     maxFrame = StreamFraming.maxFrame
                 }

@@ -315,7 +315,8 @@ final class PacketPump: @unchecked Sendable {
     func sealAndQueue(_ batch: DatagramBatch, index: Int, length: Int, route: PeerSendRoute, counter: UInt64) -> Bool {
         // sealInPlace
         let total = Frame.seal(type: .data, receiverIndex: route.keypair.remoteIndex, counter: counter,
-                               key: route.keypair, buffer: batch.payload(index), plaintextLength: length)
+                               key: route.keypair, buffer: batch.payload(index), plaintextLength: length,
+                               roomBefore: DatagramBatch.roomBefore)
         // Not queued: the caller drops the packet whole (an empty slot would shift every later
         // frame of a UDP GSO burst).
         guard total > 0 else {
@@ -502,7 +503,8 @@ final class PacketPump: @unchecked Sendable {
                 // is 0 only then), so receiveOne counts it as malformed.
                 repeat {
                     frames += 1
-                    receiveOne(p + off, min(step, total - off), from: source, snap: &snap, generation: &generation)
+                    receiveOne(p + off, min(step, total - off), roomBefore: DatagramBatch.roomBefore + off, from: source,
+                               snap: &snap, generation: &generation)
                     off += step
                 } while off < total
             }
@@ -562,12 +564,13 @@ final class PacketPump: @unchecked Sendable {
     }
 
     /// One frame, from a datagram or a stream. `source` is in the receiving socket's own form (a
-    /// UDP address may be v4-mapped). Returns the peer whose session keys authenticated it (proof
-    /// and freshness passed), nil otherwise.
+    /// UDP address may be v4-mapped). `roomBefore`: bytes of this thread's buffer before `p`,
+    /// lent to the AEAD. Returns the peer whose session keys authenticated it (proof and freshness
+    /// passed), nil otherwise.
     @inline(__always)
     @discardableResult
-    func receiveOne(_ p: UnsafeMutableRawPointer, _ len: Int, from source: TransportAddress, snap: inout DataPlaneSnapshot,
-                    generation: inout UInt64) -> Int? {
+    func receiveOne(_ p: UnsafeMutableRawPointer, _ len: Int, roomBefore: Int, from source: TransportAddress,
+                    snap: inout DataPlaneSnapshot, generation: inout UInt64) -> Int? {
         guard len > 0, len <= slotSize - 64, let type = Frame.classify(UnsafeRawPointer(p).load(as: UInt8.self)) else {
             droppedMalformed.add(1, ordering: .relaxed)
             return nil
@@ -593,7 +596,7 @@ final class PacketPump: @unchecked Sendable {
                 droppedUnknownIndex.add(1, ordering: .relaxed)
                 return nil
             }
-            guard let plain = Frame.open(header: header, key: entry.keypair, buffer: p, length: len) else {
+            guard let plain = Frame.open(header: header, key: entry.keypair, buffer: p, length: len, roomBefore: roomBefore) else {
                 entry.counters.rejectedAuth.add(1, ordering: .relaxed)
                 if header.type == .control { reportRefused(entry, .invalidProof, from: source) }
                 return nil

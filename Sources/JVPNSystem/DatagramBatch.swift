@@ -14,11 +14,13 @@ public enum SegmentedSend: Sendable {
 }
 
 /// Preallocated slots for `recvmmsg`/`sendmmsg`: one buffer, iovec, cudp_msg and address per slot.
-/// Every slot has `headroom` bytes before the payload so frames can be sealed in place.
 public final class DatagramBatch: @unchecked Sendable {
     public let capacity: Int
     public let slotSize: Int
-    public let headroom: Int
+    /// Bytes of the batch's own memory before every slot (the previous slot's end, or a margin
+    /// before the first), which the thread that owns the batch may lend the AEAD while it seals or
+    /// opens a frame in place (`Frame.seal`'s `roomBefore`).
+    public static let roomBefore = 64
     public var count = 0
 
     private let memory: UnsafeMutableRawPointer
@@ -33,11 +35,10 @@ public final class DatagramBatch: @unchecked Sendable {
     private let control: UnsafeMutableRawPointer?
 
     /// `control`: room for ancillary data per slot (UDP_GRO segment sizes on receive).
-    public init(capacity: Int, slotSize: Int, headroom: Int = 0, control wantsControl: Bool = false) {
+    public init(capacity: Int, slotSize: Int, control wantsControl: Bool = false) {
         self.capacity = capacity
         self.slotSize = slotSize
-        self.headroom = headroom
-        memory = UnsafeMutableRawPointer.allocate(byteCount: capacity * (slotSize + headroom), alignment: 64)
+        memory = UnsafeMutableRawPointer.allocate(byteCount: DatagramBatch.roomBefore + capacity * slotSize, alignment: 64)
         // Not zeroed: every byte is written (by the kernel or a segmenter) before it is read, and
         // pages no datagram has touched stay out of the resident set (an idle worker's 8 receive
         // slots of 64 KiB).
@@ -71,10 +72,10 @@ public final class DatagramBatch: @unchecked Sendable {
         control?.deallocate()
     }
 
-    /// Start of slot `i`'s payload (after its headroom).
+    /// Start of slot `i`'s payload.
     @inline(__always)
     public func payload(_ i: Int) -> UnsafeMutableRawPointer {
-        memory + i * (slotSize + headroom) + headroom
+        memory + DatagramBatch.roomBefore + i * slotSize
     }
 
     /// Receives up to `capacity` datagrams without blocking. Returns how many (0 if none).

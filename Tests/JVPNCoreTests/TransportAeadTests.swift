@@ -22,27 +22,37 @@ final class TransportAeadTests: XCTestCase {
         return b
     }
 
-    /// Runs `body` on a copy of `bytes` (never a nil pointer, even when empty) and returns the copy.
-    private static func inPlace(_ bytes: [UInt8], _ body: (UnsafeMutablePointer<UInt8>) -> Int32) -> ([UInt8], Int32) {
-        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: max(bytes.count, 1))
+    /// Runs `body` on a copy of `bytes` (never a nil pointer, even when empty) that has `room` random
+    /// bytes before it (lent to CAead), and returns the copy; asserts that the lent bytes hold what
+    /// they held before.
+    private static func inPlace(_ bytes: [UInt8], room: Int = 0, file: StaticString = #filePath, line: UInt = #line,
+                                _ body: (UnsafeMutablePointer<UInt8>) -> Int32) -> ([UInt8], Int32) {
+        let before = randomBytes(room)
+        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: room + max(bytes.count, 1))
         defer { p.deallocate() }
-        p.initialize(from: bytes, count: bytes.count)
-        let rc = body(p)
-        return (Array(UnsafeBufferPointer(start: p, count: bytes.count)), rc)
+        p.initialize(from: before, count: room)
+        (p + room).initialize(from: bytes, count: bytes.count)
+        let rc = body(p + room)
+        XCTAssertTrue(Array(UnsafeBufferPointer(start: p, count: room)) == before, "lent bytes not given back", file: file, line: line)
+        return (Array(UnsafeBufferPointer(start: p + room, count: bytes.count)), rc)
     }
 
-    /// (ciphertext, tag) from CAead, asserting it reported success.
-    private func caeadSeal(_ m: Message, file: StaticString = #filePath, line: UInt = #line) -> ([UInt8], [UInt8]) {
+    /// (ciphertext, tag) from CAead, asserting it reported success; `room` bytes lent before the text.
+    private func caeadSeal(_ m: Message, room: Int = 0, file: StaticString = #filePath, line: UInt = #line) -> ([UInt8], [UInt8]) {
         var tag = [UInt8](repeating: 0, count: 16)
-        let (text, rc) = Self.inPlace(m.plain) { caead_seal($0, m.plain.count, &tag, m.ad, m.ad.count, m.nonce, m.key) }
+        let (text, rc) = Self.inPlace(m.plain, room: room, file: file, line: line) {
+            caead_seal($0, m.plain.count, &tag, m.ad, m.ad.count, m.nonce, m.key, room)
+        }
         XCTAssertEqual(rc, Int32(CAEAD_OK), file: file, line: line)
         return (text, tag)
     }
 
     /// The plaintext, or nil when CAead rejected the message (then the text must have been zeroed).
-    private func caeadOpen(_ m: Message, _ cipher: [UInt8], _ tag: [UInt8], file: StaticString = #filePath,
-                         line: UInt = #line) -> [UInt8]? {
-        let (text, rc) = Self.inPlace(cipher) { caead_open($0, cipher.count, tag, m.ad, m.ad.count, m.nonce, m.key) }
+    private func caeadOpen(_ m: Message, _ cipher: [UInt8], _ tag: [UInt8], room: Int = 0, file: StaticString = #filePath,
+                           line: UInt = #line) -> [UInt8]? {
+        let (text, rc) = Self.inPlace(cipher, room: room, file: file, line: line) {
+            caead_open($0, cipher.count, tag, m.ad, m.ad.count, m.nonce, m.key, room)
+        }
         if rc == Int32(CAEAD_OK) { return text }
         XCTAssertEqual(rc, Int32(CAEAD_REJECTED), file: file, line: line)
         XCTAssertTrue(text.allSatisfy { $0 == 0 }, "rejected text left behind", file: file, line: line)
@@ -103,14 +113,19 @@ final class TransportAeadTests: XCTestCase {
         let lengths = [0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 448, 449, 511, 512, 513, 639, 640, 641, 959, 960,
                        961, 1023, 1024, 1025, 1420, 1983, 1984, 1985, 1988, 2000, 2048, 4095, 4097, 65_535]
             + (0..<150).map { _ in Int.random(in: 0...2000) } + (0..<20).map { _ in Int.random(in: 2001...65_535) }
+        // With the 64 bytes before the text lent and without (in place, or through the scratch),
+        // and with fewer lent than it takes.
         for length in lengths {
-            let m = Message.random(length: length, adLength: Int.random(in: 0...64))
-            let ours = caeadSeal(m), sodium = sodiumSeal(m)
-            // Booleans: a mismatch of long arrays would print both whole.
-            XCTAssertTrue(ours.0 == sodium.0, "ciphertext, length \(length)")
-            XCTAssertTrue(ours.1 == sodium.1, "tag, length \(length)")
-            XCTAssertTrue(sodiumOpen(m, ours.0, ours.1) == m.plain, "CAead seal -> sodium open, length \(length)")
-            XCTAssertTrue(caeadOpen(m, sodium.0, sodium.1) == m.plain, "sodium seal -> CAead open, length \(length)")
+            for room in [0, 64, 63] {
+                let m = Message.random(length: length, adLength: Int.random(in: 0...64))
+                let ours = caeadSeal(m, room: room), sodium = sodiumSeal(m)
+                // Booleans: a mismatch of long arrays would print both whole.
+                XCTAssertTrue(ours.0 == sodium.0, "ciphertext, length \(length), room \(room)")
+                XCTAssertTrue(ours.1 == sodium.1, "tag, length \(length), room \(room)")
+                XCTAssertTrue(sodiumOpen(m, ours.0, ours.1) == m.plain, "CAead seal -> sodium open, length \(length), room \(room)")
+                XCTAssertTrue(caeadOpen(m, sodium.0, sodium.1, room: room) == m.plain,
+                              "sodium seal -> CAead open, length \(length), room \(room)")
+            }
         }
     }
 
@@ -136,25 +151,28 @@ final class TransportAeadTests: XCTestCase {
     }
 
     /// A rejected message (wrong tag, or a wrong key) does not disturb the next one under the right
-    /// key; both ways of computing block 0 (with the text, or alone: 1,024 and 3,000 bytes).
+    /// key; every way of computing block 0 (with the text in place or in the scratch, or alone:
+    /// 1,024 and 3,000 bytes), and the lent bytes are given back on rejection too.
     func testARejectionDoesNotDisturbTheNextMessage() {
-        for length in [1420, 1024, 3000] { rejectionDoesNotDisturbTheNextMessage(length: length) }
+        for length in [1420, 1024, 3000] {
+            for room in [0, 64] { rejectionDoesNotDisturbTheNextMessage(length: length, room: room) }
+        }
     }
 
-    private func rejectionDoesNotDisturbTheNextMessage(length: Int) {
+    private func rejectionDoesNotDisturbTheNextMessage(length: Int, room: Int) {
         let m = Message.random(length: length, adLength: 16)
         let (cipher, tag) = sodiumSeal(m)
         var badTag = tag
         badTag[0] ^= 0x40
-        XCTAssertNil(caeadOpen(m, cipher, badTag))
-        XCTAssertEqual(caeadOpen(m, cipher, tag), m.plain)
+        XCTAssertNil(caeadOpen(m, cipher, badTag, room: room))
+        XCTAssertEqual(caeadOpen(m, cipher, tag, room: room), m.plain)
         var wrongKey = m
         wrongKey.key[0] ^= 0x01
-        XCTAssertNil(caeadOpen(wrongKey, cipher, tag))
-        XCTAssertEqual(caeadOpen(m, cipher, tag), m.plain)
-        XCTAssertNil(caeadOpen(m, cipher, badTag))
-        XCTAssertNil(caeadOpen(m, cipher, badTag))
-        XCTAssertEqual(caeadOpen(m, cipher, tag), m.plain)
+        XCTAssertNil(caeadOpen(wrongKey, cipher, tag, room: room))
+        XCTAssertEqual(caeadOpen(m, cipher, tag, room: room), m.plain)
+        XCTAssertNil(caeadOpen(m, cipher, badTag, room: room))
+        XCTAssertNil(caeadOpen(m, cipher, badTag, room: room))
+        XCTAssertEqual(caeadOpen(m, cipher, tag, room: room), m.plain)
     }
 
     /// Every single-bit flip in ciphertext, tag or AAD is rejected, and a wrong key or nonce too.
@@ -167,7 +185,7 @@ final class TransportAeadTests: XCTestCase {
             var c = cipher
             c[i / 8] ^= 1 << (i % 8)
             tried += 1
-            if caeadOpen(m, c, tag) == nil { rejected += 1 }
+            if caeadOpen(m, c, tag, room: i % 2 == 0 ? 0 : 64) == nil { rejected += 1 }
         }
         for i in 0..<(tag.count * 8) {
             var t = tag
@@ -209,8 +227,8 @@ final class TransportAeadTests: XCTestCase {
                     let m = Message(key: key, nonce: Self.randomBytes(12), ad: Self.randomBytes(16),
                                     plain: Self.randomBytes(1420 - (i % 3) * 500))
                     var tag = [UInt8](repeating: 0, count: 16)
-                    let (text, rc) = Self.inPlace(m.plain) {
-                        caead_seal($0, m.plain.count, &tag, m.ad, m.ad.count, m.nonce, m.key)
+                    let (text, rc) = Self.inPlace(m.plain, room: i % 2 == 0 ? 0 : 64, file: #filePath, line: #line) {
+                        caead_seal($0, m.plain.count, &tag, m.ad, m.ad.count, m.nonce, m.key, i % 2 == 0 ? 0 : 64)
                     }
                     let (back, ok) = Self.inPlace(text) {
                         crypto_aead_chacha20poly1305_ietf_decrypt_detached(
@@ -226,22 +244,29 @@ final class TransportAeadTests: XCTestCase {
     }
 
     /// Frames, short (a TCP acknowledgement) and long, carry exactly the bytes libsodium would have
-    /// written, and open (lengths where block 0 joins the text's ChaCha20 call and where it does not).
+    /// written, and open (lengths where block 0 joins the text's ChaCha20 call and where it does not),
+    /// with room lent before the frame (the header, its AAD, among the borrowed bytes) and without.
     func testFrameBytesAreLibsodiums() throws {
-        for length in [0, 1, 15, 16, 17, 52, 960, 1024, 1420, 1985, 3000] { try frameBytesAreLibsodiums(length: length) }
+        for length in [0, 1, 15, 16, 17, 52, 960, 1024, 1420, 1985, 3000] {
+            for room in [0, Frame.usefulRoomBefore] { try frameBytesAreLibsodiums(length: length, room: room) }
+        }
     }
 
-    private func frameBytesAreLibsodiums(length: Int) throws {
+    private func frameBytesAreLibsodiums(length: Int, room: Int) throws {
         let (a, b) = try FrameTests.pair()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: length + Frame.overhead, alignment: 16)
-        defer { buffer.deallocate() }
+        let whole = UnsafeMutableRawBufferPointer.allocate(byteCount: room + length + Frame.overhead, alignment: 16)
+        defer { whole.deallocate() }
+        let lent = Self.randomBytes(room)
+        if room > 0 { lent.withUnsafeBytes { whole.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: room) } }
+        let buffer = UnsafeMutableRawBufferPointer(rebasing: whole[room...])
         let plain = Self.randomBytes(length)
         if length > 0 {
             plain.withUnsafeBytes { (buffer.baseAddress! + Frame.headerLength).copyMemory(from: $0.baseAddress!, byteCount: length) }
         }
         let counter: UInt64 = 0x0102_0304_0506
         let n = Frame.seal(type: .data, receiverIndex: a.remoteIndex, counter: counter, key: a,
-                           buffer: buffer.baseAddress!, plaintextLength: length)
+                           buffer: buffer.baseAddress!, plaintextLength: length, roomBefore: room)
+        XCTAssertTrue(Array(whole[..<room]) == lent, "lent bytes after seal, length \(length)")
         XCTAssertEqual(n, length + Frame.overhead)
         let frame = Array(buffer)
         let m = Message(key: a.sendKeyBytes, nonce: [0, 0, 0, 0] + withUnsafeBytes(of: counter.littleEndian) { Array($0) },
@@ -250,8 +275,9 @@ final class TransportAeadTests: XCTestCase {
         XCTAssertTrue(Array(frame[Frame.headerLength..<(Frame.headerLength + length)]) == cipher, "ciphertext, length \(length)")
         XCTAssertEqual(Array(frame[(Frame.headerLength + length)...]), tag, "length \(length)")
         let h = try XCTUnwrap(Frame.peekHeader(buffer.baseAddress!, length: n))
-        XCTAssertEqual(Frame.open(header: h, key: b, buffer: buffer.baseAddress!, length: n), length)
+        XCTAssertEqual(Frame.open(header: h, key: b, buffer: buffer.baseAddress!, length: n, roomBefore: room), length)
         XCTAssertEqual(Array(buffer[Frame.headerLength..<(Frame.headerLength + length)]), plain)
+        XCTAssertTrue(Array(whole[..<room]) == lent, "lent bytes after open, length \(length)")
     }
 }
 

@@ -21,14 +21,20 @@ enum {
     CAEAD_UNAVAILABLE = -2,
 };
 
+/* `roomBefore`: how many bytes right before `text` the call may borrow (64 are enough; 0 lends
+   none). Lent bytes must be writable memory that nothing else reads or writes during the call;
+   they may hold the AAD. They are saved, overwritten and restored, so they hold the same bytes
+   when the call returns, and a frame sealed or opened with them saves one to two copies of its
+   text through a stack scratch. */
+
 /* Encrypts `length` bytes at `text` in place and writes the 16-byte tag to `tag`. Returns CAEAD_OK
    or CAEAD_UNAVAILABLE. */
 int caead_seal(uint8_t *text, size_t length, uint8_t *tag, const uint8_t *ad, size_t adLength,
-               const uint8_t *nonce, const uint8_t *key);
+               const uint8_t *nonce, const uint8_t *key, size_t roomBefore);
 
 /* Verifies `tag` over `ad` and the `length` ciphertext bytes at `text`, then decrypts them in place.
    Returns CAEAD_*; on CAEAD_REJECTED the region is zeroed. */
 int caead_open(uint8_t *text, size_t length, const uint8_t *tag, const uint8_t *ad, size_t adLength,
-               const uint8_t *nonce, const uint8_t *key);
+               const uint8_t *nonce, const uint8_t *key, size_t roomBefore);
 
 #endif

@@ -11,12 +11,14 @@ import CSodium
 /// Handshakes and cookies never come here: they stay on libsodium.
 enum TransportAead {
     /// Encrypts `length` bytes at `text` in place and writes the tag to `tag`. False only if the
-    /// message could not be sealed (the text is garbage then).
+    /// message could not be sealed (the text is garbage then). `roomBefore`: bytes right before
+    /// `text` the call may borrow (writable, touched by nothing else meanwhile, restored before it
+    /// returns; they may hold `ad`); 64 spare CAead a copy of the text.
     @inline(__always)
     static func seal(text: UnsafeMutablePointer<UInt8>, length: Int, tag: UnsafeMutablePointer<UInt8>,
                      ad: UnsafePointer<UInt8>, adLength: Int, nonce: UnsafePointer<UInt8>,
-                     key: UnsafePointer<UInt8>) -> Bool {
-        switch caead_seal(text, length, tag, ad, adLength, nonce, key) {
+                     key: UnsafePointer<UInt8>, roomBefore: Int) -> Bool {
+        switch caead_seal(text, length, tag, ad, adLength, nonce, key, max(roomBefore, 0)) {
         case Int32(CAEAD_OK): return true
         case Int32(CAEAD_UNAVAILABLE): break   // text untouched: libsodium below
         default: return false
@@ -26,12 +28,13 @@ enum TransportAead {
     }
 
     /// Verifies `tag` and decrypts `length` bytes at `text` in place. False when the message does not
-    /// authenticate; the text is zeroed then (both implementations do that).
+    /// authenticate; the text is zeroed then (both implementations do that). `roomBefore` as for
+    /// `seal`.
     @inline(__always)
     static func open(text: UnsafeMutablePointer<UInt8>, length: Int, tag: UnsafePointer<UInt8>,
                      ad: UnsafePointer<UInt8>, adLength: Int, nonce: UnsafePointer<UInt8>,
-                     key: UnsafePointer<UInt8>) -> Bool {
-        switch caead_open(text, length, tag, ad, adLength, nonce, key) {
+                     key: UnsafePointer<UInt8>, roomBefore: Int) -> Bool {
+        switch caead_open(text, length, tag, ad, adLength, nonce, key, max(roomBefore, 0)) {
         case Int32(CAEAD_OK): return true
         case Int32(CAEAD_UNAVAILABLE): break   // text untouched: libsodium below
         default: return false

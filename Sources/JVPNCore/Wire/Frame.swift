@@ -49,12 +49,18 @@ public enum Frame {
         return MessageType(rawValue: first)
     }
 
+    /// Bytes before a frame's buffer that `seal` and `open` put to use when the caller lends them
+    /// (`roomBefore`): the AEAD then works on the frame where it lies instead of on a copy.
+    public static let usefulRoomBefore = 48
+
     /// Seals the plaintext found at `buffer + 16` in place: writes the header, encrypts, appends the
     /// tag. `buffer` must have room for `plaintextLength + 32` bytes. Returns the frame length, or 0
     /// if the type is not a transport type or the length is out of range (nothing is written then).
+    /// `roomBefore`: how many bytes right before `buffer` the call may borrow: writable, touched by
+    /// nothing else during the call, and holding the same bytes again when it returns.
     @inline(__always)
     public static func seal(type: MessageType, receiverIndex: UInt32, counter: UInt64, key: Keypair,
-                            buffer: UnsafeMutableRawPointer, plaintextLength: Int) -> Int {
+                            buffer: UnsafeMutableRawPointer, plaintextLength: Int, roomBefore: Int = 0) -> Int {
         guard type == .data || type == .control,
               plaintextLength >= 0, plaintextLength <= maxPlaintext,
               counter < MessageLimits.rejectAfterMessages else { return 0 }
@@ -64,7 +70,8 @@ public enum Frame {
         let sealed = withUnsafeBytes(of: &nonce) { n in
             TransportAead.seal(text: body, length: plaintextLength, tag: body + plaintextLength,
                                ad: buffer.assumingMemoryBound(to: UInt8.self), adLength: headerLength,
-                               nonce: n.baseAddress!.assumingMemoryBound(to: UInt8.self), key: key.sendKeyPointer)
+                               nonce: n.baseAddress!.assumingMemoryBound(to: UInt8.self), key: key.sendKeyPointer,
+                               roomBefore: roomBefore + headerLength)
         }
         return sealed ? plaintextLength + overhead : 0
     }
@@ -89,9 +96,10 @@ public enum Frame {
     /// the limit. The replay window is NOT touched: the caller runs `key.replay.update(counter)` only
     /// after this succeeded, so forged packets cannot burn counters (DESIGN: proof before freshness).
     /// On failure the ciphertext region is zeroed in place: a failed frame is garbage anyway.
+    /// `roomBefore` as for `seal`.
     @inline(__always)
     public static func open(header: FrameHeader, key: Keypair, buffer: UnsafeMutableRawPointer,
-                            length: Int) -> Int? {
+                            length: Int, roomBefore: Int = 0) -> Int? {
         guard length >= overhead, length <= maxFrame,
               header.receiverIndex == key.localIndex,
               header.counter < MessageLimits.rejectAfterMessages else { return nil }
@@ -103,7 +111,8 @@ public enum Frame {
         let opened = withUnsafeBytes(of: &nonce) { n in
             TransportAead.open(text: body, length: cipherLength, tag: body + cipherLength,
                                ad: buffer.assumingMemoryBound(to: UInt8.self), adLength: headerLength,
-                               nonce: n.baseAddress!.assumingMemoryBound(to: UInt8.self), key: key.receiveKeyPointer)
+                               nonce: n.baseAddress!.assumingMemoryBound(to: UInt8.self), key: key.receiveKeyPointer,
+                               roomBefore: roomBefore + headerLength)
         }
         return opened ? cipherLength : nil
     }
