@@ -341,11 +341,15 @@ final class PacketPump: @unchecked Sendable {
     private let mergeDatagrams = UnsafeMutablePointer<UDPCoalescer.Datagram>.allocate(capacity: UDPCoalescer.maxSegments)
     /// UDP GRO on the transport sockets (JVPN_NO_UDP_GRO=1 turns it off).
     private let useUDPGRO = FileIO.environment("JVPN_NO_UDP_GRO") != "1"
-    private let mergeBuffer = KernelCopyBuffer.allocate(byteCount: PacketPump.superPacketCapacity)
+    /// A merged packet's virtio_net_hdr and headers; its payloads stay where they were opened.
+    private let mergedHeaders = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 64)
+    /// The pieces of one merged TUN write: its headers, then each packet's payload.
+    private let mergePieces = UnsafeMutablePointer<iovec>.allocate(capacity: PacketPump.pendingCapacity + 1)
 
     /// coalesceTCP -> writeTun: consecutive segments of one TCP flow become one TSO write, and
-    /// (with USO) consecutive datagrams of one UDP flow one UDP_L4 write; anything else is written
-    /// alone behind a zero virtio_net_hdr (placed in the frame header's room).
+    /// (with USO) consecutive datagrams of one UDP flow one UDP_L4 write, each gathered from the
+    /// merged headers and the payloads where they were opened (no copy but the kernel's); anything
+    /// else is written alone behind a zero virtio_net_hdr (placed in the frame header's room).
     private func writeCoalesced() {
         var i = 0
         while i < pendingCount {
@@ -358,9 +362,13 @@ final class PacketPump: @unchecked Sendable {
             case 1:
                 i += writeSingleAt(i)
             default:
-                let size = Coalescer.build(into: mergeBuffer, count: n, pointer: { UnsafeRawPointer(self.pendingPointers[base + $0]) },
-                                           segment: { self.mergeSegments[$0] })
-                writeTun(mergeBuffer, length: size, packets: n)
+                let size = Coalescer.mergedHeaders(into: mergedHeaders, count: n, pointer: { UnsafeRawPointer(self.pendingPointers[base + $0]) },
+                                                   segment: { self.mergeSegments[$0] })
+                for k in 0..<n {
+                    let s = mergeSegments[k]
+                    mergePieces[1 + k] = iovec(iov_base: pendingPointers[base + k] + s.headerLength, iov_len: s.payloadLength)
+                }
+                writeMerged(headerBytes: size.headerBytes, totalBytes: size.totalBytes, packets: n)
                 i += n
             }
         }
@@ -374,9 +382,13 @@ final class PacketPump: @unchecked Sendable {
         let n = UDPCoalescer.group(count: pendingCount - i, pointer: { UnsafeRawPointer(self.pendingPointers[i + $0]) },
                                    length: { self.pendingLengths[i + $0] }, parsed: mergeDatagrams)
         guard n >= 2 else { return writeSingleAt(i) }
-        let size = UDPCoalescer.build(into: mergeBuffer, count: n, pointer: { UnsafeRawPointer(self.pendingPointers[i + $0]) },
-                                      datagram: { self.mergeDatagrams[$0] })
-        writeTun(mergeBuffer, length: size, packets: n)
+        let size = UDPCoalescer.mergedHeaders(into: mergedHeaders, count: n, pointer: { UnsafeRawPointer(self.pendingPointers[i + $0]) },
+                                              datagram: { self.mergeDatagrams[$0] })
+        for k in 0..<n {
+            let d = mergeDatagrams[k]
+            mergePieces[1 + k] = iovec(iov_base: pendingPointers[i + k] + d.headerLength, iov_len: d.payloadLength)
+        }
+        writeMerged(headerBytes: size.headerBytes, totalBytes: size.totalBytes, packets: n)
         return n
     }
 
@@ -391,6 +403,16 @@ final class PacketPump: @unchecked Sendable {
         let h = body - VirtioNetHeader.size
         h.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
         writeTun(h, length: length + VirtioNetHeader.size, packets: 1)
+    }
+
+    /// One gathering write of a merged packet: `mergedHeaders`, then the payloads in
+    /// `mergePieces[1...packets]`; a refused one counts them all.
+    @inline(__always)
+    private func writeMerged(headerBytes: Int, totalBytes: Int, packets: Int) {
+        mergePieces[0] = iovec(iov_base: mergedHeaders, iov_len: headerBytes)
+        if !tun.write(pieces: mergePieces, count: packets + 1, length: totalBytes) {
+            droppedTunWrite.add(UInt64(packets), ordering: .relaxed)
+        }
     }
 
     /// One write to the TUN carrying `packets` opened packets; a refused one counts them all.

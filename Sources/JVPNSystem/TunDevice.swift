@@ -67,4 +67,11 @@ public final class TunDevice: @unchecked Sendable {
     public func write(_ buffer: UnsafeRawPointer, length: Int) -> Bool {
         Glibc.write(fileDescriptor, buffer, length) == length
     }
+
+    /// Writes one packet gathered from `count` pieces (`length` bytes in all), as `write` does.
+    @inline(__always)
+    @discardableResult
+    public func write(pieces: UnsafePointer<iovec>, count: Int, length: Int) -> Bool {
+        Glibc.writev(fileDescriptor, pieces, Int32(count)) == length
+    }
 }

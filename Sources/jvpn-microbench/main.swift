@@ -88,8 +88,8 @@ measure("segment 64 KiB TSO (46 segments)", bytesPerOp: sp.count, iterations: 20
                                                     destination: { slots + $0 * 2048 }, emit: { lens[$0] = $1 }) }
 }
 let segs = (0..<46).map { Coalescer.parse(slots + $0 * 2048, lens[$0])! }
-measure("coalesce 46 segments (GRO)", bytesPerOp: sp.count, iterations: 20_000) {
-    _ = Coalescer.build(into: buf, count: 46, pointer: { UnsafeRawPointer(slots + $0 * 2048) }, segment: { segs[$0] })
+measure("coalesce 46 segments (GRO headers)", bytesPerOp: 0, iterations: 200_000) {
+    _ = Coalescer.mergedHeaders(into: buf, count: 46, pointer: { UnsafeRawPointer(slots + $0 * 2048) }, segment: { segs[$0] })
 }
 
 // The snapshot's receiver map: a lookup per received frame, and the patch a rekey of one peer

@@ -156,8 +156,16 @@ final class CoalescerTests: XCTestCase {
         XCTAssertFalse(Coalescer.follows(first: segs[0], segs[1], slots + 2048, segs[0], slots), "out of order")
         let out = UnsafeMutableRawPointer.allocate(byteCount: 70_000, alignment: 16)
         defer { out.deallocate() }
-        let total = Coalescer.build(into: out, count: n, pointer: { UnsafeRawPointer(slots + $0 * 2048) }, segment: { segs[$0] })
-        XCTAssertEqual(total, pkt.count + VirtioNetHeader.size)
+        // The merged headers, then each segment's payload where it lies: what the TUN write gathers.
+        let size = Coalescer.mergedHeaders(into: out, count: n, pointer: { UnsafeRawPointer(slots + $0 * 2048) }, segment: { segs[$0] })
+        var gathered = size.headerBytes
+        for (i, s) in segs.enumerated() {
+            (out + gathered).copyMemory(from: slots + i * 2048 + s.headerLength, byteCount: s.payloadLength)
+            gathered += s.payloadLength
+        }
+        XCTAssertEqual(size.headerBytes, VirtioNetHeader.size + (v6 ? 40 : 20) + 32)
+        XCTAssertEqual(size.totalBytes, pkt.count + VirtioNetHeader.size)
+        XCTAssertEqual(gathered, size.totalBytes)
         let vh = VirtioNetHeader(out)
         XCTAssertEqual(Int(vh.gsoSize), mss)
         XCTAssertEqual(vh.gsoType, h.gsoType)

@@ -53,8 +53,16 @@ final class UDPCoalescerTests: XCTestCase {
         guard n >= 2 else { return (n, []) }
         let out = UnsafeMutableRawPointer.allocate(byteCount: 70000, alignment: 16)
         defer { out.deallocate() }
-        let len = UDPCoalescer.build(into: out, count: n, pointer: { UnsafeRawPointer(buffers[$0]) }, datagram: { parsed[$0] })
-        return (n, Array(UnsafeRawBufferPointer(start: out, count: len)))
+        // The merged headers, then each datagram's payload where it lies: what the TUN write gathers.
+        let size = UDPCoalescer.mergedHeaders(into: out, count: n, pointer: { UnsafeRawPointer(buffers[$0]) }, datagram: { parsed[$0] })
+        var gathered = size.headerBytes
+        for i in 0..<n {
+            (out + gathered).copyMemory(from: buffers[i] + parsed[i].headerLength, byteCount: parsed[i].payloadLength)
+            gathered += parsed[i].payloadLength
+        }
+        XCTAssertEqual(size.headerBytes, VirtioNetHeader.size + parsed[0].headerLength)
+        XCTAssertEqual(gathered, size.totalBytes)
+        return (n, Array(UnsafeRawBufferPointer(start: out, count: gathered)))
     }
 
     private func segment(_ superPacket: [UInt8]) throws -> [[UInt8]] {

@@ -94,19 +94,21 @@ public enum Coalescer {
         return true
     }
 
-    /// Writes `VirtioNetHeader` + the merged packet to `out` from segments (pointer, parsed) in order.
-    /// Returns the bytes written (header included).
+    /// Writes `VirtioNetHeader` and the merged packet's headers (the first segment's, rewritten for
+    /// the whole) to `out`, from segments (pointer, parsed) in order. The merged payload is each
+    /// segment's payload in turn (`payloadLength` bytes after its `headerLength`), which the caller
+    /// puts behind the headers where they lie (one gathering write), not copied together. Returns
+    /// the bytes written to `out` and the merged packet's length, virtio header included.
     @inlinable
-    public static func build(into out: UnsafeMutableRawPointer, count: Int, pointer: (Int) -> UnsafeRawPointer, segment: (Int) -> Segment) -> Int {
+    public static func mergedHeaders(into out: UnsafeMutableRawPointer, count: Int, pointer: (Int) -> UnsafeRawPointer,
+                                     segment: (Int) -> Segment) -> (headerBytes: Int, totalBytes: Int) {
         let first = segment(0)
-        let p0 = pointer(0)
         let pkt = out + VirtioNetHeader.size
-        pkt.copyMemory(from: p0, byteCount: first.headerLength)
+        pkt.copyMemory(from: pointer(0), byteCount: first.headerLength)
         var off = first.headerLength
         var lastFlags = first.flags
         for i in 0..<count {
             let s = segment(i)
-            (pkt + off).copyMemory(from: pointer(i) + s.headerLength, byteCount: s.payloadLength)
             off += s.payloadLength
             lastFlags = s.flags
         }
@@ -124,6 +126,6 @@ public enum Coalescer {
         h.checksumStart = UInt16(ipLen)
         h.checksumOffset = 16
         h.write(to: out)
-        return off + VirtioNetHeader.size
+        return (VirtioNetHeader.size + first.headerLength, VirtioNetHeader.size + off)
     }
 }

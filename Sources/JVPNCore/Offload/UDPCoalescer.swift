@@ -86,21 +86,19 @@ public enum UDPCoalescer {
         PlainIPHeader.transportChecksumValid(p, length: length, headerLength: d.ipLength, isV6: d.isV6, proto: 17)
     }
 
-    /// Writes `VirtioNetHeader` + the merged packet to `out` from `count` >= 2 datagrams (pointer,
-    /// parsed) in order, each following the one before. Returns the bytes written (header included).
+    /// Writes `VirtioNetHeader` and the merged packet's headers to `out` from `count` >= 2
+    /// datagrams (pointer, parsed) in order, each following the one before; the payloads go behind
+    /// them where they lie, as with `Coalescer.mergedHeaders`. Returns the bytes written to `out`
+    /// and the merged packet's length, virtio header included.
     @inlinable
-    public static func build(into out: UnsafeMutableRawPointer, count: Int, pointer: (Int) -> UnsafeRawPointer,
-                             datagram: (Int) -> Datagram) -> Int {
+    public static func mergedHeaders(into out: UnsafeMutableRawPointer, count: Int, pointer: (Int) -> UnsafeRawPointer,
+                                     datagram: (Int) -> Datagram) -> (headerBytes: Int, totalBytes: Int) {
         let first = datagram(0)
         let pkt = out + VirtioNetHeader.size
         let hdrLen = first.headerLength
         pkt.copyMemory(from: pointer(0), byteCount: hdrLen)
         var off = hdrLen
-        for i in 0..<count {
-            let d = datagram(i)
-            (pkt + off).copyMemory(from: pointer(i) + hdrLen, byteCount: d.payloadLength)
-            off += d.payloadLength
-        }
+        for i in 0..<count { off += datagram(i).payloadLength }
         let ipLen = first.ipLength
         PlainIPHeader.rewrite(pkt, totalLength: off, headerLength: ipLen, isV6: first.isV6)
         let l4 = off - ipLen
@@ -117,6 +115,6 @@ public enum UDPCoalescer {
         h.checksumStart = UInt16(ipLen)
         h.checksumOffset = 6
         h.write(to: out)
-        return off + VirtioNetHeader.size
+        return (VirtioNetHeader.size + hdrLen, VirtioNetHeader.size + off)
     }
 }
