@@ -5,7 +5,10 @@ import JVPNCore
 // Transport frames (types 4 and 5). Two properties per input:
 // 1. as a received datagram: peekHeader and open never crash or read outside the datagram, and a
 //    datagram that opens yields a plaintext of length - 32 (random bytes never do: the tag fails);
-// 2. as a plaintext: seal then open gives it back, and the frame with one bit flipped does not open.
+// 2. as a plaintext: seal then open gives it back, and the frame with one bit flipped does not open;
+//    here the 48 bytes before the frame are lent to the AEAD (as the data plane lends them), which
+//    must touch nothing beyond them (AddressSanitizer: they start the allocation) and give them
+//    back unchanged.
 
 private let sender = FuzzFixture.sender()
 private let receiver = FuzzFixture.receiver()
@@ -39,28 +42,36 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         }
     }
     let plaintextLength = min(size, Frame.maxPlaintext)
-    withMutableCopy(nil, plaintextLength + Frame.overhead) { frame in
-        let base = frame.baseAddress!
+    let room = Frame.usefulRoomBefore
+    withMutableCopy(nil, room + plaintextLength + Frame.overhead) { whole in
+        let lent = whole.baseAddress!
+        for i in 0..<room { lent.storeBytes(of: UInt8(truncatingIfNeeded: i &* 37 &+ size), toByteOffset: i, as: UInt8.self) }
+        let lentBefore = Array(whole[0..<room])
+        let base = lent + room
+        let frame = UnsafeMutableRawBufferPointer(rebasing: whole[room...])
         if plaintextLength > 0 { (base + Frame.headerLength).copyMemory(from: data!, byteCount: plaintextLength) }
         let type: MessageType = plaintextLength % 2 == 0 ? .data : .control
         let n = Frame.seal(type: type, receiverIndex: FuzzFixture.receiverIndex, counter: UInt64(size), key: sender,
-                           buffer: base, plaintextLength: plaintextLength)
+                           buffer: base, plaintextLength: plaintextLength, roomBefore: room)
         guard n == plaintextLength + Frame.overhead else { fuzzFailure("seal returned \(n) for \(plaintextLength) bytes") }
+        guard Array(whole[0..<room]) == lentBefore else { fuzzFailure("seal did not give the lent bytes back") }
         let sealed = Array(frame)
         guard let header = Frame.peekHeader(UnsafeRawPointer(base), length: n),
               header == FrameHeader(type: type, receiverIndex: FuzzFixture.receiverIndex, counter: UInt64(size)),
-              Frame.open(header: header, key: receiver, buffer: base, length: n) == plaintextLength,
+              Frame.open(header: header, key: receiver, buffer: base, length: n, roomBefore: room) == plaintextLength,
               plaintextLength == 0 || memcmp(base + Frame.headerLength, data!, plaintextLength) == 0 else {
             fuzzFailure("a sealed frame of \(plaintextLength) bytes does not open to its plaintext")
         }
+        guard Array(whole[0..<room]) == lentBefore else { fuzzFailure("open did not give the lent bytes back") }
         // Flip one bit, chosen by the input, anywhere in the frame: it must no longer be accepted.
         frame.copyBytes(from: sealed)
         let bit = size > 0 ? Int(data![0]) * 257 &+ size : 0
         base.storeBytes(of: sealed[(bit / 8) % n] ^ UInt8(1 << (bit % 8)), toByteOffset: (bit / 8) % n, as: UInt8.self)
         if let h = Frame.peekHeader(UnsafeRawPointer(base), length: n),
-           Frame.open(header: h, key: receiver, buffer: base, length: n) != nil {
+           Frame.open(header: h, key: receiver, buffer: base, length: n, roomBefore: room) != nil {
             fuzzFailure("a frame with bit \(bit % (8 * n)) flipped still opens")
         }
+        guard Array(whole[0..<room]) == lentBefore else { fuzzFailure("a rejected open did not give the lent bytes back") }
     }
     return 0
 }
