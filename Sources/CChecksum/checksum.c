@@ -109,16 +109,20 @@ uint64_t cchecksum_copy_sum_words(void *destination, const void *source, size_t 
     return cchecksum_words(destination, source, length, 1);
 }
 
+/* Headers (8 to 60 bytes) go straight to the words kernel: the vector loop would not run. */
+enum { CCHECKSUM_VECTOR_MINIMUM = 64 };
+
 uint64_t cchecksum_sum(const void *p, size_t length) {
 #if defined(__x86_64__)
-    if (cchecksum_kernel_for_cpu() == 2) return cchecksum_sum_avx2(p, length);
+    if (length >= CCHECKSUM_VECTOR_MINIMUM && cchecksum_kernel_for_cpu() == 2) return cchecksum_sum_avx2(p, length);
 #endif
     return cchecksum_sum_words(p, length);
 }
 
 uint64_t cchecksum_copy_sum(void *destination, const void *source, size_t length) {
 #if defined(__x86_64__)
-    if (cchecksum_kernel_for_cpu() == 2) return cchecksum_copy_sum_avx2(destination, source, length);
+    if (length >= CCHECKSUM_VECTOR_MINIMUM && cchecksum_kernel_for_cpu() == 2)
+        return cchecksum_copy_sum_avx2(destination, source, length);
 #endif
     return cchecksum_copy_sum_words(destination, source, length);
 }
