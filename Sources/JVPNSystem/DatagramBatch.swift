@@ -41,7 +41,8 @@ public final class DatagramBatch: @unchecked Sendable {
         memory = UnsafeMutableRawPointer.allocate(byteCount: DatagramBatch.roomBefore + capacity * slotSize, alignment: 64)
         // Not zeroed: every byte is written (by the kernel or a segmenter) before it is read, and
         // pages no datagram has touched stay out of the resident set (an idle worker's 8 receive
-        // slots of 64 KiB).
+        // slots of 64 KiB; a frame's seal or open borrows the 48 bytes before it, so it may touch
+        // the previous slot's last page too).
         iovecs = .allocate(capacity: capacity)
         headers = .allocate(capacity: capacity)
         addresses = .allocate(capacity: capacity)

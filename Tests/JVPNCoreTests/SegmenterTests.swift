@@ -150,6 +150,11 @@ final class CoalescerTests: XCTestCase {
                                   destination: { slots + $0 * 2048 }, emit: { lens[$0] = $1 })
         }
         let segs = (0..<n).map { Coalescer.parse(slots + $0 * 2048, lens[$0])! }
+        // Each segment's own checksum (its payload summed as it was copied, an odd tail included).
+        for i in 0..<n {
+            XCTAssertTrue(PlainIPHeader.transportChecksumValid(slots + i * 2048, length: lens[i], headerLength: v6 ? 40 : 20,
+                                                               isV6: v6, proto: 6), "checksum of segment \(i)")
+        }
         for i in 1..<n {
             XCTAssertTrue(Coalescer.follows(first: segs[0], segs[i - 1], slots + (i - 1) * 2048, segs[i], slots + i * 2048), "segment \(i)")
         }
@@ -190,6 +195,8 @@ final class CoalescerTests: XCTestCase {
         try roundTrip(v6: false, payload: 20_000, mss: 1388)
         try roundTrip(v6: true, payload: 9_000, mss: 1368)
         try roundTrip(v6: false, payload: 1388 * 5, mss: 1388)
+        try roundTrip(v6: false, payload: 10_001, mss: 1367) // odd MSS and odd last segment
+        try roundTrip(v6: true, payload: 4_101, mss: 1001)
     }
 
     /// Two plain ACK segments in sequence (IPv4, 100 bytes each), with the given ids and DF, and
