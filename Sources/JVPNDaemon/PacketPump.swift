@@ -364,11 +364,8 @@ final class PacketPump: @unchecked Sendable {
             default:
                 let size = Coalescer.mergedHeaders(into: mergedHeaders, count: n, pointer: { UnsafeRawPointer(self.pendingPointers[base + $0]) },
                                                    segment: { self.mergeSegments[$0] })
-                for k in 0..<n {
-                    let s = mergeSegments[k]
-                    mergePieces[1 + k] = iovec(iov_base: pendingPointers[base + k] + s.headerLength, iov_len: s.payloadLength)
-                }
-                writeMerged(headerBytes: size.headerBytes, totalBytes: size.totalBytes, packets: n)
+                writeMerged(first: base, count: n, size: size, headerLength: { self.mergeSegments[$0].headerLength },
+                            payloadLength: { self.mergeSegments[$0].payloadLength })
                 i += n
             }
         }
@@ -384,11 +381,8 @@ final class PacketPump: @unchecked Sendable {
         guard n >= 2 else { return writeSingleAt(i) }
         let size = UDPCoalescer.mergedHeaders(into: mergedHeaders, count: n, pointer: { UnsafeRawPointer(self.pendingPointers[i + $0]) },
                                               datagram: { self.mergeDatagrams[$0] })
-        for k in 0..<n {
-            let d = mergeDatagrams[k]
-            mergePieces[1 + k] = iovec(iov_base: pendingPointers[i + k] + d.headerLength, iov_len: d.payloadLength)
-        }
-        writeMerged(headerBytes: size.headerBytes, totalBytes: size.totalBytes, packets: n)
+        writeMerged(first: i, count: n, size: size, headerLength: { self.mergeDatagrams[$0].headerLength },
+                    payloadLength: { self.mergeDatagrams[$0].payloadLength })
         return n
     }
 
@@ -405,13 +399,18 @@ final class PacketPump: @unchecked Sendable {
         writeTun(h, length: length + VirtioNetHeader.size, packets: 1)
     }
 
-    /// One gathering write of a merged packet: `mergedHeaders`, then the payloads in
-    /// `mergePieces[1...packets]`; a refused one counts them all.
+    /// One gathering write of a merged packet: `mergedHeaders` (`size` as the coalescer built
+    /// them), then the payload of each of the `count` pending packets from `first` (packet k's
+    /// `payloadLength(k)` bytes after its `headerLength(k)`); a refused one counts them all.
     @inline(__always)
-    private func writeMerged(headerBytes: Int, totalBytes: Int, packets: Int) {
-        mergePieces[0] = iovec(iov_base: mergedHeaders, iov_len: headerBytes)
-        if !tun.write(pieces: mergePieces, count: packets + 1, length: totalBytes) {
-            droppedTunWrite.add(UInt64(packets), ordering: .relaxed)
+    private func writeMerged(first: Int, count n: Int, size: (headerBytes: Int, totalBytes: Int), headerLength: (Int) -> Int,
+                             payloadLength: (Int) -> Int) {
+        mergePieces[0] = iovec(iov_base: mergedHeaders, iov_len: size.headerBytes)
+        for k in 0..<n {
+            mergePieces[1 + k] = iovec(iov_base: pendingPointers[first + k] + headerLength(k), iov_len: payloadLength(k))
+        }
+        if !tun.write(pieces: mergePieces, count: n + 1, length: size.totalBytes) {
+            droppedTunWrite.add(UInt64(n), ordering: .relaxed)
         }
     }
 
