@@ -27,7 +27,7 @@ public final class DatagramBatch: @unchecked Sendable {
     private let iovecs: UnsafeMutablePointer<iovec>
     private let headers: UnsafeMutablePointer<cudp_msg>
     public let addresses: UnsafeMutablePointer<SocketAddress>
-    /// Payload length per slot (sent or received datagram length, headroom excluded).
+    /// Payload length per slot (sent or received datagram length).
     public let lengths: UnsafeMutablePointer<Int>
     /// With `control`: the UDP_GRO segment size per received slot (0 = one datagram).
     public let segmentSizes: UnsafeMutablePointer<Int>
