@@ -26,9 +26,9 @@ public struct FrameHeader: Equatable, Sendable {
 ///     type   0 0 0     receiver (LE)    counter (LE)   ciphertext     Poly1305 tag
 ///
 /// AEAD = ChaCha20-Poly1305 IETF with key = the direction's key, nonce = 4 zero bytes || counter LE,
-/// additional data = the 16 header bytes (TransportAead: OpenSSL for long frames, libsodium for short
-/// ones, same bytes). All functions work in place on the caller's buffer and allocate nothing (the
-/// thread's OpenSSL contexts are created by its first long frame, once).
+/// additional data = the 16 header bytes (TransportAead: OpenSSL's ChaCha20 and Poly1305 for every
+/// frame, libsodium only if their self-test failed; same bytes). All functions work in place on the
+/// caller's buffer, keep no state between calls and allocate nothing.
 public enum Frame {
     public static let headerLength = 16
     public static let tagLength = 16
