@@ -21,11 +21,13 @@ let package = Package(
         .target(name: "CTun", path: "CTun"),
         .target(name: "CMnl", path: "CMnl", linkerSettings: [.linkedLibrary("mnl")]),
         .target(name: "CUDP"),
+        // The vector instruction sets the CPU and the kernel allow (CPUID, XGETBV), looked at once.
+        .target(name: "CCpuFeatures"),
         // Transport frames' AEAD from OpenSSL 3's ChaCha20 and Poly1305 (the static libcrypto.a of
         // libssl-dev: only those two and the CPU dispatch end up in the binary).
         .target(name: "CAead", linkerSettings: [.linkedLibrary(":libcrypto.a")]),
         // The Internet checksum, with AVX2 where the CPU has it.
-        .target(name: "CChecksum"),
+        .target(name: "CChecksum", dependencies: ["CCpuFeatures"]),
         .target(name: "JVPNCore", dependencies: ["CSodium", "CAead", "CChecksum"]),
         .target(name: "JVPNSystem", dependencies: ["CTun", "CMnl", "CUDP", "JVPNCore"]),
         // Session ownership in etcd (gateway [Cluster]); nothing of it starts without that section.

@@ -1,7 +1,7 @@
 #include "cchecksum.h"
+#include "ccpufeatures.h"
 #include <string.h>
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -76,29 +76,6 @@ __attribute__((target("avx2"))) static uint64_t cchecksum_copy_sum_avx2(void *de
     return cchecksum_avx2(destination, source, length, 1);
 }
 
-/* AVX2 in the CPU and its registers saved by the kernel (OSXSAVE, XCR0's SSE and AVX state). */
-static int cchecksum_cpu_has_avx2(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_AVX)) return 0;
-    unsigned xcr0Low, xcr0High;
-    __asm__ volatile("xgetbv" : "=a"(xcr0Low), "=d"(xcr0High) : "c"(0));
-    if ((xcr0Low & 6) != 6 || __get_cpuid_max(0, NULL) < 7) return 0;
-    __cpuid_count(7, 0, a, b, c, d);
-    return (b & bit_AVX2) != 0;
-}
-
-/* 0 until the first call looks, then 1 (words) or 2 (AVX2). Threads that race on the first call
-   store the same value. */
-static int cchecksum_kernel;
-
-static int cchecksum_kernel_for_cpu(void) {
-    int k = __atomic_load_n(&cchecksum_kernel, __ATOMIC_RELAXED);
-    if (k == 0) {
-        k = cchecksum_cpu_has_avx2() ? 2 : 1;
-        __atomic_store_n(&cchecksum_kernel, k, __ATOMIC_RELAXED);
-    }
-    return k;
-}
 #endif
 
 uint64_t cchecksum_sum_words(const void *p, size_t length) {
@@ -114,14 +91,14 @@ enum { CCHECKSUM_VECTOR_MINIMUM = 64 };
 
 uint64_t cchecksum_sum(const void *p, size_t length) {
 #if defined(__x86_64__)
-    if (length >= CCHECKSUM_VECTOR_MINIMUM && cchecksum_kernel_for_cpu() == 2) return cchecksum_sum_avx2(p, length);
+    if (length >= CCHECKSUM_VECTOR_MINIMUM && (ccpu_features() & CCPU_AVX2)) return cchecksum_sum_avx2(p, length);
 #endif
     return cchecksum_sum_words(p, length);
 }
 
 uint64_t cchecksum_copy_sum(void *destination, const void *source, size_t length) {
 #if defined(__x86_64__)
-    if (length >= CCHECKSUM_VECTOR_MINIMUM && cchecksum_kernel_for_cpu() == 2)
+    if (length >= CCHECKSUM_VECTOR_MINIMUM && (ccpu_features() & CCPU_AVX2))
         return cchecksum_copy_sum_avx2(destination, source, length);
 #endif
     return cchecksum_copy_sum_words(destination, source, length);
