@@ -1,4 +1,6 @@
 #include "caead.h"
+#include "ccpufeatures.h"
+#include "chacha20_8blocks.h"
 #include <limits.h>
 #include <pthread.h>
 #include <string.h>
@@ -48,7 +50,37 @@ static void caead_begin(struct caead_message *m, const uint8_t *nonce, const uin
    last 64 bytes of a 1,024-byte stride goes through one call behind 64 zero bytes: in place when
    the caller lends the 64 bytes before it (saved, zeroed, restored), else as a copy behind them in
    a stack scratch. */
-enum { CAEAD_SCRATCH = 2048, CAEAD_BLOCK = 64 };
+enum { CAEAD_SCRATCH = 2048, CAEAD_BLOCK = 64, CAEAD_STRIDE = 1024, CAEAD_EIGHT_BLOCKS = 512, CAEAD_SHORT = 256 };
+
+/* Whether caead_chacha20_8blocks may be used: the CPU has AVX-512 VL and BW, and the kernel gave
+   OpenSSL's keystream when first checked. Set once, before the first message (caead_check). */
+static int eightBlocks;
+
+/* ChaCha20 over `length` bytes from block counter[0] on. On an AVX-512 CPU OpenSSL works on 16
+   blocks (1,024 bytes) at a time and a part of a stride costs as much as a whole one, as do 257-512
+   bytes on their own: a joined 1,420-byte frame (1,484 bytes) takes 380 ns, as long as 2,048
+   bytes would. So the whole strides go to OpenSSL, and a rest of up to 512 bytes behind them to a
+   call of its own: the 8-block kernel from 257 bytes (120 ns), OpenSSL's short code below (100 ns).
+   That frame then takes about 320 ns. Where the kernel is not used, one call as before. */
+static void caead_chacha20(unsigned char *out, const unsigned char *in, size_t length, const unsigned int key[8],
+                           const unsigned int counter[4]) {
+    size_t rest = length % CAEAD_STRIDE, whole = length - rest;
+    if (!eightBlocks || rest == 0 || rest > CAEAD_EIGHT_BLOCKS) {
+        ChaCha20_ctr32(out, in, length, key, counter);
+        return;
+    }
+    if (whole > 0) ChaCha20_ctr32(out, in, whole, key, counter);
+    /* The block counter wraps at 2^32 as in OpenSSL's own strides (never reached: a message is
+       shorter than 2^32 blocks and starts at block 0). */
+    const unsigned int next[4] = { counter[0] + (unsigned int)(whole / CAEAD_BLOCK), counter[1], counter[2], counter[3] };
+#if defined(__x86_64__)
+    if (rest > CAEAD_SHORT) {
+        caead_chacha20_8blocks(out + whole, in + whole, rest, key, next);
+        return;
+    }
+#endif
+    ChaCha20_ctr32(out + whole, in + whole, rest, key, next);
+}
 
 static int caead_joins_block0(size_t length) {
     size_t inStride = length % 1024;
@@ -68,7 +100,7 @@ static void caead_key_poly_alone(struct caead_message *m) {
    itself): block 0 keys Poly1305 and is wiped, and the text XORed with the keystream is left at
    out + 64. `joined` starts with the 64 zero bytes and the text right behind them. */
 static void caead_joined(struct caead_message *m, unsigned char *joined, size_t length, unsigned char *out) {
-    ChaCha20_ctr32(out, joined, CAEAD_BLOCK + length, m->key, m->counter);
+    caead_chacha20(out, joined, CAEAD_BLOCK + length, m->key, m->counter);
     Poly1305_Init(m->poly, out);
     explicit_bzero(out, CAEAD_BLOCK);
 }
@@ -143,7 +175,7 @@ static void caead_seal_message(uint8_t *text, size_t length, uint8_t *tag, const
         memcpy(text, scratch + CAEAD_BLOCK, length);
     } else {
         caead_key_poly_alone(&m);
-        if (length > 0) ChaCha20_ctr32(text, text, length, m.key, m.counter);
+        if (length > 0) caead_chacha20(text, text, length, m.key, m.counter);
     }
     caead_tag(&m, ad, adLength, text, length, tag);
     explicit_bzero(&m, sizeof m);
@@ -174,7 +206,7 @@ static int caead_open_message(uint8_t *text, size_t length, const uint8_t *tag, 
     int rc = CRYPTO_memcmp(expected, tag, sizeof expected) == 0 ? CAEAD_OK : CAEAD_REJECTED;
     if (rc == CAEAD_OK) {
         if (joined) memcpy(text, scratch + CAEAD_BLOCK, length);
-        else if (length > 0) ChaCha20_ctr32(text, text, length, m.key, m.counter);
+        else if (length > 0) caead_chacha20(text, text, length, m.key, m.counter);
     } else {
         memset(text, 0, length);
     }
@@ -209,8 +241,26 @@ static int caead_self_test(void) {
 static pthread_once_t readyOnce = PTHREAD_ONCE_INIT;
 static int ready;
 
+/* The 8-block kernel against OpenSSL's ChaCha20, which the self-test has just held to RFC 8439:
+   500 bytes (a partial last block) from a block counter of 2^32 - 3 (it wraps), with the key and
+   nonce of that test. */
+static int caead_eight_blocks_agree(void) {
+#if defined(__x86_64__)
+    unsigned int key[8], counter[4] = { 0xfffffffdu, 0x07, 0x43424140, 0x47464544 };
+    for (int i = 0; i < 8; i++) key[i] = 0x83828180u + 0x04040404u * (unsigned int)i;
+    unsigned char text[500], theirs[500], ours[500];
+    for (size_t i = 0; i < sizeof text; i++) text[i] = (unsigned char)(i * 7 + 1);
+    ChaCha20_ctr32(theirs, text, sizeof text, key, counter);
+    caead_chacha20_8blocks(ours, text, sizeof text, key, counter);
+    return memcmp(theirs, ours, sizeof ours) == 0;
+#else
+    return 0;
+#endif
+}
+
 static void caead_check(void) {
     ready = Poly1305_ctx_size() <= sizeof(((struct caead_message *)0)->poly) && caead_self_test();
+    eightBlocks = ready && (ccpu_features() & CCPU_AVX512VL_BW) && caead_eight_blocks_agree();
 }
 
 /* Whether these primitives may be used: their state fits and they give RFC 8439's bytes. */
@@ -230,4 +280,8 @@ int caead_open(uint8_t *text, size_t length, const uint8_t *tag, const uint8_t *
                const uint8_t *nonce, const uint8_t *key, size_t roomBefore) {
     if (length > INT_MAX || adLength > INT_MAX || !caead_ready()) return CAEAD_UNAVAILABLE;
     return caead_open_message(text, length, tag, ad, adLength, nonce, key, roomBefore);
+}
+
+int caead_uses_eight_blocks(void) {
+    return caead_ready() && eightBlocks;
 }

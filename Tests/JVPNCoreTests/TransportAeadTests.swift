@@ -1,4 +1,5 @@
 import CAead
+import CCpuFeatures
 import CSodium
 import Foundation
 import XCTest
@@ -110,9 +111,14 @@ final class TransportAeadTests: XCTestCase {
     func testMatchesLibsodiumBothWays() {
         // and around where block 0 stops joining the text's call (a 1,024-byte stride's last 64
         // bytes, and the 2,048-byte scratch)
-        let lengths = [0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 448, 449, 511, 512, 513, 639, 640, 641, 959, 960,
-                       961, 1023, 1024, 1025, 1420, 1983, 1984, 1985, 1988, 2000, 2048, 4095, 4097, 65_535]
-            + (0..<150).map { _ in Int.random(in: 0...2000) } + (0..<20).map { _ in Int.random(in: 2001...65_535) }
+        // and where ChaCha20's rest behind whole 1,024-byte strides changes hands (OpenSSL's short
+        // code up to 256 bytes, the 8-block kernel from 257 to 512, one call beyond): joined with
+        // block 0 (64 bytes more: every rest from 250 to 520 bytes) and not (from 1,985 bytes)
+        let lengths = [0, 1, 15, 16, 17, 63, 64, 65, 192, 193, 255, 256, 257, 448, 449, 511, 512, 513, 639, 640, 641,
+                       959, 960, 961, 1023, 1024, 1025, 1216, 1217, 1420, 1472, 1473, 1983, 1984, 1985, 1988, 2000, 2048,
+                       2304, 2305, 2560, 2561, 4095, 4097, 65_535] + Array(1210...1480)
+            + (0..<150).map { _ in Int.random(in: 0...2000) } + (0..<40).map { _ in Int.random(in: 2001...3100) }
+            + (0..<20).map { _ in Int.random(in: 3101...65_535) }
         // With the 64 bytes before the text lent and without (in place, or through the scratch),
         // and with fewer lent than it takes.
         for length in lengths {
@@ -127,6 +133,15 @@ final class TransportAeadTests: XCTestCase {
                               "sodium seal -> CAead open, length \(length), room \(room)")
             }
         }
+    }
+
+    /// On a CPU with AVX-512 VL and BW the 8-block kernel is in use (it passed its check against
+    /// OpenSSL), so the lengths above went through it.
+    func testEightBlockKernelIsUsedWhereTheCPUHasIt() throws {
+        guard Int(ccpu_features()) & CCPU_AVX512VL_BW != 0 else {
+            throw XCTSkip("this CPU has no AVX-512 VL and BW")
+        }
+        XCTAssertEqual(caead_uses_eight_blocks(), 1)
     }
 
     /// Nothing carries over from one message to the next: messages alternating between keys, runs
@@ -248,8 +263,8 @@ final class TransportAeadTests: XCTestCase {
     /// with room lent before the frame (the header, its AAD, among the borrowed bytes) and without.
     func testFrameBytesAreLibsodiums() throws {
         // The header (the AAD) and the ciphertext go to Poly1305 together: every length of a last
-        // partial block (1,400-1,431).
-        for length in [0, 1, 15, 16, 17, 52, 960, 1024, 1985, 3000] + Array(1400...1431) {
+        // partial block (1,400-1,431), and ChaCha20's rest to each of its three codes.
+        for length in [0, 1, 15, 16, 17, 52, 200, 460, 960, 1024, 1217, 1472, 1985, 2305, 3000] + Array(1400...1431) {
             for room in [0, Frame.usefulRoomBefore] { try frameBytesAreLibsodiums(length: length, room: room) }
         }
     }

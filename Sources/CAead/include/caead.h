@@ -4,9 +4,10 @@
 #include <stdint.h>
 
 /* ChaCha20-Poly1305, RFC 8439 (IETF: 32-byte key, 12-byte nonce, 16-byte tag), from OpenSSL 3's
-   ChaCha20 and Poly1305 assembly (the static libcrypto). Byte for byte the same construction as
-   libsodium's crypto_aead_chacha20poly1305_ietf_*_detached, and faster on this project's machines
-   at every frame length.
+   ChaCha20 and Poly1305 assembly (the static libcrypto), with this target's own 8-block AVX-512
+   ChaCha20 for the last 257-512 bytes behind OpenSSL's 1,024-byte strides. Byte for byte the same
+   construction as libsodium's crypto_aead_chacha20poly1305_ietf_*_detached, and faster on this
+   project's machines at every frame length.
 
    No state between calls: the key schedule and the Poly1305 state live on the caller's stack for
    one message and are wiped before the call returns. No allocation, no lock. */
@@ -36,5 +37,10 @@ int caead_seal(uint8_t *text, size_t length, uint8_t *tag, const uint8_t *ad, si
    Returns CAEAD_*; on CAEAD_REJECTED the region is zeroed. */
 int caead_open(uint8_t *text, size_t length, const uint8_t *tag, const uint8_t *ad, size_t adLength,
                const uint8_t *nonce, const uint8_t *key, size_t roomBefore);
+
+/* 1 when ChaCha20's last 257-512 bytes behind whole strides go to the 8-block AVX-512 kernel in
+   this process (the CPU has AVX-512 VL and BW, and the kernel gave OpenSSL's keystream when
+   checked before the first message), else 0. */
+int caead_uses_eight_blocks(void);
 
 #endif
