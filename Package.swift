@@ -49,7 +49,7 @@ let package = Package(
             "JVPNCore", "JVPNSystem",
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
-        .executableTarget(name: "jvpn-microbench", dependencies: ["JVPNCore", "CSodium"]),
+        .executableTarget(name: "jvpn-microbench", dependencies: ["JVPNCore", "CAead", "CSodium"]),
         .executableTarget(name: "jvpn-loadgen", dependencies: ["JVPNCore", "JVPNSystem"]),
         .testTarget(name: "JVPNCoreTests", dependencies: ["JVPNCore", "CAead", "CChecksum", "CCpuFeatures"]),
         .testTarget(name: "JVPNSystemTests", dependencies: ["JVPNSystem", "JVPNCore", "JVPNDaemon"]),

@@ -1,5 +1,6 @@
 // Micro-benchmarks of the per-packet work in JVPNCore: seal, open, replay window, TSO
 // segmentation, GRO coalescing, the snapshot's receiver map and AllowedIPs table. Run in release: deploy/bench/micro.sh. Prints ns/op and Gbit/s.
+import CAead
 import CSodium
 import Glibc
 import JVPNCore
@@ -40,6 +41,7 @@ do {
     exit(1)
 }
 print("libsodium AVX2 available: \(sodium_runtime_has_avx2() == 1)")
+print("CAead: ChaCha20 rests on the 8-block AVX-512 kernel: \(caead_uses_eight_blocks() == 1)")
 let kp = Keypair(sendKey: [UInt8](repeating: 1, count: 32), receiveKey: [UInt8](repeating: 1, count: 32),
                  localIndex: 1, remoteIndex: 1, createdAt: 0, isInitiator: true)!
 let buf = UnsafeMutableRawPointer.allocate(byteCount: 70_000, alignment: 64)
