@@ -16,6 +16,9 @@
 #   ping RTT on an idle tunnel (50 pings, 20 ms apart): average
 #   ping RTT under load: pings 20 ms apart during the 1-stream TCP run: average
 #   CPU seconds per GB moved: utime+stime of both daemons during the 1-stream run
+#   TCP retransmits (the senders', iperf3's JSON) in the 1- and 4-stream runs, and UDP receive-buffer
+#   drops (RcvbufErrors, /proc/net/snmp of both namespaces: the tunnel's sockets and any other)
+#   over the two TCP runs; summed over all runs
 #   RSS per daemon (VmRSS; the larger of the two daemons): idle before the first run, and under
 #   load (VmHWM, the peak, after all runs)
 # --workers N writes `Workers = N` into both jvpn configs (default: none, so `auto`, and a binary
@@ -99,7 +102,8 @@ median() {
         if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
-# iperf_run TARGET PARALLEL -> "bits_per_second bytes" (receiver side) or "nan nan"
+# iperf_run TARGET PARALLEL -> "bits_per_second bytes retransmits" (receiver side; the senders'
+# retransmits) or "nan nan nan"
 iperf_run() {
     local target="$1" par="$2" out f="$RIG_DIR/iperf.json"
     # In the background + `wait`: a TERM/INT trap then runs at once, not after iperf3 ends.
@@ -112,11 +116,11 @@ import json, sys
 try:
     d = json.loads(sys.stdin.read())
     if "error" in d:
-        print("iperf3: " + d["error"], file=sys.stderr); print("nan nan"); sys.exit(0)
+        print("iperf3: " + d["error"], file=sys.stderr); print("nan nan nan"); sys.exit(0)
     s = d["end"]["sum_received"]
-    print(s["bits_per_second"], s["bytes"])
+    print(s["bits_per_second"], s["bytes"], d["end"]["sum_sent"].get("retransmits", "nan"))
 except Exception as e:
-    print("iperf3 output not parsable: %s" % e, file=sys.stderr); print("nan nan")
+    print("iperf3 output not parsable: %s" % e, file=sys.stderr); print("nan nan nan")
 ' <<<"$out"
 }
 
@@ -136,6 +140,20 @@ for f in ("/proc/net/udp", "/proc/net/udp6"):
 print(total)
 ' "$IPERF_PORT" 2>/dev/null || echo nan
 }
+
+# udp_rcvbuf_errors: UDP receive-buffer drops so far in both namespaces, summed
+udp_rcvbuf_errors() {
+    local ns total=0 n
+    for ns in "$RIG_GW" "$RIG_CLIENT"; do
+        n="$(ip netns exec "$ns" awk '$1 == "Udp:" { if (!h) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp 2>/dev/null)"
+        [[ "$n" =~ ^[0-9]+$ ]] || { echo nan; return; }
+        total=$(( total + n ))
+    done
+    echo "$total"
+}
+
+# add_to TOTAL VALUE: TOTAL + VALUE, or nan when either is unknown
+add_to() { [[ "$1" =~ ^[0-9]+$ && "$2" =~ ^[0-9]+$ ]] && echo $(( $1 + $2 )) || echo nan; }
 
 # udp_pps TARGET -> "RECEIVED DELIVERED": packets per second (64-byte payloads, unpaced) that
 # reached iperf3, and that the tunnel delivered to its socket over the same run ("nan" when unknown)
@@ -175,18 +193,21 @@ declare -A R
 # measure MODE TARGET PIDS...
 measure() {
     local mode="$1" target="$2"; shift 2
-    local pids=("$@") r t1=() t4=() pg=() pl=() cg=() ud=() ui=() bits bytes c0 c1 ppid got in
+    local pids=("$@") r t1=() t4=() pg=() pl=() cg=() ud=() ui=() bits bytes retr c0 c1 ppid got in e0 e1
+    local retr1=0 retr4=0 drops=0
     [[ ${#pids[@]} -gt 0 ]] && R[$mode.rss_idle]="$(rss_max_mb VmRSS "${pids[@]}")"
     for (( r = 1; r <= RUNS; r++ )); do
         log "$mode: run $r/$RUNS: ping, TCP x1 (with ping), TCP x4, UDP 64 B (${SECONDS_PER}s each)"
         pg+=("$(ping_avg "$target")")
         c0="$(cpu_ticks "${pids[@]+"${pids[@]}"}")"
+        e0="$(udp_rcvbuf_errors)"
         # Pings during the stream, from 1 s in to 1 s before its end (when there is room).
         local lc=$(( (SECONDS_PER - 2) * 50 ))
         (( lc < 10 )) && lc=10
         ( sleep 1; ping_avg "$target" "$lc" >"$RIG_DIR/ping-load.res" ) &
         ppid=$!
-        iperf_run "$target" 1 >"$RIG_DIR/iperf.res"; read -r bits bytes <"$RIG_DIR/iperf.res"
+        iperf_run "$target" 1 >"$RIG_DIR/iperf.res"; read -r bits bytes retr <"$RIG_DIR/iperf.res"
+        retr1="$(add_to "$retr1" "$retr")"
         c1="$(cpu_ticks "${pids[@]+"${pids[@]}"}")"
         wait "$ppid" || true
         pl+=("$(cat "$RIG_DIR/ping-load.res" 2>/dev/null || echo nan)")
@@ -194,8 +215,11 @@ measure() {
         if [[ ${#pids[@]} -gt 0 && "$bytes" != nan && "$bytes" != 0 ]]; then
             cg+=("$(awk -v c=$(( c1 - c0 )) -v hz="$CLK_TCK" -v b="$bytes" 'BEGIN { printf "%.3f", (c / hz) / (b / 1e9) }')")
         fi
-        iperf_run "$target" 4 >"$RIG_DIR/iperf.res"; read -r bits bytes <"$RIG_DIR/iperf.res"
+        iperf_run "$target" 4 >"$RIG_DIR/iperf.res"; read -r bits bytes retr <"$RIG_DIR/iperf.res"
+        retr4="$(add_to "$retr4" "$retr")"
         t4+=("$bits")
+        e1="$(udp_rcvbuf_errors)"
+        [[ "$e0" =~ ^[0-9]+$ && "$e1" =~ ^[0-9]+$ ]] && drops="$(add_to "$drops" $(( e1 - e0 )))" || drops=nan
         read -r got in < <(udp_pps "$target")
         ud+=("$got"); ui+=("$in")
     done
@@ -205,6 +229,8 @@ measure() {
     R[$mode.tcp4]="$(median "${t4[@]}")"
     R[$mode.ping]="$(median "${pg[@]}")"
     R[$mode.pingload]="$(median "${pl[@]}")"
+    R[$mode.retr]="$retr1/$retr4"
+    R[$mode.tcpdrops]="$drops"
     if [[ ${#pids[@]} -gt 0 ]]; then
         R[$mode.cpu]="$(median "${cg[@]+"${cg[@]}"}")"
         R[$mode.rss]="$(rss_max_mb VmHWM "${pids[@]}")"
@@ -327,18 +353,19 @@ for m in wg jvpn; do
     R[$m.addidle]="$(added "$m" ping)"; R[$m.addload]="$(added "$m" pingload)"
 done
 kpps() { [[ "$1" == nan || -z "$1" ]] && echo "n/a" || awk -v p="$1" 'BEGIN { printf "%.1f", p / 1000 }'; }
-printf '%-14s %11s %11s %11s %11s %11s %11s %10s %9s %9s\n' mode "TCPx1 Gb/s" "TCPx4 Gb/s" "UDP64 kpps" "UDP64 in" "ping ms" \
-    "ping load" "CPU s/GB" "RSS idle" "RSS load"
+printf '%-14s %11s %11s %11s %11s %11s %11s %10s %9s %9s %9s %9s\n' mode "TCPx1 Gb/s" "TCPx4 Gb/s" "UDP64 kpps" "UDP64 in" "ping ms" \
+    "ping load" "CPU s/GB" "RSS idle" "RSS load" "TCP retr" "UDP drop"
 for m in raw wg jvpn; do
     want "$m" || continue
     label="$m"; [[ "$m" == raw ]] && label="raw veth"; [[ "$m" == wg ]] && label="wireguard-go"
     if [[ -z "${R[$m.ok]:-}" ]]; then printf '%-14s %11s\n' "$label" "failed/skipped"; continue; fi
-    printf '%-14s %11s %11s %11s %11s %11s %11s %10s %9s %9s\n' "$label" "$(gbit "${R[$m.tcp1]}")" "$(gbit "${R[$m.tcp4]}")" \
+    printf '%-14s %11s %11s %11s %11s %11s %11s %10s %9s %9s %9s %9s\n' "$label" "$(gbit "${R[$m.tcp1]}")" "$(gbit "${R[$m.tcp4]}")" \
         "$(kpps "${R[$m.udp]}")" "$(kpps "${R[$m.udpif]}")" "$(fmt "${R[$m.ping]}")" "$(fmt "${R[$m.pingload]}")" "$(fmt "${R[$m.cpu]}")" \
-        "$(fmt "${R[$m.rss_idle]:-}")" "$(fmt "${R[$m.rss]}")"
+        "$(fmt "${R[$m.rss_idle]:-}")" "$(fmt "${R[$m.rss]}")" "${R[$m.retr]}" "$(fmt "${R[$m.tcpdrops]}")"
 done
 echo "(UDP64: kpps that reached iperf3 / that the tunnel delivered to its socket (received + socket drops); ping: average RTT,"
-echo " idle and during the 1-stream run; RSS: MB, the larger daemon, VmRSS idle / VmHWM after load)"
+echo " idle and during the 1-stream run; RSS: MB, the larger daemon, VmRSS idle / VmHWM after load;"
+echo " TCP retr: the senders' retransmits, 1 / 4 streams; UDP drop: receive-buffer drops in both namespaces during the TCP runs)"
 if [[ -n "${R[raw.ok]:-}" ]]; then
     for m in wg jvpn; do
         [[ -n "${R[$m.ok]:-}" ]] || continue
@@ -358,8 +385,8 @@ if [[ -n "$JSON_OUT" ]]; then
         sep=""
         for m in raw wg jvpn; do
             [[ -n "${R[$m.ok]:-}" ]] || continue
-            printf '%s"%s": {"tcp1_bps": "%s", "tcp4_bps": "%s", "udp64_pps": "%s", "udp64_delivered_pps": "%s", "ping_avg_ms": "%s", "ping_load_ms": "%s", "cpu_s_per_gb": "%s", "rss_idle_mb": "%s", "rss_load_mb": "%s"}' \
-                "$sep" "$m" "${R[$m.tcp1]}" "${R[$m.tcp4]}" "${R[$m.udp]}" "${R[$m.udpif]}" "${R[$m.ping]}" "${R[$m.pingload]}" "${R[$m.cpu]}" "${R[$m.rss_idle]:-}" "${R[$m.rss]}"
+            printf '%s"%s": {"tcp1_bps": "%s", "tcp4_bps": "%s", "udp64_pps": "%s", "udp64_delivered_pps": "%s", "ping_avg_ms": "%s", "ping_load_ms": "%s", "cpu_s_per_gb": "%s", "rss_idle_mb": "%s", "rss_load_mb": "%s", "tcp_retransmits_x1_x4": "%s", "udp_rcvbuf_drops_tcp_runs": "%s"}' \
+                "$sep" "$m" "${R[$m.tcp1]}" "${R[$m.tcp4]}" "${R[$m.udp]}" "${R[$m.udpif]}" "${R[$m.ping]}" "${R[$m.pingload]}" "${R[$m.cpu]}" "${R[$m.rss_idle]:-}" "${R[$m.rss]}" "${R[$m.retr]}" "${R[$m.tcpdrops]}"
             sep=", "
         done
         printf '}}\n'
