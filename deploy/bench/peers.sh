@@ -3,13 +3,14 @@
 # sessions (jvpn-loadgen) handshaking with it at once, and one real jvpn client whose ping through
 # the tunnel runs across the storm.
 #
-# usage: deploy/bench/peers.sh [--peers N] [--sources K] [--hold S] [--ping-ms MS]
+# usage: deploy/bench/peers.sh [--peers N] [--sources K] [--hold S] [--ping-ms MS] [--loadgen-idle]
 #   --peers N     sessions of the load generator (default 1000; the gateway gets N+1 [Peer]s)
 #   --sources K   source IPv4 addresses the sessions spread over (default N: one each, as N clients
 #                 behind N addresses; K=1 puts them all behind one address, which the gateway's
 #                 per-source handshake limit then paces)
 #   --hold S      seconds the sessions stay idle after attaching (default 5; RSS is read then)
-#   --ping-ms MS  interval of the real client's ping (default 10)
+#   --ping-ms MS  interval of the real client's ping (default 2: a storm of 0.6-0.9 s then holds
+#                 300-450 pings, so its p99 is not simply its slowest ping)
 #   --retry-ms MS a session sends its initiation or probe again after MS without an answer
 #                 (default 1000)
 #   --wave W      W sessions initiate at once, the next W a second later (default: all N at once);
@@ -18,6 +19,10 @@
 #                 iperf3 TCP stream through the real client's tunnel (the per-packet cost with N
 #                 sessions, to compare with --peers 1; default 0: none)
 #   --workers N   the gateway's `Workers` (default: none written, so `auto`)
+#   --loadgen-idle  run the load generator in the idle scheduling class (chrt --idle 0): on this
+#                 one-host rig its 1,000 sessions' handshakes then take only the CPU that the real
+#                 client, the gateway and the kernel's packet processing leave, as they would on
+#                 machines of their own (default: an ordinary process, which competes with them)
 #   --stages      capture the real client's traffic in both namespaces (tcpdump) and split the
 #                 storm's pings into the gateway daemon's share, the client daemon's, the veth's
 #                 and the gateway kernel's (deploy/bench/ping_stages.py)
@@ -46,24 +51,26 @@ BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PEERS=1000
 SOURCES=""
 HOLD=5
-PING_MS=10
+PING_MS=2
 RETRY_MS=1000
 WAVE=""
 IPERF=0
 WORKERS=""
 STAGES=0
+LOADGEN_CLASS=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --peers) PEERS="$2"; shift 2 ;;
         --sources) SOURCES="$2"; shift 2 ;;
         --hold) HOLD="$2"; shift 2 ;;
         --ping-ms) PING_MS="$2"; shift 2 ;;
+        --loadgen-idle) LOADGEN_CLASS=(chrt --idle 0); shift ;;
         --retry-ms) RETRY_MS="$2"; shift 2 ;;
         --wave) WAVE="$2"; shift 2 ;;
         --iperf) IPERF="$2"; shift 2 ;;
         --workers) WORKERS="$2"; shift 2 ;;
         --stages) STAGES=1; shift ;;
-        -h|--help) sed -n '2,43p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,44p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -144,7 +151,7 @@ ping_pid=$!
 sleep 1
 cpu0="$(cpu_ticks "$pid")" w0="$(now_ms)"
 storm_start="$(date +%s.%N)"
-rig_exec "$RIG_CLIENT" "$LOADGEN_BIN" run --keys "$RIG_DIR/loadgen.keys" --gateway "$RIG_GW_IP:51820" \
+rig_exec "$RIG_CLIENT" "${LOADGEN_CLASS[@]}" "$LOADGEN_BIN" run --keys "$RIG_DIR/loadgen.keys" --gateway "$RIG_GW_IP:51820" \
     --gateway-key "$(cat "$RIG_DIR/gw.pub")" --source-base 10.201.16.1 --sources "$SOURCES" --timeout 60 --retry-ms "$RETRY_MS" --wave "$WAVE" --hold "$HOLD" \
     >"$RIG_DIR/loadgen.out" 2>&1 &
 lg_pid=$!
