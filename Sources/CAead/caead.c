@@ -64,27 +64,25 @@ static int eightBlocks;
    That frame then takes about 320 ns. Where the kernel is not used, one call as before. */
 static void caead_chacha20(unsigned char *out, const unsigned char *in, size_t length, const unsigned int key[8],
                            const unsigned int counter[4]) {
-    size_t rest = length % CAEAD_STRIDE, whole = length - rest;
-    if (!eightBlocks || rest == 0 || rest > CAEAD_EIGHT_BLOCKS) {
-        ChaCha20_ctr32(out, in, length, key, counter);
-        return;
-    }
-    if (whole > 0) ChaCha20_ctr32(out, in, whole, key, counter);
-    /* The block counter wraps at 2^32 as in OpenSSL's own strides (never reached: a message is
-       shorter than 2^32 blocks and starts at block 0). */
-    const unsigned int next[4] = { counter[0] + (unsigned int)(whole / CAEAD_BLOCK), counter[1], counter[2], counter[3] };
 #if defined(__x86_64__)
-    if (rest > CAEAD_SHORT) {
-        caead_chacha20_8blocks(out + whole, in + whole, rest, key, next);
+    size_t rest = length % CAEAD_STRIDE, whole = length - rest;
+    if (eightBlocks && rest > 0 && rest <= CAEAD_EIGHT_BLOCKS) {
+        if (whole > 0) ChaCha20_ctr32(out, in, whole, key, counter);
+        /* The block counter wraps at 2^32 as in OpenSSL's own strides (never reached: a message
+           is shorter than 2^32 blocks and starts at block 0). */
+        const unsigned int next[4] = { counter[0] + (unsigned int)(whole / CAEAD_BLOCK), counter[1], counter[2],
+                                       counter[3] };
+        if (rest > CAEAD_SHORT) caead_chacha20_8blocks(out + whole, in + whole, rest, key, next);
+        else ChaCha20_ctr32(out + whole, in + whole, rest, key, next);
         return;
     }
 #endif
-    ChaCha20_ctr32(out + whole, in + whole, rest, key, next);
+    ChaCha20_ctr32(out, in, length, key, counter);
 }
 
 static int caead_joins_block0(size_t length) {
-    size_t inStride = length % 1024;
-    return length <= CAEAD_SCRATCH - CAEAD_BLOCK && inStride != 0 && inStride <= 1024 - CAEAD_BLOCK;
+    size_t inStride = length % CAEAD_STRIDE;
+    return length <= CAEAD_SCRATCH - CAEAD_BLOCK && inStride != 0 && inStride <= CAEAD_STRIDE - CAEAD_BLOCK;
 }
 
 /* Block 0 alone keys Poly1305; the text's call then starts at block 1. */

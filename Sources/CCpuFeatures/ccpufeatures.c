@@ -4,7 +4,7 @@
 #include <stddef.h>
 
 /* XCR0: the state the kernel saves. SSE and AVX (bits 1, 2) for YMM registers; AVX-512's opmask,
-   the upper halves of ZMM0-15 and ZMM16-31 (bits 5, 6, 7) for any AVX-512 instruction. */
+   the upper halves of ZMM0-15, and ZMM16-31 whole (bits 5, 6, 7) for any AVX-512 instruction. */
 enum { XCR0_YMM = 0x06, XCR0_AVX512 = 0xe0 };
 
 static int ccpu_detect(void) {

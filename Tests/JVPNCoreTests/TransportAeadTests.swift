@@ -263,8 +263,10 @@ final class TransportAeadTests: XCTestCase {
     /// with room lent before the frame (the header, its AAD, among the borrowed bytes) and without.
     func testFrameBytesAreLibsodiums() throws {
         // The header (the AAD) and the ciphertext go to Poly1305 together: every length of a last
-        // partial block (1,400-1,431), and ChaCha20's rest to each of its three codes.
-        for length in [0, 1, 15, 16, 17, 52, 200, 460, 960, 1024, 1217, 1472, 1985, 2305, 3000] + Array(1400...1431) {
+        // partial block (1,400-1,431), and ChaCha20's rest to each of its three codes, joined with
+        // block 0 and not.
+        for length in [0, 1, 15, 16, 17, 52, 200, 460, 960, 1024, 1100, 1217, 1472, 1985, 2200, 2305, 3000]
+            + Array(1400...1431) {
             for room in [0, Frame.usefulRoomBefore] { try frameBytesAreLibsodiums(length: length, room: room) }
         }
     }
